@@ -1,0 +1,61 @@
+/**
+ * Shared helpers for the side-by-side benchmarks: timing, a printed table, and
+ * `bench/results/<package>.json` as a list of `{ metric, value, unit, baseline, ratio }`.
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+
+export interface Row {
+  readonly metric: string
+  readonly value: number
+  readonly unit: string
+  /** The raw library's figure measured in the same run (same unit), or null when there is none. */
+  readonly baseline: number | null
+  /** value / baseline (for times, >1 means we are slower; for throughputs, <1 means slower). */
+  readonly ratio: number | null
+  readonly note?: string
+}
+
+export const row = (metric: string, value: number, unit: string, baseline: number | null, note?: string): Row => ({
+  metric,
+  value: round(value),
+  unit,
+  baseline: baseline === null ? null : round(baseline),
+  ratio: baseline === null || baseline === 0 ? null : round(value / baseline, 3),
+  ...(note ? { note } : {})
+})
+
+const round = (x: number, digits = 3) => Number(x.toFixed(digits))
+
+/** Runs `f` `repeat` times after `warmup` runs and returns the median wall time in milliseconds. */
+export const time = async (f: () => unknown, options: { repeat?: number; warmup?: number } = {}): Promise<number> => {
+  const { repeat = 5, warmup = 1 } = options
+  for (let i = 0; i < warmup; i++) await f()
+  const times: Array<number> = []
+  for (let i = 0; i < repeat; i++) {
+    const t0 = performance.now()
+    await f()
+    times.push(performance.now() - t0)
+  }
+  times.sort((a, b) => a - b)
+  return times[Math.floor(times.length / 2)]!
+}
+
+export const report = (pkg: string, rows: ReadonlyArray<Row>): void => {
+  console.log(`\n${pkg}`)
+  console.table(
+    rows.map((r) => ({
+      metric: r.metric,
+      value: r.value,
+      unit: r.unit,
+      baseline: r.baseline ?? "",
+      ratio: r.ratio ?? "",
+      ...(r.note ? { note: r.note } : {})
+    }))
+  )
+  const dir = path.resolve(import.meta.dirname, "..", "results")
+  fs.mkdirSync(dir, { recursive: true })
+  const file = path.join(dir, `${pkg}.json`)
+  fs.writeFileSync(file, JSON.stringify(rows, null, 2) + "\n")
+  console.log(`wrote ${path.relative(process.cwd(), file)}`)
+}

@@ -1,0 +1,6 @@
+/**
+ * @org/amber-store (work in progress).
+ *
+ * @since 0.0.0
+ */
+export {}

@@ -1,0 +1,6 @@
+/**
+ * @org/jasper (work in progress).
+ *
+ * @since 0.0.0
+ */
+export {}

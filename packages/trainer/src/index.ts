@@ -1,0 +1,6 @@
+/**
+ * @org/trainer (work in progress).
+ *
+ * @since 0.0.0
+ */
+export {}

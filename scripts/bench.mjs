@@ -1,0 +1,32 @@
+// npm run bench               runs every bench/<package>.ts
+// npm run bench -- <package>  runs one (e.g. storage, jasper, amber-store, marken, trainer)
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
+
+const root = path.resolve(import.meta.dirname, "..")
+const all = fs
+  .readdirSync(path.join(root, "bench"))
+  .filter((f) => f.endsWith(".ts"))
+  .map((f) => f.slice(0, -3))
+  .sort()
+const wanted = process.argv.slice(2)
+const unknown = wanted.filter((w) => !all.includes(w))
+if (unknown.length > 0) {
+  console.error(`unknown benchmark(s): ${unknown.join(", ")}; available: ${all.join(", ")}`)
+  process.exit(2)
+}
+let failed = 0
+for (const name of wanted.length ? wanted : all) {
+  console.log(`\n### bench/${name}.ts`)
+  const r = spawnSync(
+    path.join(root, "node_modules/.bin/tsx"),
+    ["--conditions=@org/source", path.join(root, "bench", `${name}.ts`)],
+    {
+      stdio: "inherit",
+      cwd: root
+    }
+  )
+  if (r.status !== 0) failed++
+}
+process.exit(failed ? 1 : 0)
