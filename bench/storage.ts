@@ -3,7 +3,7 @@
  * Run: npm run bench -- storage   (PostgreSQL rows when ORG_TEST_PG_URL is set)
  */
 import SqliteDatabase from "better-sqlite3"
-import { Effect, Layer } from "effect"
+import { Effect, type Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
