@@ -1,0 +1,869 @@
+/**
+ * The feature store: memoized, immutable, versioned feature values tied to media
+ * entities, with their lineage, shared by every process that points at the same
+ * database. `getOrCompute` computes a value at most once per key: once per process
+ * (single-flight) and once across processes (a claim with a lease in the database).
+ *
+ * @since 0.1.0
+ */
+import { Cause, Clock, Context, Deferred, Effect, Either, Exit, Layer, Option, ParseResult, Schema } from "effect"
+import { Database, Vector } from "@org/storage"
+import type { StorageError as Storage } from "@org/storage"
+import { randomBytes } from "node:crypto"
+import * as os from "node:os"
+import * as FeatureSpec from "./FeatureSpec.js"
+import type * as Fingerprint from "./Fingerprint.js"
+import type { Backend, Key, NewRow, ValueRow } from "./internal/backend.js"
+import { keyString } from "./internal/backend.js"
+import { canonicalJson } from "./internal/canonical.js"
+import * as MemoryBackend from "./internal/memory.js"
+import * as SqlBackend from "./internal/sql.js"
+import {
+  CorruptValue,
+  FeatureMismatch,
+  ImmutableValue,
+  InvalidValue,
+  StoreConfigError,
+  UnknownFeature
+} from "./StoreError.js"
+
+type StorageError = Storage.StorageError
+
+/**
+ * Options of a store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Options = Schema.Struct({
+  /** Recorded as the producer of values put without one (default `"amber-store"`). */
+  producer: Schema.optional(Schema.String.pipe(Schema.minLength(1))),
+  /** Recorded as the run of values put without one (default: a random id per store). */
+  run: Schema.optional(Schema.String.pipe(Schema.minLength(1))),
+  /**
+   * How long a claim on a key lasts without renewal, in milliseconds (default
+   * 30000). A holder renews it every third of the lease while it computes; when a
+   * holder dies, a waiter takes over after the lease.
+   */
+  leaseMs: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(50))),
+  /** The longest pause between two looks of a waiter, in milliseconds (default 200). */
+  pollMs: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  /** Most bind parameters in one statement; batches are chunked below it (default 30000). */
+  maxParameters: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(16)))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Options = Schema.Schema.Encoded<typeof Options>
+
+/**
+ * A key within one feature: the entity and the fingerprint of the inputs (which
+ * carries the parameter hash).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Ref {
+  readonly entity: string
+  readonly fingerprint: Fingerprint.Fingerprint
+}
+
+/**
+ * Who wrote a value: the producer (an algorithm and its version) and the run.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Provenance {
+  readonly producer?: string
+  readonly run?: string
+  /** How long the computation took, when known. */
+  readonly computeMs?: number
+}
+
+/**
+ * One value of a `putMany` batch.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Item<A> extends Ref, Provenance {
+  readonly value: A
+}
+
+/**
+ * What a stored value was computed from, by which producer and run, and when.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Lineage {
+  readonly feature: string
+  readonly version: number
+  readonly entity: string
+  /** The parameter hash of the key. */
+  readonly params: string
+  /** The input fingerprint of the key. */
+  readonly fingerprint: string
+  readonly inputs: Fingerprint.CanonicalInputs
+  readonly producer: string
+  readonly run: string
+  /** When the value was stored (epoch milliseconds). */
+  readonly createdAt: number
+  readonly computeMs: number | null
+  /** When the value was invalidated (epoch milliseconds), if it was. */
+  readonly invalidatedAt: number | null
+  readonly reason: string | null
+}
+
+/**
+ * Counters of one store instance (one process).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Counters {
+  /** Lookups (`get`, `getMany` per key, `getOrCompute`) that found a stored value. */
+  readonly hits: number
+  /** Lookups that found none. */
+  readonly misses: number
+  /** Computations run by `getOrCompute` in this store. */
+  readonly computations: number
+  /** `getOrCompute` misses answered by another fiber's or process's computation. */
+  readonly waits: number
+  /** Claims taken over from a holder whose lease ran out. */
+  readonly takeovers: number
+}
+
+/**
+ * Which values `list` and `invalidate` select. `feature` is a spec or a feature
+ * name; with a spec, its version is used unless `version` is given.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Selector {
+  readonly feature?: string | FeatureSpec.FeatureSpec<any>
+  readonly version?: number
+  readonly entity?: string
+  readonly fingerprint?: Fingerprint.Fingerprint
+  /** `list` only: include invalidated values (history). */
+  readonly includeInvalidated?: boolean
+}
+
+/**
+ * The errors a lookup can meet.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ReadError = InvalidValue | CorruptValue | FeatureMismatch | StorageError
+
+/**
+ * The shape of the `FeatureStore` service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** Records a spec; fails when the same name and version is already recorded with another definition. */
+  readonly register: (spec: FeatureSpec.FeatureSpec<any>) => Effect.Effect<void, FeatureMismatch | StorageError>
+  /** The live value under a key. */
+  readonly get: <A>(
+    spec: FeatureSpec.FeatureSpec<A>,
+    entity: string,
+    fingerprint: Fingerprint.Fingerprint
+  ) => Effect.Effect<Option.Option<A>, ReadError>
+  /** Live values for many keys, in the order of `refs`: one round trip per batch (chunked below the parameter limit). */
+  readonly getMany: <A>(
+    spec: FeatureSpec.FeatureSpec<A>,
+    refs: ReadonlyArray<Ref>
+  ) => Effect.Effect<ReadonlyArray<Option.Option<A>>, ReadError>
+  /**
+   * Stores a value. The same value again is a no-op; a different value under a key
+   * that holds one fails with `ImmutableValue`. A value that fails its schema
+   * fails with `InvalidValue` and writes nothing.
+   */
+  readonly put: <A>(
+    spec: FeatureSpec.FeatureSpec<A>,
+    entity: string,
+    fingerprint: Fingerprint.Fingerprint,
+    value: A,
+    provenance?: Provenance
+  ) => Effect.Effect<void, InvalidValue | ImmutableValue | FeatureMismatch | StorageError>
+  /**
+   * Stores many values in one transaction. Each item gets its own result: a bad
+   * or conflicting item does not stop the others.
+   */
+  readonly putMany: <A>(
+    spec: FeatureSpec.FeatureSpec<A>,
+    items: ReadonlyArray<Item<A>>,
+    provenance?: Provenance
+  ) => Effect.Effect<ReadonlyArray<Either.Either<void, InvalidValue | ImmutableValue>>, FeatureMismatch | StorageError>
+  /**
+   * The stored value, or computes it once, stores it with its lineage and returns
+   * it. Concurrent calls on one key, in this process or in others sharing the
+   * database, compute once; the others wait for the stored value.
+   */
+  readonly getOrCompute: <A, E, R>(
+    spec: FeatureSpec.FeatureSpec<A>,
+    entity: string,
+    fingerprint: Fingerprint.Fingerprint,
+    compute: Effect.Effect<A, E, R>,
+    provenance?: Omit<Provenance, "computeMs">
+  ) => Effect.Effect<A, E | ReadError | ImmutableValue, R>
+  /** Whether a live value is stored under a key. */
+  readonly has: (
+    spec: FeatureSpec.FeatureSpec<any>,
+    entity: string,
+    fingerprint: Fingerprint.Fingerprint
+  ) => Effect.Effect<boolean, InvalidValue | FeatureMismatch | StorageError>
+  /** The lineage of stored values by entity and/or feature, oldest first. */
+  readonly list: (
+    selector: Selector
+  ) => Effect.Effect<ReadonlyArray<Lineage>, UnknownFeature | FeatureMismatch | StorageError>
+  /** The lineage of the live value under a key. */
+  readonly lineage: (
+    spec: FeatureSpec.FeatureSpec<any>,
+    entity: string,
+    fingerprint: Fingerprint.Fingerprint
+  ) => Effect.Effect<Option.Option<Lineage>, InvalidValue | FeatureMismatch | StorageError>
+  /** Every value ever stored under a key, invalidated ones included, oldest first. */
+  readonly history: (
+    spec: FeatureSpec.FeatureSpec<any>,
+    entity: string,
+    fingerprint: Fingerprint.Fingerprint
+  ) => Effect.Effect<ReadonlyArray<Lineage>, InvalidValue | FeatureMismatch | StorageError>
+  /**
+   * Marks the selected live values invalidated (they stay as history; the next
+   * `getOrCompute` recomputes). Returns how many were marked.
+   */
+  readonly invalidate: (
+    selector: Selector & { readonly feature: string | FeatureSpec.FeatureSpec<any>; readonly reason?: string }
+  ) => Effect.Effect<number, UnknownFeature | FeatureMismatch | StorageError>
+  /** Hits, misses and computations of this store instance. */
+  readonly counters: Effect.Effect<Counters>
+}
+
+/**
+ * The feature store service. Provide it with {@link layer} (on a `Database`) or
+ * {@link layerMemory}.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class FeatureStore extends Context.Tag("@org/amber-store/FeatureStore")<FeatureStore, Service>() {}
+
+interface Resolved {
+  readonly producer: string
+  readonly run: string
+  readonly leaseMs: number
+  readonly pollMs: number
+  readonly maxParameters: number
+}
+
+const resolveOptions = (options: Options | undefined): Effect.Effect<Resolved, StoreConfigError> =>
+  Schema.decodeUnknown(Options, { onExcessProperty: "error", errors: "first" })(options ?? {}).pipe(
+    Effect.mapError((error) => {
+      const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+      const option = issue?.path.map(String).join(".") || "options"
+      return new StoreConfigError({
+        option,
+        message: `FeatureStore: ${issue?._tag === "Unexpected" ? `unknown option "${option}"` : (issue?.message ?? error.message)}`
+      })
+    }),
+    Effect.map((o) => ({
+      producer: o.producer ?? "amber-store",
+      run: o.run ?? `run-${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`,
+      leaseMs: o.leaseMs ?? 30_000,
+      pollMs: o.pollMs ?? 200,
+      maxParameters: o.maxParameters ?? 30_000
+    }))
+  )
+
+const HEX64 = /^[0-9a-f]{64}$/
+
+const sameDefinition = (a: FeatureSpec.Definition, b: FeatureSpec.Definition) =>
+  a.entity === b.entity && a.kind === b.kind && a.dimension === b.dimension && a.schema === b.schema
+
+const bytesEqual = (a: Uint8Array, b: Uint8Array) => {
+  if (a.byteLength !== b.byteLength) return false
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))
+}
+
+interface Encoded {
+  readonly json: string | null
+  readonly bytes: Uint8Array | null
+}
+
+const fromBackend = (backend: Backend, options: Resolved): Service => {
+  const owner = `${os.hostname()}:${process.pid}:${randomBytes(6).toString("hex")}`
+  const counts = { hits: 0, misses: 0, computations: 0, waits: 0, takeovers: 0 }
+  const known = new Map<string, FeatureSpec.Definition>()
+  const inflight = new Map<string, Deferred.Deferred<unknown, unknown>>()
+
+  const ensure = (spec: FeatureSpec.FeatureSpec<any>): Effect.Effect<void, FeatureMismatch | StorageError> =>
+    Effect.suspend(() => {
+      const label = FeatureSpec.label(spec)
+      const check = (stored: FeatureSpec.Definition) =>
+        sameDefinition(stored, spec)
+          ? Effect.void
+          : Effect.fail(
+              new FeatureMismatch({
+                feature: spec.name,
+                version: spec.version,
+                message: `feature ${label} is already defined differently (entity ${stored.entity}, ${stored.kind}${
+                  stored.dimension === null ? "" : ` of dimension ${stored.dimension}`
+                }, schema ${stored.schema}); bump the version to change it`
+              })
+            )
+      const cached = known.get(label)
+      if (cached !== undefined) return check(cached)
+      return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        backend.register(FeatureSpec.definition(spec), now).pipe(
+          Effect.tap((stored) => Effect.sync(() => known.set(label, stored))),
+          Effect.flatMap(check)
+        )
+      )
+    })
+
+  const invalid = (spec: FeatureSpec.FeatureSpec<any>, entity: string, message: string) =>
+    new InvalidValue({
+      feature: spec.name,
+      version: spec.version,
+      entity,
+      message: `${FeatureSpec.label(spec)} for ${entity || "(empty entity)"}: ${message}`
+    })
+
+  const checkRef = (spec: FeatureSpec.FeatureSpec<any>, entity: unknown, fp: unknown): InvalidValue | undefined => {
+    if (typeof entity !== "string" || entity.length === 0 || entity.length > 1000) {
+      return invalid(spec, String(entity ?? ""), "the entity id must be a non-empty string of at most 1000 characters")
+    }
+    const f = fp as Fingerprint.Fingerprint | undefined
+    if (
+      typeof f !== "object" ||
+      f === null ||
+      f._tag !== "Fingerprint" ||
+      !HEX64.test(f.hash) ||
+      !HEX64.test(f.params)
+    ) {
+      return invalid(spec, entity, "the fingerprint must come from Fingerprint.make")
+    }
+    return undefined
+  }
+
+  const keyOf = (spec: FeatureSpec.FeatureSpec<any>, entity: string, fp: Fingerprint.Fingerprint): Key => ({
+    feature: spec.name,
+    version: spec.version,
+    params: fp.params,
+    entity,
+    fingerprint: fp.hash
+  })
+
+  const encode = <A>(
+    spec: FeatureSpec.FeatureSpec<A>,
+    entity: string,
+    value: A
+  ): Either.Either<Encoded, InvalidValue> => {
+    if (spec.kind === "embedding") {
+      if (!(value instanceof Float32Array)) {
+        return Either.left(invalid(spec, entity, `an embedding must be a Float32Array, got ${describe(value)}`))
+      }
+      const error = Vector.check(value, { dimension: spec.dimension!, finite: true })
+      if (error) return Either.left(invalid(spec, entity, error.message))
+      return Either.right({ json: null, bytes: Vector.encodeUnsafe(value) })
+    }
+    const encoded = Schema.encodeEither(spec.value)(value)
+    if (Either.isLeft(encoded)) {
+      return Either.left(invalid(spec, entity, ParseResult.TreeFormatter.formatErrorSync(encoded.left)))
+    }
+    try {
+      return Either.right({ json: canonicalJson(encoded.right), bytes: null })
+    } catch (e) {
+      return Either.left(invalid(spec, entity, `the encoded value is not JSON: ${(e as Error).message}`))
+    }
+  }
+
+  const decode = <A>(spec: FeatureSpec.FeatureSpec<A>, row: ValueRow): Either.Either<A, CorruptValue> => {
+    const corrupt = (message: string) =>
+      new CorruptValue({
+        feature: spec.name,
+        version: spec.version,
+        entity: row.entity,
+        message: `stored ${FeatureSpec.label(spec)} for ${row.entity}: ${message}`
+      })
+    if (spec.kind === "embedding") {
+      if (row.bytes === null || row.bytes.byteLength !== spec.dimension! * 4) {
+        return Either.left(
+          corrupt(`expected ${spec.dimension! * 4} bytes of float32, found ${row.bytes?.byteLength ?? "none"}`)
+        )
+      }
+      return Either.right(Vector.decodeUnsafe(row.bytes) as A)
+    }
+    return Either.mapLeft(Schema.decodeUnknownEither(spec.value)(row.json), (e) =>
+      corrupt(ParseResult.TreeFormatter.formatErrorSync(e))
+    )
+  }
+
+  const sameValue = (encoded: Encoded, row: ValueRow) =>
+    encoded.bytes !== null
+      ? row.bytes !== null && bytesEqual(encoded.bytes, row.bytes)
+      : row.json !== null && encoded.json === canonicalJson(row.json)
+
+  const newRow = (
+    key: Key,
+    encoded: Encoded,
+    fp: Fingerprint.Fingerprint,
+    now: number,
+    provenance: Provenance | undefined,
+    fallback: Provenance | undefined
+  ): NewRow => ({
+    ...key,
+    json: encoded.json,
+    bytes: encoded.bytes,
+    inputs: canonicalJson(fp.inputs),
+    producer: provenance?.producer ?? fallback?.producer ?? options.producer,
+    run: provenance?.run ?? fallback?.run ?? options.run,
+    createdAt: now,
+    computeMs: provenance?.computeMs ?? fallback?.computeMs ?? null
+  })
+
+  const conflict = (spec: FeatureSpec.FeatureSpec<any>, key: Key) =>
+    new ImmutableValue({
+      feature: spec.name,
+      version: spec.version,
+      entity: key.entity,
+      fingerprint: key.fingerprint,
+      message: `${FeatureSpec.label(spec)} for ${key.entity} (fingerprint ${key.fingerprint.slice(0, 12)}…) already holds a different value; values are immutable: invalidate it or bump the version`
+    })
+
+  const fromEither = <A, E>(e: Either.Either<A, E>): Effect.Effect<A, E> =>
+    Either.isRight(e) ? Effect.succeed(e.right) : Effect.fail(e.left)
+
+  const get: Service["get"] = (spec, entity, fp) =>
+    Effect.gen(function* () {
+      yield* ensure(spec)
+      const bad = checkRef(spec, entity, fp)
+      if (bad) return yield* bad
+      const [row] = yield* backend.get(spec.name, spec.version, fp.params, [{ entity, fingerprint: fp.hash }])
+      if (row === undefined) {
+        counts.misses++
+        return Option.none()
+      }
+      counts.hits++
+      return Option.some(yield* fromEither(decode(spec, row)))
+    })
+
+  const getMany: Service["getMany"] = <A>(spec: FeatureSpec.FeatureSpec<A>, refs: ReadonlyArray<Ref>) =>
+    Effect.gen(function* () {
+      yield* ensure(spec)
+      const groups = new Map<string, Array<number>>()
+      for (let i = 0; i < refs.length; i++) {
+        const ref = refs[i]!
+        const bad = checkRef(spec, ref?.entity, ref?.fingerprint)
+        if (bad) return yield* bad
+        const group = groups.get(ref.fingerprint.params)
+        if (group) group.push(i)
+        else groups.set(ref.fingerprint.params, [i])
+      }
+      const out: Array<Option.Option<A>> = new Array(refs.length)
+      for (const [params, indices] of groups) {
+        const keys = indices.map((i) => ({ entity: refs[i]!.entity, fingerprint: refs[i]!.fingerprint.hash }))
+        const rows = yield* backend.get(spec.name, spec.version, params, keys)
+        const found = new Map<string, ValueRow>()
+        for (const row of rows) found.set(`${row.entity}\u0000${row.fingerprint}`, row)
+        for (let j = 0; j < indices.length; j++) {
+          const row = found.get(`${keys[j]!.entity}\u0000${keys[j]!.fingerprint}`)
+          if (row === undefined) {
+            counts.misses++
+            out[indices[j]!] = Option.none()
+            continue
+          }
+          counts.hits++
+          const value = decode(spec, row)
+          if (Either.isLeft(value)) return yield* value.left
+          out[indices[j]!] = Option.some(value.right)
+        }
+      }
+      return out
+    })
+
+  const putMany: Service["putMany"] = <A>(
+    spec: FeatureSpec.FeatureSpec<A>,
+    items: ReadonlyArray<Item<A>>,
+    provenance?: Provenance
+  ) =>
+    Effect.gen(function* () {
+      yield* ensure(spec)
+      const now = yield* Clock.currentTimeMillis
+      const results: Array<Either.Either<void, InvalidValue | ImmutableValue>> = new Array(items.length)
+      const rows: Array<NewRow> = []
+      const rowIndex: Array<number> = []
+      const encodedOf: Array<Encoded> = []
+      // the first item of a key goes to the database; later items of the same key are compared with it
+      const firstOfKey = new Map<string, number>()
+      const duplicates: Array<[item: number, first: number]> = []
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i]!
+        const bad = checkRef(spec, item?.entity, item?.fingerprint)
+        if (bad) {
+          results[i] = Either.left(bad)
+          continue
+        }
+        const encoded = encode(spec, item.entity, item.value)
+        if (Either.isLeft(encoded)) {
+          results[i] = Either.left(encoded.left)
+          continue
+        }
+        const key = keyOf(spec, item.entity, item.fingerprint)
+        const ks = `${key.params}\u0000${key.entity}\u0000${key.fingerprint}`
+        const first = firstOfKey.get(ks)
+        encodedOf[i] = encoded.right
+        if (first !== undefined) {
+          duplicates.push([i, first])
+          continue
+        }
+        firstOfKey.set(ks, i)
+        rows.push(newRow(key, encoded.right, item.fingerprint, now, item, provenance))
+        rowIndex.push(i)
+      }
+      const existing = rows.length === 0 ? [] : yield* backend.insert(rows)
+      for (let r = 0; r < rows.length; r++) {
+        const i = rowIndex[r]!
+        const before = existing[r]
+        results[i] =
+          before === undefined || sameValue(encodedOf[i]!, before)
+            ? Either.right(undefined)
+            : Either.left(conflict(spec, rows[r]!))
+      }
+      for (const [i, first] of duplicates) {
+        const a = encodedOf[i]!
+        const b = encodedOf[first]!
+        const same = a.bytes !== null ? b.bytes !== null && bytesEqual(a.bytes, b.bytes) : a.json === b.json
+        results[i] = !same
+          ? Either.left(conflict(spec, keyOf(spec, items[i]!.entity, items[i]!.fingerprint)))
+          : results[first]!
+      }
+      return results
+    })
+
+  const put: Service["put"] = (spec, entity, fingerprint, value, provenance) =>
+    putMany(spec, [{ entity, fingerprint, value }], provenance).pipe(Effect.flatMap(([result]) => fromEither(result!)))
+
+  const computeAndStore = <A, E, R>(
+    spec: FeatureSpec.FeatureSpec<A>,
+    key: Key,
+    fp: Fingerprint.Fingerprint,
+    compute: Effect.Effect<A, E, R>,
+    provenance: Provenance | undefined
+  ): Effect.Effect<A, E | ReadError | ImmutableValue, R> =>
+    Effect.gen(function* () {
+      // keep the claim alive while computing
+      yield* Effect.forkScoped(
+        Effect.sleep(Math.floor(options.leaseMs / 3)).pipe(
+          Effect.zipRight(
+            Effect.flatMap(Clock.currentTimeMillis, (now) => backend.renew(key, owner, now + options.leaseMs)).pipe(
+              Effect.ignore
+            )
+          ),
+          Effect.forever
+        )
+      )
+      counts.computations++
+      const started = performance.now()
+      const value = yield* compute
+      const computeMs = performance.now() - started
+      const encoded = encode(spec, key.entity, value)
+      if (Either.isLeft(encoded)) return yield* encoded.left
+      const now = yield* Clock.currentTimeMillis
+      const [before] = yield* backend.insert(
+        [newRow(key, encoded.right, fp, now, { ...provenance, computeMs }, undefined)],
+        owner
+      )
+      if (before === undefined || sameValue(encoded.right, before)) return value
+      // another process stored first (it took over a lease we could not renew): its value stands
+      return yield* fromEither(decode(spec, before))
+    }).pipe(
+      Effect.scoped,
+      Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Effect.ignore(backend.release(key, owner))))
+    )
+
+  const leader = <A, E, R>(
+    spec: FeatureSpec.FeatureSpec<A>,
+    key: Key,
+    fp: Fingerprint.Fingerprint,
+    compute: Effect.Effect<A, E, R>,
+    provenance: Provenance | undefined
+  ): Effect.Effect<A, E | ReadError | ImmutableValue, R> =>
+    Effect.gen(function* () {
+      const [row] = yield* backend.get(key.feature, key.version, key.params, [key])
+      if (row !== undefined) {
+        counts.hits++
+        return yield* fromEither(decode(spec, row))
+      }
+      counts.misses++
+      let delay = 5
+      while (true) {
+        const now = yield* Clock.currentTimeMillis
+        const claim = yield* backend.claim(key, owner, now, options.leaseMs)
+        if (claim._tag === "Stored") {
+          counts.waits++
+          return yield* fromEither(decode(spec, claim.row))
+        }
+        if (claim._tag === "Claimed") {
+          if (claim.takeover) counts.takeovers++
+          return yield* computeAndStore(spec, key, fp, compute, provenance)
+        }
+        yield* Effect.sleep(Math.max(1, Math.min(delay, options.pollMs, claim.expiresAt - now + 1)))
+        delay = Math.min(delay * 2, options.pollMs)
+      }
+    })
+
+  const getOrCompute: Service["getOrCompute"] = <A, E, R>(
+    spec: FeatureSpec.FeatureSpec<A>,
+    entity: string,
+    fp: Fingerprint.Fingerprint,
+    compute: Effect.Effect<A, E, R>,
+    provenance?: Omit<Provenance, "computeMs">
+  ): Effect.Effect<A, E | ReadError | ImmutableValue, R> =>
+    Effect.gen(function* () {
+      yield* ensure(spec)
+      const bad = checkRef(spec, entity, fp)
+      if (bad) return yield* bad
+      const key = keyOf(spec, entity, fp)
+      const ks = keyString(key.feature, key.version, key.params, key.entity, key.fingerprint)
+      while (true) {
+        const running = inflight.get(ks) as Deferred.Deferred<A, E | ReadError | ImmutableValue> | undefined
+        if (running !== undefined) {
+          const exit = yield* Effect.exit(Deferred.await(running))
+          if (Exit.isSuccess(exit)) {
+            counts.misses++
+            counts.waits++
+            return exit.value
+          }
+          // the leader was interrupted: try again (as the leader, if no one else is)
+          if (Cause.isInterruptedOnly(exit.cause)) continue
+          counts.misses++
+          return yield* exit
+        }
+        const deferred = yield* Deferred.make<A, E | ReadError | ImmutableValue>()
+        inflight.set(ks, deferred as Deferred.Deferred<unknown, unknown>)
+        return yield* Effect.uninterruptibleMask((restore) =>
+          restore(leader(spec, key, fp, compute, provenance)).pipe(
+            Effect.onExit((exit) =>
+              Effect.zipRight(
+                Effect.sync(() => inflight.delete(ks)),
+                Deferred.done(deferred, exit)
+              )
+            )
+          )
+        )
+      }
+    })
+
+  const has: Service["has"] = (spec, entity, fp) =>
+    Effect.gen(function* () {
+      yield* ensure(spec)
+      const bad = checkRef(spec, entity, fp)
+      if (bad) return yield* bad
+      const rows = yield* backend.get(spec.name, spec.version, fp.params, [{ entity, fingerprint: fp.hash }])
+      return rows.length > 0
+    })
+
+  const resolveFeature = (
+    feature: string | FeatureSpec.FeatureSpec<any> | undefined,
+    version: number | undefined
+  ): Effect.Effect<{ feature?: string; version?: number }, UnknownFeature | FeatureMismatch | StorageError> => {
+    if (feature === undefined) return Effect.succeed(version === undefined ? {} : { version })
+    if (typeof feature !== "string") {
+      return Effect.as(ensure(feature), { feature: feature.name, version: version ?? feature.version })
+    }
+    return backend.definitions(feature).pipe(
+      Effect.flatMap((defs) => {
+        if (defs.length === 0) {
+          return Effect.fail(new UnknownFeature({ feature, message: `no feature named ${feature} is registered` }))
+        }
+        if (version !== undefined && !defs.some((d) => d.version === version)) {
+          return Effect.fail(
+            new UnknownFeature({
+              feature,
+              version,
+              message: `feature ${feature} has no version ${version} (registered: ${defs.map((d) => d.version).join(", ")})`
+            })
+          )
+        }
+        return Effect.succeed(version === undefined ? { feature } : { feature, version })
+      })
+    )
+  }
+
+  const toLineage = (m: import("./internal/backend.js").MetaRow): Lineage => ({
+    feature: m.feature,
+    version: m.version,
+    entity: m.entity,
+    params: m.params,
+    fingerprint: m.fingerprint,
+    inputs: m.inputs as Fingerprint.CanonicalInputs,
+    producer: m.producer,
+    run: m.run,
+    createdAt: m.createdAt,
+    computeMs: m.computeMs,
+    invalidatedAt: m.invalidatedAt,
+    reason: m.reason
+  })
+
+  const list: Service["list"] = (selector) =>
+    Effect.gen(function* () {
+      const resolved = yield* resolveFeature(selector.feature, selector.version)
+      const rows = yield* backend.meta({
+        ...resolved,
+        ...(selector.entity !== undefined ? { entity: selector.entity } : {}),
+        ...(selector.fingerprint !== undefined
+          ? { params: selector.fingerprint.params, fingerprint: selector.fingerprint.hash }
+          : {}),
+        includeInvalidated: selector.includeInvalidated ?? false
+      })
+      return rows.map(toLineage)
+    })
+
+  const history =
+    (includeInvalidated: boolean) =>
+    (spec: FeatureSpec.FeatureSpec<any>, entity: string, fp: Fingerprint.Fingerprint) =>
+      Effect.gen(function* () {
+        yield* ensure(spec)
+        const bad = checkRef(spec, entity, fp)
+        if (bad) return yield* bad
+        const rows = yield* backend.meta({ ...keyOf(spec, entity, fp), includeInvalidated })
+        return rows.map(toLineage)
+      })
+
+  const invalidate: Service["invalidate"] = (selector) =>
+    Effect.gen(function* () {
+      const resolved = yield* resolveFeature(selector.feature, selector.version)
+      const now = yield* Clock.currentTimeMillis
+      return yield* backend.invalidate(
+        {
+          ...resolved,
+          ...(selector.entity !== undefined ? { entity: selector.entity } : {}),
+          ...(selector.fingerprint !== undefined
+            ? { params: selector.fingerprint.params, fingerprint: selector.fingerprint.hash }
+            : {})
+        },
+        now,
+        selector.reason ?? null
+      )
+    })
+
+  return {
+    register: ensure,
+    get,
+    getMany,
+    put,
+    putMany,
+    getOrCompute,
+    has,
+    list,
+    lineage: (spec, entity, fp) =>
+      Effect.map(history(false)(spec, entity, fp), (rows) => Option.fromNullable(rows.at(-1))),
+    history: history(true),
+    invalidate,
+    counters: Effect.sync(() => ({ ...counts }))
+  }
+}
+
+const describe = (value: unknown) =>
+  value === null ? "null" : typeof value === "object" ? (value.constructor?.name ?? "object") : typeof value
+
+/**
+ * Builds a store on the `Database` in context, applying its migrations
+ * (`migrations_org_amber_store`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options?: Options): Effect.Effect<Service, StorageError | StoreConfigError, Database.Database> =>
+  Effect.gen(function* () {
+    const resolved = yield* resolveOptions(options)
+    const db = yield* Database.Database
+    const backend = yield* SqlBackend.make(db, { maxParameters: resolved.maxParameters })
+    return fromBackend(backend, resolved)
+  })
+
+/**
+ * Builds an in-memory store: the same behaviour within one process, nothing
+ * persisted. For tests of code that uses the store.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory = (options?: Options): Effect.Effect<Service, StoreConfigError> =>
+  Effect.map(resolveOptions(options), (resolved) => fromBackend(MemoryBackend.make(), resolved))
+
+/**
+ * The store on the `Database` in context (SQLite or PostgreSQL through `@org/storage`).
+ *
+ * @example
+ * ```ts
+ * const Store = FeatureStore.layer().pipe(Layer.provide(SqliteStorage.layer({ filename: "media.db" })))
+ * ```
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options?: Options
+): Layer.Layer<FeatureStore, StorageError | StoreConfigError, Database.Database> =>
+  Layer.effect(FeatureStore, make(options))
+
+/**
+ * An in-memory store, for tests of code that uses the store.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = (options?: Options): Layer.Layer<FeatureStore, StoreConfigError> =>
+  Layer.effect(FeatureStore, makeMemory(options))
+
+/**
+ * `getOrCompute` on the store in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const getOrCompute = <A, E, R>(
+  spec: FeatureSpec.FeatureSpec<A>,
+  entity: string,
+  fingerprint: Fingerprint.Fingerprint,
+  compute: Effect.Effect<A, E, R>,
+  provenance?: Omit<Provenance, "computeMs">
+): Effect.Effect<A, E | ReadError | ImmutableValue, R | FeatureStore> =>
+  Effect.flatMap(FeatureStore, (store) => store.getOrCompute(spec, entity, fingerprint, compute, provenance))
+
+/**
+ * `get` on the store in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const get = <A>(
+  spec: FeatureSpec.FeatureSpec<A>,
+  entity: string,
+  fingerprint: Fingerprint.Fingerprint
+): Effect.Effect<Option.Option<A>, ReadError, FeatureStore> =>
+  Effect.flatMap(FeatureStore, (store) => store.get(spec, entity, fingerprint))
+
+/**
+ * `put` on the store in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const put = <A>(
+  spec: FeatureSpec.FeatureSpec<A>,
+  entity: string,
+  fingerprint: Fingerprint.Fingerprint,
+  value: A,
+  provenance?: Provenance
+): Effect.Effect<void, InvalidValue | ImmutableValue | FeatureMismatch | StorageError, FeatureStore> =>
+  Effect.flatMap(FeatureStore, (store) => store.put(spec, entity, fingerprint, value, provenance))

@@ -1,0 +1,367 @@
+import { Effect } from "effect"
+import type { Database } from "@org/storage"
+import { CompiledQuery, sql } from "kysely"
+import type { Compilable, Kysely } from "kysely"
+import type * as FeatureSpec from "../FeatureSpec.js"
+import type { Backend, ClaimResult, Key, MetaRow, NewRow, Selector, ValueRow } from "./backend.js"
+import { keyString } from "./backend.js"
+import { CLAIMS, FEATURES, migrations, VALUES } from "./migrations.js"
+
+export interface SqlOptions {
+  /** Most bind parameters in one statement (SQLite allows 32766, PostgreSQL 65535). */
+  readonly maxParameters: number
+}
+
+const INSERT_COLUMNS = [
+  "feature",
+  "version",
+  "params",
+  "entity",
+  "fingerprint",
+  "value_json",
+  "value_bytes",
+  "inputs",
+  "producer",
+  "run",
+  "created_at",
+  "compute_ms"
+] as const
+
+/**
+ * Compiled SQL text by query shape: a query is built and compiled with Kysely once
+ * per shape, then run again with new parameters, skipping the query builder. A
+ * shape is cached only when Kysely bound exactly the parameters we would pass.
+ */
+class Templates {
+  readonly #texts = new Map<string, string>()
+  query<R>(db: Kysely<any>, shape: string, parameters: ReadonlyArray<unknown>, build: () => Compilable<R>) {
+    const text = this.#texts.get(shape)
+    if (text !== undefined) return db.executeQuery<R>(CompiledQuery.raw(text, parameters as Array<unknown>))
+    const compiled = build().compile()
+    const same =
+      compiled.parameters.length === parameters.length && compiled.parameters.every((p, i) => p === parameters[i])
+    if (same) {
+      if (this.#texts.size >= 256) this.#texts.clear()
+      this.#texts.set(shape, compiled.sql)
+    }
+    return db.executeQuery<R>(compiled)
+  }
+}
+
+const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
+  if (items.length <= size) return [items]
+  const out: Array<ReadonlyArray<A>> = []
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
+  return out
+}
+
+const whereKey = (qb: any, key: Key) =>
+  qb
+    .where("feature", "=", key.feature)
+    .where("version", "=", key.version)
+    .where("params", "=", key.params)
+    .where("entity", "=", key.entity)
+    .where("fingerprint", "=", key.fingerprint)
+
+export const make = (
+  db: Database.Service,
+  options: SqlOptions
+): Effect.Effect<Backend, import("@org/storage").StorageError.StorageError> =>
+  Effect.gen(function* () {
+    yield* db.migrate("@org/amber-store", migrations)
+    const parseJson: (v: unknown) => unknown =
+      db.capabilities.types.json === "text" ? (v) => (typeof v === "string" ? JSON.parse(v) : v) : (v) => v
+    const templates = new Templates()
+    const keysPerQuery = Math.max(1, Math.floor((options.maxParameters - 3) / 2))
+    const rowsPerInsert = Math.max(1, Math.floor(options.maxParameters / INSERT_COLUMNS.length))
+
+    const toValueRow = (r: any, params: string): ValueRow => ({
+      entity: r.entity,
+      params,
+      fingerprint: r.fingerprint,
+      json: r.value_json === null || r.value_json === undefined ? null : parseJson(r.value_json),
+      bytes: r.value_bytes ?? null
+    })
+
+    const toMeta = (r: any): MetaRow => ({
+      feature: r.feature,
+      version: Number(r.version),
+      params: r.params,
+      entity: r.entity,
+      fingerprint: r.fingerprint,
+      inputs: parseJson(r.inputs),
+      producer: r.producer,
+      run: r.run,
+      createdAt: Number(r.created_at),
+      computeMs: r.compute_ms === null ? null : Number(r.compute_ms),
+      invalidatedAt: r.invalidated_at === null ? null : Number(r.invalidated_at),
+      reason: r.reason
+    })
+
+    const selectValues = (
+      k: Kysely<any>,
+      feature: string,
+      version: number,
+      params: string,
+      keys: ReadonlyArray<{ readonly entity: string; readonly fingerprint: string }>
+    ) => {
+      const parameters: Array<unknown> = [feature, version, params]
+      for (const key of keys) parameters.push(key.entity, key.fingerprint)
+      return templates.query<any>(k, `get:${keys.length}`, parameters, () =>
+        k
+          .selectFrom(VALUES)
+          .select(["entity", "fingerprint", "value_json", "value_bytes"])
+          .where("feature", "=", feature)
+          .where("version", "=", version)
+          .where("params", "=", params)
+          .where("invalidated_at", "is", null)
+          .where(
+            keys.length === 1
+              ? sql<boolean>`entity = ${keys[0]!.entity} and fingerprint = ${keys[0]!.fingerprint}`
+              : sql<boolean>`(entity, fingerprint) in (values ${sql.join(
+                  keys.map((key) => sql`(${key.entity}, ${key.fingerprint})`)
+                )})`
+          )
+      )
+    }
+
+    const get: Backend["get"] = (feature, version, params, keys) =>
+      keys.length === 0
+        ? Effect.succeed([])
+        : Effect.forEach(chunks(keys, keysPerQuery), (chunk) =>
+            db.use(`amber.get:${feature}@${version}`, (k) => selectValues(k, feature, version, params, chunk))
+          ).pipe(
+            Effect.map((results) => {
+              const out: Array<ValueRow> = []
+              for (const result of results) for (const r of result.rows) out.push(toValueRow(r, params))
+              return out
+            })
+          )
+
+    const insertChunk = (k: Kysely<any>, rows: ReadonlyArray<NewRow>) => {
+      const parameters: Array<unknown> = []
+      const values = rows.map((r) => {
+        const v = {
+          feature: r.feature,
+          version: r.version,
+          params: r.params,
+          entity: r.entity,
+          fingerprint: r.fingerprint,
+          value_json: r.json,
+          value_bytes: r.bytes,
+          inputs: r.inputs,
+          producer: r.producer,
+          run: r.run,
+          created_at: r.createdAt,
+          compute_ms: r.computeMs
+        }
+        for (const c of INSERT_COLUMNS) parameters.push(v[c])
+        return v
+      })
+      return templates.query<any>(k, `insert:${rows.length}`, parameters, () =>
+        k
+          .insertInto(VALUES)
+          .columns([...INSERT_COLUMNS])
+          .values(values)
+          .onConflict((oc) => oc.doNothing())
+          .returning(["params", "entity", "fingerprint"])
+      )
+    }
+
+    const insert: Backend["insert"] = (rows, release) =>
+      db.transaction(
+        Effect.gen(function* () {
+          if (rows.length === 0) return []
+          const operation = `amber.put:${rows[0]!.feature}@${rows[0]!.version}`
+          const written = new Set<string>()
+          for (const chunk of chunks(rows, rowsPerInsert)) {
+            const result = yield* db.use(operation, (k) => insertChunk(k, chunk))
+            for (const r of result.rows) written.add(keyString("", 0, r.params, r.entity, r.fingerprint))
+          }
+          const out: Array<ValueRow | undefined> = new Array(rows.length).fill(undefined)
+          const conflicts = new Map<string, Array<number>>()
+          rows.forEach((r, i) => {
+            if (written.has(keyString("", 0, r.params, r.entity, r.fingerprint))) return
+            const group = `${r.feature}\u0000${r.version}\u0000${r.params}`
+            const list = conflicts.get(group)
+            if (list) list.push(i)
+            else conflicts.set(group, [i])
+          })
+          for (const indices of conflicts.values()) {
+            const first = rows[indices[0]!]!
+            const existing = yield* get(
+              first.feature,
+              first.version,
+              first.params,
+              indices.map((i) => rows[i]!)
+            )
+            const byKey = new Map(existing.map((e) => [`${e.entity}\u0000${e.fingerprint}`, e]))
+            for (const i of indices) out[i] = byKey.get(`${rows[i]!.entity}\u0000${rows[i]!.fingerprint}`)
+          }
+          if (release !== undefined) {
+            for (const r of rows) {
+              yield* db.use(`amber.release:${r.feature}@${r.version}`, (k) =>
+                whereKey(k.deleteFrom(CLAIMS), r).where("owner", "=", release).execute()
+              )
+            }
+          }
+          return out
+        })
+      )
+
+    const filtered = (qb: any, s: Selector) => {
+      let q = qb
+      if (s.feature !== undefined) q = q.where("feature", "=", s.feature)
+      if (s.version !== undefined) q = q.where("version", "=", s.version)
+      if (s.entity !== undefined) q = q.where("entity", "=", s.entity)
+      if (s.params !== undefined) q = q.where("params", "=", s.params)
+      if (s.fingerprint !== undefined) q = q.where("fingerprint", "=", s.fingerprint)
+      if (!s.includeInvalidated) q = q.where("invalidated_at", "is", null)
+      return q
+    }
+
+    const meta: Backend["meta"] = (s) =>
+      db
+        .use(`amber.list:${s.feature ?? s.entity ?? "*"}`, (k) =>
+          filtered(
+            k
+              .selectFrom(VALUES)
+              .select([
+                "id",
+                "feature",
+                "version",
+                "params",
+                "entity",
+                "fingerprint",
+                "inputs",
+                "producer",
+                "run",
+                "created_at",
+                "compute_ms",
+                "invalidated_at",
+                "reason"
+              ]),
+            s
+          )
+            .orderBy("id")
+            .execute()
+        )
+        .pipe(Effect.map((rows) => (rows as Array<any>).map(toMeta)))
+
+    const invalidate: Backend["invalidate"] = (s, at, reason) =>
+      db.use(`amber.invalidate:${s.feature ?? "*"}`, (k) =>
+        filtered(k.updateTable(VALUES).set({ invalidated_at: at, reason }), { ...s, includeInvalidated: false })
+          .executeTakeFirst()
+          .then((r: any) => Number(r?.numUpdatedRows ?? 0))
+      )
+
+    const register: Backend["register"] = (d, at) =>
+      db.use(`amber.register:${d.name}@${d.version}`, async (k) => {
+        await k
+          .insertInto(FEATURES)
+          .values({
+            name: d.name,
+            version: d.version,
+            entity: d.entity,
+            kind: d.kind,
+            dimension: d.dimension,
+            schema: d.schema,
+            registered_at: at
+          })
+          .onConflict((oc) => oc.doNothing())
+          .execute()
+        const row = await k
+          .selectFrom(FEATURES)
+          .selectAll()
+          .where("name", "=", d.name)
+          .where("version", "=", d.version)
+          .executeTakeFirstOrThrow()
+        return toDefinition(row)
+      })
+
+    const definitions: Backend["definitions"] = (name) =>
+      db.use(`amber.features:${name}`, (k) =>
+        k
+          .selectFrom(FEATURES)
+          .selectAll()
+          .where("name", "=", name)
+          .orderBy("version")
+          .execute()
+          .then((rows) => rows.map(toDefinition))
+      )
+
+    const claim: Backend["claim"] = (key, owner, now, leaseMs) =>
+      db.transaction(
+        Effect.gen(function* () {
+          const operation = `amber.claim:${key.feature}@${key.version}`
+          const inserted = yield* db.use(operation, (k) =>
+            k
+              .insertInto(CLAIMS)
+              .values({ ...key, owner, claimed_at: now, expires_at: now + leaseMs })
+              .onConflict((oc) => oc.doNothing())
+              .returning("owner")
+              .execute()
+          )
+          let result: ClaimResult
+          if (inserted.length > 0) result = { _tag: "Claimed", takeover: false }
+          else {
+            const held = (yield* db.use(operation, (k) =>
+              whereKey(k.selectFrom(CLAIMS).select(["owner", "expires_at"]), key).executeTakeFirst()
+            )) as { owner: string; expires_at: number } | undefined
+            if (held === undefined) result = { _tag: "Held", owner: "", expiresAt: now }
+            else if (held.owner === owner) result = { _tag: "Claimed", takeover: false }
+            else if (Number(held.expires_at) > now)
+              result = { _tag: "Held", owner: held.owner, expiresAt: Number(held.expires_at) }
+            else {
+              // the holder's lease ran out: take over, unless another waiter just did
+              const taken = yield* db.use(operation, (k) =>
+                whereKey(k.updateTable(CLAIMS).set({ owner, claimed_at: now, expires_at: now + leaseMs }), key)
+                  .where("owner", "=", held.owner)
+                  .where("expires_at", "=", held.expires_at)
+                  .executeTakeFirst()
+              )
+              result =
+                Number((taken as any)?.numUpdatedRows ?? 0) === 1
+                  ? { _tag: "Claimed", takeover: true }
+                  : { _tag: "Held", owner: "", expiresAt: now }
+            }
+          }
+          // checked after claiming: a value that landed meanwhile wins, and the claim goes
+          const [stored] = yield* get(key.feature, key.version, key.params, [key])
+          if (stored !== undefined) {
+            if (result._tag === "Claimed") {
+              yield* db.use(operation, (k) => whereKey(k.deleteFrom(CLAIMS), key).where("owner", "=", owner).execute())
+            }
+            return { _tag: "Stored", row: stored } as const
+          }
+          return result
+        })
+      )
+
+    const renew: Backend["renew"] = (key, owner, until) =>
+      db.use(`amber.renew:${key.feature}@${key.version}`, (k) =>
+        whereKey(k.updateTable(CLAIMS).set({ expires_at: until }), key)
+          .where("owner", "=", owner)
+          .executeTakeFirst()
+          .then((r: any) => Number(r?.numUpdatedRows ?? 0) === 1)
+      )
+
+    const release: Backend["release"] = (key, owner) =>
+      db.use(`amber.release:${key.feature}@${key.version}`, (k) =>
+        whereKey(k.deleteFrom(CLAIMS), key)
+          .where("owner", "=", owner)
+          .execute()
+          .then(() => undefined)
+      )
+
+    return { register, definitions, get, insert, meta, invalidate, claim, renew, release } satisfies Backend
+  })
+
+const toDefinition = (r: any): FeatureSpec.Definition => ({
+  name: r.name,
+  version: Number(r.version),
+  entity: r.entity,
+  kind: r.kind,
+  dimension: r.dimension === null ? null : Number(r.dimension),
+  schema: r.schema
+})
