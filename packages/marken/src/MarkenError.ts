@@ -1,0 +1,115 @@
+/**
+ * Tagged errors of `@org/marken`. They are `Schema.TaggedError`s because they cross
+ * HTTP: the server answers with them as JSON and the typed client decodes them back.
+ *
+ * @since 0.1.0
+ */
+import { HttpApiSchema } from "@effect/platform"
+import { Schema } from "effect"
+
+/**
+ * An annotation (or one item of a batch) is invalid: its payload fails the type's
+ * schema, a vector has the wrong dimension, a region lies outside `[0,1]`, a time
+ * range is inverted. `path` names the failing field (`"payload.score"`,
+ * `"items.3.vectors.embedding"`); nothing was written.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidAnnotation extends Schema.TaggedError<InvalidAnnotation>()(
+  "InvalidAnnotation",
+  {
+    path: Schema.String,
+    message: Schema.String,
+    type: Schema.optional(Schema.String),
+    entity: Schema.optional(Schema.String)
+  },
+  HttpApiSchema.annotations({ status: 400 })
+) {}
+
+/**
+ * No annotation type is registered under this name and version.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnknownType extends Schema.TaggedError<UnknownType>()(
+  "UnknownType",
+  { type: Schema.String, version: Schema.String, path: Schema.String, message: Schema.String },
+  HttpApiSchema.annotations({ status: 400 })
+) {}
+
+/**
+ * A type version could not be registered: a minor version that does more than add
+ * optional fields, a version registered before with a different schema, a malformed
+ * name, version or JSON Schema.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class IncompatibleType extends Schema.TaggedError<IncompatibleType>()(
+  "IncompatibleType",
+  { type: Schema.String, version: Schema.String, path: Schema.String, message: Schema.String },
+  HttpApiSchema.annotations({ status: 409 })
+) {}
+
+/**
+ * A query is malformed: an unknown field path, a bad cursor, a condition without a value.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidQuery extends Schema.TaggedError<InvalidQuery>()(
+  "InvalidQuery",
+  { path: Schema.String, message: Schema.String },
+  HttpApiSchema.annotations({ status: 400 })
+) {}
+
+/**
+ * No operation with this id exists.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class OperationNotFound extends Schema.TaggedError<OperationNotFound>()(
+  "OperationNotFound",
+  { operationId: Schema.String, message: Schema.String },
+  HttpApiSchema.annotations({ status: 404 })
+) {}
+
+/**
+ * The operation is no longer open (finished or cancelled): it takes no more writes.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class OperationClosed extends Schema.TaggedError<OperationClosed>()(
+  "OperationClosed",
+  { operationId: Schema.String, status: Schema.String, message: Schema.String },
+  HttpApiSchema.annotations({ status: 409 })
+) {}
+
+/**
+ * No annotation with this id exists.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class AnnotationNotFound extends Schema.TaggedError<AnnotationNotFound>()(
+  "AnnotationNotFound",
+  { id: Schema.String, message: Schema.String },
+  HttpApiSchema.annotations({ status: 404 })
+) {}
+
+/**
+ * The store or the vector index failed (a database error, an unreadable index
+ * folder). `operation` names what was attempted.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class MarkenFailure extends Schema.TaggedError<MarkenFailure>()(
+  "MarkenFailure",
+  { operation: Schema.String, message: Schema.String },
+  HttpApiSchema.annotations({ status: 500 })
+) {}

@@ -1,0 +1,66 @@
+/**
+ * The time model shared with `@org/jasper`: integer nanoseconds as plain numbers,
+ * ranges with `startNs <= endNs`, optional rational frame rates.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/**
+ * A point in media time, in integer nanoseconds (non-negative).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Nanos = Schema.Int.pipe(Schema.nonNegative(), Schema.annotations({ identifier: "Nanos" }))
+
+/**
+ * A time range `[startNs, endNs]` in nanoseconds; `startNs <= endNs`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const TimeRange = Schema.Struct({ startNs: Nanos, endNs: Nanos }).pipe(
+  Schema.filter((r) => r.startNs <= r.endNs || { path: ["endNs"], message: "endNs must not be before startNs" }),
+  Schema.annotations({ identifier: "TimeRange" })
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type TimeRange = Schema.Schema.Type<typeof TimeRange>
+
+/**
+ * A frame rate as a ratio of integers, e.g. `{ num: 24000, den: 1001 }`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const FrameRate = Schema.Struct({
+  num: Schema.Int.pipe(Schema.positive()),
+  den: Schema.Int.pipe(Schema.positive())
+}).pipe(Schema.annotations({ identifier: "FrameRate" }))
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type FrameRate = Schema.Schema.Type<typeof FrameRate>
+
+/**
+ * True when two ranges share at least one instant (bounds inclusive).
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const overlaps = (a: TimeRange, b: TimeRange): boolean => a.startNs <= b.endNs && b.startNs <= a.endNs
+
+/**
+ * The start time of frame `index` at `rate`, in nanoseconds (rounded down).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const frameToNanos = (index: number, rate: FrameRate): number =>
+  Math.floor((index * rate.den * 1_000_000_000) / rate.num)

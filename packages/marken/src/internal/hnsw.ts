@@ -1,0 +1,336 @@
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import hnswlib from "hnswlib-node"
+
+export type Metric = "cosine" | "l2"
+
+export interface IndexKey {
+  readonly type: string
+  readonly version: string
+  readonly field: string
+}
+
+export interface IndexTuning {
+  /** HNSW graph degree (default 16). */
+  readonly m: number
+  /** Build effort (default 200). */
+  readonly efConstruction: number
+  /** Default search effort (default 64). */
+  readonly ef: number
+  /** At or below this many matching vectors, filtered search is exact (default 2048). */
+  readonly exactThreshold: number
+}
+
+export interface Row {
+  readonly seq: number
+  readonly id: string
+  readonly op: string
+  readonly vector: Float32Array
+}
+
+export const keyString = (k: IndexKey) => `${k.type}@${k.version}#${k.field}`
+
+const fileStem = (k: IndexKey) => {
+  const raw = keyString(k)
+  const safe = raw.replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 80)
+  return `${safe}-${crypto.createHash("sha1").update(raw).digest("hex").slice(0, 10)}`
+}
+
+interface Meta {
+  readonly format: 1
+  readonly instance: string
+  readonly key: string
+  readonly dimension: number
+  readonly metric: Metric
+  readonly m: number
+  readonly efConstruction: number
+  readonly maxSeq: number
+  readonly count: number
+  readonly size: number
+  readonly sha256: string
+}
+
+const sha256File = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex")
+
+const normalizeInto = (v: Float32Array | ReadonlyArray<number>, out: Float32Array, offset: number, metric: Metric) => {
+  const d = v.length
+  let norm = 1
+  if (metric === "cosine") {
+    let s = 0
+    for (let i = 0; i < d; i++) s += v[i]! * v[i]!
+    norm = s > 0 ? Math.sqrt(s) : 1
+  }
+  for (let i = 0; i < d; i++) out[offset + i] = v[i]! / norm
+}
+
+/** One HNSW index with the live labels (vector seq -> annotation id, operation id) and a copy of its vectors. */
+export class VectorIndex {
+  readonly hnsw: hnswlib.HierarchicalNSW
+  readonly labels = new Map<number, { readonly id: string; readonly op: string }>()
+  private readonly slots = new Map<number, number>()
+  private free: Array<number> = []
+  private data: Float32Array
+  private used = 0
+  maxSeq = 0
+  /** How the index came to be: "file", "rebuilt" (with the reason) or "empty". */
+  origin = "empty"
+  dirty = false
+
+  constructor(
+    readonly key: IndexKey,
+    readonly dimension: number,
+    readonly metric: Metric,
+    readonly tuning: IndexTuning
+  ) {
+    this.hnsw = new hnswlib.HierarchicalNSW(metric, dimension)
+    this.data = new Float32Array(dimension * 1024)
+  }
+
+  init(capacity: number) {
+    this.hnsw.initIndex({
+      maxElements: Math.max(1024, capacity),
+      m: this.tuning.m,
+      efConstruction: this.tuning.efConstruction,
+      randomSeed: 100
+    })
+  }
+
+  get size() {
+    return this.labels.size
+  }
+
+  private store(label: number, vector: Float32Array | ReadonlyArray<number>) {
+    let slot = this.slots.get(label)
+    if (slot === undefined) {
+      slot = this.free.pop() ?? this.used++
+      this.slots.set(label, slot)
+      if ((slot + 1) * this.dimension > this.data.length) {
+        const bigger = new Float32Array(Math.max(this.data.length * 2, (slot + 1) * this.dimension))
+        bigger.set(this.data)
+        this.data = bigger
+      }
+    }
+    normalizeInto(vector, this.data, slot * this.dimension, this.metric)
+  }
+
+  /** Records a live label without touching the graph (the graph already has it). */
+  track(row: Row) {
+    this.labels.set(row.seq, { id: row.id, op: row.op })
+    this.store(row.seq, row.vector)
+    if (row.seq > this.maxSeq) this.maxSeq = row.seq
+  }
+
+  add(row: Row) {
+    const max = this.hnsw.getMaxElements()
+    if (this.hnsw.getCurrentCount() >= max) this.hnsw.resizeIndex(max * 2)
+    this.hnsw.addPoint(Array.from(row.vector), row.seq)
+    this.track(row)
+    this.dirty = true
+  }
+
+  remove(label: number) {
+    if (!this.labels.has(label)) return
+    this.labels.delete(label)
+    const slot = this.slots.get(label)
+    if (slot !== undefined) {
+      this.slots.delete(label)
+      this.free.push(slot)
+    }
+    try {
+      this.hnsw.markDelete(label)
+    } catch {
+      // already deleted
+    }
+    this.dirty = true
+  }
+
+  /** Distance between the stored vector of `label` and a prepared query (see `prepare`). */
+  distance(label: number, q: Float32Array): number {
+    const slot = this.slots.get(label)
+    if (slot === undefined) return Number.POSITIVE_INFINITY
+    const o = slot * this.dimension
+    const d = this.dimension
+    const data = this.data
+    if (this.metric === "cosine") {
+      let dot = 0
+      for (let i = 0; i < d; i++) dot += q[i]! * data[o + i]!
+      return 1 - dot
+    }
+    let s = 0
+    for (let i = 0; i < d; i++) {
+      const x = q[i]! - data[o + i]!
+      s += x * x
+    }
+    return s
+  }
+
+  vectorOf(label: number): Float32Array | undefined {
+    const slot = this.slots.get(label)
+    return slot === undefined ? undefined : this.data.slice(slot * this.dimension, (slot + 1) * this.dimension)
+  }
+
+  /** The query as the stored vectors are (normalized for cosine). */
+  prepare(v: Float32Array | ReadonlyArray<number>): Float32Array {
+    const out = new Float32Array(this.dimension)
+    normalizeInto(v, out, 0, this.metric)
+    return out
+  }
+
+  /** Exact k nearest among `labels`. */
+  exact(
+    q: Float32Array,
+    k: number,
+    labels: Iterable<number>,
+    skip?: number
+  ): Array<{ label: number; distance: number }> {
+    const heap = new TopK(k)
+    for (const label of labels) {
+      if (label === skip || !this.labels.has(label)) continue
+      heap.push(this.distance(label, q), label)
+    }
+    return heap.sorted().map(([distance, label]) => ({ label, distance }))
+  }
+
+  /**
+   * The k nearest labels accepted by `accept`. Filtering happens here in JS on
+   * over-fetched candidates (never inside hnswlib's native search, whose JS filter
+   * callback can crash the process): the fetch and `ef` widen until k are found,
+   * and the search turns exact when the candidates run out or the matching set is small.
+   */
+  search(
+    q: Float32Array,
+    k: number,
+    ef: number,
+    accept: (label: number) => boolean,
+    matching?: { readonly size: number; readonly labels: Iterable<number> },
+    skip?: number
+  ): Array<{ label: number; distance: number }> {
+    const live = this.labels.size
+    if (live === 0) return []
+    if (matching !== undefined && (matching.size <= k || matching.size <= this.tuning.exactThreshold)) {
+      return this.exact(q, k, matching.labels, skip)
+    }
+    const total = this.hnsw.getCurrentCount()
+    const selectivity = matching !== undefined ? matching.size / live : 1
+    let fetch = Math.min(
+      total,
+      Math.ceil(((k + (skip !== undefined ? 1 : 0)) / Math.max(selectivity, 1e-6)) * (matching ? 1.5 : 1)) +
+        (matching ? 8 : 0)
+    )
+    const query = Array.from(q)
+    for (;;) {
+      const n = Math.min(fetch, this.hnsw.getMaxElements())
+      this.hnsw.setEf(Math.max(ef, n))
+      const r = this.hnsw.searchKnn(query, n)
+      const out: Array<{ label: number; distance: number }> = []
+      for (let i = 0; i < r.neighbors.length && out.length < k; i++) {
+        const label = r.neighbors[i]!
+        if (label !== skip && this.labels.has(label) && accept(label)) out.push({ label, distance: r.distances[i]! })
+      }
+      if (out.length >= k) return out
+      if (n >= total) break
+      fetch = Math.min(total, fetch * 4)
+    }
+    // candidates ran out (graph unreachable parts, or a filter the graph does not favour): exact
+    const candidates = matching !== undefined ? matching.labels : [...this.labels.keys()].filter(accept)
+    return this.exact(q, k, candidates, skip)
+  }
+
+  // ----- persistence -----
+
+  files(directory: string) {
+    const stem = path.join(directory, fileStem(this.key))
+    return { index: `${stem}.hnsw`, meta: `${stem}.json` }
+  }
+
+  persist(directory: string, instance: string) {
+    fs.mkdirSync(directory, { recursive: true })
+    const { index, meta } = this.files(directory)
+    const tmp = `${index}.${process.pid}.tmp`
+    this.hnsw.writeIndexSync(tmp)
+    const m: Meta = {
+      format: 1,
+      instance,
+      key: keyString(this.key),
+      dimension: this.dimension,
+      metric: this.metric,
+      m: this.tuning.m,
+      efConstruction: this.tuning.efConstruction,
+      maxSeq: this.maxSeq,
+      count: this.labels.size,
+      size: fs.statSync(tmp).size,
+      sha256: sha256File(tmp)
+    }
+    fs.renameSync(tmp, index)
+    fs.writeFileSync(`${meta}.tmp`, JSON.stringify(m))
+    fs.renameSync(`${meta}.tmp`, meta)
+    this.dirty = false
+  }
+
+  /**
+   * Loads the graph from `directory` when its files are present, whole (size and
+   * checksum as recorded) and made for this database and key. Returns the reason
+   * it could not, or undefined on success.
+   */
+  load(directory: string, instance: string): string | undefined {
+    const { index, meta } = this.files(directory)
+    if (!fs.existsSync(index) || !fs.existsSync(meta)) return "missing"
+    let m: Meta
+    try {
+      m = JSON.parse(fs.readFileSync(meta, "utf8"))
+    } catch {
+      return "corrupt metadata"
+    }
+    if (m.format !== 1 || m.instance !== instance || m.key !== keyString(this.key)) return "made for another database"
+    if (m.dimension !== this.dimension || m.metric !== this.metric) return "made for another dimension or metric"
+    const size = fs.statSync(index).size
+    if (size !== m.size) return `truncated (${size} bytes, expected ${m.size})`
+    if (sha256File(index) !== m.sha256) return "corrupt (checksum mismatch)"
+    try {
+      this.hnsw.readIndexSync(index)
+    } catch (e) {
+      return `unreadable (${e instanceof Error ? e.message : String(e)})`
+    }
+    this.maxSeq = m.maxSeq
+    return undefined
+  }
+}
+
+/** A bounded max-heap keeping the k smallest distances. */
+export class TopK<T = number> {
+  private readonly items: Array<[number, T]> = []
+  constructor(readonly k: number) {}
+  get worst() {
+    return this.items.length < this.k ? Number.POSITIVE_INFINITY : this.items[0]![0]
+  }
+  push(d: number, v: T) {
+    const h = this.items
+    if (h.length < this.k) {
+      h.push([d, v])
+      let i = h.length - 1
+      while (i > 0) {
+        const p = (i - 1) >> 1
+        if (h[p]![0] >= h[i]![0]) break
+        ;[h[p], h[i]] = [h[i]!, h[p]!]
+        i = p
+      }
+    } else if (d < h[0]![0]) {
+      h[0] = [d, v]
+      let i = 0
+      for (;;) {
+        const l = 2 * i + 1
+        const r = l + 1
+        let m = i
+        if (l < h.length && h[l]![0] > h[m]![0]) m = l
+        if (r < h.length && h[r]![0] > h[m]![0]) m = r
+        if (m === i) break
+        ;[h[m], h[i]] = [h[i]!, h[m]!]
+        i = m
+      }
+    }
+  }
+  sorted(): Array<[number, T]> {
+    return [...this.items].sort((a, b) => a[0] - b[0])
+  }
+}

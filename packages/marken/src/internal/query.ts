@@ -1,0 +1,176 @@
+import type { Database } from "@org/storage"
+import { sql, type Expression, type RawBuilder, type SqlBool } from "kysely"
+import * as Region from "../Region.js"
+import type { Condition, GroupBy, Query } from "../Query.js"
+import { InvalidQuery } from "../MarkenError.js"
+
+const identifier = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
+
+/** The payload field as text/number: path segments are identifiers (checked), never user SQL. */
+export const payloadField = (caps: Database.Capabilities, field: string, alias = "a"): RawBuilder<unknown> => {
+  const path = field.split(".")
+  if (path.length === 0 || path.length > 8 || !path.every((p) => identifier.test(p))) {
+    throw new InvalidQuery({ path: "field", message: `invalid field path ${JSON.stringify(field)}` })
+  }
+  return sql.raw(caps.jsonText(`${alias}.payload`, path))
+}
+
+const asText = (e: RawBuilder<unknown>) => sql`cast(${e} as text)`
+const asNumber = (caps: Database.Capabilities, e: RawBuilder<unknown>) =>
+  sql`cast(${e} as ${sql.raw(caps.types.double)})`
+
+const scalarMatch = (caps: Database.Capabilities, e: RawBuilder<unknown>, value: string | number | boolean) => {
+  if (typeof value === "number") return sql<SqlBool>`${asNumber(caps, e)} = ${value}`
+  if (typeof value === "boolean") {
+    return value ? sql<SqlBool>`${asText(e)} in ('true', '1')` : sql<SqlBool>`${asText(e)} in ('false', '0')`
+  }
+  return sql<SqlBool>`${asText(e)} = ${value}`
+}
+
+const condition = (caps: Database.Capabilities, c: Condition, index: number): Expression<SqlBool> => {
+  const e = payloadField(caps, c.field)
+  switch (c.op) {
+    case "eq":
+      return scalarMatch(caps, e, c.value)
+    case "in": {
+      const parts = c.values.map((v) => scalarMatch(caps, e, v))
+      return sql<SqlBool>`(${sql.join(parts, sql` or `)})`
+    }
+    case "range": {
+      const parts: Array<RawBuilder<SqlBool>> = []
+      const n = asNumber(caps, e)
+      if (c.gte !== undefined) parts.push(sql<SqlBool>`${n} >= ${c.gte}`)
+      if (c.gt !== undefined) parts.push(sql<SqlBool>`${n} > ${c.gt}`)
+      if (c.lte !== undefined) parts.push(sql<SqlBool>`${n} <= ${c.lte}`)
+      if (c.lt !== undefined) parts.push(sql<SqlBool>`${n} < ${c.lt}`)
+      if (parts.length === 0) {
+        throw new InvalidQuery({ path: `where.${index}`, message: "a range condition needs gte, gt, lte or lt" })
+      }
+      return sql<SqlBool>`(${e} is not null and ${sql.join(parts, sql` and `)})`
+    }
+    case "exists":
+      return c.exists === false ? sql<SqlBool>`${e} is null` : sql<SqlBool>`${e} is not null`
+  }
+}
+
+const escapeLike = (s: string) => s.replace(/[\\%_]/g, (m) => `\\${m}`)
+
+const sortColumn = (sort: Query["sort"]) => {
+  switch (sort) {
+    case "created":
+      return sql`a.created_ms`
+    case "start":
+      return sql`coalesce(a.start_ns, -1)`
+    case "confidence":
+      return sql`coalesce(a.confidence, -1)`
+    default:
+      return undefined
+  }
+}
+
+/** Where clauses of a query (on `marken_annotations as a`). Throws `InvalidQuery`. */
+export const conditions = (caps: Database.Capabilities, q: Query): Array<Expression<SqlBool>> => {
+  const out: Array<Expression<SqlBool>> = []
+  if (q.entities !== undefined) {
+    if (q.entities.length === 0) out.push(sql<SqlBool>`1 = 0`)
+    else out.push(sql<SqlBool>`a.entity in (${sql.join(q.entities)})`)
+  }
+  if (q.version !== undefined && q.type === undefined) {
+    throw new InvalidQuery({ path: "version", message: "a version requires a type" })
+  }
+  if (q.type !== undefined) out.push(sql<SqlBool>`a.type = ${q.type}`)
+  if (q.version !== undefined) out.push(sql<SqlBool>`a.version = ${q.version}`)
+  if (q.time !== undefined) {
+    out.push(sql<SqlBool>`(a.start_ns is not null and a.start_ns <= ${q.time.endNs} and a.end_ns >= ${q.time.startNs})`)
+  }
+  if (q.region !== undefined) {
+    const b = Region.bounds(q.region)
+    out.push(
+      sql<SqlBool>`(a.x0 is not null and a.x0 <= ${b.x1} and a.x1 >= ${b.x0} and a.y0 <= ${b.y1} and a.y1 >= ${b.y0})`
+    )
+  }
+  q.where?.forEach((c, i) => out.push(condition(caps, c, i)))
+  if (q.label !== undefined) {
+    out.push(sql<SqlBool>`lower(a.label) like ${`%${escapeLike(q.label.toLowerCase())}%`} escape '\\'`)
+  }
+  if (q.minConfidence !== undefined) out.push(sql<SqlBool>`a.confidence >= ${q.minConfidence}`)
+  if (q.producer !== undefined) out.push(sql<SqlBool>`a.producer_key = ${q.producer}`)
+  if (q.operationId !== undefined) out.push(sql<SqlBool>`a.operation_id = ${q.operationId}`)
+  else out.push(sql<SqlBool>`a.operation_id in (select c.operation_id from marken_current c)`)
+  return out
+}
+
+export interface Cursor {
+  readonly v: number | string
+  readonly id: string
+}
+
+export const encodeCursor = (c: Cursor): string => Buffer.from(JSON.stringify([c.v, c.id])).toString("base64url")
+
+export const decodeCursor = (s: string): Cursor => {
+  try {
+    const [v, id] = JSON.parse(Buffer.from(s, "base64url").toString("utf8"))
+    if ((typeof v === "number" || typeof v === "string") && typeof id === "string") return { v, id }
+  } catch {
+    // fall through
+  }
+  throw new InvalidQuery({ path: "cursor", message: "the cursor is not one this server returned" })
+}
+
+/** Order and keyset conditions for a page. */
+export const page = (q: Query) => {
+  const col = sortColumn(q.sort)
+  const desc = q.order === "desc"
+  const after: Array<Expression<SqlBool>> = []
+  if (q.cursor !== undefined) {
+    const c = decodeCursor(q.cursor)
+    if (col === undefined) {
+      after.push(desc ? sql<SqlBool>`a.id < ${c.id}` : sql<SqlBool>`a.id > ${c.id}`)
+    } else {
+      if (typeof c.v !== "number")
+        throw new InvalidQuery({ path: "cursor", message: "the cursor does not match the sort" })
+      after.push(
+        desc
+          ? sql<SqlBool>`(${col} < ${c.v} or (${col} = ${c.v} and a.id < ${c.id}))`
+          : sql<SqlBool>`(${col} > ${c.v} or (${col} = ${c.v} and a.id > ${c.id}))`
+      )
+    }
+  }
+  const dir = sql.raw(desc ? "desc" : "asc")
+  const orderBy = col === undefined ? sql`a.id ${dir}` : sql`${col} ${dir}, a.id ${dir}`
+  const sortValue = (row: any): number | string => {
+    switch (q.sort) {
+      case "created":
+        return Number(row.created_ms)
+      case "start":
+        return row.start_ns === null || row.start_ns === undefined ? -1 : Number(row.start_ns)
+      case "confidence":
+        return row.confidence === null || row.confidence === undefined ? -1 : Number(row.confidence)
+      default:
+        return row.id
+    }
+  }
+  return { after, orderBy, sortValue }
+}
+
+/** The grouping expression of `count`. */
+export const groupExpression = (caps: Database.Capabilities, by: GroupBy): RawBuilder<unknown> => {
+  switch (by) {
+    case "entity":
+      return sql`a.entity`
+    case "type":
+      return sql`a.type`
+    case "version":
+      return sql`a.version`
+    case "label":
+      return sql`a.label`
+    case "producer":
+      return sql`a.producer_key`
+    case "operation":
+      return sql`a.operation_id`
+    default: {
+      const field = by.slice("payload.".length)
+      return asText(payloadField(caps, field))
+    }
+  }
+}

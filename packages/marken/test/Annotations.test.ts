@@ -1,0 +1,460 @@
+import { describe, expect, it, layer } from "@effect/vitest"
+import { Effect, Either, Fiber, Schema } from "effect"
+import { Annotations, AnnotationType, Registry } from "@org/marken"
+import { StorageTesting } from "@org/storage/testing"
+import { marken, producer, rng, Shot, ShotV11, ShotV2, vec } from "./fixtures.js"
+
+/** Real time (it.effect runs on the TestClock). */
+const pause = (ms: number) => Effect.promise(() => new Promise((r) => setTimeout(r, ms)))
+
+const setup = Effect.gen(function* () {
+  const registry = yield* Registry.Registry
+  yield* registry.register(Shot)
+  return { registry, annotations: yield* Annotations.Annotations }
+})
+
+for (const adapter of StorageTesting.adapters()) {
+  if (adapter.skip) {
+    describe.skip(`Marken on ${adapter.name} (${adapter.skip})`, () => {
+      it("skipped", () => undefined)
+    })
+    console.warn(`[marken] ${adapter.skip}`)
+    continue
+  }
+
+  layer(marken()(adapter.layer), { timeout: 60_000 })(`Marken store on ${adapter.name}`, (it) => {
+    it.effect("registers types idempotently and enforces the evolution rules", () =>
+      Effect.gen(function* () {
+        const { registry } = yield* setup
+        yield* registry.register(Shot)
+        yield* registry.register(ShotV11)
+        yield* registry.register(ShotV2)
+        const stored = yield* registry.get("shot", "1.1")
+        expect((stored.jsonSchema as any).properties.note).toEqual({ type: "string" })
+        // a minor version adding a required field is refused
+        const bad = AnnotationType.make({
+          name: "shot",
+          version: "1.2",
+          payload: Schema.Struct({
+            kind: Schema.Literal("cut", "fade"),
+            score: Schema.Number.pipe(Schema.between(0, 1)),
+            tags: Schema.optional(Schema.Array(Schema.String)),
+            meta: Schema.optional(Schema.Struct({ camera: Schema.String, flagged: Schema.Boolean })),
+            note: Schema.optional(Schema.String),
+            shots: Schema.Number
+          })
+        })
+        const e1 = yield* Effect.flip(registry.register(bad))
+        expect(e1._tag).toBe("IncompatibleType")
+        expect((e1 as any).path).toBe("payload.shots")
+        // a minor version changing a field is refused
+        const changed = AnnotationType.make({
+          name: "shot",
+          version: "1.2",
+          payload: Schema.Struct({ kind: Schema.String, score: Schema.Number.pipe(Schema.between(0, 1)) })
+        })
+        const e2 = yield* Effect.flip(registry.register(changed))
+        expect(e2._tag).toBe("IncompatibleType")
+        // re-registering a version with another schema is refused
+        const e3 = yield* Effect.flip(
+          registry.register(AnnotationType.make({ name: "shot", version: "1.0", payload: Schema.Struct({}) }))
+        )
+        expect(e3.message).toContain("different schema")
+        const e4 = yield* Effect.flip(
+          registry.register(AnnotationType.make({ name: "x", version: "v1", payload: Schema.String }))
+        )
+        expect((e4 as any).path).toBe("version")
+        expect((yield* registry.list("shot")).map((d) => d.version)).toEqual(["1.0", "1.1", "2.0"])
+      })
+    )
+
+    it.effect("validates untyped payloads against the stored JSON Schema", () =>
+      Effect.gen(function* () {
+        const { registry } = yield* setup
+        yield* registry.registerDefinition({
+          name: "mood",
+          version: "1.0",
+          jsonSchema: {
+            type: "object",
+            required: ["mood"],
+            properties: { mood: { enum: ["calm", "tense"] }, level: { type: "integer", minimum: 0, maximum: 5 } },
+            additionalProperties: false
+          },
+          vectors: {}
+        })
+        expect(yield* registry.validate("mood", "1.0", { mood: "calm", level: 3 })).toEqual({ mood: "calm", level: 3 })
+        const e = yield* Effect.flip(registry.validate("mood", "1.0", { mood: "calm", level: 9 }))
+        expect(e._tag === "InvalidAnnotation" && e.path).toBe("payload.level")
+        const e2 = yield* Effect.flip(registry.validate("mood", "1.0", { level: 1 }))
+        expect(e2._tag === "InvalidAnnotation" && e2.path).toBe("payload.mood")
+        const e3 = yield* Effect.flip(registry.validate("mood", "1.0", { mood: "calm", extra: 1 }))
+        expect(e3._tag === "InvalidAnnotation" && e3.path).toBe("payload.extra")
+        const e4 = yield* Effect.flip(registry.validate("mood", "9.0", {}))
+        expect(e4._tag).toBe("UnknownType")
+      })
+    )
+
+    it.effect("creates, reads, updates and deletes annotations; bad input writes nothing", () =>
+      Effect.gen(function* () {
+        const { annotations } = yield* setup
+        const a = yield* annotations.create({
+          type: "shot",
+          version: "1.0",
+          producer,
+          entity: "title:1",
+          time: { startNs: 1_000_000_000, endNs: 2_000_000_000 },
+          frameRate: { num: 24000, den: 1001 },
+          region: { _tag: "Box", x: 0.1, y: 0.2, width: 0.5, height: 0.5 },
+          payload: { kind: "cut", score: 0.7 },
+          label: "Hard cut",
+          confidence: 0.9,
+          vectors: { embedding: vec(rng(1)) }
+        })
+        expect(a.id).toMatch(/^[0-9a-f-]{36}$/)
+        expect(a.time).toEqual({ startNs: 1_000_000_000, endNs: 2_000_000_000 })
+        expect(a.vectors?.embedding?.length).toBe(8)
+        const back = yield* annotations.get(a.id)
+        expect(back.payload).toEqual({ kind: "cut", score: 0.7 })
+        expect(back.region).toEqual({ _tag: "Box", x: 0.1, y: 0.2, width: 0.5, height: 0.5 })
+        expect(back.producer).toEqual({ ...producer, key: "shot-detector" })
+
+        const updated = yield* annotations.update(a.id, { label: "Soft cut", payload: { kind: "fade", score: 0.2 } })
+        expect(updated.label).toBe("Soft cut")
+        expect(updated.payload).toEqual({ kind: "fade", score: 0.2 })
+
+        const before = (yield* annotations.query({ entities: ["title:1"] })).items.length
+        const bad = [
+          { payload: { kind: "cut", score: 2 }, path: "payload.score" },
+          {
+            payload: { kind: "cut", score: 0.5 },
+            region: { _tag: "Box", x: 0.9, y: 0, width: 0.5, height: 0.1 },
+            path: "region.width"
+          },
+          {
+            payload: { kind: "cut", score: 0.5 },
+            region: { _tag: "Box", x: 1.5, y: 0, width: 0, height: 0 },
+            path: "region.x"
+          },
+          { payload: { kind: "cut", score: 0.5 }, time: { startNs: 5, endNs: 1 }, path: "time.endNs" },
+          { payload: { kind: "cut", score: 0.5 }, vectors: { embedding: [1, 2, 3] }, path: "vectors.embedding" },
+          { payload: { kind: "cut", score: 0.5 }, vectors: { other: [1] }, path: "vectors.other" }
+        ]
+        for (const { path, ...rest } of bad) {
+          const e = yield* Effect.flip(
+            annotations.create({ type: "shot", version: "1.0", producer, entity: "title:1", ...(rest as any) })
+          )
+          expect(e._tag).toBe("InvalidAnnotation")
+          expect((e as any).path).toBe(path)
+        }
+        const unknown = yield* Effect.flip(
+          annotations.create({ type: "nope", version: "1.0", producer, entity: "title:1", payload: {} })
+        )
+        expect(unknown._tag).toBe("UnknownType")
+        expect((yield* annotations.query({ entities: ["title:1"] })).items.length).toBe(before)
+
+        yield* annotations.remove(a.id)
+        const gone = yield* Effect.flip(annotations.get(a.id))
+        expect(gone._tag).toBe("AnnotationNotFound")
+      })
+    )
+
+    it.effect("an operation becomes visible at finish, replaces the previous run, and can be cancelled", () =>
+      Effect.gen(function* () {
+        const { annotations } = yield* setup
+        const entity = "title:op"
+        const producer = { algorithm: "op-test", version: "1" }
+        const run1 = yield* annotations.start({ type: "shot", version: "1.0", producer })
+        const r1 = yield* annotations.upsert(run1.id, [
+          { entity, key: "s1", payload: { kind: "cut", score: 0.1 } },
+          { entity, key: "s2", payload: { kind: "cut", score: 0.2 } },
+          { entity, key: "bad", payload: { kind: "zoom", score: 0.2 } }
+        ])
+        expect(r1.written.map((w) => w.index)).toEqual([0, 1])
+        expect(r1.rejected).toEqual([{ index: 2, path: "payload.kind", message: expect.any(String) }])
+        // upserting the same key replaces it
+        yield* annotations.upsert(run1.id, [{ entity, key: "s2", payload: { kind: "fade", score: 0.25 } }])
+        expect((yield* annotations.query({ entities: [entity] })).items).toEqual([])
+        expect((yield* annotations.query({ entities: [entity], operationId: run1.id })).items.length).toBe(2)
+        yield* annotations.finish(run1.id)
+        const seen1 = yield* annotations.query({ entities: [entity], sort: "confidence" })
+        expect(seen1.items.map((a) => a.key).sort()).toEqual(["s1", "s2"])
+        expect(seen1.items.find((a) => a.key === "s2")!.payload).toEqual({ kind: "fade", score: 0.25 })
+
+        const run2 = yield* annotations.start({ type: "shot", version: "1.0", producer })
+        yield* annotations.upsert(run2.id, [{ entity, key: "n1", payload: { kind: "cut", score: 0.9 } }])
+        expect((yield* annotations.query({ entities: [entity] })).items.map((a) => a.key).sort()).toEqual(["s1", "s2"])
+        const done = yield* annotations.finish(run2.id)
+        expect(done.current).toBe(true)
+        expect((yield* annotations.query({ entities: [entity] })).items.map((a) => a.key)).toEqual(["n1"])
+        // the earlier run stays queryable by its id
+        expect((yield* annotations.query({ entities: [entity], operationId: run1.id })).items.length).toBe(2)
+        expect((yield* annotations.operation(run1.id)).current).toBe(false)
+
+        const run3 = yield* annotations.start({ type: "shot", version: "1.0", producer })
+        yield* annotations.upsert(run3.id, [{ entity, key: "x", payload: { kind: "cut", score: 0.5 } }])
+        const cancelled = yield* annotations.cancel(run3.id)
+        expect(cancelled.status).toBe("cancelled")
+        expect((yield* annotations.query({ entities: [entity], operationId: run3.id })).items).toEqual([])
+        const closed = yield* Effect.flip(annotations.upsert(run3.id, [{ entity, payload: { kind: "cut", score: 0 } }]))
+        expect(closed._tag).toBe("OperationClosed")
+        const again = yield* Effect.flip(annotations.finish(run2.id))
+        expect(again._tag).toBe("OperationClosed")
+        expect((yield* annotations.query({ entities: [entity] })).items.map((a) => a.key)).toEqual(["n1"])
+        const ops = yield* annotations.operations({ type: "shot", version: "1.0", producer: "op-test" })
+        expect(ops.map((o) => o.status)).toEqual(["cancelled", "finished", "finished"])
+        // atomic upsert: one bad item, nothing written
+        const run4 = yield* annotations.start({ type: "shot", version: "1.0", producer })
+        const e = yield* Effect.flip(
+          annotations.upsert(
+            run4.id,
+            [
+              { entity, payload: { kind: "cut", score: 0.5 } },
+              { entity, payload: { kind: "cut" } }
+            ],
+            { atomic: true }
+          )
+        )
+        expect(e._tag === "InvalidAnnotation" && e.path).toBe("items.1.payload.score")
+        expect((yield* annotations.query({ operationId: run4.id })).items).toEqual([])
+      })
+    )
+
+    it.effect("readers polling during a run see the previous complete run until finish, then the new one at once", () =>
+      Effect.gen(function* () {
+        const { annotations } = yield* setup
+        const entity = "title:concurrent"
+        const prod = { algorithm: "scorer", version: "1" }
+        const first = yield* annotations.start({ type: "shot", version: "1.0", producer: prod })
+        yield* annotations.upsert(
+          first.id,
+          Array.from({ length: 20 }, (_, i) => ({
+            entity,
+            key: `a${i}`,
+            payload: { kind: "cut" as const, score: 0.1 }
+          }))
+        )
+        yield* annotations.finish(first.id)
+        const observed: Array<string> = []
+        let stop = false
+        const reader = Effect.gen(function* () {
+          while (!stop) {
+            const page = yield* annotations.query({ entities: [entity], limit: 1000 })
+            const runs = new Set(page.items.map((a) => a.operationId))
+            observed.push(`${page.items.length}:${runs.size}:${[...runs].join(",")}`)
+            yield* pause(2)
+          }
+        })
+        const readers = yield* Effect.fork(Effect.all([reader, reader, reader], { concurrency: "unbounded" }))
+        const second = yield* annotations.start({ type: "shot", version: "1.0", producer: prod })
+        for (let b = 0; b < 6; b++) {
+          yield* annotations.upsert(
+            second.id,
+            Array.from({ length: 5 }, (_, i) => ({
+              entity,
+              key: `b${b}-${i}`,
+              payload: { kind: "fade" as const, score: 0.9 }
+            }))
+          )
+          yield* pause(5)
+        }
+        yield* annotations.finish(second.id)
+        yield* pause(30)
+        stop = true
+        yield* Fiber.join(readers)
+        // every observation is exactly one complete run: 20 of the first or 30 of the second
+        const allowed = new Set([`20:1:${first.id}`, `30:1:${second.id}`])
+        expect(observed.length).toBeGreaterThan(10)
+        expect(observed.filter((o) => !allowed.has(o))).toEqual([])
+        expect(observed).toContain(`20:1:${first.id}`)
+        expect(observed[observed.length - 1]).toBe(`30:1:${second.id}`)
+        // once the new run is seen, the old one never comes back
+        const firstNew = observed.indexOf(`30:1:${second.id}`)
+        expect(observed.slice(firstNew).every((o) => o === `30:1:${second.id}`)).toBe(true)
+      })
+    )
+
+    it.effect("queries by entity, time, region, payload, label, confidence; sorts and pages; counts groups", () =>
+      Effect.gen(function* () {
+        const { annotations } = yield* setup
+        const op = yield* annotations.start({
+          type: "shot",
+          version: "1.0",
+          producer: { algorithm: "q", version: "1" }
+        })
+        const r = rng(7)
+        const items = Array.from({ length: 40 }, (_, i) => ({
+          entity: `video:${i % 4}`,
+          key: `k${i}`,
+          time: { startNs: i * 1_000_000_000, endNs: i * 1_000_000_000 + 500_000_000 },
+          region: { _tag: "Box" as const, x: (i % 5) * 0.2, y: 0, width: 0.1, height: 0.1 },
+          payload: {
+            kind: i % 2 === 0 ? ("cut" as const) : ("fade" as const),
+            score: i / 40,
+            ...(i % 3 === 0 ? { tags: ["a"] } : {}),
+            ...(i % 10 === 0 ? { meta: { camera: `cam${i}`, flagged: i % 20 === 0 } } : {})
+          },
+          label: i % 4 === 0 ? "Opening Title" : "scene",
+          confidence: r(),
+          vectors: { embedding: vec(r) }
+        }))
+        yield* annotations.upsert(op.id, items)
+        yield* annotations.finish(op.id)
+        const base = { type: "shot", version: "1.0", producer: "q" }
+        const ids = (p: Annotations.Page) => p.items.map((a) => a.key)
+        expect((yield* annotations.query({ ...base, entities: ["video:1"], limit: 1000 })).items.length).toBe(10)
+        expect(
+          ids(yield* annotations.query({ ...base, time: { startNs: 2_600_000_000, endNs: 4_000_000_000 } }))
+        ).toEqual(["k3", "k4"])
+        expect(
+          ids(yield* annotations.query({ ...base, time: { startNs: 2_400_000_000, endNs: 2_400_000_000 } }))
+        ).toEqual(["k2"])
+        const inRegion = yield* annotations.query({
+          ...base,
+          region: { _tag: "Box", x: 0.41, y: 0.05, width: 0.1, height: 0.1 },
+          limit: 1000
+        })
+        expect(inRegion.items.every((a) => (a.region as any).x === 0.4)).toBe(true)
+        expect(inRegion.items.length).toBe(8)
+        expect(
+          (yield* annotations.query({ ...base, where: [{ field: "kind", op: "eq", value: "fade" }], limit: 1000 }))
+            .items.length
+        ).toBe(20)
+        expect(
+          (yield* annotations.query({
+            ...base,
+            where: [{ field: "score", op: "range", gte: 0.5, lt: 0.6 }]
+          })).items.map((a) => a.key)
+        ).toEqual(["k20", "k21", "k22", "k23"])
+        expect(
+          (yield* annotations.query({ ...base, where: [{ field: "score", op: "eq", value: 0.5 }] })).items.map(
+            (a) => a.key
+          )
+        ).toEqual(["k20"])
+        expect(
+          (yield* annotations.query({ ...base, where: [{ field: "tags", op: "exists" }], limit: 1000 })).items.length
+        ).toBe(14)
+        expect(
+          (yield* annotations.query({
+            ...base,
+            where: [{ field: "meta.camera", op: "in", values: ["cam10", "cam30", "nope"] }]
+          })).items.map((a) => a.key)
+        ).toEqual(["k10", "k30"])
+        expect(
+          (yield* annotations.query({ ...base, where: [{ field: "meta.flagged", op: "eq", value: true }] })).items.map(
+            (a) => a.key
+          )
+        ).toEqual(["k0", "k20"])
+        expect(
+          (yield* annotations.query({ ...base, where: [{ field: "meta.flagged", op: "eq", value: false }] })).items.map(
+            (a) => a.key
+          )
+        ).toEqual(["k10", "k30"])
+        expect((yield* annotations.query({ ...base, label: "opening", limit: 1000 })).items.length).toBe(10)
+        const confident = yield* annotations.query({ ...base, minConfidence: 0.5, limit: 1000 })
+        expect(confident.items.every((a) => a.confidence! >= 0.5)).toBe(true)
+        expect(confident.items.length).toBe(items.filter((i) => i.confidence >= 0.5).length)
+
+        // sorting and cursor pagination walk every row once, in order
+        for (const sort of ["id", "confidence", "start", "created"] as const) {
+          for (const order of ["asc", "desc"] as const) {
+            const seen: Array<Annotations.Page["items"][number]> = []
+            let cursor: string | undefined
+            do {
+              const page: Annotations.Page = yield* annotations.query({
+                ...base,
+                sort,
+                order,
+                limit: 7,
+                ...(cursor ? { cursor } : {})
+              })
+              seen.push(...page.items)
+              cursor = page.next
+            } while (cursor)
+            expect(seen.length).toBe(40)
+            expect(new Set(seen.map((a) => a.id)).size).toBe(40)
+            if (sort === "confidence") {
+              const cs = seen.map((a) => a.confidence!)
+              expect(cs).toEqual([...cs].sort((x, y) => (order === "asc" ? x - y : y - x)))
+            }
+          }
+        }
+        const byKind = yield* annotations.count(base, "payload.kind")
+        expect(byKind).toEqual([
+          { key: "cut", count: 20 },
+          { key: "fade", count: 20 }
+        ])
+        const byEntity = yield* annotations.count({ ...base, label: "scene" }, "entity")
+        expect(byEntity.reduce((s, g) => s + g.count, 0)).toBe(30)
+        const badCursor = yield* Effect.flip(annotations.query({ ...base, cursor: "garbage" }))
+        expect(badCursor._tag).toBe("InvalidQuery")
+      })
+    )
+
+    it.effect("query strings are inert: injection attempts match nothing and change nothing", () =>
+      Effect.gen(function* () {
+        const { annotations } = yield* setup
+        yield* annotations.create({
+          type: "shot",
+          version: "1.0",
+          producer,
+          entity: "safe",
+          payload: { kind: "cut", score: 0.5 },
+          label: "x"
+        })
+        const total = (yield* annotations.count({}, "type")).reduce((s, g) => s + g.count, 0)
+        const attacks = ["' or 1=1 --", "x'); drop table marken_annotations; --", "%' or '1'='1", "\\' or 1=1"]
+        for (const s of attacks) {
+          expect((yield* annotations.query({ label: s })).items).toEqual([])
+          expect((yield* annotations.query({ entities: [s] })).items).toEqual([])
+          expect((yield* annotations.query({ type: s })).items).toEqual([])
+          expect((yield* annotations.query({ where: [{ field: "kind", op: "eq", value: s }] })).items).toEqual([])
+          expect((yield* annotations.query({ where: [{ field: "kind", op: "in", values: [s] }] })).items).toEqual([])
+        }
+        const badField = yield* Effect.flip(annotations.query({ where: [{ field: "kind') or 1=1 --", op: "exists" }] }))
+        expect(badField._tag).toBe("InvalidQuery")
+        expect((yield* annotations.count({}, "type")).reduce((s, g) => s + g.count, 0)).toBe(total)
+      })
+    )
+
+    it.effect("migrates the latest runs to a new major version and keeps the old ones readable", () =>
+      Effect.gen(function* () {
+        const { annotations, registry } = yield* setup
+        yield* registry.register(ShotV2)
+        const op = yield* annotations.start({
+          type: "shot",
+          version: "1.0",
+          producer: { algorithm: "mig", version: "1" }
+        })
+        yield* annotations.upsert(op.id, [
+          {
+            entity: "m",
+            key: "1",
+            payload: { kind: "cut", score: 0.3, tags: ["x"] },
+            vectors: { embedding: vec(rng(3)) }
+          },
+          { entity: "m", key: "2", payload: { kind: "fade", score: 0.6 } }
+        ])
+        yield* annotations.finish(op.id)
+        const result = yield* annotations.migrate({
+          from: Shot,
+          to: ShotV2,
+          migrate: (p) => ({ transition: p.kind, score: p.score, tags: p.tags ?? [] })
+        })
+        expect(result.annotations).toBeGreaterThanOrEqual(2)
+        const v2 = yield* annotations.query({ type: "shot", version: "2.0", entities: ["m"], sort: "id" })
+        expect(v2.items.map((a) => a.payload).sort((a: any, b: any) => a.score - b.score)).toEqual([
+          { transition: "cut", score: 0.3, tags: ["x"] },
+          { transition: "fade", score: 0.6, tags: [] }
+        ])
+        const typed = yield* annotations.decode(ShotV2, v2.items[0]!)
+        expect(["cut", "fade"]).toContain(typed.payload.transition)
+        const v1 = yield* annotations.query({ type: "shot", version: "1.0", entities: ["m"] })
+        expect(v1.items.length).toBe(2)
+        const withVec = yield* annotations.query({ type: "shot", version: "2.0", entities: ["m"], withVectors: true })
+        expect(withVec.items.filter((a) => a.vectors?.embedding).length).toBe(1)
+      })
+    )
+  })
+}
+
+void Either
