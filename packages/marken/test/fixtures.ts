@@ -55,3 +55,33 @@ export const marken = (options?: Annotations.Options) => (storage: Layer.Layer<D
 export const producer = { algorithm: "shot-detector", version: "3.2" }
 
 void Effect
+
+/** Clustered vectors: `clusters` random centres, each point a centre plus small noise. */
+export const clustered = (n: number, dim: number, clusters: number, seed: number): Array<Float32Array> => {
+  const r = rng(seed)
+  const centres = Array.from({ length: clusters }, () => vec(r, dim))
+  return Array.from({ length: n }, () => {
+    const c = centres[Math.floor(r() * clusters)]!
+    return Float32Array.from(c, (x) => x + (r() * 2 - 1) * 0.15)
+  })
+}
+
+/** Exact cosine k nearest (indices) among `candidates`. */
+export const exactCosine = (
+  q: Float32Array,
+  vectors: ReadonlyArray<Float32Array>,
+  candidates: ReadonlyArray<number>,
+  k: number
+) => {
+  const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0))
+  const nq = norm(q)
+  return candidates
+    .map((i) => {
+      const v = vectors[i]!
+      let dot = 0
+      for (let j = 0; j < v.length; j++) dot += v[j]! * q[j]!
+      return { i, d: 1 - dot / (nq * norm(v)) }
+    })
+    .sort((a, b) => a.d - b.d)
+    .slice(0, k)
+}
