@@ -1,0 +1,267 @@
+/**
+ * Image decoding with sharp: RGB or RGBA tensors (Uint8 or normalized Float32, HWC
+ * or CHW) with crop, resize and fit, refusing images over a pixel limit before any
+ * pixel is decoded.
+ *
+ * @since 0.1.0
+ */
+import { Effect } from "effect"
+import sharp from "sharp"
+import { DecodeError, InvalidInputError, PixelLimitError, type ReadError } from "./JasperError.js"
+import type { ImageMetadata } from "./Media.js"
+import * as Reader from "./Reader.js"
+
+/**
+ * A decoded image: `data` laid out as `shape` (`[height, width, channels]` for
+ * `hwc`, `[channels, height, width]` for `chw`); Float32 values are in `[0, 1]`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Tensor {
+  readonly data: Uint8Array | Float32Array
+  readonly dtype: "uint8" | "float32"
+  readonly layout: "hwc" | "chw"
+  readonly shape: readonly [number, number, number]
+  readonly width: number
+  readonly height: number
+  readonly channels: 3 | 4
+}
+
+/**
+ * How the image is fitted into `resize` (sharp's fits): `cover` crops, `contain`
+ * letterboxes, `fill` stretches, `inside`/`outside` keep the aspect ratio.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Fit = "cover" | "contain" | "fill" | "inside" | "outside"
+
+/**
+ * Options of {@link decode}. `crop` is applied to the source before `resize`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DecodeOptions {
+  readonly crop?: { readonly left: number; readonly top: number; readonly width: number; readonly height: number }
+  readonly resize?: {
+    readonly width: number
+    readonly height: number
+    readonly fit?: Fit
+    /** Letterbox colour for `contain` (default black). */
+    readonly background?: { readonly r: number; readonly g: number; readonly b: number }
+  }
+  /** 3 (RGB, default) or 4 (RGBA). */
+  readonly channels?: 3 | 4
+  /** `uint8` (default) or `float32` scaled to `[0, 1]`. */
+  readonly dtype?: "uint8" | "float32"
+  /** `hwc` (default) or `chw`. */
+  readonly layout?: "hwc" | "chw"
+  /** Largest accepted `width * height` of the source (default 100 megapixels). */
+  readonly pixelLimit?: number
+  /** Apply EXIF orientation (default true). */
+  readonly autoOrient?: boolean
+}
+
+/**
+ * The default pixel limit: 100 megapixels.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_PIXEL_LIMIT = 100_000_000
+
+interface Label {
+  readonly uri: string
+  readonly assetId?: string | undefined
+}
+
+const decodeError = (label: Label, stage: "probe" | "decode", cause: unknown) =>
+  new DecodeError({
+    uri: label.uri,
+    media: "image",
+    stage,
+    message: `${label.uri}${label.assetId ? ` (asset ${label.assetId})` : ""}: ${
+      cause instanceof Error ? cause.message : String(cause)
+    }`,
+    ...(label.assetId ? { assetId: label.assetId } : {}),
+    cause
+  })
+
+const isPositiveInt = (n: number) => Number.isSafeInteger(n) && n > 0
+
+const checkOptions = (options: DecodeOptions): InvalidInputError | undefined => {
+  const bad = (message: string) => new InvalidInputError({ subject: "Image.decode options", message })
+  const { crop, resize } = options
+  if (resize && (!isPositiveInt(resize.width) || !isPositiveInt(resize.height))) {
+    return bad(`resize ${resize.width}x${resize.height} is not positive integers`)
+  }
+  if (
+    crop &&
+    (!isPositiveInt(crop.width) ||
+      !isPositiveInt(crop.height) ||
+      !Number.isSafeInteger(crop.left) ||
+      !Number.isSafeInteger(crop.top) ||
+      crop.left < 0 ||
+      crop.top < 0)
+  ) {
+    return bad(`crop ${JSON.stringify(crop)} is not a rectangle of non-negative integers`)
+  }
+  if (options.channels !== undefined && options.channels !== 3 && options.channels !== 4) {
+    return bad(`channels must be 3 or 4, not ${options.channels}`)
+  }
+  return undefined
+}
+
+const header = (input: string | Uint8Array, label: Label) =>
+  Effect.tryPromise({
+    try: () => sharp(input, { limitInputPixels: false }).metadata(),
+    catch: (cause) => decodeError(label, "probe", cause)
+  })
+
+const overLimit = (input: string | Uint8Array, label: Label, limit: number) =>
+  Effect.flatMap(header(input, label), (m) =>
+    Effect.fail(
+      new PixelLimitError({
+        uri: label.uri,
+        width: m.width ?? 0,
+        height: m.height ?? 0,
+        limit,
+        message: `${label.uri}: ${m.width}x${m.height} pixels is over the limit of ${limit}`
+      })
+    )
+  )
+
+const isPixelLimit = (cause: unknown) => cause instanceof Error && /pixel limit/i.test(cause.message)
+
+/**
+ * Reads an image's header (no pixels decoded) and checks it against the pixel
+ * limit; with `verify` it also decodes a thumbnail so that truncated or corrupt
+ * files fail here.
+ *
+ * @since 0.1.0
+ * @category probing
+ */
+export const probe = (
+  input: string | Uint8Array,
+  label: Label,
+  options: { readonly pixelLimit?: number; readonly verify?: boolean } = {}
+): Effect.Effect<ImageMetadata, DecodeError | PixelLimitError> =>
+  Effect.gen(function* () {
+    const limit = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT
+    const m = yield* header(input, label)
+    if (!m.width || !m.height) return yield* decodeError(label, "probe", new Error("no image dimensions"))
+    if (m.width * m.height > limit) return yield* overLimit(input, label, limit)
+    if (options.verify ?? true) {
+      yield* Effect.tryPromise({
+        try: () =>
+          sharp(input, { limitInputPixels: limit, failOn: "warning" }).resize(8, 8, { fit: "fill" }).raw().toBuffer(),
+        catch: (cause) => decodeError(label, "probe", cause)
+      })
+    }
+    return {
+      _tag: "image" as const,
+      width: m.width,
+      height: m.height,
+      format: m.format ?? "unknown",
+      colorSpace: m.space ?? "unknown",
+      channels: m.channels ?? 3,
+      hasAlpha: m.hasAlpha ?? false
+    }
+  })
+
+/**
+ * Decodes an image (a path or bytes) into a tensor. `label` names the source in errors.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decodeInput = (
+  input: string | Uint8Array,
+  options: DecodeOptions = {},
+  label: Label = { uri: typeof input === "string" ? input : "<bytes>" }
+): Effect.Effect<Tensor, DecodeError | PixelLimitError | InvalidInputError> =>
+  Effect.suspend((): Effect.Effect<Tensor, DecodeError | PixelLimitError | InvalidInputError> => {
+    const invalid = checkOptions(options)
+    if (invalid) return Effect.fail(invalid)
+    const limit = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT
+    const channels = options.channels ?? 3
+    return Effect.tryPromise({
+      try: () => {
+        let img = sharp(input, { limitInputPixels: limit, failOn: "warning" })
+        if (options.autoOrient ?? true) img = img.autoOrient()
+        if (options.crop) img = img.extract(options.crop)
+        if (options.resize) {
+          img = img.resize(options.resize.width, options.resize.height, {
+            fit: options.resize.fit ?? "cover",
+            background: { ...(options.resize.background ?? { r: 0, g: 0, b: 0 }), alpha: 1 }
+          })
+        }
+        img = channels === 4 ? img.ensureAlpha() : img.removeAlpha()
+        return img.toColourspace("srgb").raw().toBuffer({ resolveWithObject: true })
+      },
+      catch: (cause) => cause
+    }).pipe(
+      Effect.catchAll((cause) =>
+        isPixelLimit(cause) ? overLimit(input, label, limit) : Effect.fail(decodeError(label, "decode", cause))
+      ),
+      Effect.map(({ data, info }) => toTensor(data, info.width, info.height, info.channels as 3 | 4, options))
+    )
+  })
+
+const toTensor = (data: Buffer, width: number, height: number, channels: 3 | 4, options: DecodeOptions): Tensor => {
+  const dtype = options.dtype ?? "uint8"
+  const layout = options.layout ?? "hwc"
+  const src = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+  const n = width * height
+  let out: Uint8Array | Float32Array
+  if (layout === "hwc") {
+    if (dtype === "uint8") out = src
+    else {
+      const f = new Float32Array(src.length)
+      for (let i = 0; i < src.length; i++) f[i] = src[i]! / 255
+      out = f
+    }
+  } else {
+    const o = dtype === "uint8" ? new Uint8Array(src.length) : new Float32Array(src.length)
+    const scale = dtype === "uint8" ? 1 : 1 / 255
+    for (let c = 0; c < channels; c++) {
+      const base = c * n
+      for (let p = 0, s = c; p < n; p++, s += channels) o[base + p] = src[s]! * scale
+    }
+    out = o
+  }
+  return {
+    data: out,
+    dtype,
+    layout,
+    shape: layout === "hwc" ? [height, width, channels] : [channels, height, width],
+    width,
+    height,
+    channels
+  }
+}
+
+/**
+ * Decodes an image source (a URI, a path under the reader's roots, or an asset)
+ * into a tensor.
+ *
+ * @example
+ * ```ts
+ * const tensor = yield* Image.decode(asset, { resize: { width: 224, height: 224 }, dtype: "float32", layout: "chw" })
+ * ```
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decode = (
+  source: Reader.Source,
+  options: DecodeOptions = {}
+): Effect.Effect<Tensor, ReadError | DecodeError | PixelLimitError | InvalidInputError, Reader.Reader> =>
+  Effect.gen(function* () {
+    const reader = yield* Reader.Reader
+    const label = { uri: Reader.uriOf(source), assetId: Reader.assetIdOf(source) }
+    const file = yield* reader.filePath(source)
+    const input = file ?? (yield* reader.read(source)).bytes
+    return yield* decodeInput(input, options, label)
+  })

@@ -1,0 +1,210 @@
+/**
+ * Probing: the metadata of a local media file (sharp for images, ffprobe for video
+ * and audio, the subtitle parser for text), with tagged errors naming the source.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Either } from "effect"
+import * as fs from "node:fs"
+import * as Image from "./Image.js"
+import * as Process from "./internal/process.js"
+import {
+  DecodeError,
+  type MediaKind,
+  type PixelLimitError,
+  type SubtitleError,
+  UnsupportedMediaError
+} from "./JasperError.js"
+import type { AudioMetadata, MediaType, Metadata, TextMetadata, VideoMetadata } from "./Media.js"
+import * as Subtitles from "./Subtitles.js"
+import * as Time from "./Time.js"
+
+/**
+ * Names the source in errors: its URI and, when known, its asset id.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Label {
+  readonly uri: string
+  readonly assetId?: string | undefined
+}
+
+/**
+ * Options of {@link probe}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ProbeOptions {
+  /** Largest accepted image `width * height` (default 100 megapixels). */
+  readonly pixelLimit?: number
+  /** The language of a text asset. */
+  readonly language?: string | undefined
+}
+
+/**
+ * Any error probing can give.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ProbeError = DecodeError | PixelLimitError | UnsupportedMediaError | SubtitleError
+
+const fail = (label: Label, media: MediaKind, message: string, cause?: unknown) =>
+  new DecodeError({
+    uri: label.uri,
+    media,
+    stage: "probe",
+    message: `${label.uri}${label.assetId ? ` (asset ${label.assetId})` : ""}: ${message}`,
+    ...(label.assetId ? { assetId: label.assetId } : {}),
+    ...(cause !== undefined ? { cause } : {})
+  })
+
+/**
+ * ffprobe's JSON for a file.
+ *
+ * @since 0.1.0
+ * @category probing
+ */
+export const ffprobe = (
+  file: string,
+  label: Label,
+  media: "video" | "audio"
+): Effect.Effect<{ readonly streams: ReadonlyArray<any>; readonly format: any }, DecodeError> =>
+  Effect.gen(function* () {
+    const bin = yield* Effect.mapError(Process.ffprobe, (e) => fail(label, media, e.message, e))
+    const out = yield* Process.run(bin, ["-v", "error", "-print_format", "json", "-show_format", "-show_streams", file])
+    if (out.code !== 0) return yield* fail(label, media, `ffprobe failed: ${Process.summarize(out.stderr)}`)
+    return yield* Effect.try({
+      try: () => {
+        const json = JSON.parse(out.stdout.toString("utf8"))
+        return { streams: json.streams ?? [], format: json.format ?? {} }
+      },
+      catch: (cause) => fail(label, media, "ffprobe printed no JSON", cause)
+    })
+  })
+
+const durationOf = (stream: any, format: any): number => {
+  for (const d of [stream?.duration, format?.duration]) {
+    if (typeof d === "string") {
+      const ns = Time.decimalSecondsToNs(d)
+      if (Either.isRight(ns)) return ns.right
+    }
+  }
+  return 0
+}
+
+const known = (codec: unknown) => typeof codec === "string" && codec !== "" && codec !== "none" && codec !== "unknown"
+
+/**
+ * Video metadata from ffprobe: exact frame rate, duration, size, codec, audio.
+ *
+ * @since 0.1.0
+ * @category probing
+ */
+export const video = (file: string, label: Label): Effect.Effect<VideoMetadata, DecodeError | UnsupportedMediaError> =>
+  Effect.gen(function* () {
+    const { format, streams } = yield* ffprobe(file, label, "video")
+    const v = streams.find((s) => s.codec_type === "video" && s.disposition?.attached_pic !== 1)
+    if (!v) return yield* fail(label, "video", "no video stream")
+    if (!known(v.codec_name)) {
+      return yield* new UnsupportedMediaError({
+        uri: label.uri,
+        message: `${label.uri}: unsupported video codec (tag ${v.codec_tag_string ?? "?"})`
+      })
+    }
+    const rate = [v.r_frame_rate, v.avg_frame_rate]
+      .map((r) => (typeof r === "string" ? Time.parseRational(r) : undefined))
+      .find((r) => r !== undefined && Either.isRight(r) && r.right.num > 0)
+    if (!rate || Either.isLeft(rate)) return yield* fail(label, "video", "no frame rate")
+    const a = streams.find((s) => s.codec_type === "audio")
+    const frames = Number(v.nb_frames)
+    return {
+      _tag: "video" as const,
+      durationNs: durationOf(v, format),
+      frameRate: rate.right,
+      width: Number(v.width),
+      height: Number(v.height),
+      codec: String(v.codec_name),
+      ...(Number.isSafeInteger(frames) && frames > 0 ? { frameCount: frames } : {}),
+      ...(a && known(a.codec_name)
+        ? { audio: { sampleRate: Number(a.sample_rate), channels: Number(a.channels), codec: String(a.codec_name) } }
+        : {})
+    }
+  })
+
+/**
+ * Audio metadata from ffprobe (the first audio stream; a video's sound track works too).
+ *
+ * @since 0.1.0
+ * @category probing
+ */
+export const audio = (file: string, label: Label): Effect.Effect<AudioMetadata, DecodeError | UnsupportedMediaError> =>
+  Effect.gen(function* () {
+    const { format, streams } = yield* ffprobe(file, label, "audio")
+    const a = streams.find((s) => s.codec_type === "audio")
+    if (!a) return yield* fail(label, "audio", "no audio stream")
+    if (!known(a.codec_name)) {
+      return yield* new UnsupportedMediaError({ uri: label.uri, message: `${label.uri}: unsupported audio codec` })
+    }
+    return {
+      _tag: "audio" as const,
+      durationNs: durationOf(a, format),
+      sampleRate: Number(a.sample_rate),
+      channels: Number(a.channels),
+      codec: String(a.codec_name)
+    }
+  })
+
+/**
+ * Text metadata: the subtitle format and cue count (plain text has no cues).
+ *
+ * @since 0.1.0
+ * @category probing
+ */
+export const text = (
+  file: string,
+  label: Label,
+  language?: string
+): Effect.Effect<TextMetadata, DecodeError | SubtitleError> =>
+  Effect.gen(function* () {
+    const bytes = yield* Effect.tryPromise({
+      try: () => fs.promises.readFile(file),
+      catch: (cause) => fail(label, "text", "cannot read", cause)
+    })
+    const body = yield* Subtitles.text(bytes, label.uri, label.assetId)
+    const format = Subtitles.detect(body, label.uri)
+    const cues = format === "plain" ? [] : yield* Subtitles.parse(body, { format, uri: label.uri })
+    return { _tag: "text" as const, format, cues: cues.length, ...(language ? { language } : {}) }
+  })
+
+/**
+ * Probes a local file as the given media type. Empty files fail at once.
+ *
+ * @since 0.1.0
+ * @category probing
+ */
+export const probe = (
+  file: string,
+  mediaType: MediaType,
+  label: Label,
+  options: ProbeOptions = {}
+): Effect.Effect<Metadata, ProbeError> =>
+  Effect.gen(function* () {
+    const stat = yield* Effect.tryPromise({
+      try: () => fs.promises.stat(file),
+      catch: (cause) => fail(label, mediaType, "cannot stat", cause)
+    })
+    if (stat.size === 0) return yield* fail(label, mediaType, "empty file (0 bytes)")
+    switch (mediaType) {
+      case "image":
+        return yield* Image.probe(file, label, { ...(options.pixelLimit ? { pixelLimit: options.pixelLimit } : {}) })
+      case "video":
+        return yield* video(file, label)
+      case "audio":
+        return yield* audio(file, label)
+      case "text":
+        return yield* text(file, label, options.language)
+    }
+  })

@@ -1,0 +1,79 @@
+import type { Database } from "@org/storage"
+
+/** The catalog's tables; applied with `db.migrate("@org/jasper", migrations)`. */
+export const migrations: Database.Migrations = {
+  "0001_catalog": {
+    up: async (db, caps) => {
+      await db.schema
+        .createTable("jasper_entities")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("kind", "text", (c) => c.notNull())
+        .addColumn("title", "text")
+        .addColumn("parent_id", "text", (c) => c.references("jasper_entities.id"))
+        .addColumn("attributes", caps.types.json, (c) => c.notNull())
+        .addColumn("created_at", caps.types.bigint, (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createIndex("jasper_entities_parent")
+        .on("jasper_entities")
+        .columns(["parent_id", "kind"])
+        .execute()
+      await db.schema
+        .createTable("jasper_assets")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("entity_id", "text", (c) => c.notNull().references("jasper_entities.id"))
+        .addColumn("role", "text", (c) => c.notNull())
+        .addColumn("version", "integer", (c) => c.notNull())
+        .addColumn("media_type", "text", (c) => c.notNull())
+        .addColumn("uri", "text", (c) => c.notNull())
+        .addColumn("sha256", "text", (c) => c.notNull())
+        .addColumn("byte_size", caps.types.bigint, (c) => c.notNull())
+        .addColumn("metadata", caps.types.json, (c) => c.notNull())
+        .addColumn("labels", caps.types.json, (c) => c.notNull())
+        .addColumn("added_seq", caps.types.bigint, (c) => c.notNull())
+        .addColumn("created_at", caps.types.bigint, (c) => c.notNull())
+        .addColumn("updated_at", caps.types.bigint, (c) => c.notNull())
+        .addUniqueConstraint("jasper_assets_version", ["entity_id", "role", "version"])
+        .addUniqueConstraint("jasper_assets_content", ["entity_id", "role", "sha256"])
+        .execute()
+      await db.schema.createIndex("jasper_assets_sha256").on("jasper_assets").column("sha256").execute()
+      await db.schema.createIndex("jasper_assets_order").on("jasper_assets").column("added_seq").execute()
+      // the change feed: positions handed out from a counter row, so that they commit in order
+      await db.schema
+        .createTable("jasper_sequence")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("value", caps.types.bigint, (c) => c.notNull())
+        .execute()
+      await db.insertInto("jasper_sequence").values({ name: "changes", value: 0 }).execute()
+      await db.schema
+        .createTable("jasper_changes")
+        .addColumn("seq", caps.types.bigint, (c) => c.primaryKey())
+        .addColumn("kind", "text", (c) => c.notNull())
+        .addColumn("asset_id", "text", (c) => c.notNull().references("jasper_assets.id"))
+        .addColumn("entity_id", "text", (c) => c.notNull())
+        .addColumn("role", "text", (c) => c.notNull())
+        .addColumn("version", "integer", (c) => c.notNull())
+        .addColumn("sha256", "text", (c) => c.notNull())
+        .addColumn("at", caps.types.bigint, (c) => c.notNull())
+        .execute()
+    }
+  },
+  "0002_derivatives": {
+    up: async (db, caps) => {
+      await db.schema
+        .createTable("jasper_derivatives")
+        .addColumn("sha256", "text", (c) => c.notNull())
+        .addColumn("spec", "text", (c) => c.notNull())
+        .addColumn("spec_version", "integer", (c) => c.notNull())
+        .addColumn("path", "text", (c) => c.notNull())
+        .addColumn("byte_size", caps.types.bigint, (c) => c.notNull())
+        .addColumn("metadata", caps.types.json, (c) => c.notNull())
+        .addColumn("created_at", caps.types.bigint, (c) => c.notNull())
+        .addPrimaryKeyConstraint("jasper_derivatives_pk", ["sha256", "spec", "spec_version"])
+        .execute()
+    }
+  }
+}
+
+/** JSON columns are text on SQLite and jsonb (parsed by the driver) on PostgreSQL. */
+export const readJson = (value: unknown): unknown => (typeof value === "string" ? JSON.parse(value) : value)

@@ -1,0 +1,305 @@
+import { describe, expect, layer } from "@effect/vitest"
+import { Chunk, Effect, Fiber, Stream } from "effect"
+import * as fs from "node:fs"
+import sharp from "sharp"
+import { Audio, Image, Reader, Subtitles, Video } from "@org/jasper"
+import { childDecoders, Fixtures, withReader, zeroCrossings } from "./fixtures.js"
+
+const memory = new Reader.MemoryStore()
+
+/** The mean RGB of a packed RGB frame. */
+const mean = (data: Uint8Array) => {
+  const m = [0, 0, 0]
+  for (let i = 0; i < data.length; i += 3) for (let c = 0; c < 3; c++) m[c]! += data[i + c]!
+  return m.map((x) => x / (data.length / 3))
+}
+const isRed = (data: Uint8Array) => {
+  const [r, g, b] = mean(data)
+  return r! > 200 && g! < 40 && b! < 40
+}
+const isBlue = (data: Uint8Array) => {
+  const [r, g, b] = mean(data)
+  return b! > 200 && r! < 40 && g! < 40
+}
+
+layer(withReader(memory), { timeout: 60_000 })("decoders on generated fixtures", (it) => {
+  describe("Image", () => {
+    it.effect("decodes to Uint8 HWC and normalized Float32 CHW that agree pixel for pixel", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const hwc = yield* Image.decode(fx.poster)
+        expect(hwc.shape).toEqual([360, 240, 3])
+        expect(hwc.data).toBeInstanceOf(Uint8Array)
+        const chw = yield* Image.decode(fx.poster, { dtype: "float32", layout: "chw" })
+        expect(chw.shape).toEqual([3, 360, 240])
+        expect(chw.data).toBeInstanceOf(Float32Array)
+        const n = 360 * 240
+        for (const p of [0, 1234, n - 1]) {
+          for (let c = 0; c < 3; c++) expect(chw.data[c * n + p]).toBeCloseTo(hwc.data[p * 3 + c]! / 255, 6)
+        }
+        const { data: raw } = yield* Effect.promise(() => sharp(fx.poster).raw().toBuffer({ resolveWithObject: true }))
+        expect(Buffer.from(hwc.data).equals(raw)).toBe(true)
+      })
+    )
+
+    it.effect("resizes with fit, crops first, and keeps or adds alpha", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const cover = yield* Image.decode(fx.poster, { resize: { width: 224, height: 224 } })
+        expect(cover.shape).toEqual([224, 224, 3])
+        // contain letterboxes a tall poster: the left and right columns are the background
+        const contain = yield* Image.decode(fx.poster, {
+          resize: { width: 224, height: 224, fit: "contain", background: { r: 0, g: 255, b: 0 } }
+        })
+        expect(Array.from(contain.data.subarray(0, 3))).toEqual([0, 255, 0])
+        const inside = yield* Image.decode(fx.poster, { resize: { width: 100, height: 100, fit: "inside" } })
+        expect([inside.width, inside.height]).toEqual([67, 100])
+        const crop = yield* Image.decode(fx.poster, { crop: { left: 10, top: 20, width: 50, height: 40 } })
+        expect(crop.shape).toEqual([40, 50, 3])
+        const rgba = yield* Image.decode(fx.logo, { channels: 4 })
+        expect(rgba.shape).toEqual([48, 64, 4])
+        expect(Array.from(rgba.data).some((v, i) => i % 4 === 3 && v === 0)).toBe(true)
+        const bad = yield* Effect.flip(Image.decode(fx.poster, { resize: { width: 0, height: 10 } }))
+        expect(bad._tag).toBe("InvalidInputError")
+      })
+    )
+
+    it.effect("decodes from memory bytes and from a pixel limit that fits", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const uri = memory.put("poster.jpg", fs.readFileSync(fx.poster))
+        const t = yield* Image.decode(uri, { resize: { width: 32, height: 32 }, pixelLimit: 240 * 360 })
+        expect(t.shape).toEqual([32, 32, 3])
+      })
+    )
+
+    it.effect("refuses a decompression bomb before decoding, naming the URI and the size", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const error = yield* Effect.flip(Image.decode(fx.broken.pixelBomb))
+        expect(error._tag).toBe("PixelLimitError")
+        if (error._tag !== "PixelLimitError") return
+        expect(error).toMatchObject({ width: 40_000, height: 40_000, limit: Image.DEFAULT_PIXEL_LIMIT })
+        expect(error.uri).toContain("broken-bomb.png")
+        const small = yield* Effect.flip(Image.decode(fx.poster, { pixelLimit: 1000 }))
+        expect(small._tag).toBe("PixelLimitError")
+      })
+    )
+
+    it.effect("fails truncated, empty and non-image files with a DecodeError naming the source", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        for (const [file, hint] of [
+          [fx.broken.truncatedJpeg, "premature end"],
+          [fx.broken.empty, ""],
+          [fx.broken.textAsMp4, ""]
+        ] as const) {
+          const error = yield* Effect.flip(Image.decode(file))
+          expect(error._tag).toBe("DecodeError")
+          expect(error.message).toContain(file.split("/").pop())
+          if (hint) expect(error.message.toLowerCase()).toContain(hint)
+        }
+        const asset = yield* Effect.flip(Image.decode({ uri: fx.broken.truncatedJpeg, id: "asset_x" }))
+        expect(asset).toMatchObject({ _tag: "DecodeError", assetId: "asset_x" })
+      })
+    )
+  })
+
+  describe("Video", () => {
+    it.effect("streams every frame with exact timestamps at 30000/1001", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const frames = Chunk.toArray(yield* Stream.runCollect(Video.frames(fx.cuts)))
+        expect(frames.length).toBe(90)
+        expect(frames[30]!.ptsNs).toBe(1_001_000_000)
+        expect(frames[89]!.ptsNs).toBe(2_969_633_334)
+        expect(frames.every((f, i) => f.sourceFrame === i && f.data.length === 160 * 90 * 3)).toBe(true)
+        expect(isRed(frames[29]!.data)).toBe(true)
+        expect(isRed(frames[30]!.data)).toBe(false)
+        expect(isBlue(frames[60]!.data)).toBe(true)
+      })
+    )
+
+    it.effect("samples at a rate: the frames showing at k / fps, scaled with the aspect ratio kept", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const frames = Chunk.toArray(yield* Stream.runCollect(Video.frames(fx.cuts, { fps: 1, width: 80 })))
+        expect(frames.map((f) => f.sourceFrame)).toEqual([0, 29, 59, 89])
+        expect(frames.map((f) => [f.width, f.height])).toEqual(Array(4).fill([80, 46]))
+        expect(isRed(frames[1]!.data)).toBe(true) // t = 1 s still shows the red segment (it ends at 1.001 s)
+        expect(isBlue(frames[3]!.data)).toBe(true)
+        const half = yield* Stream.runCollect(Video.frames(fx.ntsc24, { fps: { num: 1, den: 2 } }))
+        // samples at 0 s and 2 s; the 48 frames of 24000/1001 last 2.002 s, so 2 s shows frame 47
+        expect(Chunk.toArray(half).map((f) => f.sourceFrame)).toEqual([0, 47])
+        const many = yield* Stream.runCollect(Video.frames(fx.ntsc24, { fps: 10 }))
+        expect(many.length).toBe(21) // t = 0, 0.1, ..., 2.0 s within 2.002 s
+      })
+    )
+
+    it.effect("decodes the frames showing at given timestamps and within a range", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const at = Chunk.toArray(
+          yield* Stream.runCollect(Video.frames(fx.cuts, { at: [0, 1_000_000_000, 1_001_000_000, 2_500_000_000] }))
+        )
+        expect(at.map((f) => f.sourceFrame)).toEqual([0, 29, 30, 74])
+        expect(at.map((f) => f.ptsNs)).toEqual([0, 967_633_334, 1_001_000_000, 2_469_133_334])
+        expect(isRed(at[1]!.data)).toBe(true)
+        expect(isRed(at[2]!.data)).toBe(false)
+        const ranged = Chunk.toArray(
+          yield* Stream.runCollect(Video.frames(fx.cuts, { range: { startNs: 2_002_000_000, endNs: 2_502_000_000 } }))
+        )
+        expect(ranged[0]!.sourceFrame).toBe(60)
+        expect(isBlue(ranged[0]!.data)).toBe(true)
+        expect(ranged.length).toBeGreaterThanOrEqual(14)
+        expect(ranged.length).toBeLessThanOrEqual(16)
+        const late = yield* Effect.flip(Stream.runCollect(Video.frames(fx.cuts, { at: [60_000_000_000] })))
+        expect(late._tag).toBe("DecodeError")
+      })
+    )
+
+    it.effect("finds the hard cuts as shot ranges snapped to frames", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const shots = yield* Video.shots(fx.cuts)
+        expect(shots).toEqual([
+          { startNs: 0, endNs: 1_001_000_000 },
+          { startNs: 1_001_000_000, endNs: 2_002_000_000 },
+          { startNs: 2_002_000_000, endNs: 3_003_000_000 }
+        ])
+        const one = yield* Video.shots(fx.ntsc24)
+        expect(one).toEqual([{ startNs: 0, endNs: 2_002_000_000 }])
+      })
+    )
+
+    it.effect("kills ffmpeg when a frame stream is interrupted or ends early", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        expect(childDecoders()).toEqual([])
+        const two = yield* Stream.runCollect(Stream.take(Video.frames(fx.cuts), 2))
+        expect(two.length).toBe(2)
+        expect(childDecoders()).toEqual([])
+        // a consumer that stops pulling: ffmpeg blocks on the pipe (back-pressure) until interrupted
+        const fiber = yield* Effect.fork(Stream.runForEach(Video.frames(fx.cuts), () => Effect.never))
+        let seen: Array<number> = []
+        for (let i = 0; i < 100 && seen.length === 0; i++) {
+          yield* Effect.promise(() => new Promise((r) => setTimeout(r, 20)))
+          seen = childDecoders()
+        }
+        expect(seen.length).toBe(1)
+        yield* Fiber.interrupt(fiber)
+        expect(childDecoders()).toEqual([])
+      })
+    )
+
+    it.effect("fails broken videos with tagged errors naming the source", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const cases = [
+          [fx.broken.truncatedMp4, "DecodeError", "moov atom not found"],
+          [fx.broken.empty, "DecodeError", ""],
+          [fx.broken.textAsMp4, "DecodeError", "Invalid data"],
+          [fx.broken.unknownCodec, "UnsupportedMediaError", "unsupported video codec"]
+        ] as const
+        for (const [file, tag, text] of cases) {
+          const error = yield* Effect.flip(Stream.runCollect(Video.frames(file)))
+          expect(error._tag).toBe(tag)
+          expect(error.message).toContain(file.split("/").pop())
+          expect(error.message).toContain(text)
+          const shots = yield* Effect.flip(Video.shots(file))
+          expect(shots._tag).toBe(tag)
+        }
+        const options = yield* Effect.flip(Stream.runCollect(Video.frames(fx.cuts, { fps: 1, at: [0] })))
+        expect(options._tag).toBe("InvalidInputError")
+      })
+    )
+  })
+
+  describe("Audio", () => {
+    it.effect("decodes per channel at a chosen rate in chunks: 440 Hz left, 880 Hz right", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const chunks = Chunk.toArray(
+          yield* Stream.runCollect(Audio.pcm(fx.tone, { sampleRate: 16_000, mono: false, chunkFrames: 4000 }))
+        )
+        expect(chunks.map((c) => [c.index, c.startNs, c.frames, c.channels.length])).toEqual([
+          [0, 0, 4000, 2],
+          [1, 250_000_000, 4000, 2],
+          [2, 500_000_000, 4000, 2],
+          [3, 750_000_000, 4000, 2]
+        ])
+        const left = new Float32Array(16_000)
+        const right = new Float32Array(16_000)
+        chunks.forEach((c, i) => {
+          left.set(c.channels[0]!, i * 4000)
+          right.set(c.channels[1]!, i * 4000)
+        })
+        expect(Math.abs(zeroCrossings(left) - 880)).toBeLessThan(4)
+        expect(Math.abs(zeroCrossings(right) - 1760)).toBeLessThan(4)
+        expect(Math.max(...left)).toBeLessThanOrEqual(1)
+      })
+    )
+
+    it.effect("mixes down to mono with a short last chunk, and reads a video's sound track", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const mono = Chunk.toArray(
+          yield* Stream.runCollect(Audio.pcm(fx.tone, { sampleRate: 8000, chunkFrames: 3000 }))
+        )
+        expect(mono.map((c) => c.frames)).toEqual([3000, 3000, 2000])
+        expect(mono.every((c) => c.channels.length === 1)).toBe(true)
+        const track = Chunk.toArray(yield* Stream.runCollect(Audio.pcm(fx.cuts, { sampleRate: 8000 })))
+        const samples = track.reduce((n, c) => n + c.frames, 0)
+        expect(Math.abs(samples - 3.003 * 8000)).toBeLessThan(400)
+        const none = yield* Effect.flip(Stream.runCollect(Audio.pcm(fx.ntsc24)))
+        expect(none).toMatchObject({ _tag: "DecodeError", media: "audio" })
+        expect(none.message).toContain("no audio stream")
+        for (const file of [fx.broken.empty, fx.broken.textAsMp4, fx.broken.truncatedMp4]) {
+          const error = yield* Effect.flip(Stream.runCollect(Audio.pcm(file)))
+          expect(error._tag).toBe("DecodeError")
+          expect(error.message).toContain(file.split("/").pop())
+        }
+      })
+    )
+  })
+
+  describe("Subtitles", () => {
+    it.effect("parses SRT and WebVTT into the same cues", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const srt = yield* Subtitles.decode(fx.srt)
+        const vtt = yield* Subtitles.decode(fx.vtt)
+        const strip = (cs: ReadonlyArray<Subtitles.Cue>) =>
+          cs.map(({ endNs, startNs, text }) => ({ startNs, endNs, text }))
+        expect(strip(srt)).toEqual(strip(vtt))
+        expect(strip(srt)).toEqual([
+          { startNs: 0, endNs: 1_001_000_000, text: "Red." },
+          { startNs: 1_001_000_000, endNs: 2_002_000_000, text: "A test pattern,\non two lines." },
+          { startNs: 2_002_000_000, endNs: 3_003_000_000, text: "Blue." }
+        ])
+        expect(vtt.map((c) => c.id)).toEqual(["red", "pattern", undefined])
+        const fromMemory = yield* Subtitles.decode(memory.put("s.vtt", "WEBVTT\n\n01:02:03.004 --> 01:02:04.000\nhi\n"))
+        expect(fromMemory[0]!.startNs).toBe(((1 * 60 + 2) * 60 + 3) * 1e9 + 4e6)
+      })
+    )
+
+    it.effect("fails malformed, empty and non-UTF-8 subtitles with the URI and line", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const bad = yield* Effect.flip(Subtitles.decode(fx.broken.badSrt))
+        expect(bad).toMatchObject({ _tag: "SubtitleError", line: 2 })
+        expect(bad.message).toContain("broken.srt:2")
+        const backwards = yield* Effect.flip(
+          Subtitles.decode(memory.put("b.srt", "1\n00:00:02,000 --> 00:00:01,000\nx\n"))
+        )
+        expect(backwards.message).toContain("before it starts")
+        const empty = yield* Effect.flip(Subtitles.decode(memory.put("e.srt", "")))
+        expect(empty).toMatchObject({ _tag: "DecodeError", media: "text" })
+        const latin1 = yield* Effect.flip(Subtitles.decode(memory.put("l.srt", new Uint8Array([0xff, 0xfe, 0x41]))))
+        expect(latin1.message).toContain("not UTF-8")
+        const noHeader = yield* Effect.flip(Subtitles.decode(memory.put("n.vtt", "00:00.000 --> 00:01.000\nx\n")))
+        expect(noHeader.message).toContain("WEBVTT")
+      })
+    )
+  })
+})
