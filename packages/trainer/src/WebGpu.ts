@@ -1,0 +1,198 @@
+/// <reference types="@webgpu/types" />
+/**
+ * The WebGPU backend on Dawn (the `webgpu` package). The adapter backend is an
+ * option: Dawn's default (Vulkan, Metal or D3D12) on machines with a GPU, OpenGL ES
+ * in compatibility mode on Mesa's CPU renderer (llvmpipe) where there is none.
+ * Each device comes from its own adapter (Dawn hands out one device per adapter).
+ *
+ * @since 0.1.0
+ */
+import { Effect, type Scope } from "effect"
+import { create } from "webgpu"
+import type { Backend } from "./Backend.js"
+import { makeWebGpu } from "./internal/webgpu.js"
+import { BackendError } from "./TrainerError.js"
+
+/**
+ * Which Dawn backend to ask for. `"auto"` tries Dawn's default first and OpenGL ES
+ * (compatibility mode) second; `"default"` lets Dawn choose (Vulkan on Linux).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AdapterBackend = "auto" | "default" | "vulkan" | "metal" | "d3d12" | "opengles" | "opengl"
+
+/**
+ * How to open WebGPU devices.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Defaults to `"auto"`. */
+  readonly backend?: AdapterBackend
+  /** Defaults to `"compatibility"` on OpenGL (ES), `"core"` otherwise. */
+  readonly featureLevel?: "core" | "compatibility"
+  readonly powerPreference?: "low-power" | "high-performance"
+  /** Extra Dawn options passed to `create` (`"enable-dawn-features=..."`). */
+  readonly dawnOptions?: ReadonlyArray<string>
+}
+
+/**
+ * What an adapter said about itself.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AdapterInfo {
+  readonly backend: Exclude<AdapterBackend, "auto">
+  readonly featureLevel: "core" | "compatibility"
+  readonly vendor: string
+  readonly architecture: string
+  readonly device: string
+  readonly description: string
+}
+
+/**
+ * The result of looking for an adapter: the first backend that gave one, and
+ * every attempt with its outcome.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Discovery {
+  readonly adapter: AdapterInfo | undefined
+  readonly attempts: ReadonlyArray<{ readonly backend: string; readonly found: boolean; readonly message: string }>
+}
+
+const candidates = (backend: AdapterBackend): ReadonlyArray<Exclude<AdapterBackend, "auto">> =>
+  backend === "auto" ? ["default", "opengles"] : [backend]
+
+const levelFor = (backend: string, options: Options) =>
+  options.featureLevel ?? (backend === "opengles" || backend === "opengl" ? "compatibility" : "core")
+
+const open = async (backend: Exclude<AdapterBackend, "auto">, options: Options) => {
+  if (backend === "opengles" || backend === "opengl") process.env.EGL_PLATFORM ??= "surfaceless"
+  const gpu = create([...(backend === "default" ? [] : [`backend=${backend}`]), ...(options.dawnOptions ?? [])])
+  const featureLevel = levelFor(backend, options)
+  const request = () =>
+    gpu.requestAdapter({
+      featureLevel,
+      ...(options.powerPreference ? { powerPreference: options.powerPreference } : {})
+    } as GPURequestAdapterOptions)
+  return { gpu, featureLevel, request }
+}
+
+const describe = (
+  backend: Exclude<AdapterBackend, "auto">,
+  featureLevel: "core" | "compatibility",
+  adapter: GPUAdapter
+): AdapterInfo => {
+  const info = adapter.info
+  return {
+    backend,
+    featureLevel,
+    vendor: info?.vendor ?? "",
+    architecture: info?.architecture ?? "",
+    device: info?.device ?? "",
+    description: info?.description ?? ""
+  }
+}
+
+/**
+ * Looks for a WebGPU adapter without opening a device.
+ *
+ * @since 0.1.0
+ * @category discovery
+ */
+export const discover = (options: Options = {}): Effect.Effect<Discovery> =>
+  Effect.promise(async () => {
+    const attempts: Array<{ backend: string; found: boolean; message: string }> = []
+    for (const backend of candidates(options.backend ?? "auto")) {
+      try {
+        const { featureLevel, request } = await open(backend, options)
+        const adapter = await request()
+        if (adapter) {
+          const info = describe(backend, featureLevel, adapter)
+          attempts.push({ backend, found: true, message: `${info.device || info.description} (${featureLevel})` })
+          return { adapter: info, attempts }
+        }
+        attempts.push({ backend, found: false, message: "no adapter" })
+      } catch (error) {
+        attempts.push({ backend, found: false, message: error instanceof Error ? error.message : String(error) })
+      }
+    }
+    return { adapter: undefined, attempts }
+  })
+
+/**
+ * Opens `count` WebGPU devices (one adapter each) on the first backend that has an
+ * adapter. They are destroyed when the scope closes. Fails with `BackendError` when
+ * no adapter exists.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMany = (
+  count: number,
+  options: Options = {}
+): Effect.Effect<ReadonlyArray<Backend>, BackendError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const found = yield* discover(options)
+    if (!found.adapter) {
+      return yield* new BackendError({
+        device: "webgpu",
+        operation: "requestAdapter",
+        message: `no WebGPU adapter: ${found.attempts.map((a) => `${a.backend}: ${a.message}`).join("; ")}`
+      })
+    }
+    const { backend, featureLevel } = found.adapter
+    const devices: Array<Backend> = []
+    for (let index = 0; index < count; index++) {
+      const device = yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: async () => {
+            const { gpu, request } = await open(backend, options)
+            const adapter = await request()
+            if (!adapter) throw new Error(`adapter ${index} was not granted`)
+            const limits = adapter.limits
+            const gpuDevice = await adapter.requestDevice({
+              requiredLimits: {
+                maxComputeInvocationsPerWorkgroup: Math.min(256, limits.maxComputeInvocationsPerWorkgroup),
+                maxComputeWorkgroupSizeX: Math.min(256, limits.maxComputeWorkgroupSizeX),
+                maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+                maxBufferSize: limits.maxBufferSize
+              }
+            })
+            const info = describe(backend, featureLevel, adapter)
+            // the instance from `create` must outlive its devices: collecting it tears Dawn down under them
+            return makeWebGpu(
+              `webgpu:${index}`,
+              gpuDevice,
+              `webgpu:${index} ${info.device || info.description || "adapter"} (${backend}, ${featureLevel})`,
+              gpu
+            )
+          },
+          catch: (cause) =>
+            new BackendError({
+              device: `webgpu:${index}`,
+              operation: "requestDevice",
+              message: `could not open webgpu:${index}: ${cause instanceof Error ? cause.message : String(cause)}`,
+              cause
+            })
+        }),
+        (d) => Effect.sync(() => d.lost() === undefined && d.destroy())
+      )
+      devices.push(device)
+    }
+    return devices
+  })
+
+/**
+ * Opens one WebGPU device.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<Backend, BackendError, Scope.Scope> =>
+  Effect.map(makeMany(1, options), (d) => d[0]!)

@@ -1,0 +1,281 @@
+import type { Activation, AdamStep, Backend, LossResult, SgdStep, SparseGrad, Tensor } from "../Backend.js"
+import { sizeOf } from "../Backend.js"
+import { activate, activateGrad, cols, groupIds, require, requireAlive, rows, shapeText } from "./common.js"
+
+class CpuTensor implements Tensor {
+  readonly size: number
+  constructor(
+    readonly device: string,
+    readonly shape: ReadonlyArray<number>,
+    public data: Float32Array
+  ) {
+    this.size = data.length
+  }
+}
+
+/** The plain TypeScript float32 backend. */
+export const makeCpu = (id: string): Backend => {
+  let lost: string | undefined
+  const t = (x: Tensor, op: string): CpuTensor => {
+    requireAlive(id, lost)
+    require(x instanceof CpuTensor && x.device === id, id, op, () => `tensor belongs to ${x.device}`)
+    const c = x as CpuTensor
+    require(c.data.length > 0 || c.size === 0, id, op, () => "tensor was disposed")
+    return c
+  }
+  const out = (shape: ReadonlyArray<number>, data?: Float32Array) =>
+    new CpuTensor(id, shape, data ?? new Float32Array(sizeOf(shape)))
+
+  const matmul: Backend["matmul"] = (a0, b0, options = {}) => {
+    const a = t(a0, "matmul")
+    const b = t(b0, "matmul")
+    const transA = options.transA === true
+    const transB = options.transB === true
+    require(a.shape.length === 2 && b.shape.length === 2, id, "matmul", () => "operands must be 2-D")
+    const M = transA ? a.shape[1]! : a.shape[0]!
+    const K = transA ? a.shape[0]! : a.shape[1]!
+    const K2 = transB ? b.shape[1]! : b.shape[0]!
+    const N = transB ? b.shape[0]! : b.shape[1]!
+    require(K === K2, id, "matmul", () => `inner sizes differ: ${shapeText(a.shape)} x ${shapeText(b.shape)}`)
+    // materialise transposed operands so the inner loop runs over contiguous memory
+    const A = transA ? transpose(a.data, K, M) : a.data
+    const B = transB ? transpose(b.data, N, K) : b.data
+    const C = new Float32Array(M * N)
+    for (let i = 0; i < M; i++) {
+      const ci = i * N
+      for (let k = 0; k < K; k++) {
+        const aik = A[i * K + k]!
+        if (aik === 0) continue
+        const bk = k * N
+        for (let j = 0; j < N; j++) C[ci + j] += aik * B[bk + j]!
+      }
+    }
+    return out([M, N], C)
+  }
+
+  const binaryMap = (op: string, a0: Tensor, b0: Tensor, f: (a: number, b: number) => number): CpuTensor => {
+    const a = t(a0, op)
+    const b = t(b0, op)
+    require(a.size === b.size, id, op, () => `sizes differ: ${shapeText(a.shape)} vs ${shapeText(b.shape)}`)
+    const o = new Float32Array(a.size)
+    for (let i = 0; i < o.length; i++) o[i] = f(a.data[i]!, b.data[i]!)
+    return out(a.shape, o)
+  }
+
+  const sumRows = (x0: Tensor): Tensor => {
+    const x = t(x0, "sumRows")
+    const M = rows(x)
+    const N = cols(x)
+    const o = new Float32Array(N)
+    for (let j = 0; j < N; j++) {
+      let s = 0
+      for (let i = 0; i < M; i++) s += x.data[i * N + j]!
+      o[j] = s
+    }
+    return out([N], o)
+  }
+
+  const sum = (x0: Tensor, scale = 1): Tensor => {
+    const x = t(x0, "sum")
+    let s = 0
+    for (let i = 0; i < x.size; i++) s += x.data[i]!
+    return out([1], Float32Array.of(s * scale))
+  }
+
+  const lossResult = (perRow: Float64Array, grad: Float32Array, shape: ReadonlyArray<number>): LossResult => {
+    let s = 0
+    for (let i = 0; i < perRow.length; i++) s += perRow[i]!
+    return { loss: out([1], Float32Array.of(s / Math.max(perRow.length, 1))), grad: out(shape, grad) }
+  }
+
+  return {
+    kind: "cpu",
+    id,
+    description: `${id} (TypeScript float32 reference)`,
+    lost: () => lost,
+    upload: (shape, data) => {
+      requireAlive(id, lost)
+      require(data.length === sizeOf(shape), id, "upload", () => `${data.length} values for ${shapeText(shape)}`)
+      return out(shape, Float32Array.from(data))
+    },
+    zeros: (shape) => {
+      requireAlive(id, lost)
+      return out(shape)
+    },
+    write: (x0, data) => {
+      const x = t(x0, "write")
+      require(data.length === x.size, id, "write", () => `${data.length} values for ${shapeText(x.shape)}`)
+      x.data.set(data)
+    },
+    read: async (x0) => Float32Array.from(t(x0, "read").data),
+    dispose: (x0) => {
+      if (x0 instanceof CpuTensor) x0.data = new Float32Array(0)
+    },
+    matmul,
+    addBias: (x0, b0) => {
+      const x = t(x0, "addBias")
+      const b = t(b0, "addBias")
+      const N = cols(x)
+      require(b.size === N, id, "addBias", () => `bias ${shapeText(b.shape)} for rows of ${N}`)
+      const o = new Float32Array(x.size)
+      for (let i = 0; i < o.length; i++) o[i] = x.data[i]! + b.data[i % N]!
+      return out(x.shape, o)
+    },
+    sumRows,
+    broadcastRows: (v0, M) => {
+      const v = t(v0, "broadcastRows")
+      const o = new Float32Array(M * v.size)
+      for (let i = 0; i < M; i++) o.set(v.data, i * v.size)
+      return out([M, v.size], o)
+    },
+    sum,
+    activation: (kind: Activation, x0) => {
+      const x = t(x0, "activation")
+      const o = new Float32Array(x.size)
+      for (let i = 0; i < o.length; i++) o[i] = activate(kind, x.data[i]!)
+      return out(x.shape, o)
+    },
+    activationGrad: (kind, x0, dy0) => binaryMap("activationGrad", x0, dy0, (x, dy) => dy * activateGrad(kind, x)),
+    softmaxCrossEntropy: (l0, y0) => {
+      const l = t(l0, "softmaxCrossEntropy")
+      const y = t(y0, "softmaxCrossEntropy")
+      const M = rows(l)
+      const C = cols(l)
+      require(y.size === M, id, "softmaxCrossEntropy", () => `${y.size} labels for ${M} rows`)
+      const perRow = new Float64Array(M)
+      const grad = new Float32Array(M * C)
+      for (let i = 0; i < M; i++) {
+        let max = -Infinity
+        for (let c = 0; c < C; c++) max = Math.max(max, l.data[i * C + c]!)
+        let s = 0
+        for (let c = 0; c < C; c++) s += Math.exp(l.data[i * C + c]! - max)
+        const label = Math.trunc(y.data[i]!)
+        perRow[i] = Math.log(s) + max - l.data[i * C + label]!
+        for (let c = 0; c < C; c++) {
+          grad[i * C + c] = (Math.exp(l.data[i * C + c]! - max) / s - (c === label ? 1 : 0)) / M
+        }
+      }
+      return lossResult(perRow, grad, l.shape)
+    },
+    binaryCrossEntropy: (z0, y0) => {
+      const z = t(z0, "binaryCrossEntropy")
+      const y = t(y0, "binaryCrossEntropy")
+      require(z.size === y.size, id, "binaryCrossEntropy", () => `${y.size} targets for ${z.size} logits`)
+      const M = z.size
+      const perRow = new Float64Array(M)
+      const grad = new Float32Array(M)
+      for (let i = 0; i < M; i++) {
+        const x = z.data[i]!
+        const target = y.data[i]!
+        perRow[i] = Math.max(x, 0) - x * target + Math.log1p(Math.exp(-Math.abs(x)))
+        grad[i] = (activate("sigmoid", x) - target) / M
+      }
+      return lossResult(perRow, grad, z.shape)
+    },
+    meanSquaredError: (p0, y0) => {
+      const p = t(p0, "meanSquaredError")
+      const y = t(y0, "meanSquaredError")
+      require(p.size === y.size, id, "meanSquaredError", () => `${y.size} targets for ${p.size} predictions`)
+      const n = p.size
+      const perRow = new Float64Array(n)
+      const grad = new Float32Array(n)
+      for (let i = 0; i < n; i++) {
+        const d = p.data[i]! - y.data[i]!
+        perRow[i] = d * d
+        grad[i] = (2 * d) / n
+      }
+      return lossResult(perRow, grad, p.shape)
+    },
+    embedding: (table0, ids0) => {
+      const table = t(table0, "embedding")
+      const ids = t(ids0, "embedding")
+      const V = rows(table)
+      const D = cols(table)
+      const o = new Float32Array(ids.size * D)
+      for (let i = 0; i < ids.size; i++) {
+        const r = Math.trunc(ids.data[i]!)
+        require(r >= 0 && r < V, id, "embedding", () => `id ${r} outside the table of ${V} rows`)
+        o.set(table.data.subarray(r * D, r * D + D), i * D)
+      }
+      return out([ids.size, D], o)
+    },
+    embeddingGrad: (dy0, ids): SparseGrad => {
+      const dy = t(dy0, "embeddingGrad")
+      const D = cols(dy)
+      require(rows(dy) === ids.length, id, "embeddingGrad", () => `${ids.length} ids for ${rows(dy)} rows`)
+      const { indices, offsets, positions } = groupIds(ids)
+      const values = new Float32Array(indices.length * D)
+      for (let u = 0; u < indices.length; u++) {
+        for (let d = 0; d < D; d++) {
+          let s = 0
+          for (let p = offsets[u]!; p < offsets[u + 1]!; p++) s += dy.data[positions[p]! * D + d]!
+          values[u * D + d] = s
+        }
+      }
+      return { indices, values: out([indices.length, D], values) }
+    },
+    rowDot: (a0, b0) => {
+      const a = t(a0, "rowDot")
+      const b = t(b0, "rowDot")
+      require(a.size === b.size, id, "rowDot", () => `${shapeText(a.shape)} vs ${shapeText(b.shape)}`)
+      const M = rows(a)
+      const D = cols(a)
+      const o = new Float32Array(M)
+      for (let i = 0; i < M; i++) {
+        let s = 0
+        for (let d = 0; d < D; d++) s += a.data[i * D + d]! * b.data[i * D + d]!
+        o[i] = s
+      }
+      return out([M, 1], o)
+    },
+    scaleRows: (x0, s0) => {
+      const x = t(x0, "scaleRows")
+      const s = t(s0, "scaleRows")
+      const N = cols(x)
+      require(s.size === rows(x), id, "scaleRows", () => `${s.size} scales for ${rows(x)} rows`)
+      const o = new Float32Array(x.size)
+      for (let i = 0; i < o.length; i++) o[i] = x.data[i]! * s.data[Math.floor(i / N)]!
+      return out(x.shape, o)
+    },
+    sgd: (p0, g0, v0, step: SgdStep) => {
+      const p = t(p0, "sgd")
+      const g = t(g0, "sgd")
+      const v = t(v0, "sgd")
+      require(p.size === g.size && p.size === v.size, id, "sgd", () => "parameter, gradient and state sizes differ")
+      for (let i = 0; i < p.size; i++) {
+        const grad = Math.fround(g.data[i]! + step.weightDecay * p.data[i]!)
+        const vel = Math.fround(step.momentum * v.data[i]! + grad)
+        v.data[i] = vel
+        p.data[i] = p.data[i]! - step.lr * vel
+      }
+    },
+    adam: (p0, g0, m0, v0, step: AdamStep) => {
+      const p = t(p0, "adam")
+      const g = t(g0, "adam")
+      const m = t(m0, "adam")
+      const v = t(v0, "adam")
+      require(p.size === g.size && p.size === m.size && p.size === v.size, id, "adam", () => "sizes differ")
+      const c1 = 1 - Math.pow(step.beta1, step.step)
+      const c2 = 1 - Math.pow(step.beta2, step.step)
+      for (let i = 0; i < p.size; i++) {
+        const grad = Math.fround(g.data[i]! + step.weightDecay * p.data[i]!)
+        const mi = Math.fround(step.beta1 * m.data[i]! + (1 - step.beta1) * grad)
+        const vi = Math.fround(step.beta2 * v.data[i]! + (1 - step.beta2) * grad * grad)
+        m.data[i] = mi
+        v.data[i] = vi
+        p.data[i] = p.data[i]! - (step.lr * (mi / c1)) / (Math.sqrt(vi / c2) + step.epsilon)
+      }
+    },
+    sync: async () => requireAlive(id, lost),
+    destroy: () => {
+      lost ??= "destroyed"
+    }
+  }
+}
+
+const transpose = (x: Float32Array, rowsOfX: number, colsOfX: number): Float32Array => {
+  // x is [rowsOfX, colsOfX]; returns [colsOfX, rowsOfX]
+  const o = new Float32Array(x.length)
+  for (let i = 0; i < rowsOfX; i++) for (let j = 0; j < colsOfX; j++) o[j * rowsOfX + i] = x[i * colsOfX + j]!
+  return o
+}

@@ -1,0 +1,295 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Stream } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { type Backend, Cpu, Dataset, Model, Optimizer, Random, Trainer, WebGpu } from "@org/trainer"
+import { relativeError, webgpuOptions, webgpuSkip } from "./support.js"
+
+interface Adapter {
+  readonly name: string
+  readonly skip: string | undefined
+  readonly devices: (n: number) => Effect.Effect<ReadonlyArray<Backend.Backend>, unknown, any>
+}
+
+const adapters: ReadonlyArray<Adapter> = [
+  { name: "cpu", skip: undefined, devices: (n) => Cpu.makeMany(n) },
+  { name: "webgpu", skip: webgpuSkip, devices: (n) => WebGpu.makeMany(n, webgpuOptions) }
+]
+
+// 90 rows (batches of 32, 32, 26: shards 16/16 and 13/13), 6 features, 3 classes from a fixed rule
+const classification = Effect.suspend(() => {
+  const rows = 90
+  const random = Random.make(7)
+  const x = Random.uniform(random, rows * 6, -1, 1)
+  const y = new Float32Array(rows)
+  for (let i = 0; i < rows; i++) {
+    const s = x[i * 6]! + 0.5 * x[i * 6 + 1]! - x[i * 6 + 2]!
+    y[i] = s > 0.4 ? 2 : s < -0.4 ? 0 : 1
+  }
+  return Dataset.make({ size: rows, inputs: { x }, target: y })
+})
+
+const mlp = Model.sequential(
+  [Model.dense(6, 12), Model.activation("gelu"), Model.dense(12, 8), Model.activation("tanh"), Model.dense(8, 3)],
+  { loss: "softmaxCrossEntropy" }
+)
+
+// member ids (embedding) x item features -> click
+const clicks = Effect.suspend(() => {
+  const rows = 70
+  const random = Random.make(11)
+  const member = Float32Array.from({ length: rows }, () => random.int(20))
+  const item = Random.uniform(random, rows * 5, -1, 1)
+  const target = Float32Array.from({ length: rows }, (_, i) =>
+    (member[i]! % 2) + (item[i * 5]! > 0 ? 1 : 0) === 1 ? 1 : 0
+  )
+  return Dataset.make({ size: rows, inputs: { member, item }, target })
+})
+
+const ranker = Model.twoTower({
+  member: [Model.embedding(20, 8), Model.dense(8, 8)],
+  item: [Model.dense(5, 8), Model.activation("relu"), Model.dense(8, 8)]
+})
+
+const maxRelative = (a: Model.Parameters, b: Model.Parameters) =>
+  Math.max(...[...b.keys()].map((k) => relativeError(a.get(k)!, b.get(k)!)))
+
+const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "org-trainer-"))
+
+for (const adapter of adapters) {
+  if (adapter.skip) {
+    describe.skip(`Trainer on ${adapter.name} (${adapter.skip})`, () => {
+      it("skipped", () => undefined)
+    })
+    continue
+  }
+
+  describe(`Trainer on ${adapter.name}`, () => {
+    it.scoped("an MLP trained on 2 devices ends with the parameters of 1 device; replicas stay identical", () =>
+      Effect.gen(function* () {
+        const model = yield* mlp
+        const data = yield* classification
+        const base = {
+          model,
+          data,
+          batchSize: 32,
+          epochs: 3,
+          optimizer: Optimizer.adam({ learningRate: 0.02 }),
+          seed: 3
+        }
+        const one = yield* Trainer.fit({ ...base, devices: yield* adapter.devices(1) })
+        const events = yield* Stream.runCollect(
+          Trainer.stream({ ...base, devices: yield* adapter.devices(2), checkReplicas: true })
+        )
+        const steps = [...events].filter((e) => e._tag === "Step")
+        expect(steps).toHaveLength(9)
+        expect(steps.map((s) => s.shards)).toContainEqual([13, 13])
+        for (const s of steps) {
+          expect(s.replicaDifference).toBe(0)
+          expect(s.samplesPerSecond).toBeGreaterThan(0)
+        }
+        const two = [...events].find((e) => e._tag === "Completed")!
+        const err = maxRelative(two.parameters, one.parameters)
+        console.log(`[trainer] ${adapter.name} MLP 2 vs 1 devices: max relative difference ${err.toExponential(2)}`)
+        expect(err).toBeLessThan(1e-5)
+        // it learned something, and training moved the parameters
+        expect(one.epochs[2]!.loss).toBeLessThan(one.epochs[0]!.loss)
+        expect(maxRelative(Model.initialize(model, 3), one.parameters)).toBeGreaterThan(1e-2)
+      })
+    )
+
+    it.scoped("a two-tower ranker with a sparse embedding gradient: 2 devices match 1 (SGD, momentum, decay)", () =>
+      Effect.gen(function* () {
+        const model = yield* ranker
+        const data = yield* clicks
+        const base = {
+          model,
+          data,
+          batchSize: 25,
+          epochs: 2,
+          optimizer: Optimizer.sgd({ learningRate: 0.2, momentum: 0.9, weightDecay: 1e-3 }),
+          seed: 5
+        }
+        const one = yield* Trainer.fit({ ...base, devices: yield* adapter.devices(1) })
+        const two = yield* Trainer.fit({ ...base, devices: yield* adapter.devices(2), checkReplicas: true })
+        const err = maxRelative(two.parameters, one.parameters)
+        console.log(
+          `[trainer] ${adapter.name} two-tower 2 vs 1 devices: max relative difference ${err.toExponential(2)}`
+        )
+        expect(err).toBeLessThan(1e-5)
+        expect(one.steps).toBe(6)
+        // rows of the embedding that no batch used keep their initial values only through decay/momentum
+        expect(maxRelative(Model.initialize(model, 5), one.parameters)).toBeGreaterThan(1e-2)
+      })
+    )
+
+    it.scoped(
+      "a lost device stops training with DeviceLostError; resuming from the checkpoint ends as an uninterrupted run",
+      () =>
+        Effect.gen(function* () {
+          const model = yield* mlp
+          const data = yield* classification
+          const directory = tempDir()
+          yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(directory, { recursive: true, force: true })))
+          const base = {
+            model,
+            data,
+            batchSize: 32,
+            epochs: 3,
+            optimizer: Optimizer.adam({ learningRate: 0.02 }),
+            seed: 9
+          }
+          const uninterrupted = yield* Trainer.fit({ ...base, devices: yield* adapter.devices(2) })
+          const failed = yield* Effect.either(
+            Trainer.fit({
+              ...base,
+              devices: yield* adapter.devices(2),
+              checkpoint: { directory, every: 2 },
+              beforeStep: (step, devices) => {
+                if (step === 5) devices[1]!.destroy()
+              }
+            })
+          )
+          expect(Either.isLeft(failed)).toBe(true)
+          const error = Either.getLeft(failed).pipe((o) => (o._tag === "Some" ? o.value : undefined))!
+          expect(error._tag).toBe("DeviceLostError")
+          expect(error).toMatchObject({ device: `${adapter.name}:1`, step: 5 })
+          const manifest = JSON.parse(fs.readFileSync(path.join(directory, "manifest.json"), "utf8"))
+          expect(manifest).toMatchObject({ step: 4, epoch: 1, batch: 1, seed: 9 })
+          const events = yield* Stream.runCollect(
+            Trainer.stream({
+              ...base,
+              devices: yield* adapter.devices(2),
+              checkpoint: { directory, every: 2 },
+              resume: true
+            })
+          )
+          const started = [...events][0]!
+          expect(started).toMatchObject({ _tag: "Started", step: 4, epoch: 1 })
+          const resumed = [...events].find((e) => e._tag === "Completed")!
+          expect(resumed.step).toBe(9)
+          expect(maxRelative(resumed.parameters, uninterrupted.parameters)).toBe(0)
+        })
+    )
+
+    it.scoped("NaN in a batch stops training with NonFiniteError naming the step", () =>
+      Effect.gen(function* () {
+        const model = yield* mlp
+        const data = yield* classification
+        const error = yield* Effect.flip(
+          Trainer.fit({
+            model,
+            devices: yield* adapter.devices(2),
+            data: (epoch) =>
+              Dataset.sequentialBatches(data, 30).pipe(
+                Stream.map((batch) => {
+                  if (epoch === 1) batch.inputs.x![7] = NaN
+                  return batch
+                })
+              ),
+            batchSize: 30,
+            epochs: 2,
+            optimizer: Optimizer.sgd({ learningRate: 0.1 }),
+            seed: 1
+          })
+        )
+        expect(error).toMatchObject({ _tag: "NonFiniteError", step: 4, what: "batch input x" })
+      })
+    )
+
+    it.scoped("a diverging loss stops training with NonFiniteError instead of a NaN model", () =>
+      Effect.gen(function* () {
+        const model = yield* Model.mlp({ inputs: 6, hidden: [8], outputs: 1, loss: "meanSquaredError" })
+        const base = yield* classification
+        const data = yield* Dataset.make({
+          size: base.size,
+          inputs: { x: base.inputs.x!.data },
+          target: base.target.data
+        })
+        const error = yield* Effect.flip(
+          Trainer.fit({
+            model,
+            data,
+            devices: yield* adapter.devices(2),
+            batchSize: 30,
+            epochs: 20,
+            optimizer: Optimizer.sgd({ learningRate: 1e18 }),
+            seed: 1
+          })
+        )
+        expect(error._tag).toBe("NonFiniteError")
+        if (error._tag === "NonFiniteError") {
+          expect(error.step).toBeGreaterThan(1)
+          expect(error.message).toContain(`step ${error.step}`)
+        }
+      })
+    )
+  })
+}
+
+describe("Trainer checks", () => {
+  it.effect("a replica that computes differently is caught by checkReplicas, naming device and step", () =>
+    Effect.gen(function* () {
+      const model = yield* mlp
+      const data = yield* classification
+      const [a, b] = yield* Cpu.makeMany(2)
+      const skewed: Backend.Backend = {
+        ...b!,
+        adam: (p, g, m, v, s) => b!.adam(p, g, m, v, { ...s, lr: s.lr * 1.001 })
+      }
+      const error = yield* Effect.flip(
+        Trainer.fit({
+          model,
+          data,
+          devices: [a!, skewed],
+          batchSize: 32,
+          epochs: 1,
+          optimizer: Optimizer.adam({ learningRate: 0.01 }),
+          seed: 1,
+          checkReplicas: true
+        })
+      )
+      expect(error).toMatchObject({ _tag: "ReplicaMismatchError", device: "cpu:1", step: 1 })
+    })
+  )
+
+  it.effect("data that does not fit the model fails with a ShapeError naming the input", () =>
+    Effect.gen(function* () {
+      const model = yield* mlp
+      const data = yield* Dataset.make({ size: 4, inputs: { x: new Float32Array(20) }, target: new Float32Array(4) })
+      const error = yield* Effect.flip(
+        Trainer.fit({
+          model,
+          data,
+          devices: yield* Cpu.makeMany(1),
+          batchSize: 2,
+          epochs: 1,
+          optimizer: Optimizer.sgd({ learningRate: 0.1 }),
+          seed: 1
+        })
+      )
+      expect(error).toMatchObject({ _tag: "ShapeError", layer: "input:x", expected: [6], actual: [5] })
+    })
+  )
+
+  it.effect("bad options are refused with TrainerConfigError naming the option", () =>
+    Effect.gen(function* () {
+      const model = yield* mlp
+      const data = yield* classification
+      const base = { model, data, batchSize: 8, epochs: 1, optimizer: Optimizer.sgd({ learningRate: 0.1 }), seed: 1 }
+      expect(yield* Effect.flip(Trainer.fit({ ...base, devices: [] }))).toMatchObject({ option: "devices" })
+      const devices = yield* Cpu.makeMany(1)
+      expect(yield* Effect.flip(Trainer.fit({ ...base, devices, batchSize: 0 }))).toMatchObject({ option: "batchSize" })
+      expect(
+        yield* Effect.flip(Trainer.fit({ ...base, devices, optimizer: Optimizer.sgd({ learningRate: -1 }) }))
+      ).toMatchObject({ option: "optimizer" })
+    })
+  )
+
+  it("splits a batch into contiguous shards that differ by at most one row", () => {
+    expect(Trainer.shardSizes(26, 2)).toEqual([13, 13])
+    expect(Trainer.shardSizes(7, 3)).toEqual([3, 2, 2])
+    expect(Trainer.shardSizes(1, 2)).toEqual([1, 0])
+  })
+})
