@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config"
+import SummaryReporter from "./scripts/vitest-summary.js"
 
 export default defineConfig({
   resolve: { conditions: ["@org/source"] },
@@ -8,6 +9,6 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
-    reporters: ["default"]
+    reporters: ["default", new SummaryReporter()]
   }
 })
