@@ -1,0 +1,434 @@
+import { describe, expect, it, layer } from "@effect/vitest"
+import { Effect, Either, Layer, Option } from "effect"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { sql } from "kysely"
+import { Database } from "@org/storage"
+import { StorageTesting } from "@org/storage/testing"
+import { Catalog, Derivative, Image, Jasper, JasperError, Reader } from "@org/jasper"
+import { Fixtures, FixturesLive } from "./fixtures.js"
+
+const memory = new Reader.MemoryStore()
+const sha = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex")
+
+/** Jasper (reader confined to the fixtures, catalog, derivatives in a temp folder) on one storage adapter. */
+const jasperOn = (storage: Layer.Layer<Database.Database, any>) =>
+  Layer.unwrapScoped(
+    Effect.gen(function* () {
+      const fx = yield* Fixtures
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "jasper-derivatives-"))),
+        (d) => Effect.sync(() => fs.rmSync(d, { recursive: true, force: true }))
+      )
+      return Jasper.layer({ roots: [fx.dir], memory, derivatives: dir }).pipe(Layer.provideMerge(storage))
+    })
+  ).pipe(Layer.provideMerge(FixturesLive), Layer.orDie)
+
+const count = (table: string) =>
+  Database.use("count", (k) =>
+    k
+      .selectFrom(table)
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .executeTakeFirstOrThrow()
+  ).pipe(Effect.map((r) => Number(r.n)))
+
+const setup = Effect.gen(function* () {
+  const catalog = yield* Catalog.Catalog
+  yield* catalog.putEntity({ id: "title-1", kind: "title", title: "The Test", attributes: { year: 2026 } })
+  yield* catalog.putEntity({ id: "art-1", kind: "artwork", parentId: "title-1" })
+  yield* catalog.putEntity({ id: "art-2", kind: "artwork", parentId: "title-1" })
+  yield* catalog.putEntity({ id: "ep-1", kind: "episode", parentId: "title-1", title: "Pilot" })
+  yield* catalog.putEntity({ id: "trailer-1", kind: "trailer", parentId: "title-1" })
+  return catalog
+})
+
+for (const adapter of StorageTesting.adapters()) {
+  if (adapter.skip) {
+    describe.skip(`Catalog conformance on ${adapter.name} (${adapter.skip})`, () => {
+      it("skipped", () => undefined)
+    })
+    console.warn(`[jasper] ${adapter.skip}`)
+    continue
+  }
+
+  layer(jasperOn(adapter.layer), { timeout: 60_000 })(`Catalog conformance on ${adapter.name}`, (it) => {
+    it.effect("stores entities with parent/child relations and refuses cycles and bad input", () =>
+      Effect.gen(function* () {
+        const catalog = yield* setup
+        const artworks = yield* catalog.children("title-1", { kind: "artwork" })
+        expect(artworks.map((e) => e.id)).toEqual(["art-1", "art-2"])
+        expect((yield* catalog.children("title-1")).length).toBe(4)
+        expect((yield* catalog.ancestors("art-1")).map((e) => e.id)).toEqual(["title-1"])
+        const title = yield* catalog.getEntity("title-1")
+        expect(title).toEqual({ id: "title-1", kind: "title", title: "The Test", attributes: { year: 2026 } })
+        const cycle = yield* Effect.flip(catalog.putEntity({ id: "title-1", kind: "title", parentId: "art-1" }))
+        expect(cycle).toMatchObject({ _tag: "InvalidInputError", subject: "entity title-1" })
+        const orphan = yield* Effect.flip(catalog.putEntity({ id: "x", kind: "artwork", parentId: "nope" }))
+        expect(orphan).toMatchObject({ _tag: "EntityNotFoundError", entityId: "nope" })
+        const before = yield* count("jasper_entities")
+        const bad = yield* Effect.flip(catalog.putEntity({ id: "", kind: "title" }))
+        expect(bad._tag).toBe("InvalidInputError")
+        expect(yield* count("jasper_entities")).toBe(before)
+        expect((yield* catalog.getEntity("title-1")).parentId).toBeUndefined()
+      })
+    )
+
+    it.effect("registers by reading, hashing and probing; identical content returns the existing asset", () =>
+      Effect.gen(function* () {
+        const catalog = yield* setup
+        const fx = yield* Fixtures
+        const head = yield* catalog.head
+        const poster = yield* catalog.register({
+          entityId: "art-1",
+          role: "poster",
+          uri: fx.poster,
+          labels: { locale: "en" }
+        })
+        expect(poster).toMatchObject({
+          entityId: "art-1",
+          role: "poster",
+          version: 1,
+          mediaType: "image",
+          sha256: sha(fx.poster),
+          byteSize: fs.statSync(fx.poster).size,
+          metadata: { _tag: "image", width: 240, height: 360, format: "jpeg", colorSpace: "srgb" },
+          labels: { locale: "en" }
+        })
+        expect(poster.uri).toMatch(/^file:\/\//)
+        expect(yield* catalog.get(poster.id)).toEqual(poster)
+        const again = yield* catalog.register({ entityId: "art-1", role: "poster", uri: fx.poster })
+        expect(again).toEqual(poster)
+        // the same bytes from another location (memory) are still the same content
+        const copy = yield* catalog.register({
+          entityId: "art-1",
+          role: "poster",
+          uri: memory.put("copy.jpg", fs.readFileSync(fx.poster))
+        })
+        expect(copy.id).toBe(poster.id)
+        const changes = yield* catalog.changes(head)
+        expect(changes.map((c) => [c.kind, c.assetId])).toEqual([["added", poster.id]])
+        const missing = yield* Effect.flip(catalog.get("asset_nope"))
+        expect(missing).toMatchObject({ _tag: "AssetNotFoundError", assetId: "asset_nope" })
+      })
+    )
+
+    it.effect("new content under the same entity and role is a new version; the old one stays readable", () =>
+      Effect.gen(function* () {
+        const catalog = yield* setup
+        const fx = yield* Fixtures
+        const v1 = yield* catalog.register({ entityId: "art-2", role: "poster", uri: fx.poster })
+        const v2 = yield* catalog.register({ entityId: "art-2", role: "poster", uri: fx.posterB })
+        expect([v1.version, v2.version]).toEqual([1, 2])
+        expect(v2.id).not.toBe(v1.id)
+        expect((yield* catalog.versions("art-2", "poster")).map((a) => a.id)).toEqual([v1.id, v2.id])
+        const latest = yield* catalog.list({ entityId: "art-2", latest: true })
+        expect(latest.map((a) => a.id)).toEqual([v2.id])
+        const old = yield* catalog.get(v1.id)
+        const pixels = yield* Image.decode(old, { resize: { width: 8, height: 8 } })
+        expect(pixels.shape).toEqual([8, 8, 3])
+        const feed = (yield* catalog.changes(0)).filter((c) => c.entityId === "art-2")
+        expect(feed.map((c) => [c.kind, c.version])).toEqual([
+          ["added", 1],
+          ["changed", 2]
+        ])
+      })
+    )
+
+    it.effect("probes video, audio and text exactly (rational frame rate, audio track, cues)", () =>
+      Effect.gen(function* () {
+        const catalog = yield* setup
+        const fx = yield* Fixtures
+        const video = yield* catalog.register({ entityId: "trailer-1", role: "source", uri: fx.cuts })
+        expect(video.metadata).toEqual({
+          _tag: "video",
+          durationNs: 3_003_000_000,
+          frameRate: { num: 30000, den: 1001 },
+          width: 160,
+          height: 90,
+          codec: "h264",
+          frameCount: 90,
+          audio: { sampleRate: 48000, channels: 1, codec: "aac" }
+        })
+        const film = yield* catalog.register({ entityId: "ep-1", role: "source", uri: fx.ntsc24 })
+        expect(film.metadata).toMatchObject({ frameRate: { num: 24000, den: 1001 }, frameCount: 48 })
+        const tone = yield* catalog.register({ entityId: "ep-1", role: "audio", uri: fx.tone })
+        expect(tone.metadata).toEqual({
+          _tag: "audio",
+          durationNs: 1_000_000_000,
+          sampleRate: 48000,
+          channels: 2,
+          codec: "pcm_s16le"
+        })
+        const subs = yield* catalog.register({ entityId: "ep-1", role: "subtitles:en", uri: fx.vtt, language: "en" })
+        expect(subs.metadata).toEqual({ _tag: "text", format: "vtt", cues: 3, language: "en" })
+      })
+    )
+
+    it.effect("lists with filters: entity, children of a kind, role, media type, hash, label, paging", () =>
+      Effect.gen(function* () {
+        const catalog = yield* setup
+        const fx = yield* Fixtures
+        // the suite shares one database: roles of its own keep this test's assets apart
+        const a = yield* catalog.register({
+          entityId: "art-1",
+          role: "key-art",
+          uri: fx.poster,
+          labels: { locale: "en" }
+        })
+        const b = yield* catalog.register({
+          entityId: "art-2",
+          role: "key-art",
+          uri: fx.posterB,
+          labels: { locale: "fr" }
+        })
+        const t = yield* catalog.register({ entityId: "trailer-1", role: "teaser", uri: fx.cuts })
+        const ids = (xs: ReadonlyArray<{ id: string }>) => xs.map((x) => x.id)
+        const artworks = yield* catalog.list({ childrenOf: { entityId: "title-1", kind: "artwork" }, latest: true })
+        expect(ids(artworks)).toEqual(expect.arrayContaining([a.id, b.id]))
+        expect(ids(artworks)).not.toContain(t.id)
+        expect(ids(yield* catalog.list({ mediaType: "video" }))).toContain(t.id)
+        expect(ids(yield* catalog.list({ mediaType: "video" }))).not.toContain(a.id)
+        expect(ids(yield* catalog.list({ sha256: a.sha256, entityId: "art-1", role: "key-art" }))).toEqual([a.id])
+        expect(ids(yield* catalog.list({ label: { key: "locale", value: "fr" } }))).toEqual([b.id])
+        expect(ids(yield* catalog.list({ entityId: "art-1", role: "key-art" }))).toEqual([a.id])
+        expect(ids(yield* catalog.list({ role: "key-art", mediaType: "image" }))).toEqual([a.id, b.id])
+        const all = yield* catalog.list()
+        const page = yield* catalog.list({ limit: 2, offset: 1 })
+        expect(ids(page)).toEqual(ids(all).slice(1, 3))
+      })
+    )
+
+    it.effect("a metadata-only update keeps content identity and is marked as such in the feed", () =>
+      Effect.gen(function* () {
+        const catalog = yield* setup
+        const fx = yield* Fixtures
+        const a = yield* catalog.register({ entityId: "art-1", role: "poster", uri: fx.poster })
+        const head = yield* catalog.head
+        const updated = yield* catalog.updateLabels(a.id, { reviewed: true }, { merge: true })
+        expect(updated).toMatchObject({ id: a.id, sha256: a.sha256, version: a.version, byteSize: a.byteSize })
+        expect(updated.labels.reviewed).toBe(true)
+        const stored = yield* catalog.get(a.id)
+        expect(stored.labels.reviewed).toBe(true)
+        expect(stored.sha256).toBe(a.sha256)
+        const feed = yield* catalog.changes(head)
+        expect(feed.map((c) => [c.kind, c.assetId, c.sha256, c.version])).toEqual([
+          ["metadata", a.id, a.sha256, a.version]
+        ])
+        const invalid = yield* Effect.flip(catalog.updateLabels(a.id, { nested: { no: 1 } } as any))
+        expect(invalid._tag).toBe("InvalidInputError")
+        const gone = yield* Effect.flip(catalog.updateLabels("asset_nope", {}))
+        expect(gone._tag).toBe("AssetNotFoundError")
+        expect(yield* catalog.head).toBe(head + 1)
+      })
+    )
+
+    it.effect("a batch goes on past bad assets, with a tagged error per bad item and nothing written for it", () =>
+      Effect.gen(function* () {
+        const catalog = yield* setup
+        const fx = yield* Fixtures
+        const assets = yield* count("jasper_assets")
+        const changes = yield* count("jasper_changes")
+        const batch = [
+          { entityId: "ep-1", role: "still", uri: fx.broken.truncatedJpeg },
+          { entityId: "ep-1", role: "source", uri: fx.cuts },
+          { entityId: "ep-1", role: "bomb", uri: fx.broken.pixelBomb },
+          { entityId: "ep-1", role: "empty", uri: fx.broken.empty },
+          { entityId: "ep-1", role: "text", uri: fx.broken.textAsMp4 },
+          { entityId: "ep-1", role: "codec", uri: fx.broken.unknownCodec },
+          { entityId: "ep-1", role: "cut", uri: fx.broken.truncatedMp4 },
+          { entityId: "ep-1", role: "subs", uri: fx.broken.badSrt },
+          { entityId: "ep-1", role: "missing", uri: path.join(fx.dir, "nope.jpg") },
+          { entityId: "ep-1", role: "escape", uri: path.join(fx.dir, "..", "etc.jpg") },
+          { entityId: "ep-1", role: "what", uri: path.join(fx.dir, "subtitles.srt.bin") },
+          { entityId: "nobody", role: "poster", uri: fx.poster },
+          { entityId: "ep-1", role: "", uri: fx.poster },
+          { entityId: "ep-1", role: "poster", uri: fx.posterB }
+        ]
+        const results = yield* catalog.registerAll(batch, { concurrency: 3 })
+        const tags = results.map((r) => (Either.isRight(r) ? "ok" : r.left._tag))
+        expect(tags).toEqual([
+          "DecodeError",
+          "ok",
+          "PixelLimitError",
+          "DecodeError",
+          "DecodeError",
+          "UnsupportedMediaError",
+          "DecodeError",
+          "SubtitleError",
+          "ReadError",
+          "ReadError",
+          "UnsupportedMediaError",
+          "EntityNotFoundError",
+          "InvalidInputError",
+          "ok"
+        ])
+        // every error names what was wrong: the file, the entity or the registration
+        results.forEach((r, i) => {
+          if (Either.isRight(r)) return
+          const named = i === 11 ? "nobody" : path.basename(batch[i]!.uri)
+          expect(r.left.message).toContain(named)
+        })
+        expect(yield* count("jasper_assets")).toBe(assets + 2)
+        expect(yield* count("jasper_changes")).toBe(changes + 2)
+      })
+    )
+
+    it.effect(
+      "the change feed is ordered and gap-free under concurrent registrations, readable from any position",
+      () =>
+        Effect.gen(function* () {
+          const catalog = yield* setup
+          const start = yield* catalog.head
+          const uris = Array.from({ length: 8 }, (_, i) =>
+            memory.put(`notes/${adapter.name}-${i}-${Date.now()}.txt`, `note ${i}`)
+          )
+          const results = yield* catalog.registerAll(
+            uris.map((uri, i) => ({ entityId: "ep-1", role: `note-${i}`, uri })),
+            { concurrency: 8 }
+          )
+          expect(results.every(Either.isRight)).toBe(true)
+          const feed = yield* catalog.changes(start)
+          expect(feed.map((c) => c.seq)).toEqual(Array.from({ length: 8 }, (_, i) => start + i + 1))
+          expect(new Set(feed.map((c) => c.assetId)).size).toBe(8)
+          const tail = yield* catalog.changes(start + 5)
+          expect(tail.map((c) => c.seq)).toEqual([start + 6, start + 7, start + 8])
+          expect(yield* catalog.changes(start + 8)).toEqual([])
+          const limited = yield* catalog.changes(start, { limit: 3 })
+          expect(limited.length).toBe(3)
+        })
+    )
+
+    it.effect("derivatives are produced once per content hash and spec version, then read", () =>
+      Effect.gen(function* () {
+        const catalog = yield* setup
+        const derivatives = yield* Derivative.Derivatives
+        const fx = yield* Fixtures
+        let produced = 0
+        const base = Derivative.imageTensor({ width: 32, height: 32, name: `thumb-${adapter.name}` })
+        const counted = (spec: Derivative.Spec<Image.Tensor>): Derivative.Spec<Image.Tensor> => ({
+          ...spec,
+          produce: (input) =>
+            Effect.zipRight(
+              Effect.sync(() => produced++),
+              spec.produce(input)
+            )
+        })
+        const spec = counted(base)
+        const a = yield* catalog.register({ entityId: "art-1", role: "poster", uri: fx.poster })
+        const first = yield* derivatives.get(a, spec)
+        expect(first.shape).toEqual([32, 32, 3])
+        expect(produced).toBe(1)
+        const second = yield* derivatives.get(a.id, spec)
+        expect(produced).toBe(1)
+        expect(Buffer.from(second.data).equals(Buffer.from(first.data))).toBe(true)
+        const direct = yield* Image.decode(a, { resize: { width: 32, height: 32 } })
+        expect(Buffer.from(direct.data).equals(Buffer.from(first.data))).toBe(true)
+        // the same content under another entity shares the derivative
+        const same = yield* catalog.register({ entityId: "art-2", role: "poster", uri: fx.poster })
+        expect(same.id).not.toBe(a.id)
+        yield* derivatives.get(same, spec)
+        expect(produced).toBe(1)
+        // a metadata-only change does not recompute
+        yield* catalog.updateLabels(a.id, { tagged: "yes" })
+        yield* derivatives.get(yield* catalog.get(a.id), spec)
+        expect(produced).toBe(1)
+        // a new spec version and new content do
+        yield* derivatives.get(a, counted({ ...base, version: 2 }))
+        expect(produced).toBe(2)
+        const b = yield* catalog.register({ entityId: "art-1", role: "poster", uri: fx.posterB })
+        yield* derivatives.get(b, spec)
+        expect(produced).toBe(3)
+        const entry = yield* derivatives.lookup(a.sha256, base)
+        expect(Option.isSome(entry)).toBe(true)
+        if (Option.isSome(entry)) {
+          expect(entry.value.path.startsWith(derivatives.dir)).toBe(true)
+          expect(fs.statSync(entry.value.path).size).toBe(32 * 32 * 3)
+          expect(entry.value.metadata).toEqual({ width: 32, height: 32, channels: 3 })
+        }
+        expect((yield* derivatives.list(a.sha256)).map((e) => e.specVersion).sort()).toEqual([1, 2])
+      })
+    )
+
+    it.effect("video frame derivatives are written while decoding and read back; a failing spec stores nothing", () =>
+      Effect.gen(function* () {
+        const catalog = yield* setup
+        const derivatives = yield* Derivative.Derivatives
+        const fx = yield* Fixtures
+        const video = yield* catalog.register({ entityId: "trailer-1", role: "source", uri: fx.cuts })
+        const spec = Derivative.videoFrames({ fps: 1, width: 64 })
+        expect(spec.name).toBe("video-1fps-64px")
+        const frames = yield* derivatives.get(video, spec)
+        expect([frames.width, frames.height]).toEqual([64, 36])
+        expect(frames.frames.map((f) => f.sourceFrame)).toEqual([0, 29, 59, 89])
+        expect(frames.frames[1]!.data.length).toBe(64 * 36 * 3)
+        const again = yield* derivatives.ensure(video, spec)
+        expect(again.produced).toBe(false)
+        const failing = Derivative.make<number>({
+          name: "always-fails",
+          version: 1,
+          mediaType: "video",
+          extension: "bin",
+          produce: ({ asset }) =>
+            Effect.fail(
+              new JasperError.DerivativeError({
+                spec: "always-fails",
+                specVersion: 1,
+                sha256: asset.sha256,
+                message: "no"
+              })
+            ),
+          read: () => Effect.succeed(0)
+        })
+        const error = yield* Effect.flip(derivatives.get(video, failing))
+        expect(error).toMatchObject({ _tag: "DerivativeError", spec: "always-fails", sha256: video.sha256 })
+        expect(Option.isNone(yield* derivatives.lookup(video.sha256, failing))).toBe(true)
+        const bad = yield* Effect.flip(
+          derivatives.get(video, {
+            ...failing,
+            produce: (i) => Derivative.imageTensor({ width: 4, height: 4 }).produce(i)
+          })
+        )
+        expect(bad._tag).toBe("DecodeError")
+        expect(Option.isNone(yield* derivatives.lookup(video.sha256, failing))).toBe(true)
+        expect(() => Derivative.make({ ...failing, name: "Bad Name" })).toThrow(/lowercase/)
+      })
+    )
+  })
+
+  if (adapter.name !== "sqlite-memory") {
+    it.effect(`the change feed survives reopening the database (${adapter.name})`, () =>
+      Effect.gen(function* () {
+        const key = `jasper_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`
+        const shared = adapter.shared(key)
+        const once = <A, E>(f: Effect.Effect<A, E, Catalog.Catalog | Fixtures>) =>
+          Effect.scoped(Effect.flatMap(Layer.build(jasperOn(shared.layer)), (ctx) => Effect.provide(f, ctx)))
+        yield* Effect.addFinalizer(() =>
+          Effect.gen(function* () {
+            if (shared.location.kind === "pg") {
+              yield* Database.use("cleanup", (db) =>
+                sql`drop schema if exists ${sql.id(shared.location.schema!)} cascade`.execute(db)
+              ).pipe(Effect.provide(shared.layer), Effect.scoped, Effect.ignore)
+            } else {
+              for (const suffix of ["", "-wal", "-shm"])
+                fs.rmSync(`${shared.location.filename}${suffix}`, { force: true })
+            }
+          })
+        )
+        const written = yield* once(
+          Effect.gen(function* () {
+            const catalog = yield* setup
+            const fx = yield* Fixtures
+            yield* catalog.register({ entityId: "art-1", role: "poster", uri: fx.poster })
+            yield* catalog.register({ entityId: "art-1", role: "poster", uri: fx.posterB })
+            return yield* catalog.changes(0)
+          })
+        )
+        const reread = yield* once(Effect.flatMap(Catalog.Catalog, (c) => c.changes(0)))
+        expect(reread).toEqual(written)
+        expect(written.map((c) => c.seq)).toEqual([1, 2])
+      }).pipe(Effect.scoped)
+    )
+  }
+}
