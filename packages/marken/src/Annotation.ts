@@ -69,7 +69,7 @@ export const Item = Schema.Struct({ ...Fields, vectors: Schema.optional(Vectors)
  * @category models
  */
 export type Item = Omit<Schema.Schema.Type<typeof Item>, "vectors"> & {
-  readonly vectors?: Readonly<Record<string, Float32Array | ReadonlyArray<number>>>
+  readonly vectors?: Readonly<Record<string, Float32Array | ReadonlyArray<number>>> | undefined
 }
 
 /**
@@ -94,7 +94,7 @@ export const Input = Schema.Struct({
  * @category models
  */
 export type Input = Omit<Schema.Schema.Type<typeof Input>, "vectors"> & {
-  readonly vectors?: Readonly<Record<string, Float32Array | ReadonlyArray<number>>>
+  readonly vectors?: Readonly<Record<string, Float32Array | ReadonlyArray<number>>> | undefined
 }
 
 /**
@@ -126,7 +126,7 @@ export const Annotation = Schema.Struct({
  * @category models
  */
 export type Annotation = Omit<Schema.Schema.Type<typeof Annotation>, "vectors"> & {
-  readonly vectors?: Readonly<Record<string, Float32Array>>
+  readonly vectors?: Readonly<Record<string, Float32Array>> | undefined
 }
 
 /**
@@ -158,5 +158,5 @@ export const Patch = Schema.Struct({
  * @category models
  */
 export type Patch = Omit<Schema.Schema.Type<typeof Patch>, "vectors"> & {
-  readonly vectors?: Readonly<Record<string, Float32Array | ReadonlyArray<number>>>
+  readonly vectors?: Readonly<Record<string, Float32Array | ReadonlyArray<number>>> | undefined
 }

@@ -136,8 +136,8 @@ export interface Service {
   /** Operations of a type version (and producer key), newest first. */
   readonly operations: (filter: {
     readonly type: string
-    readonly version?: string
-    readonly producer?: string
+    readonly version?: string | undefined
+    readonly producer?: string | undefined
   }) => Effect.Effect<ReadonlyArray<Operation.Operation>, StorageError>
   /** Creates one annotation in the current run of its producer (CRUD). */
   readonly create: (
@@ -630,7 +630,11 @@ export const make = (
         return toOperation(r)
       })
 
-    const operations = (filter: { readonly type: string; readonly version?: string; readonly producer?: string }) =>
+    const operations = (filter: {
+      readonly type: string
+      readonly version?: string | undefined
+      readonly producer?: string | undefined
+    }) =>
       Effect.gen(function* () {
         const rows = yield* db.use("marken.operations", (k) => {
           let q = k.selectFrom("marken_operations").selectAll().where("type", "=", filter.type)

@@ -1,6 +1,11 @@
 import { Effect, Layer, Schema } from "effect"
+import { sql } from "kysely"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { Annotations, AnnotationType } from "@org/marken"
-import type { Database } from "@org/storage"
+import { Database } from "@org/storage"
+import type { StorageTesting } from "@org/storage/testing"
 
 export const Shot = AnnotationType.make({
   name: "shot",
@@ -85,3 +90,39 @@ export const exactCosine = (
     .sort((a, b) => a.d - b.d)
     .slice(0, k)
 }
+
+/**
+ * Runs `f` with a database location shared between layers (a file or a schema) and a
+ * temporary index folder, removing both afterwards, also when `f` fails.
+ */
+export const withShared = <A, E, R>(
+  adapter: StorageTesting.Adapter,
+  prefix: string,
+  f: (shared: ReturnType<StorageTesting.Adapter["shared"]>, dir: string) => Effect.Effect<A, E, R>
+) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => ({
+      dir: fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`)),
+      shared: adapter.shared(`${prefix}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`)
+    })),
+    ({ dir, shared }) => f(shared, dir),
+    ({ dir, shared }) =>
+      Effect.scoped(
+        Effect.provide(
+          Database.use("cleanup", async (k) => {
+            if (shared.location.kind === "pg")
+              await sql`drop schema if exists ${sql.id(shared.location.schema!)} cascade`.execute(k)
+          }),
+          shared.layer
+        )
+      ).pipe(
+        Effect.ignore,
+        Effect.zipRight(
+          Effect.sync(() => {
+            fs.rmSync(dir, { recursive: true, force: true })
+            if (shared.location.kind === "sqlite")
+              for (const s of ["", "-wal", "-shm"]) fs.rmSync(shared.location.filename! + s, { force: true })
+          })
+        )
+      )
+  )

@@ -1,13 +1,10 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
-import { sql } from "kysely"
 import { Annotations, AnnotationType, Registry } from "@org/marken"
-import { Database } from "@org/storage"
 import { StorageTesting } from "@org/storage/testing"
-import { clustered, exactCosine, marken, rng, vec } from "./fixtures.js"
+import { clustered, exactCosine, marken, rng, vec, withShared } from "./fixtures.js"
 
 const Frame = AnnotationType.make({
   name: "frame",
@@ -235,94 +232,81 @@ for (const adapter of StorageTesting.adapters()) {
     it.live(
       `index files: persisted, reused, caught up when stale, rebuilt when missing, truncated or corrupt (${adapter.name})`,
       () =>
-        Effect.gen(function* () {
-          const dir = fs.mkdtempSync(path.join(os.tmpdir(), "marken-index-"))
-          const shared = adapter.shared(`marken_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`)
-          const key = { type: "frame", version: "1.0", field: "embedding" }
-          const q = data[5]!
-          const session = <A, E>(
-            f: Effect.Effect<A, E, Annotations.Annotations | Registry.Registry>,
-            withIndex = true
-          ) => Effect.scoped(Effect.provide(f, marken(withIndex ? { indexDirectory: dir } : {})(shared.layer)))
-          const top = Effect.flatMap(Annotations.Annotations, (a) =>
-            a.search({ type: "frame", version: "1.0", field: "embedding", vector: q, k: 5 })
-          )
-          const first = yield* session(
-            Effect.gen(function* () {
-              yield* seed
-              const a = yield* Annotations.Annotations
-              const stats = yield* a.loadIndex(key)
-              expect(stats.origin).toBe("rebuilt (missing)")
-              return yield* top
+        withShared(adapter, "marken", (shared, dir) =>
+          Effect.gen(function* () {
+            const key = { type: "frame", version: "1.0", field: "embedding" }
+            const q = data[5]!
+            const session = <A, E>(
+              f: Effect.Effect<A, E, Annotations.Annotations | Registry.Registry>,
+              withIndex = true
+            ) => Effect.scoped(Effect.provide(f, marken(withIndex ? { indexDirectory: dir } : {})(shared.layer)))
+            const top = Effect.flatMap(Annotations.Annotations, (a) =>
+              a.search({ type: "frame", version: "1.0", field: "embedding", vector: q, k: 5 })
+            )
+            const first = yield* session(
+              Effect.gen(function* () {
+                yield* seed
+                const a = yield* Annotations.Annotations
+                const stats = yield* a.loadIndex(key)
+                expect(stats.origin).toBe("rebuilt (missing)")
+                return yield* top
+              })
+            )
+            const files = fs.readdirSync(dir)
+            expect(files.filter((f) => f.endsWith(".hnsw")).length).toBe(1)
+            const indexFile = path.join(dir, files.find((f) => f.endsWith(".hnsw"))!)
+            // reused as is
+            expect(yield* session(Effect.flatMap(Annotations.Annotations, (a) => a.loadIndex(key)))).toMatchObject({
+              origin: "file",
+              size: N
             })
-          )
-          const files = fs.readdirSync(dir)
-          expect(files.filter((f) => f.endsWith(".hnsw")).length).toBe(1)
-          const indexFile = path.join(dir, files.find((f) => f.endsWith(".hnsw"))!)
-          // reused as is
-          expect(yield* session(Effect.flatMap(Annotations.Annotations, (a) => a.loadIndex(key)))).toMatchObject({
-            origin: "file",
-            size: N
-          })
-          // written by a process without the index: the file is stale and catches up
-          const extra = yield* session(
-            Effect.gen(function* () {
-              const a = yield* Annotations.Annotations
-              const op = yield* a.start({ type: "frame", version: "1.0", producer })
-              yield* a.upsert(op.id, [
-                { entity: "late", key: "late", payload: { bucket: 1, scene: "z" }, vectors: { embedding: q } }
-              ])
-              yield* a.finish(op.id)
-              return op.id
-            }),
-            false
-          )
-          const caught = yield* session(
-            Effect.gen(function* () {
-              const a = yield* Annotations.Annotations
-              const stats = yield* a.loadIndex(key)
-              const hits = yield* top
-              return { stats, hits, ids: (yield* a.query({ operationId: extra })).items.map((x) => x.id) }
-            })
-          )
-          expect(caught.stats.origin).toBe("file (caught up with the database)")
-          expect(caught.stats.size).toBe(N + 1)
-          expect(caught.hits[0]!.id).toBe(caught.ids[0])
-          // deleted, truncated, corrupted: rebuilt, same answers
-          const check = (expected: string) =>
-            session(
+            // written by a process without the index: the file is stale and catches up
+            const extra = yield* session(
+              Effect.gen(function* () {
+                const a = yield* Annotations.Annotations
+                const op = yield* a.start({ type: "frame", version: "1.0", producer })
+                yield* a.upsert(op.id, [
+                  { entity: "late", key: "late", payload: { bucket: 1, scene: "z" }, vectors: { embedding: q } }
+                ])
+                yield* a.finish(op.id)
+                return op.id
+              }),
+              false
+            )
+            const caught = yield* session(
               Effect.gen(function* () {
                 const a = yield* Annotations.Annotations
                 const stats = yield* a.loadIndex(key)
-                expect(stats.origin).toContain(expected)
-                expect(stats.size).toBe(N + 1)
-                expect((yield* top).map((h) => h.id)).toEqual(caught.hits.map((h) => h.id))
+                const hits = yield* top
+                return { stats, hits, ids: (yield* a.query({ operationId: extra })).items.map((x) => x.id) }
               })
             )
-          fs.rmSync(indexFile)
-          yield* check("rebuilt (missing)")
-          fs.truncateSync(indexFile, Math.floor(fs.statSync(indexFile).size / 2))
-          yield* check("rebuilt (truncated")
-          const bytes = fs.readFileSync(indexFile)
-          for (let i = 100; i < bytes.length; i += 997) bytes[i] = bytes[i]! ^ 0xff
-          fs.writeFileSync(indexFile, bytes)
-          yield* check("rebuilt (corrupt")
-          yield* check("file")
-          expect(first.length).toBe(5)
-          // clean up
-          fs.rmSync(dir, { recursive: true, force: true })
-          yield* Effect.scoped(
-            Effect.provide(
-              Database.use("cleanup", async (k) => {
-                if (shared.location.kind === "pg")
-                  await sql`drop schema if exists ${sql.id(shared.location.schema!)} cascade`.execute(k)
-              }),
-              shared.layer
-            )
-          )
-          if (shared.location.kind === "sqlite")
-            for (const s of ["", "-wal", "-shm"]) fs.rmSync(shared.location.filename! + s, { force: true })
-        })
+            expect(caught.stats.origin).toBe("file (caught up with the database)")
+            expect(caught.stats.size).toBe(N + 1)
+            expect(caught.hits[0]!.id).toBe(caught.ids[0])
+            // deleted, truncated, corrupted: rebuilt, same answers
+            const check = (expected: string) =>
+              session(
+                Effect.gen(function* () {
+                  const a = yield* Annotations.Annotations
+                  const stats = yield* a.loadIndex(key)
+                  expect(stats.origin).toContain(expected)
+                  expect(stats.size).toBe(N + 1)
+                  expect((yield* top).map((h) => h.id)).toEqual(caught.hits.map((h) => h.id))
+                })
+              )
+            fs.rmSync(indexFile)
+            yield* check("rebuilt (missing)")
+            fs.truncateSync(indexFile, Math.floor(fs.statSync(indexFile).size / 2))
+            yield* check("rebuilt (truncated")
+            const bytes = fs.readFileSync(indexFile)
+            for (let i = 100; i < bytes.length; i += 997) bytes[i] = bytes[i]! ^ 0xff
+            fs.writeFileSync(indexFile, bytes)
+            yield* check("rebuilt (corrupt")
+            yield* check("file")
+            expect(first.length).toBe(5)
+          })
+        )
     )
   }
 }
