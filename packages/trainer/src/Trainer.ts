@@ -520,6 +520,8 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
             const end = Stream.fromEffect(
               Effect.gen(function* () {
                 const milliseconds = performance.now() - t0
+                // a resumed epoch whose batches were all done already reports nothing
+                if (steps === 0 && first > 0) return Chunk.empty<Event>()
                 const out: Array<Event> = [
                   {
                     _tag: "Epoch",
@@ -532,7 +534,8 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
                   }
                 ]
                 if (options.checkpoint && (every === undefined || step % every !== 0) && steps > 0) {
-                  out.push(yield* saveCheckpoint(epoch, last, epochRng))
+                  // the next epoch starts from the generator's state now (after this epoch's permutation)
+                  out.push(yield* saveCheckpoint(epoch + 1, 0, rng.state()))
                 }
                 return Chunk.fromIterable(out)
               })

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it, layer } from "@effect/vitest"
 import { Effect } from "effect"
-import { Backend, Cpu, Devices } from "@org/trainer"
+import { Backend, Cpu, Devices, WebGpu } from "@org/trainer"
 import { randoms, relativeError, webgpuOptions, webgpuSkip } from "./support.js"
 
 type Case = (b: Backend.Backend) => Promise<ReadonlyArray<Float32Array>>
@@ -175,10 +175,16 @@ if (webgpuSkip) {
         })
       )
 
-      it.effect("a destroyed device fails with DeviceLostError naming it", () =>
+      it.scoped("a destroyed device fails with DeviceLostError naming it", () =>
         Effect.gen(function* () {
-          const { discovery } = yield* Devices.Devices
-          expect(discovery.kind).toBe("webgpu")
+          const device = yield* WebGpu.make(webgpuOptions)
+          const x = device.upload([2], Float32Array.of(1, 2))
+          expect(yield* Effect.promise(() => device.read(x))).toEqual(Float32Array.of(1, 2))
+          device.destroy()
+          expect(device.lost()).toBeDefined()
+          const error = yield* Effect.flip(Effect.tryPromise({ try: () => device.read(x), catch: (e) => e as any }))
+          expect(error).toMatchObject({ _tag: "DeviceLostError", device: device.id })
+          expect(() => device.upload([1], Float32Array.of(1))).toThrow(/lost/)
         })
       )
     }

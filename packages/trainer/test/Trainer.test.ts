@@ -254,6 +254,46 @@ describe("Trainer checks", () => {
     })
   )
 
+  it.scoped("a run extended from its end-of-epoch checkpoint matches a longer uninterrupted run", () =>
+    Effect.gen(function* () {
+      const model = yield* mlp
+      const data = yield* classification
+      const directory = tempDir()
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(directory, { recursive: true, force: true })))
+      const base = {
+        model,
+        data,
+        batchSize: 32,
+        optimizer: Optimizer.sgd({ learningRate: 0.1, momentum: 0.9 }),
+        seed: 4
+      }
+      const full = yield* Trainer.fit({ ...base, epochs: 4, devices: yield* Cpu.makeMany(2) })
+      const first = yield* Trainer.fit({
+        ...base,
+        epochs: 2,
+        devices: yield* Cpu.makeMany(2),
+        checkpoint: { directory }
+      })
+      expect(first.steps).toBe(6)
+      expect(JSON.parse(fs.readFileSync(path.join(directory, "manifest.json"), "utf8"))).toMatchObject({
+        step: 6,
+        epoch: 2,
+        batch: 0
+      })
+      const rest = yield* Trainer.fit({
+        ...base,
+        epochs: 4,
+        devices: yield* Cpu.makeMany(1),
+        checkpoint: { directory },
+        resume: true
+      })
+      expect(rest.epochs.map((e) => e.epoch)).toEqual([2, 3])
+      expect(rest.steps).toBe(12)
+      expect(maxRelative(rest.parameters, full.parameters)).toBeLessThan(1e-5)
+      expect(maxRelative(first.parameters, full.parameters)).toBeGreaterThan(1e-3)
+    })
+  )
+
   it.effect("data that does not fit the model fails with a ShapeError naming the input", () =>
     Effect.gen(function* () {
       const model = yield* mlp
