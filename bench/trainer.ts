@@ -157,8 +157,8 @@ const main = Effect.gen(function* () {
   // 2. MLP training samples/s, 2 devices against 1
   const rowsCount = 2048
   if (gpus.length > 0) {
-    const one = yield* trainRate([gpus[0]!], rowsCount, 1)
-    const two = yield* trainRate(gpus, rowsCount, 1)
+    const one = yield* trainRate([gpus[0]!], rowsCount, 2)
+    const two = yield* trainRate(gpus, rowsCount, 2)
     rows.push(
       row(
         "MLP train WebGPU, 2 devices vs 1",
@@ -169,8 +169,8 @@ const main = Effect.gen(function* () {
       )
     )
   }
-  const cpuOne = yield* trainRate(yield* Cpu.makeMany(1), rowsCount, 1)
-  const cpuTwo = yield* trainRate(yield* Cpu.makeMany(2), rowsCount, 1)
+  const cpuOne = yield* trainRate(yield* Cpu.makeMany(1), rowsCount, 2)
+  const cpuTwo = yield* trainRate(yield* Cpu.makeMany(2), rowsCount, 2)
   rows.push(
     row(
       "MLP train CPU backend, 2 devices vs 1",

@@ -110,6 +110,8 @@ export interface Backend {
   /** Overwrites a tensor's contents. */
   readonly write: (tensor: Tensor, data: Float32Array) => void
   readonly read: (tensor: Tensor) => Promise<Float32Array>
+  /** Reads several tensors with one transfer. */
+  readonly readMany: (tensors: ReadonlyArray<Tensor>) => Promise<ReadonlyArray<Float32Array>>
   /** Returns a tensor's memory to the device; the tensor must not be used again. */
   readonly dispose: (tensor: Tensor) => void
 

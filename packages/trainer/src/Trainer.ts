@@ -160,7 +160,13 @@ const firstNonFinite = (data: Float32Array): number => {
   return -1
 }
 
-/** Row counts of the shards of `size` rows over `n` devices: contiguous, the first ones one larger. */
+/**
+ * Row counts of the shards of `size` rows over `n` devices: contiguous, the first
+ * ones one row larger when `size` does not divide evenly.
+ *
+ * @since 0.1.0
+ * @category training
+ */
 export const shardSizes = (size: number, n: number): ReadonlyArray<number> =>
   Array.from({ length: n }, (_, k) => Math.floor(size / n) + (k < size % n ? 1 : 0))
 
@@ -287,7 +293,8 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
           ? new cliProgress.SingleBar(
               {
                 format: "epoch {epoch} [{bar}] {value}/{total} steps | loss {loss} | {rate} samples/s",
-                hideCursor: true
+                hideCursor: true,
+                stream: process.stdout
               },
               cliProgress.Presets.shades_classic
             )
@@ -299,9 +306,8 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
 
       const readParameters = (replica: Replica, at: number) =>
         onDevice(replica.device, at, "read parameters", async () => {
-          const out = new Map<string, Float32Array>()
-          for (const p of model.parameters) out.set(p.name, await replica.device.read(replica.params.get(p.name)!))
-          return out as Parameters
+          const values = await replica.device.readMany(model.parameters.map((p) => replica.params.get(p.name)!))
+          return new Map(model.parameters.map((p, i) => [p.name, values[i]!])) as Parameters
         })
 
       const saveCheckpoint = (epoch: number, batch: number, epochRng: Random.State) =>
@@ -309,11 +315,9 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
           const replica = replicas[0]!
           const parameters = yield* readParameters(replica, step)
           const optimizerState = yield* onDevice(replica.device, step, "read optimizer state", async () => {
-            const out = new Map<string, ReadonlyArray<Float32Array>>()
-            for (const p of model.parameters) {
-              out.set(p.name, await Promise.all(replica.state.get(p.name)!.map((t) => replica.device.read(t))))
-            }
-            return out
+            const k = stateNames.length
+            const values = await replica.device.readMany(model.parameters.flatMap((p) => replica.state.get(p.name)!))
+            return new Map(model.parameters.map((p, i) => [p.name, values.slice(i * k, (i + 1) * k)]))
           })
           const path = yield* Checkpoint.save(options.checkpoint!.directory, {
             manifest: {
@@ -362,19 +366,20 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
                     const temps: Array<Tensor> = []
                     try {
                       const { grads, loss } = forwardBackward(d, model, replica.params, shard, temps)
+                      const entries = [...grads]
+                      const tensors = entries.map(([, g]: [string, Grad]) =>
+                        g._tag === "Dense" ? g.value : g.value.values
+                      )
+                      temps.push(loss, ...tensors)
+                      const [lossValue, ...values] = await d.readMany([loss, ...tensors])
                       const host = new Map<string, { indices?: Int32Array; values: Float32Array }>()
-                      const reads: Array<Promise<void>> = [...grads].map(async ([name, g]: [string, Grad]) => {
-                        if (g._tag === "Dense") {
-                          temps.push(g.value)
-                          host.set(name, { values: await d.read(g.value) })
-                        } else {
-                          temps.push(g.value.values)
-                          host.set(name, { indices: g.value.indices, values: await d.read(g.value.values) })
-                        }
+                      entries.forEach(([name, g], i) => {
+                        host.set(
+                          name,
+                          g._tag === "Dense" ? { values: values[i]! } : { indices: g.value.indices, values: values[i]! }
+                        )
                       })
-                      temps.push(loss)
-                      const [lossValue] = await Promise.all([d.read(loss), ...reads])
-                      return { loss: (lossValue as Float32Array)[0]!, grads: host }
+                      return { loss: lossValue![0]!, grads: host }
                     } finally {
                       for (const t of temps) d.dispose(t)
                     }
@@ -572,7 +577,12 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
 export const fit = <E = never>(options: Options<E>): Effect.Effect<Result, TrainerError | E> =>
   Stream.runFold(
     stream(options),
-    { parameters: new Map() as Parameters, steps: 0, epochs: [] as Array<any>, losses: [] as Array<number> },
+    {
+      parameters: new Map() as Parameters,
+      steps: 0,
+      epochs: [] as Array<Extract<Event, { _tag: "Epoch" }>>,
+      losses: [] as Array<number>
+    },
     (acc, event) => {
       switch (event._tag) {
         case "Step":

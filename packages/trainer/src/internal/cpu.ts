@@ -108,6 +108,7 @@ export const makeCpu = (id: string): Backend => {
       x.data.set(data)
     },
     read: async (x0) => Float32Array.from(t(x0, "read").data),
+    readMany: async (xs) => xs.map((x0) => Float32Array.from(t(x0, "read").data)),
     dispose: (x0) => {
       if (x0 instanceof CpuTensor) x0.data = new Float32Array(0)
     },

@@ -137,14 +137,21 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
     })
   }
 
-  const read = async (x0: Tensor): Promise<Float32Array> => {
-    const x = t(x0, "read")
-    const bytes = x.size * 4
-    if (bytes === 0) return new Float32Array(0)
-    const staging = device.createBuffer({ size: align(bytes), usage: MAP_READ | COPY_DST })
+  const readMany = async (xs: ReadonlyArray<Tensor>): Promise<ReadonlyArray<Float32Array>> => {
+    const tensors = xs.map((x) => t(x, "read"))
+    const offsets: Array<number> = []
+    let total = 0
+    for (const x of tensors) {
+      offsets.push(total)
+      total += x.size === 0 ? 0 : align(x.size * 4)
+    }
+    if (total === 0) return tensors.map(() => new Float32Array(0))
+    const staging = device.createBuffer({ size: total, usage: MAP_READ | COPY_DST })
     try {
       const encoder = device.createCommandEncoder()
-      encoder.copyBufferToBuffer(x.buffer!, 0, staging, 0, align(bytes))
+      tensors.forEach((x, i) => {
+        if (x.size > 0) encoder.copyBufferToBuffer(x.buffer!, 0, staging, offsets[i]!, align(x.size * 4))
+      })
       device.queue.submit([encoder.finish()])
       try {
         await staging.mapAsync(READ)
@@ -153,7 +160,8 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
       }
       if (asyncError !== undefined) return await surface("read")
       alive("read")
-      const result = new Float32Array(staging.getMappedRange(0, align(bytes)).slice(0, bytes))
+      const mapped = staging.getMappedRange()
+      const result = tensors.map((x, i) => new Float32Array(mapped.slice(offsets[i]!, offsets[i]! + x.size * 4)))
       staging.unmap()
       return result
     } finally {
@@ -200,7 +208,8 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
       require(data.length === x.size, id, "write", () => `${data.length} values for ${shapeText(x.shape)}`)
       if (data.byteLength > 0) device.queue.writeBuffer(x.buffer!, 0, data.buffer, data.byteOffset, data.byteLength)
     },
-    read,
+    read: async (x) => (await readMany([x]))[0]!,
+    readMany,
     dispose: (x0) => {
       if (x0 instanceof GpuTensor && x0.buffer !== undefined) {
         release(x0.buffer)
