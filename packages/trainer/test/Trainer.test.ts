@@ -93,8 +93,26 @@ for (const adapter of adapters) {
         const err = maxRelative(two.parameters, one.parameters)
         console.log(`[trainer] ${adapter.name} MLP 2 vs 1 devices: max relative difference ${err.toExponential(2)}`)
         expect(err).toBeLessThan(1e-5)
-        // it learned something, and training moved the parameters
+        // per-epoch metrics, and it learned something
+        expect(one.epochs.map((e) => [e.epoch, e.steps, e.samples])).toEqual([
+          [0, 3, 90],
+          [1, 3, 90],
+          [2, 3, 90]
+        ])
+        for (const e of one.epochs) expect(e.samplesPerSecond).toBeGreaterThan(0)
         expect(one.epochs[2]!.loss).toBeLessThan(one.epochs[0]!.loss)
+        const [device] = yield* adapter.devices(1)
+        const logits = yield* Trainer.predict(model, device!, one.parameters, {
+          size: 90,
+          inputs: { x: data.inputs.x!.data }
+        })
+        expect(logits).toHaveLength(270)
+        let correct = 0
+        for (let i = 0; i < 90; i++) {
+          const row = [...logits.subarray(i * 3, i * 3 + 3)]
+          if (row.indexOf(Math.max(...row)) === data.target.data[i]) correct++
+        }
+        expect(correct / 90).toBeGreaterThan(0.5)
         expect(maxRelative(Model.initialize(model, 3), one.parameters)).toBeGreaterThan(1e-2)
       })
     )

@@ -56,12 +56,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   var acc: array<f32, 16>;
   for (var x = 0u; x < 16u; x++) { acc[x] = 0.0; }
   for (var k0 = 0u; k0 < p.u.z; k0 += 16u) {
+    // neighbouring invocations read neighbouring addresses of each operand's memory layout
     for (var e = 0u; e < 4u; e++) {
       let idx = t + e * 256u;
-      let kk = idx / 64u;
-      let ii = idx % 64u;
-      As[idx] = loadA(row0 + ii, k0 + kk);
-      Bs[idx] = loadB(k0 + kk, col0 + ii);
+      var kk = idx / 64u;
+      var ii = idx % 64u;
+      if (p.u.w == 0u) { kk = idx % 16u; ii = idx / 16u; }
+      As[kk * 64u + ii] = loadA(row0 + ii, k0 + kk);
+      var kb = idx / 64u;
+      var jb = idx % 64u;
+      if (p.v.x == 1u) { kb = idx % 16u; jb = idx / 16u; }
+      Bs[kb * 64u + jb] = loadB(k0 + kb, col0 + jb);
     }
     workgroupBarrier();
     for (var kk = 0u; kk < 16u; kk++) {
