@@ -148,6 +148,14 @@ export const pcmFromFile = (
     })
   )
 
+/** An asset's probed audio metadata (or its video's sound track), so that decoding it skips ffprobe. */
+const knownAudio = (source: Reader.Source): AudioMetadata | undefined => {
+  const m = typeof source === "string" ? undefined : (source as { metadata?: any }).metadata
+  if (m?._tag === "audio") return m as AudioMetadata
+  if (m?._tag === "video" && m.audio) return { _tag: "audio", durationNs: m.durationNs, ...m.audio }
+  return undefined
+}
+
 /**
  * Streams the audio of a source (an audio file or a video's sound track) as Float32 PCM chunks.
  *
@@ -164,7 +172,7 @@ export const pcm = (source: Reader.Source, options: PcmOptions = {}): Stream.Str
       const reader = yield* Reader.Reader
       const label = { uri: Reader.uriOf(source), assetId: Reader.assetIdOf(source) }
       const file = yield* reader.localPath(source)
-      const meta = yield* Probe.audio(file, label)
+      const meta = knownAudio(source) ?? (yield* Probe.audio(file, label))
       return pcmFromFile(file, meta, options, label)
     })
   )

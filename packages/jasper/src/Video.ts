@@ -245,9 +245,16 @@ const gcdBig = (a: bigint, b: bigint): bigint => {
   return a
 }
 
+/** An asset's probed video metadata, so that decoding it skips ffprobe. */
+const knownVideo = (source: Reader.Source): VideoMetadata | undefined => {
+  const metadata = typeof source === "string" ? undefined : (source as { metadata?: { _tag?: string } }).metadata
+  return metadata?._tag === "video" ? (metadata as VideoMetadata) : undefined
+}
+
 /**
  * Streams the frames of a video source (a URI, a path under the reader's roots, or
  * an asset) as raw RGB, pulling from ffmpeg only as fast as the stream is consumed.
+ * An asset's probed metadata is used as is; other sources are probed first.
  *
  * @example
  * ```ts
@@ -265,7 +272,7 @@ export const frames = (
       const reader = yield* Reader.Reader
       const label = { uri: Reader.uriOf(source), assetId: Reader.assetIdOf(source) }
       const file = yield* reader.localPath(source)
-      const meta = yield* Probe.video(file, label)
+      const meta = knownVideo(source) ?? (yield* Probe.video(file, label))
       return framesFromFile(file, meta, options, label)
     })
   )
@@ -352,7 +359,7 @@ export const shots = (
       const reader = yield* Reader.Reader
       const label = { uri: Reader.uriOf(source), assetId: Reader.assetIdOf(source) }
       const file = yield* reader.localPath(source)
-      const meta = yield* Probe.video(file, label)
+      const meta = knownVideo(source) ?? (yield* Probe.video(file, label))
       return yield* shotsFromFile(file, meta, options, label)
     })
   )

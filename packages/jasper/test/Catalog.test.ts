@@ -1,13 +1,15 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Either, Layer, Option } from "effect"
+import { Chunk, Effect, Either, Layer, Option, Stream } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { sql } from "kysely"
 import { Database } from "@org/storage"
 import { StorageTesting } from "@org/storage/testing"
-import { Catalog, Derivative, Image, Jasper, JasperError, Reader } from "@org/jasper"
+import { Audio, Catalog, Derivative, Image, Jasper, JasperError, Reader, Subtitles, Video } from "@org/jasper"
 import { Fixtures, FixturesLive } from "./fixtures.js"
 
 const memory = new Reader.MemoryStore()
@@ -163,6 +165,13 @@ for (const adapter of StorageTesting.adapters()) {
         })
         const subs = yield* catalog.register({ entityId: "ep-1", role: "subtitles:en", uri: fx.vtt, language: "en" })
         expect(subs.metadata).toEqual({ _tag: "text", format: "vtt", cues: 3, language: "en" })
+        // registered assets decode directly (their probed metadata is reused)
+        const frames = yield* Stream.runCollect(Video.frames(video, { fps: 1, width: 32 }))
+        expect(Chunk.toArray(frames).map((f) => f.sourceFrame)).toEqual([0, 29, 59, 89])
+        const pcm = yield* Stream.runCollect(Audio.pcm(video, { sampleRate: 8000 }))
+        expect(pcm.length).toBeGreaterThan(0)
+        expect(yield* Video.shots(video)).toHaveLength(3)
+        expect((yield* Subtitles.decode(subs)).map((c) => c.text)).toContain("Blue.")
       })
     )
 
@@ -432,3 +441,58 @@ for (const adapter of StorageTesting.adapters()) {
     )
   }
 }
+
+describe("Catalog over http", () => {
+  it.effect("registers from an http server; a 404 and a silent server fail their items and the batch goes on", () =>
+    Effect.gen(function* () {
+      const fx = yield* Fixtures
+      const srv = yield* Effect.acquireRelease(
+        Effect.async<{ url: string; server: http.Server }>((resume) => {
+          const server = http.createServer((req, res) => {
+            if (req.url === "/poster.jpg") return res.end(fs.readFileSync(fx.poster))
+            if (req.url === "/silent.jpg") return // never answers
+            res.statusCode = 404
+            res.end()
+          })
+          server.listen(0, "127.0.0.1", () =>
+            resume(Effect.succeed({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server }))
+          )
+        }),
+        ({ server }) =>
+          Effect.async<void>((resume) => {
+            server.closeAllConnections()
+            server.close(() => resume(Effect.void))
+          })
+      )
+      const catalog = yield* setup
+      const results = yield* catalog.registerAll([
+        { entityId: "art-1", role: "poster", uri: `${srv.url}/missing.jpg` },
+        { entityId: "art-1", role: "poster", uri: `${srv.url}/silent.jpg` },
+        { entityId: "art-1", role: "poster", uri: `${srv.url}/poster.jpg` }
+      ])
+      const [missing, silent, ok] = results
+      expect(Either.isLeft(missing!) && missing.left).toMatchObject({
+        _tag: "ReadError",
+        reason: "http-status",
+        status: 404,
+        uri: `${srv.url}/missing.jpg`
+      })
+      expect(Either.isLeft(silent!) && silent.left).toMatchObject({ _tag: "ReadError", reason: "timeout" })
+      expect(Either.isRight(ok!) && ok.right).toMatchObject({ sha256: sha(fx.poster), uri: `${srv.url}/poster.jpg` })
+      if (Either.isRight(ok!)) {
+        const tensor = yield* Image.decode(ok.right, { resize: { width: 16, height: 16 } })
+        expect(tensor.shape).toEqual([16, 16, 3])
+      }
+      expect((yield* catalog.changes(0)).length).toBe(1)
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(
+        Layer.unwrapEffect(
+          Effect.map(Fixtures, (fx) =>
+            Jasper.layer({ roots: [fx.dir], http: { timeoutMs: 500 }, derivatives: path.join(fx.dir, "derived") })
+          )
+        ).pipe(Layer.provideMerge(FixturesLive), Layer.provide(StorageTesting.adapters()[0]!.layer), Layer.orDie)
+      )
+    )
+  )
+})

@@ -172,10 +172,12 @@ export const stream = <E>(options: {
     Effect.map(acquire(options.command, options.args), (running) => {
       options.onStart?.(running.child.pid)
       const cut = chunker(options.pieceBytes)
-      const body = Stream.fromAsyncIterable(running.child.stdout! as AsyncIterable<Buffer>, (cause) => cause).pipe(
-        Stream.orDie,
-        Stream.mapConcat((chunk) => cut.push(chunk))
-      )
+      const stdout = running.child.stdout! as AsyncIterable<Buffer>
+      // pieces are cut in plain async code; the Effect stream is pulled once per piece, not per pipe read
+      async function* pieces() {
+        for await (const chunk of stdout) yield* cut.push(chunk)
+      }
+      const body = Stream.fromAsyncIterable(pieces(), (cause) => cause).pipe(Stream.orDie)
       const tail = Stream.fromEffect(Effect.promise(() => running.exit)).pipe(
         Stream.flatMap((exit) => {
           if (exit.code !== 0) return Stream.fail(options.onFailure(exit))
