@@ -82,14 +82,18 @@ export interface Spec<A> {
  * @since 0.1.0
  * @category constructors
  */
-export const make = <A>(spec: Spec<A>): Spec<A> => {
-  if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(spec.name) || !Number.isSafeInteger(spec.version) || spec.version < 1) {
+export const spec = <A>(definition: Spec<A>): Spec<A> => {
+  if (
+    !/^[a-z0-9][a-z0-9._-]{0,63}$/.test(definition.name) ||
+    !Number.isSafeInteger(definition.version) ||
+    definition.version < 1
+  ) {
     throw new InvalidInputError({
-      subject: `derivative spec ${spec.name}`,
-      message: `derivative spec "${spec.name}" v${spec.version}: the name must be lowercase [a-z0-9._-] and the version a positive integer`
+      subject: `derivative spec ${definition.name}`,
+      message: `derivative spec "${definition.name}" v${definition.version}: the name must be lowercase [a-z0-9._-] and the version a positive integer`
     })
   }
-  return spec
+  return definition
 }
 
 const readFile = (spec: { name: string; version: number }, file: string) =>
@@ -121,12 +125,12 @@ export const imageTensor = (options: {
   readonly version?: number
 }): Spec<Image.Tensor> => {
   const channels = options.channels ?? 3
-  const spec = {
+  const id = {
     name: options.name ?? `image-${options.width}x${options.height}-${channels === 3 ? "rgb" : "rgba"}`,
     version: options.version ?? 1
   }
-  return make({
-    ...spec,
+  return spec({
+    ...id,
     mediaType: "image",
     extension: "raw",
     produce: ({ asset, file, output }) =>
@@ -143,8 +147,8 @@ export const imageTensor = (options: {
           try: () => fs.promises.writeFile(output, t.data),
           catch: (cause) =>
             new DerivativeError({
-              spec: spec.name,
-              specVersion: spec.version,
+              spec: id.name,
+              specVersion: id.version,
               sha256: asset.sha256,
               message: String(cause),
               cause
@@ -153,7 +157,7 @@ export const imageTensor = (options: {
         return { width: t.width, height: t.height, channels: t.channels }
       }),
     read: (file, m) =>
-      Effect.map(readFile(spec, file), (bytes) => ({
+      Effect.map(readFile(id, file), (bytes) => ({
         data: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
         dtype: "uint8" as const,
         layout: "hwc" as const,
@@ -191,9 +195,9 @@ export const videoFrames = (options: {
   readonly version?: number
 }): Spec<Frames> => {
   const fpsLabel = typeof options.fps === "number" ? String(options.fps) : `${options.fps.num}-${options.fps.den}`
-  const spec = { name: options.name ?? `video-${fpsLabel}fps-${options.width}px`, version: options.version ?? 1 }
-  return make({
-    ...spec,
+  const id = { name: options.name ?? `video-${fpsLabel}fps-${options.width}px`, version: options.version ?? 1 }
+  return spec({
+    ...id,
     mediaType: "video",
     extension: "rgb",
     produce: ({ asset, file, output }) =>
@@ -202,8 +206,8 @@ export const videoFrames = (options: {
         const meta = asset.metadata._tag === "video" ? asset.metadata : yield* Probe.video(file, label)
         const fail = (cause: unknown) =>
           new DerivativeError({
-            spec: spec.name,
-            specVersion: spec.version,
+            spec: id.name,
+            specVersion: id.version,
             sha256: asset.sha256,
             message: String(cause),
             cause
@@ -226,7 +230,7 @@ export const videoFrames = (options: {
         return { ...size, ptsNs: pts, sourceFrames }
       }).pipe(Effect.scoped),
     read: (file, m) =>
-      Effect.map(readFile(spec, file), (bytes) => {
+      Effect.map(readFile(id, file), (bytes) => {
         const width = Number(m.width)
         const height = Number(m.height)
         const frameBytes = width * height * 3
@@ -267,7 +271,7 @@ export interface Entry {
  * @since 0.1.0
  * @category models
  */
-export type Error = ProduceError | AssetNotFoundError | StorageError
+export type DerivativesError = ProduceError | AssetNotFoundError | StorageError
 
 /**
  * The shape of the `Derivatives` service.
@@ -278,12 +282,12 @@ export type Error = ProduceError | AssetNotFoundError | StorageError
 export interface Service {
   readonly dir: string
   /** The derivative of an asset (or asset id): read when stored, produced and stored once otherwise. */
-  readonly get: <A>(asset: Media.Asset | string, spec: Spec<A>) => Effect.Effect<A, Error>
+  readonly get: <A>(asset: Media.Asset | string, spec: Spec<A>) => Effect.Effect<A, DerivativesError>
   /** Makes sure the derivative is stored; `produced` tells whether this call produced it. */
   readonly ensure: <A>(
     asset: Media.Asset | string,
     spec: Spec<A>
-  ) => Effect.Effect<Entry & { readonly produced: boolean }, Error>
+  ) => Effect.Effect<Entry & { readonly produced: boolean }, DerivativesError>
   /** The index entry for a content hash and spec, if stored. */
   readonly lookup: (
     sha256: string,
@@ -317,7 +321,7 @@ const toEntry = (row: any): Entry => ({
  * @since 0.1.0
  * @category constructors
  */
-export const makeService = (options: {
+export const make = (options: {
   readonly dir: string
 }): Effect.Effect<Service, StorageError, Database.Database | Catalog.Catalog | Reader.Reader> =>
   Effect.gen(function* () {
@@ -439,4 +443,4 @@ export const makeService = (options: {
 export const layer = (options: {
   readonly dir: string
 }): Layer.Layer<Derivatives, StorageError, Database.Database | Catalog.Catalog | Reader.Reader> =>
-  Layer.effect(Derivatives, makeService(options))
+  Layer.effect(Derivatives, make(options))

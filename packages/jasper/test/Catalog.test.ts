@@ -306,6 +306,9 @@ for (const adapter of StorageTesting.adapters()) {
           expect(yield* catalog.changes(start + 8)).toEqual([])
           const limited = yield* catalog.changes(start, { limit: 3 })
           expect(limited.length).toBe(3)
+          // follow reads the same events as a stream from any position
+          const followed = yield* Stream.runCollect(Stream.take(catalog.follow(start + 2), 6))
+          expect(Chunk.toArray(followed)).toEqual(feed.slice(2))
         })
     )
 
@@ -374,7 +377,7 @@ for (const adapter of StorageTesting.adapters()) {
         expect(frames.frames[1]!.data.length).toBe(64 * 36 * 3)
         const again = yield* derivatives.ensure(video, spec)
         expect(again.produced).toBe(false)
-        const failing = Derivative.make<number>({
+        const failing = Derivative.spec<number>({
           name: "always-fails",
           version: 1,
           mediaType: "video",
@@ -401,7 +404,7 @@ for (const adapter of StorageTesting.adapters()) {
         )
         expect(bad._tag).toBe("DecodeError")
         expect(Option.isNone(yield* derivatives.lookup(video.sha256, failing))).toBe(true)
-        expect(() => Derivative.make({ ...failing, name: "Bad Name" })).toThrow(/lowercase/)
+        expect(() => Derivative.spec({ ...failing, name: "Bad Name" })).toThrow(/lowercase/)
       })
     )
   })

@@ -187,6 +187,9 @@ layer(withReader(memory), { timeout: 60_000 })("decoders on generated fixtures",
           seen = childDecoders()
         }
         expect(seen.length).toBe(1)
+        // unthrottled, this ffmpeg would be done in a few ms; it is still there, blocked on the full pipe
+        yield* Effect.promise(() => new Promise((r) => setTimeout(r, 500)))
+        expect(childDecoders()).toEqual(seen)
         yield* Fiber.interrupt(fiber)
         expect(childDecoders()).toEqual([])
       })
