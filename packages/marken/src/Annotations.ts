@@ -247,19 +247,33 @@ export const make = (
     // ---- current runs (the pointer rows), mirrored in memory for vector search ----
     const current = new Map<string, string>()
     const currentOps = new Set<string>()
+    /** Bumped by every change readers could see; cached filter results of an older generation are stale. */
+    let generation = 0
     const setCurrent = (key: string, op: string) => {
       const old = current.get(key)
+      if (old === op) return
       if (old !== undefined) currentOps.delete(old)
       current.set(key, op)
       currentOps.add(op)
+      generation++
     }
     const loadCurrent = db
       .use("marken.current", (k) => k.selectFrom("marken_current").selectAll().execute())
       .pipe(
         Effect.map((rows) => {
-          current.clear()
-          currentOps.clear()
-          for (const r of rows) setCurrent(opKey(r.type, r.version, r.producer_key), r.operation_id)
+          const seen = new Set<string>()
+          for (const r of rows) {
+            const key = opKey(r.type, r.version, r.producer_key)
+            seen.add(key)
+            setCurrent(key, r.operation_id)
+          }
+          for (const [key, op] of [...current]) {
+            if (!seen.has(key)) {
+              current.delete(key)
+              currentOps.delete(op)
+              generation++
+            }
+          }
         })
       )
     yield* loadCurrent
@@ -378,8 +392,14 @@ export const make = (
         )
         yield* entry.lock.withPermits(1)(
           Effect.gen(function* () {
-            for (const r of fresh) if (!idx.labels.has(r.seq)) idx.add(r)
+            for (const r of fresh) {
+              if (!idx.labels.has(r.seq)) {
+                idx.add(r)
+                generation++
+              }
+            }
             if (Number(total.n) !== idx.size) {
+              generation++
               const all = yield* db.use("marken.index.labels", (k) =>
                 k
                   .selectFrom("marken_vectors")
@@ -419,6 +439,11 @@ export const make = (
       return { map, of }
     }
     const applyChanges = (map: Map<string, IndexChange>) =>
+      Effect.suspend(() => {
+        generation++
+        return applyIndexChanges(map)
+      })
+    const applyIndexChanges = (map: Map<string, IndexChange>) =>
       Effect.forEach(
         map.values(),
         (c) => {
@@ -1093,6 +1118,7 @@ export const make = (
       })
 
     // ---- vector search ----
+    const hot = new Map<string, { readonly entry: Entry; readonly spec: AnnotationType.VectorField }>()
     const indexFor = (type: string, version: string, field: string) =>
       Effect.gen(function* () {
         const def = yield* registry.get(type, version)
@@ -1107,6 +1133,7 @@ export const make = (
         const idx = yield* loadIndex(key, spec)
         const entry = entryOf(key)
         yield* sync(entry, idx)
+        hot.set(keyString(key), { entry, spec })
         return { idx, entry, spec }
       })
 
@@ -1131,8 +1158,15 @@ export const make = (
     }
 
     /** The labels (vector seqs) of the index whose annotations match a query. */
+    /** Matching sets of recent filters, valid while `generation` is unchanged (at most 64). */
+    const filterCache = new Map<string, { readonly generation: number; readonly labels: Set<number> }>()
     const matchingLabels = (idx: VectorIndex, entry: Entry, q: Query.Query) =>
       Effect.gen(function* () {
+        const { cursor: _c, limit: _l, sort: _s, order: _o, withVectors: _w, ...filter } = q
+        const cacheKey = `${keyString(idx.key)} ${JSON.stringify(filter)}`
+        const cached = filterCache.get(cacheKey)
+        if (cached && cached.generation === generation) return cached.labels
+        const atStart = generation
         const conds = yield* compile(() =>
           Sql.conditions(caps, { ...q, type: idx.key.type, version: idx.key.version, cursor: undefined })
         )
@@ -1149,6 +1183,11 @@ export const make = (
         let missing = false
         for (const l of labels) if (!idx.labels.has(l)) missing = true
         if (missing) yield* sync(entry, idx, true)
+        else if (generation === atStart) {
+          filterCache.delete(cacheKey)
+          filterCache.set(cacheKey, { generation, labels })
+          if (filterCache.size > 64) filterCache.delete(filterCache.keys().next().value!)
+        }
         return labels
       })
 
@@ -1160,37 +1199,49 @@ export const make = (
             return l !== undefined && currentOps.has(l.op)
           }
 
-    const search = (knn: Query.Knn) =>
-      Effect.gen(function* () {
-        const { idx, entry, spec } = yield* indexFor(knn.type, knn.version, knn.field)
-        if (knn.vector.length !== spec.dimension) {
-          return yield* new InvalidQuery({
+    /** The synchronous part of a search: checks, then the index (no lock needed: it runs without yielding). */
+    const searchNow = (
+      idx: VectorIndex,
+      spec: AnnotationType.VectorField,
+      knn: Query.Knn,
+      matching: Set<number> | undefined
+    ): Either.Either<ReadonlyArray<Query.Hit>, InvalidQuery | MarkenFailure> => {
+      if (knn.vector.length !== spec.dimension) {
+        return Either.left(
+          new InvalidQuery({
             path: "vector",
             message: `vector has ${knn.vector.length} components, expected ${spec.dimension}`
           })
-        }
-        const bad = Vector.check(knn.vector, { finite: true })
-        if (bad) return yield* new InvalidQuery({ path: "vector", message: bad.message })
+        )
+      }
+      const bad = Vector.check(knn.vector, { finite: true })
+      if (bad) return Either.left(new InvalidQuery({ path: "vector", message: bad.message }))
+      try {
         const q = idx.prepare(knn.vector)
         const ef = Math.max(knn.ef ?? tuning.ef, knn.k)
-        let found: Array<{ label: number; distance: number }>
-        if (memoryOnly(knn.filter, knn.type, knn.version)) {
-          found = yield* entry.lock.withPermits(1)(
-            Effect.try({
-              try: () => idx.search(q, knn.k, ef, visible(idx, knn.filter?.operationId)),
-              catch: failure("search")
-            })
-          )
-        } else {
-          const labels = yield* matchingLabels(idx, entry, knn.filter!)
-          found = yield* entry.lock.withPermits(1)(
-            Effect.try({
-              try: () => idx.search(q, knn.k, ef, (l) => labels.has(l), { size: labels.size, labels }),
-              catch: failure("search")
-            })
-          )
+        const found =
+          matching === undefined
+            ? idx.search(q, knn.k, ef, visible(idx, knn.filter?.operationId))
+            : idx.search(q, knn.k, ef, (l) => matching.has(l), { size: matching.size, labels: matching })
+        return Either.right(found.map((f) => ({ id: idx.labels.get(f.label)!.id, distance: f.distance })))
+      } catch (e) {
+        return Either.left(failure("search")(e))
+      }
+    }
+
+    const search = (knn: Query.Knn) =>
+      Effect.suspend(() => {
+        const memory = memoryOnly(knn.filter, knn.type, knn.version)
+        // hot path: a loaded index, synced recently, no SQL filter: no database round trip
+        const ready = hot.get(keyString(knn))
+        if (memory && ready && ready.entry.idx && Date.now() - ready.entry.lastSync < syncInterval) {
+          return searchNow(ready.entry.idx, ready.spec, knn, undefined)
         }
-        return found.map((f) => ({ id: idx.labels.get(f.label)!.id, distance: f.distance }))
+        return Effect.gen(function* () {
+          const { idx, entry, spec } = yield* indexFor(knn.type, knn.version, knn.field)
+          const labels = memory ? undefined : yield* matchingLabels(idx, entry, knn.filter!)
+          return yield* searchNow(idx, spec, knn, labels)
+        })
       })
 
     const pairs = (p: Query.Pairs) =>

@@ -150,7 +150,19 @@ for (const adapter of StorageTesting.adapters()) {
               filter: { operationId: run.id }
             })
             expect(inRun.length).toBe(1)
+            // a filtered search (its matching set cached) sees the run only once it finishes
+            const byNewEntity = annotations.search({
+              type: "frame",
+              version: "1.0",
+              field: "embedding",
+              vector: target,
+              k: 3,
+              filter: { entities: ["video:new"] }
+            })
+            expect(yield* byNewEntity).toEqual([])
+            expect(yield* byNewEntity).toEqual([])
             yield* annotations.finish(run.id)
+            expect((yield* byNewEntity).length).toBe(1)
             const after = yield* annotations.search({
               type: "frame",
               version: "1.0",
@@ -162,6 +174,7 @@ for (const adapter of StorageTesting.adapters()) {
             expect(after[0]!.distance).toBeCloseTo(0, 5)
             // deleting it removes it from the index
             yield* annotations.remove(after[0]!.id)
+            expect(yield* byNewEntity).toEqual([])
             expect(
               yield* annotations.search({ type: "frame", version: "1.0", field: "embedding", vector: target, k: 3 })
             ).toEqual([])

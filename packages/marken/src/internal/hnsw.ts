@@ -53,7 +53,12 @@ interface Meta {
 
 const sha256File = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex")
 
-const normalizeInto = (v: Float32Array | ReadonlyArray<number>, out: Float32Array, offset: number, metric: Metric) => {
+const normalizeInto = (
+  v: Float32Array | ReadonlyArray<number>,
+  out: Float32Array | Array<number>,
+  offset: number,
+  metric: Metric
+) => {
   const d = v.length
   let norm = 1
   if (metric === "cosine") {
@@ -146,7 +151,7 @@ export class VectorIndex {
   }
 
   /** Distance between the stored vector of `label` and a prepared query (see `prepare`). */
-  distance(label: number, q: Float32Array): number {
+  distance(label: number, q: Float32Array | ReadonlyArray<number>): number {
     const slot = this.slots.get(label)
     if (slot === undefined) return Number.POSITIVE_INFINITY
     const o = slot * this.dimension
@@ -170,16 +175,16 @@ export class VectorIndex {
     return slot === undefined ? undefined : this.data.slice(slot * this.dimension, (slot + 1) * this.dimension)
   }
 
-  /** The query as the stored vectors are (normalized for cosine). */
-  prepare(v: Float32Array | ReadonlyArray<number>): Float32Array {
-    const out = new Float32Array(this.dimension)
+  /** The query as the stored vectors are (normalized for cosine), as the plain array hnswlib takes. */
+  prepare(v: Float32Array | ReadonlyArray<number>): Array<number> {
+    const out = new Array<number>(this.dimension)
     normalizeInto(v, out, 0, this.metric)
     return out
   }
 
   /** Exact k nearest among `labels`. */
   exact(
-    q: Float32Array,
+    q: Float32Array | ReadonlyArray<number>,
     k: number,
     labels: Iterable<number>,
     skip?: number
@@ -199,7 +204,7 @@ export class VectorIndex {
    * and the search turns exact when the candidates run out or the matching set is small.
    */
   search(
-    q: Float32Array,
+    q: Float32Array | ReadonlyArray<number>,
     k: number,
     ef: number,
     accept: (label: number) => boolean,
@@ -218,7 +223,7 @@ export class VectorIndex {
       Math.ceil(((k + (skip !== undefined ? 1 : 0)) / Math.max(selectivity, 1e-6)) * (matching ? 1.5 : 1)) +
         (matching ? 8 : 0)
     )
-    const query = Array.from(q)
+    const query = Array.isArray(q) ? (q as Array<number>) : Array.from(q)
     for (;;) {
       const n = Math.min(fetch, this.hnsw.getMaxElements())
       this.hnsw.setEf(Math.max(ef, n))
