@@ -1,71 +1,57 @@
 /**
- * Reference pipeline: artwork personalization.
+ * `npm run demo`: the artwork-personalization pipeline on an embedded SQLite file
+ * (or PostgreSQL with `--pg <url>` / `DEMO_PG_URL`), writing an HTML report.
  *
- * Until the packages it composes land, this runs the end-to-end path that exists:
- * it opens the embedded SQLite database, applies migrations, stores artwork
- * embeddings through the vector codec, reads them back, and writes an HTML report.
+ *   npm run demo -- --members 800 --epochs 20 --devices 2 --kind auto
  */
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Database, Vector } from "@org/storage"
+import { parseArgs } from "node:util"
+import { PostgresStorage } from "@org/storage/pg"
 import { SqliteStorage } from "@org/storage/sqlite"
+import { run } from "./pipeline.js"
+import { write } from "./report.js"
 
-const out = path.resolve(import.meta.dirname, "..", "out")
-fs.mkdirSync(out, { recursive: true })
-const filename = path.join(out, "demo.db")
-for (const suffix of ["", "-wal", "-shm"]) fs.rmSync(filename + suffix, { force: true })
-
-const program = Effect.gen(function* () {
-  const db = yield* Database.Database
-  yield* db.migrate("@org/example-artwork-personalization", {
-    "0001_artworks": {
-      up: async (k, caps) => {
-        await k.schema
-          .createTable("artworks")
-          .addColumn("id", "text", (c) => c.primaryKey())
-          .addColumn("embedding", caps.types.binary, (c) => c.notNull())
-          .execute()
-      }
-    }
-  })
-  const artworks = Array.from({ length: 12 }, (_, i) => ({
-    id: `artwork-${i}`,
-    embedding: Float32Array.from({ length: 16 }, (_, j) => Math.cos((i + 1) * (j + 1)))
-  }))
-  yield* db.transaction(
-    Effect.forEach(artworks, (a) =>
-      Effect.flatMap(Vector.encode(a.embedding, { dimension: 16, finite: true }), (bytes) =>
-        db.use("artworks.insert", (k) => k.insertInto("artworks").values({ id: a.id, embedding: bytes }).execute())
-      )
-    )
-  )
-  const rows = yield* db.use("artworks.list", (k) => k.selectFrom("artworks").selectAll().orderBy("id").execute())
-  const decoded = yield* Effect.forEach(rows, (r) =>
-    Effect.map(Vector.decode(r.embedding, 16), (v) => ({ id: r.id as string, v }))
-  )
-  return { label: db.label, decoded }
+const { values } = parseArgs({
+  options: {
+    out: { type: "string", default: path.resolve(import.meta.dirname, "..", "out") },
+    pg: { type: "string", default: process.env.DEMO_PG_URL ?? "" },
+    titles: { type: "string", default: "8" },
+    members: { type: "string", default: "400" },
+    epochs: { type: "string", default: "12" },
+    devices: { type: "string", default: "2" },
+    kind: { type: "string", default: "auto" },
+    help: { type: "boolean", default: false }
+  }
 })
+if (values.help) {
+  console.log(
+    "usage: npm run demo -- [--out DIR] [--pg URL] [--titles N] [--members N] [--epochs N] [--devices N] [--kind auto|webgpu|cpu]"
+  )
+  process.exit(0)
+}
+const kind = values.kind as "auto" | "webgpu" | "cpu"
+if (!["auto", "webgpu", "cpu"].includes(kind)) throw new Error(`--kind must be auto, webgpu or cpu, got ${values.kind}`)
+const out = path.resolve(values.out)
+fs.rmSync(out, { recursive: true, force: true })
+fs.mkdirSync(out, { recursive: true })
 
-const { label, decoded } = await Effect.runPromise(program.pipe(Effect.provide(SqliteStorage.layer({ filename }))))
-const cells = decoded
-  .map(({ id, v }) => {
-    const bars = Array.from(v)
-      .map(
-        (x, j) =>
-          `<rect x="${j * 10}" y="${x >= 0 ? 40 - x * 40 : 40}" width="8" height="${Math.abs(x) * 40}" fill="#c0392b"/>`
-      )
-      .join("")
-    return `<figure><svg width="160" height="80">${bars}</svg><figcaption>${id}</figcaption></figure>`
+const storage = values.pg
+  ? PostgresStorage.layer({ url: values.pg, schema: "artwork_demo" })
+  : SqliteStorage.layer({ filename: path.join(out, "demo.db") })
+
+const started = Date.now()
+const summary = await Effect.runPromise(
+  run({
+    out,
+    storage: storage as Layer.Layer<any, unknown>,
+    titles: Number(values.titles),
+    members: Number(values.members),
+    epochs: Number(values.epochs),
+    devices: { count: Number(values.devices), kind }
   })
-  .join("\n")
-const report = path.join(out, "report.html")
-fs.writeFileSync(
-  report,
-  `<!doctype html><meta charset="utf-8"><title>Artwork personalization demo</title>
-<style>body{font-family:sans-serif}figure{display:inline-block;margin:8px}</style>
-<h1>Artwork embeddings stored in ${label}</h1>\n${cells}\n`
 )
-console.log(`stored and read back ${decoded.length} artwork embeddings in ${label}`)
+const report = await write(summary, out)
+console.log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s on ${summary.storage}`)
 console.log(`report: ${path.relative(process.cwd(), report)}`)
-console.log("(the full artwork-personalization pipeline lands with the example's own issue)")
