@@ -354,9 +354,18 @@ export const make = (options: {
         )
       )
 
+    // requests for the same derivative in this process wait for one another (striped locks),
+    // so the second one reads what the first stored
+    const stripes = yield* Effect.forEach(Array.from({ length: 64 }), () => Effect.makeSemaphore(1))
+    const stripeOf = (key: string) => stripes[crypto.createHash("sha1").update(key).digest()[0]! % stripes.length]!
+
     const ensure: Service["ensure"] = (input, spec) =>
+      Effect.flatMap(typeof input === "string" ? catalog.get(input) : Effect.succeed(input), (asset) =>
+        stripeOf(`${asset.sha256}/${spec.name}/${spec.version}`).withPermits(1)(ensureUnlocked(asset, spec))
+      )
+
+    const ensureUnlocked = <A>(asset: Media.Asset, spec: Spec<A>) =>
       Effect.gen(function* () {
-        const asset = typeof input === "string" ? yield* catalog.get(input) : input
         const stored = yield* lookup(asset.sha256, spec)
         if (Option.isSome(stored) && (yield* exists(stored.value.path))) return { ...stored.value, produced: false }
         const target = path.join(

@@ -349,9 +349,17 @@ for (const adapter of StorageTesting.adapters()) {
         // a new spec version and new content do
         yield* derivatives.get(a, counted({ ...base, version: 2 }))
         expect(produced).toBe(2)
+        // concurrent requests for a derivative not yet stored produce it once
+        const together = counted(Derivative.imageTensor({ width: 16, height: 16, name: `tiny-${adapter.name}` }))
+        const results = yield* Effect.all(
+          Array.from({ length: 4 }, () => derivatives.get(a, together)),
+          { concurrency: "unbounded" }
+        )
+        expect(produced).toBe(3)
+        expect(results.every((r) => Buffer.from(r.data).equals(Buffer.from(results[0]!.data)))).toBe(true)
         const b = yield* catalog.register({ entityId: "art-1", role: "poster", uri: fx.posterB })
         yield* derivatives.get(b, spec)
-        expect(produced).toBe(3)
+        expect(produced).toBe(4)
         const entry = yield* derivatives.lookup(a.sha256, base)
         expect(Option.isSome(entry)).toBe(true)
         if (Option.isSome(entry)) {
@@ -359,7 +367,11 @@ for (const adapter of StorageTesting.adapters()) {
           expect(fs.statSync(entry.value.path).size).toBe(32 * 32 * 3)
           expect(entry.value.metadata).toEqual({ width: 32, height: 32, channels: 3 })
         }
-        expect((yield* derivatives.list(a.sha256)).map((e) => e.specVersion).sort()).toEqual([1, 2])
+        expect((yield* derivatives.list(a.sha256)).map((e) => `${e.spec}/v${e.specVersion}`).sort()).toEqual([
+          `thumb-${adapter.name}/v1`,
+          `thumb-${adapter.name}/v2`,
+          `tiny-${adapter.name}/v1`
+        ])
       })
     )
 

@@ -24,8 +24,8 @@ export const withReader = (memory = new Reader.MemoryStore()) =>
     Effect.map(Fixtures, (fx) => Reader.layer({ roots: [fx.dir], memory, http: { timeoutMs: 2000 } }))
   ).pipe(Layer.provideMerge(FixturesLive))
 
-/** ffmpeg processes that are children of this process (read from /proc). */
-export const childDecoders = (): Array<number> => {
+/** ffmpeg (or, with `pattern`, other) processes that are children of this process (read from /proc). */
+export const childDecoders = (pattern: RegExp = /ffmpeg|ffprobe/): Array<number> => {
   const out: Array<number> = []
   for (const entry of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue
@@ -33,7 +33,7 @@ export const childDecoders = (): Array<number> => {
       const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8")
       const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"))
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
-      if (ppid === process.pid && /ffmpeg|ffprobe/.test(comm)) out.push(Number(entry))
+      if (ppid === process.pid && pattern.test(comm)) out.push(Number(entry))
     } catch {
       // gone
     }
