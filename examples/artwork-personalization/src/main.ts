@@ -4,7 +4,7 @@
  *
  *   npm run demo -- --members 800 --epochs 20 --devices 2 --kind auto
  */
-import { Effect, Layer } from "effect"
+import { Effect, type Layer } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { parseArgs } from "node:util"
