@@ -16,6 +16,7 @@ import type * as Fingerprint from "./Fingerprint.js"
 import type { Backend, Key, NewRow, ValueRow } from "./internal/backend.js"
 import { keyString } from "./internal/backend.js"
 import { canonicalJson } from "./internal/canonical.js"
+import { inputsText } from "./internal/fingerprints.js"
 import * as MemoryBackend from "./internal/memory.js"
 import * as SqlBackend from "./internal/sql.js"
 import {
@@ -285,6 +286,8 @@ const resolveOptions = (options: Options | undefined): Effect.Effect<Resolved, S
 
 const HEX64 = /^[0-9a-f]{64}$/
 
+const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
+
 const sameDefinition = (a: FeatureSpec.Definition, b: FeatureSpec.Definition) =>
   a.entity === b.entity && a.kind === b.kind && a.dimension === b.dimension && a.schema === b.schema
 
@@ -342,6 +345,8 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
       return invalid(spec, String(entity ?? ""), "the entity id must be a non-empty string of at most 1000 characters")
     }
     const f = fp as Fingerprint.Fingerprint | undefined
+    // made (and frozen) by Fingerprint.make: valid
+    if (typeof f === "object" && f !== null && inputsText(f) !== undefined) return undefined
     if (
       typeof f !== "object" ||
       f === null ||
@@ -407,6 +412,34 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
     )
   }
 
+  const decodeEmbeddings = (
+    spec: FeatureSpec.FeatureSpec<any>,
+    rows: ReadonlyArray<ValueRow | undefined>
+  ): Either.Either<Array<Float32Array | undefined>, CorruptValue> => {
+    const dimension = spec.dimension!
+    let n = 0
+    for (const row of rows) {
+      if (row === undefined) continue
+      if (row.bytes === null || row.bytes.byteLength !== dimension * 4) {
+        const error = decode(spec, row)
+        if (Either.isLeft(error)) return Either.left(error.left)
+      }
+      n++
+    }
+    const all = new Float32Array(n * dimension)
+    const bytes = new Uint8Array(all.buffer)
+    const out: Array<Float32Array | undefined> = new Array(rows.length)
+    let at = 0
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]
+      if (row === undefined) continue
+      bytes.set(row.bytes!, at * dimension * 4)
+      out[i] = all.subarray(at * dimension, (at + 1) * dimension)
+      at++
+    }
+    return Either.right(out)
+  }
+
   const sameValue = (encoded: Encoded, row: ValueRow) =>
     encoded.bytes !== null
       ? row.bytes !== null && bytesEqual(encoded.bytes, row.bytes)
@@ -423,7 +456,7 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
     ...key,
     json: encoded.json,
     bytes: encoded.bytes,
-    inputs: canonicalJson(fp.inputs),
+    inputs: inputsText(fp) ?? canonicalJson(fp.inputs),
     producer: provenance?.producer ?? fallback?.producer ?? options.producer,
     run: provenance?.run ?? fallback?.run ?? options.run,
     createdAt: now,
@@ -474,14 +507,22 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
         const rows = yield* backend.get(spec.name, spec.version, params, keys)
         const found = new Map<string, ValueRow>()
         for (const row of rows) found.set(`${row.entity}\u0000${row.fingerprint}`, row)
+        const hits: Array<ValueRow | undefined> = keys.map((k) => found.get(`${k.entity}\u0000${k.fingerprint}`))
+        // embeddings are decoded into one buffer for the whole batch: one allocation, not one per value
+        const batch =
+          spec.kind === "embedding" && littleEndian ? yield* fromEither(decodeEmbeddings(spec, hits)) : undefined
         for (let j = 0; j < indices.length; j++) {
-          const row = found.get(`${keys[j]!.entity}\u0000${keys[j]!.fingerprint}`)
+          const row = hits[j]
           if (row === undefined) {
             counts.misses++
             out[indices[j]!] = Option.none()
             continue
           }
           counts.hits++
+          if (batch !== undefined) {
+            out[indices[j]!] = Option.some(batch[j] as A)
+            continue
+          }
           const value = decode(spec, row)
           if (Either.isLeft(value)) return yield* value.left
           out[indices[j]!] = Option.some(value.right)
@@ -595,13 +636,16 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
     key: Key,
     fp: Fingerprint.Fingerprint,
     compute: Effect.Effect<A, E, R>,
-    provenance: Provenance | undefined
+    provenance: Provenance | undefined,
+    lookedUp: boolean
   ): Effect.Effect<A, E | ReadError | ImmutableValue, R> =>
     Effect.gen(function* () {
-      const [row] = yield* backend.get(key.feature, key.version, key.params, [key])
-      if (row !== undefined) {
-        counts.hits++
-        return yield* fromEither(decode(spec, row))
+      if (!lookedUp) {
+        const [row] = yield* backend.get(key.feature, key.version, key.params, [key])
+        if (row !== undefined) {
+          counts.hits++
+          return yield* fromEither(decode(spec, row))
+        }
       }
       counts.misses++
       let delay = 5
@@ -634,6 +678,16 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
       if (bad) return yield* bad
       const key = keyOf(spec, entity, fp)
       const ks = keyString(key.feature, key.version, key.params, key.entity, key.fingerprint)
+      // the warm path: no computation in flight here, and the value is stored
+      let lookedUp = false
+      if (!inflight.has(ks)) {
+        const [row] = yield* backend.get(key.feature, key.version, key.params, [key])
+        if (row !== undefined) {
+          counts.hits++
+          return yield* fromEither(decode(spec, row))
+        }
+        lookedUp = true
+      }
       while (true) {
         const running = inflight.get(ks) as Deferred.Deferred<A, E | ReadError | ImmutableValue> | undefined
         if (running !== undefined) {
@@ -651,7 +705,7 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
         const deferred = yield* Deferred.make<A, E | ReadError | ImmutableValue>()
         inflight.set(ks, deferred as Deferred.Deferred<unknown, unknown>)
         return yield* Effect.uninterruptibleMask((restore) =>
-          restore(leader(spec, key, fp, compute, provenance)).pipe(
+          restore(leader(spec, key, fp, compute, provenance, lookedUp)).pipe(
             Effect.onExit((exit) =>
               Effect.zipRight(
                 Effect.sync(() => inflight.delete(ks)),

@@ -10,6 +10,7 @@
 import { Effect, Either } from "effect"
 import { createHash } from "node:crypto"
 import { canonicalJson } from "./internal/canonical.js"
+import { remember } from "./internal/fingerprints.js"
 import { FingerprintError } from "./StoreError.js"
 
 /**
@@ -129,8 +130,17 @@ const canonicalize = (inputs: Inputs): CanonicalInputs => {
 const compute = (inputs: Inputs): Fingerprint => {
   const canonical = canonicalize(inputs)
   const paramsText = canonicalJson(canonical.params, "params")
-  const text = `amber/1|${canonicalJson(canonical.assets, "assets")}|${canonicalJson(canonical.upstream, "upstream")}|${paramsText}`
-  return { _tag: "Fingerprint", hash: sha256(text), params: sha256(paramsText), inputs: canonical }
+  const assetsText = canonicalJson(canonical.assets, "assets")
+  const upstreamText = canonicalJson(canonical.upstream, "upstream")
+  const fingerprint: Fingerprint = Object.freeze({
+    _tag: "Fingerprint" as const,
+    hash: sha256(`amber/1|${assetsText}|${upstreamText}|${paramsText}`),
+    params: sha256(paramsText),
+    inputs: Object.freeze({ ...canonical, params: JSON.parse(paramsText) as Json })
+  })
+  // the lineage text: canonical JSON of `inputs` (keys sorted)
+  remember(fingerprint, `{"assets":${assetsText},"params":${paramsText},"upstream":${upstreamText}}`)
+  return fingerprint
 }
 
 /**

@@ -1,7 +1,7 @@
 import { Effect } from "effect"
 import type { Database } from "@org/storage"
 import { CompiledQuery, sql } from "kysely"
-import type { Compilable, Kysely } from "kysely"
+import type { Kysely } from "kysely"
 import type * as FeatureSpec from "../FeatureSpec.js"
 import type { Backend, ClaimResult, Key, MetaRow, NewRow, Selector, ValueRow } from "./backend.js"
 import { keyString } from "./backend.js"
@@ -34,10 +34,10 @@ const INSERT_COLUMNS = [
  */
 class Templates {
   readonly #texts = new Map<string, string>()
-  query<R>(db: Kysely<any>, shape: string, parameters: ReadonlyArray<unknown>, build: () => Compilable<R>) {
+  query<R>(db: Kysely<any>, shape: string, parameters: ReadonlyArray<unknown>, build: () => CompiledQuery<R>) {
     const text = this.#texts.get(shape)
     if (text !== undefined) return db.executeQuery<R>(CompiledQuery.raw(text, parameters as Array<unknown>))
-    const compiled = build().compile()
+    const compiled = build()
     const same =
       compiled.parameters.length === parameters.length && compiled.parameters.every((p, i) => p === parameters[i])
     if (same) {
@@ -98,6 +98,9 @@ export const make = (
       reason: r.reason
     })
 
+    // keys join a VALUES list (columns column1, column2 on both SQLite and PostgreSQL): one
+    // statement per batch. CROSS JOIN makes SQLite loop over the keys with index lookups;
+    // PostgreSQL plans it as any inner join (a hash join for big batches)
     const selectValues = (
       k: Kysely<any>,
       feature: string,
@@ -105,23 +108,15 @@ export const make = (
       params: string,
       keys: ReadonlyArray<{ readonly entity: string; readonly fingerprint: string }>
     ) => {
-      const parameters: Array<unknown> = [feature, version, params]
+      const parameters: Array<unknown> = []
       for (const key of keys) parameters.push(key.entity, key.fingerprint)
+      parameters.push(feature, version, params)
       return templates.query<any>(k, `get:${keys.length}`, parameters, () =>
-        k
-          .selectFrom(VALUES)
-          .select(["entity", "fingerprint", "value_json", "value_bytes"])
-          .where("feature", "=", feature)
-          .where("version", "=", version)
-          .where("params", "=", params)
-          .where("invalidated_at", "is", null)
-          .where(
-            keys.length === 1
-              ? sql<boolean>`entity = ${keys[0]!.entity} and fingerprint = ${keys[0]!.fingerprint}`
-              : sql<boolean>`(entity, fingerprint) in (values ${sql.join(
-                  keys.map((key) => sql`(${key.entity}, ${key.fingerprint})`)
-                )})`
-          )
+        sql`select v.entity, v.fingerprint, v.value_json, v.value_bytes from (values ${sql.join(
+          keys.map((key) => sql`(${key.entity}, ${key.fingerprint})`)
+        )}) k cross join ${sql.table(VALUES)} v where v.entity = k.column1 and v.fingerprint = k.column2 and v.feature = ${feature} and v.version = ${version} and v.params = ${params} and v.invalidated_at is null`.compile(
+          k
+        )
       )
     }
 
@@ -165,6 +160,7 @@ export const make = (
           .values(values)
           .onConflict((oc) => oc.doNothing())
           .returning(["params", "entity", "fingerprint"])
+          .compile()
       )
     }
 
