@@ -1,12 +1,3 @@
-import { defineConfig } from "tsup"
+import { packageConfig } from "../../tsup.base.js"
 
-export default defineConfig({
-  entry: ["src/index.ts"],
-  format: ["esm", "cjs"],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  treeshake: true,
-  target: "node20",
-  tsconfig: "tsconfig.build.json"
-})
+export default packageConfig(["src/index.ts"])

@@ -1,0 +1,14 @@
+import { defineConfig } from "tsup"
+
+/** The build of every published package: ESM + CJS + .d.ts/.d.cts with source maps, for Node 20. */
+export const packageConfig = (entry: ReadonlyArray<string>) =>
+  defineConfig({
+    entry: [...entry],
+    format: ["esm", "cjs"],
+    dts: true,
+    sourcemap: true,
+    clean: true,
+    treeshake: true,
+    target: "node20",
+    tsconfig: "tsconfig.build.json"
+  })
