@@ -99,7 +99,7 @@ const main = async () => {
   // filtered searches: each query its own filter (1%: one bucket; 10%: ten buckets), so no two share a matching set
   const filters = {
     "1%": queries.map((_, qi) => ({ from: qi % 100, to: (qi % 100) + 1 })),
-    "10%": queries.map((_, qi) => ({ from: (qi * 7) % 91, to: ((qi * 7) % 91) + 10 }))
+    "10%": queries.map((_, qi) => ({ from: (qi * 37) % 91, to: ((qi * 37) % 91) + 10 }))
   }
   const inFilter = (label: "1%" | "10%", qi: number) => (i: number) =>
     bucketOf(i) >= filters[label][qi]!.from && bucketOf(i) < filters[label][qi]!.to

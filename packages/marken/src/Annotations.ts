@@ -1173,10 +1173,11 @@ export const make = (
         const rows = yield* db.use("marken.search.filter", (k) =>
           k
             .selectFrom("marken_vectors as v")
-            .innerJoin("marken_annotations as a", "a.id", "v.annotation_id")
             .select("v.seq")
             .where("v.field", "=", idx.key.field)
-            .where(where(conds))
+            .where("v.annotation_id", "in", (eb: any) =>
+              eb.selectFrom("marken_annotations as a").select("a.id").where(where(conds))
+            )
             .execute()
         )
         const labels = new Set(rows.map((r) => Number(r.seq)))

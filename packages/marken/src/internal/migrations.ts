@@ -112,5 +112,15 @@ export const migrations: Database.Migrations = {
         .execute()
       await db.schema.createIndex("marken_vectors_annotation").on("marken_vectors").column("annotation_id").execute()
     }
+  },
+  "0002_vector_lookup": {
+    // filtered vector search maps matching annotations to vector labels from the index alone (no blob reads)
+    up: async (db) => {
+      await db.schema
+        .createIndex("marken_vectors_annotation_field")
+        .on("marken_vectors")
+        .columns(["annotation_id", "field", "seq"])
+        .execute()
+    }
   }
 }
