@@ -158,6 +158,14 @@ export const audio = (file: string, label: Label): Effect.Effect<AudioMetadata, 
   })
 
 /**
+ * The largest text asset probed (32 MiB): subtitles are far smaller.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_TEXT_BYTES = 32 * 1024 * 1024
+
+/**
  * Text metadata: the subtitle format and cue count (plain text has no cues).
  *
  * @since 0.1.0
@@ -169,6 +177,12 @@ export const text = (
   language?: string
 ): Effect.Effect<TextMetadata, DecodeError | SubtitleError> =>
   Effect.gen(function* () {
+    const { size } = yield* Effect.tryPromise({
+      try: () => fs.promises.stat(file),
+      catch: (cause) => fail(label, "text", "cannot stat", cause)
+    })
+    if (size > MAX_TEXT_BYTES)
+      return yield* fail(label, "text", `${size} bytes is over the text limit of ${MAX_TEXT_BYTES}`)
     const bytes = yield* Effect.tryPromise({
       try: () => fs.promises.readFile(file),
       catch: (cause) => fail(label, "text", "cannot read", cause)
