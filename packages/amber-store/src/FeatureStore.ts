@@ -453,7 +453,11 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
     provenance: Provenance | undefined,
     fallback: Provenance | undefined
   ): NewRow => ({
-    ...key,
+    feature: key.feature,
+    version: key.version,
+    params: key.params,
+    entity: key.entity,
+    fingerprint: key.fingerprint,
     json: encoded.json,
     bytes: encoded.bytes,
     inputs: inputsText(fp) ?? canonicalJson(fp.inputs),

@@ -245,7 +245,9 @@ const conformance = (it: Vitest.MethodsNonLive<FeatureStore.FeatureStore, true>)
       for (const r of results) expect(Array.from(r)).toEqual(Array.from(vec(5)))
       const after = yield* store.counters
       expect(after.computations - before.computations).toBe(1)
-      expect(after.waits - before.waits).toBe(19)
+      // the others waited for it (or, arriving after it landed, found it stored)
+      expect(after.waits - before.waits + (after.hits - before.hits)).toBe(19)
+      expect(after.waits - before.waits).toBeGreaterThan(0)
     })
   )
 

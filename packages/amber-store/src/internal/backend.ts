@@ -77,9 +77,10 @@ export interface Backend {
     keys: ReadonlyArray<{ readonly entity: string; readonly fingerprint: string }>
   ) => E<ReadonlyArray<ValueRow>>
   /**
-   * Inserts rows in one transaction, skipping keys that already hold a live value;
-   * returns, for each row, `undefined` when it was written, else the live row
-   * that was already there.
+   * Inserts rows in one transaction, skipping keys that already hold a live value.
+   * Returns, for each row, `undefined` when it was written, or the live row under
+   * its key (which may be the row itself, or an equal one) when the batch could
+   * not tell: the caller compares.
    */
   readonly insert: (rows: ReadonlyArray<NewRow>, release?: string) => E<ReadonlyArray<ValueRow | undefined>>
   readonly meta: (selector: Selector) => E<ReadonlyArray<MetaRow>>

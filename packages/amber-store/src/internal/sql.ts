@@ -4,7 +4,6 @@ import { CompiledQuery, sql } from "kysely"
 import type { Kysely } from "kysely"
 import type * as FeatureSpec from "../FeatureSpec.js"
 import type { Backend, ClaimResult, Key, MetaRow, NewRow, Selector, ValueRow } from "./backend.js"
-import { keyString } from "./backend.js"
 import { CLAIMS, FEATURES, migrations, VALUES } from "./migrations.js"
 
 export interface SqlOptions {
@@ -134,32 +133,44 @@ export const make = (
           )
 
     const insertChunk = (k: Kysely<any>, rows: ReadonlyArray<NewRow>) => {
-      const parameters: Array<unknown> = []
-      const values = rows.map((r) => {
-        const v = {
-          feature: r.feature,
-          version: r.version,
-          params: r.params,
-          entity: r.entity,
-          fingerprint: r.fingerprint,
-          value_json: r.json,
-          value_bytes: r.bytes,
-          inputs: r.inputs,
-          producer: r.producer,
-          run: r.run,
-          created_at: r.createdAt,
-          compute_ms: r.computeMs
-        }
-        for (const c of INSERT_COLUMNS) parameters.push(v[c])
-        return v
-      })
+      // parameters in INSERT_COLUMNS order, without building the query unless its shape is new
+      const parameters: Array<unknown> = new Array(rows.length * INSERT_COLUMNS.length)
+      let p = 0
+      for (const r of rows) {
+        parameters[p++] = r.feature
+        parameters[p++] = r.version
+        parameters[p++] = r.params
+        parameters[p++] = r.entity
+        parameters[p++] = r.fingerprint
+        parameters[p++] = r.json
+        parameters[p++] = r.bytes
+        parameters[p++] = r.inputs
+        parameters[p++] = r.producer
+        parameters[p++] = r.run
+        parameters[p++] = r.createdAt
+        parameters[p++] = r.computeMs
+      }
       return templates.query<any>(k, `insert:${rows.length}`, parameters, () =>
         k
           .insertInto(VALUES)
           .columns([...INSERT_COLUMNS])
-          .values(values)
+          .values(
+            rows.map((r) => ({
+              feature: r.feature,
+              version: r.version,
+              params: r.params,
+              entity: r.entity,
+              fingerprint: r.fingerprint,
+              value_json: r.json,
+              value_bytes: r.bytes,
+              inputs: r.inputs,
+              producer: r.producer,
+              run: r.run,
+              created_at: r.createdAt,
+              compute_ms: r.computeMs
+            }))
+          )
           .onConflict((oc) => oc.doNothing())
-          .returning(["params", "entity", "fingerprint"])
           .compile()
       )
     }
@@ -169,30 +180,33 @@ export const make = (
         Effect.gen(function* () {
           if (rows.length === 0) return []
           const operation = `amber.put:${rows[0]!.feature}@${rows[0]!.version}`
-          const written = new Set<string>()
+          const out: Array<ValueRow | undefined> = new Array(rows.length).fill(undefined)
+          // rows already holding a live value are skipped (on conflict do nothing); only when a
+          // chunk wrote fewer rows than it has are its live values read back, to be compared
+          let offset = 0
           for (const chunk of chunks(rows, rowsPerInsert)) {
             const result = yield* db.use(operation, (k) => insertChunk(k, chunk))
-            for (const r of result.rows) written.add(keyString("", 0, r.params, r.entity, r.fingerprint))
-          }
-          const out: Array<ValueRow | undefined> = new Array(rows.length).fill(undefined)
-          const conflicts = new Map<string, Array<number>>()
-          rows.forEach((r, i) => {
-            if (written.has(keyString("", 0, r.params, r.entity, r.fingerprint))) return
-            const group = `${r.feature}\u0000${r.version}\u0000${r.params}`
-            const list = conflicts.get(group)
-            if (list) list.push(i)
-            else conflicts.set(group, [i])
-          })
-          for (const indices of conflicts.values()) {
-            const first = rows[indices[0]!]!
-            const existing = yield* get(
-              first.feature,
-              first.version,
-              first.params,
-              indices.map((i) => rows[i]!)
-            )
-            const byKey = new Map(existing.map((e) => [`${e.entity}\u0000${e.fingerprint}`, e]))
-            for (const i of indices) out[i] = byKey.get(`${rows[i]!.entity}\u0000${rows[i]!.fingerprint}`)
+            const start = offset
+            offset += chunk.length
+            if (Number(result.numAffectedRows ?? -1) === chunk.length) continue
+            const groups = new Map<string, Array<number>>()
+            chunk.forEach((r, j) => {
+              const group = `${r.feature}\u0000${r.version}\u0000${r.params}`
+              const list = groups.get(group)
+              if (list) list.push(start + j)
+              else groups.set(group, [start + j])
+            })
+            for (const indices of groups.values()) {
+              const first = rows[indices[0]!]!
+              const existing = yield* get(
+                first.feature,
+                first.version,
+                first.params,
+                indices.map((i) => rows[i]!)
+              )
+              const byKey = new Map(existing.map((e) => [`${e.entity}\u0000${e.fingerprint}`, e]))
+              for (const i of indices) out[i] = byKey.get(`${rows[i]!.entity}\u0000${rows[i]!.fingerprint}`)
+            }
           }
           if (release !== undefined) {
             for (const r of rows) {
