@@ -49,7 +49,7 @@ export const Options = Schema.Struct({
   leaseMs: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(50))),
   /** The longest pause between two looks of a waiter, in milliseconds (default 200). */
   pollMs: Schema.optional(Schema.Int.pipe(Schema.positive())),
-  /** Most bind parameters in one statement; batches are chunked below it (default 30000). */
+  /** Most bind parameters in one statement; batches are chunked below it (default 32000; SQLite allows 32766). */
   maxParameters: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(16)))
 })
 
@@ -280,7 +280,7 @@ const resolveOptions = (options: Options | undefined): Effect.Effect<Resolved, S
       run: o.run ?? `run-${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`,
       leaseMs: o.leaseMs ?? 30_000,
       pollMs: o.pollMs ?? 200,
-      maxParameters: o.maxParameters ?? 30_000
+      maxParameters: o.maxParameters ?? 32_000
     }))
   )
 
@@ -508,10 +508,7 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
       const out: Array<Option.Option<A>> = new Array(refs.length)
       for (const [params, indices] of groups) {
         const keys = indices.map((i) => ({ entity: refs[i]!.entity, fingerprint: refs[i]!.fingerprint.hash }))
-        const rows = yield* backend.get(spec.name, spec.version, params, keys)
-        const found = new Map<string, ValueRow>()
-        for (const row of rows) found.set(`${row.entity}\u0000${row.fingerprint}`, row)
-        const hits: Array<ValueRow | undefined> = keys.map((k) => found.get(`${k.entity}\u0000${k.fingerprint}`))
+        const hits = yield* backend.get(spec.name, spec.version, params, keys)
         // embeddings are decoded into one buffer for the whole batch: one allocation, not one per value
         const batch =
           spec.kind === "embedding" && littleEndian ? yield* fromEither(decodeEmbeddings(spec, hits)) : undefined
@@ -726,8 +723,8 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
       yield* ensure(spec)
       const bad = checkRef(spec, entity, fp)
       if (bad) return yield* bad
-      const rows = yield* backend.get(spec.name, spec.version, fp.params, [{ entity, fingerprint: fp.hash }])
-      return rows.length > 0
+      const [row] = yield* backend.get(spec.name, spec.version, fp.params, [{ entity, fingerprint: fp.hash }])
+      return row !== undefined
     })
 
   const resolveFeature = (

@@ -69,13 +69,13 @@ export interface Backend {
   readonly register: (definition: FeatureSpec.Definition, at: number) => E<FeatureSpec.Definition>
   /** Every registered version of a feature name. */
   readonly definitions: (name: string) => E<ReadonlyArray<FeatureSpec.Definition>>
-  /** Live values of one feature version and parameter hash for the given (entity, fingerprint) pairs. */
+  /** Live values of one feature version and parameter hash, aligned with `keys` (undefined where none). */
   readonly get: (
     feature: string,
     version: number,
     params: string,
     keys: ReadonlyArray<{ readonly entity: string; readonly fingerprint: string }>
-  ) => E<ReadonlyArray<ValueRow>>
+  ) => E<ReadonlyArray<ValueRow | undefined>>
   /**
    * Inserts rows in one transaction, skipping keys that already hold a live value.
    * Returns, for each row, `undefined` when it was written, or the live row under

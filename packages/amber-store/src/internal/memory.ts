@@ -33,14 +33,12 @@ export const make = (): Backend => {
     (sel.includeInvalidated || s.invalidatedAt === null)
 
   const get: Backend["get"] = (feature, version, params, keys) =>
-    Effect.sync(() => {
-      const out: Array<ValueRow> = []
-      for (const k of keys) {
+    Effect.sync(() =>
+      keys.map((k) => {
         const s = live.get(keyString(feature, version, params, k.entity, k.fingerprint))
-        if (s) out.push(toValue(s))
-      }
-      return out
-    })
+        return s ? toValue(s) : undefined
+      })
+    )
 
   const insertOne = (r: NewRow): ValueRow | undefined => {
     const key = ks(r)

@@ -71,16 +71,8 @@ export const make = (
     const parseJson: (v: unknown) => unknown =
       db.capabilities.types.json === "text" ? (v) => (typeof v === "string" ? JSON.parse(v) : v) : (v) => v
     const templates = new Templates()
-    const keysPerQuery = Math.max(1, Math.floor((options.maxParameters - 3) / 2))
+    const keysPerQuery = Math.max(1, Math.floor((options.maxParameters - 3) / 3))
     const rowsPerInsert = Math.max(1, Math.floor(options.maxParameters / INSERT_COLUMNS.length))
-
-    const toValueRow = (r: any, params: string): ValueRow => ({
-      entity: r.entity,
-      params,
-      fingerprint: r.fingerprint,
-      json: r.value_json === null || r.value_json === undefined ? null : parseJson(r.value_json),
-      bytes: r.value_bytes ?? null
-    })
 
     const toMeta = (r: any): MetaRow => ({
       feature: r.feature,
@@ -107,12 +99,20 @@ export const make = (
       params: string,
       keys: ReadonlyArray<{ readonly entity: string; readonly fingerprint: string }>
     ) => {
-      const parameters: Array<unknown> = []
-      for (const key of keys) parameters.push(key.entity, key.fingerprint)
-      parameters.push(feature, version, params)
+      const parameters: Array<unknown> = new Array(keys.length * 3 + 3)
+      let p = 0
+      for (let i = 0; i < keys.length; i++) {
+        parameters[p++] = keys[i]!.entity
+        parameters[p++] = keys[i]!.fingerprint
+        parameters[p++] = i
+      }
+      parameters[p++] = feature
+      parameters[p++] = version
+      parameters[p++] = params
+      // each key carries its position, so rows come back to their keys without a lookup
       return templates.query<any>(k, `get:${keys.length}`, parameters, () =>
-        sql`select v.entity, v.fingerprint, v.value_json, v.value_bytes from (values ${sql.join(
-          keys.map((key) => sql`(${key.entity}, ${key.fingerprint})`)
+        sql`select k.column3 as i, v.value_json, v.value_bytes from (values ${sql.join(
+          keys.map((key, i) => sql`(${key.entity}, ${key.fingerprint}, ${i})`)
         )}) k cross join ${sql.table(VALUES)} v where v.entity = k.column1 and v.fingerprint = k.column2 and v.feature = ${feature} and v.version = ${version} and v.params = ${params} and v.invalidated_at is null`.compile(
           k
         )
@@ -126,8 +126,22 @@ export const make = (
             db.use(`amber.get:${feature}@${version}`, (k) => selectValues(k, feature, version, params, chunk))
           ).pipe(
             Effect.map((results) => {
-              const out: Array<ValueRow> = []
-              for (const result of results) for (const r of result.rows) out.push(toValueRow(r, params))
+              const out: Array<ValueRow | undefined> = new Array(keys.length).fill(undefined)
+              let offset = 0
+              for (const result of results) {
+                for (const r of result.rows) {
+                  const i = offset + Number(r.i)
+                  const key = keys[i]!
+                  out[i] = {
+                    entity: key.entity,
+                    params,
+                    fingerprint: key.fingerprint,
+                    json: r.value_json === null || r.value_json === undefined ? null : parseJson(r.value_json),
+                    bytes: r.value_bytes ?? null
+                  }
+                }
+                offset += keysPerQuery
+              }
               return out
             })
           )
@@ -204,8 +218,7 @@ export const make = (
                 first.params,
                 indices.map((i) => rows[i]!)
               )
-              const byKey = new Map(existing.map((e) => [`${e.entity}\u0000${e.fingerprint}`, e]))
-              for (const i of indices) out[i] = byKey.get(`${rows[i]!.entity}\u0000${rows[i]!.fingerprint}`)
+              indices.forEach((i, j) => (out[i] = existing[j]))
             }
           }
           if (release !== undefined) {
