@@ -191,15 +191,13 @@ export const file = (options: FileOptions): Scheme => {
         message: `${uri}: path ${lexical} is outside the reader's roots (${roots.join(", ") || "none configured"})`
       })
       if (!roots.some((r) => inside(r, lexical))) return yield* refused
-      const real = yield* Effect.tryPromise({
-        try: () => fs.promises.realpath(lexical),
+      // two metadata syscalls: done synchronously, they cost microseconds and skip the thread pool
+      const real = yield* Effect.try({
+        try: () => fs.realpathSync.native(lexical),
         catch: (cause) => ioError(uri, cause)
       })
       if (!realRoots.some((r) => inside(r, real)) && !roots.some((r) => inside(r, real))) return yield* refused
-      const stat = yield* Effect.tryPromise({
-        try: () => fs.promises.stat(real),
-        catch: (cause) => ioError(uri, cause)
-      })
+      const stat = yield* Effect.try({ try: () => fs.statSync(real), catch: (cause) => ioError(uri, cause) })
       if (!stat.isFile()) {
         return yield* new ReadError({ uri, reason: "not-found", message: `${uri}: not a regular file` })
       }
