@@ -376,8 +376,14 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
       if (!(value instanceof Float32Array)) {
         return Either.left(invalid(spec, entity, `an embedding must be a Float32Array, got ${describe(value)}`))
       }
-      const error = Vector.check(value, { dimension: spec.dimension!, finite: true })
-      if (error) return Either.left(invalid(spec, entity, error.message))
+      // a NaN or an infinity turns the sum of x * 0 into NaN: one pass without branches,
+      // and Vector.check names the offending component when it fails
+      let acc = 0
+      for (let i = 0; i < value.length; i++) acc += value[i]! * 0
+      if (value.length !== spec.dimension || acc !== 0) {
+        const error = Vector.check(value, { dimension: spec.dimension!, finite: true })
+        if (error) return Either.left(invalid(spec, entity, error.message))
+      }
       return Either.right({ json: null, bytes: Vector.encodeUnsafe(value) })
     }
     const encoded = Schema.encodeEither(spec.value)(value)

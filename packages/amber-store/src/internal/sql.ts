@@ -72,7 +72,8 @@ export const make = (
       db.capabilities.types.json === "text" ? (v) => (typeof v === "string" ? JSON.parse(v) : v) : (v) => v
     const templates = new Templates()
     const keysPerQuery = Math.max(1, Math.floor((options.maxParameters - 3) / 3))
-    const rowsPerInsert = Math.max(1, Math.floor(options.maxParameters / INSERT_COLUMNS.length))
+    // a few hundred rows a statement: bigger statements cost more to prepare than they save
+    const rowsPerInsert = Math.max(1, Math.min(500, Math.floor(options.maxParameters / INSERT_COLUMNS.length)))
 
     const toMeta = (r: any): MetaRow => ({
       feature: r.feature,
