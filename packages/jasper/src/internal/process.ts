@@ -2,6 +2,7 @@ import { Effect, Stream } from "effect"
 import { spawn, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import type { Readable } from "node:stream"
 
 const onPath = (name: string): string | undefined => {
   for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
@@ -105,52 +106,91 @@ export const run = (
     )
   )
 
-/** Cuts a stream of buffers into pieces of exactly `size` bytes (the last may be shorter). */
+/**
+ * Cuts a stream of buffers into pieces of exactly `size` bytes (the last may be
+ * shorter). Each byte is copied once, as it arrives, into the piece being filled.
+ */
 export const chunker = (size: number) => {
-  let pending: Array<Buffer> = []
-  let pendingBytes = 0
+  let current: Buffer | undefined
+  let offset = 0
   return {
     push(chunk: Buffer): Array<Buffer> {
       const out: Array<Buffer> = []
-      if (pendingBytes === 0) {
-        // fast path: whole pieces straight out of the chunk
-        while (chunk.length >= size) {
-          out.push(Buffer.from(chunk.subarray(0, size)))
-          chunk = chunk.subarray(size)
+      let at = 0
+      while (at < chunk.length) {
+        if (current === undefined) {
+          current = Buffer.allocUnsafe(size)
+          offset = 0
         }
-        if (chunk.length > 0) {
-          pending = [chunk]
-          pendingBytes = chunk.length
+        const n = Math.min(chunk.length - at, size - offset)
+        chunk.copy(current, offset, at, at + n)
+        offset += n
+        at += n
+        if (offset === size) {
+          out.push(current)
+          current = undefined
         }
-        return out
-      }
-      pending.push(chunk)
-      pendingBytes += chunk.length
-      while (pendingBytes >= size) {
-        const piece = Buffer.allocUnsafe(size)
-        let offset = 0
-        while (offset < size) {
-          const head = pending[0]!
-          const n = Math.min(head.length, size - offset)
-          head.copy(piece, offset, 0, n)
-          offset += n
-          if (n === head.length) pending.shift()
-          else pending[0] = head.subarray(n)
-        }
-        pendingBytes -= size
-        out.push(piece)
       }
       return out
     },
     rest(): Buffer | undefined {
-      if (pendingBytes === 0) return undefined
-      const b = Buffer.concat(pending, pendingBytes)
-      pending = []
-      pendingBytes = 0
-      return b
+      const b = current?.subarray(0, offset)
+      current = undefined
+      return b && b.length > 0 ? b : undefined
     }
   }
 }
+
+/**
+ * The pieces of a readable as an async iterable with back-pressure at piece
+ * granularity: the pipe is read at full speed (flowing mode) while fewer than
+ * `maxQueued` pieces wait, and paused (so the writer blocks) once they do. The
+ * Effect stream above is pulled once per piece, not once per 64 KiB pipe read.
+ */
+const pieces = (readable: Readable, cut: ReturnType<typeof chunker>, maxQueued = 2): AsyncIterable<Buffer> => ({
+  [Symbol.asyncIterator]() {
+    const queue: Array<Buffer> = []
+    let ended = false
+    let failure: { error: unknown } | undefined
+    let wake: (() => void) | undefined
+    const notify = () => {
+      const w = wake
+      wake = undefined
+      w?.()
+    }
+    readable.on("data", (chunk: Buffer) => {
+      for (const piece of cut.push(chunk)) queue.push(piece)
+      if (queue.length >= maxQueued) readable.pause()
+      notify()
+    })
+    readable.once("end", () => {
+      ended = true
+      notify()
+    })
+    readable.once("error", (error) => {
+      failure = { error }
+      notify()
+    })
+    return {
+      async next(): Promise<IteratorResult<Buffer>> {
+        for (;;) {
+          if (queue.length > 0) {
+            const value = queue.shift()!
+            if (queue.length < maxQueued && readable.isPaused()) readable.resume()
+            return { value, done: false }
+          }
+          if (failure) throw failure.error
+          if (ended) return { value: undefined, done: true }
+          await new Promise<void>((resolve) => (wake = resolve))
+        }
+      },
+      async return(): Promise<IteratorResult<Buffer>> {
+        readable.destroy()
+        return { value: undefined, done: true }
+      }
+    }
+  }
+})
 
 /**
  * Streams a process's stdout in pieces of `pieceBytes` with back-pressure (the pipe
@@ -172,12 +212,7 @@ export const stream = <E>(options: {
     Effect.map(acquire(options.command, options.args), (running) => {
       options.onStart?.(running.child.pid)
       const cut = chunker(options.pieceBytes)
-      const stdout = running.child.stdout! as AsyncIterable<Buffer>
-      // pieces are cut in plain async code; the Effect stream is pulled once per piece, not per pipe read
-      async function* pieces() {
-        for await (const chunk of stdout) yield* cut.push(chunk)
-      }
-      const body = Stream.fromAsyncIterable(pieces(), (cause) => cause).pipe(Stream.orDie)
+      const body = Stream.fromAsyncIterable(pieces(running.child.stdout!, cut), (cause) => cause).pipe(Stream.orDie)
       const tail = Stream.fromEffect(Effect.promise(() => running.exit)).pipe(
         Stream.flatMap((exit) => {
           if (exit.code !== 0) return Stream.fail(options.onFailure(exit))
