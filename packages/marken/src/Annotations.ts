@@ -1218,7 +1218,7 @@ export const make = (
       const bad = Vector.check(knn.vector, { finite: true })
       if (bad) return Either.left(new InvalidQuery({ path: "vector", message: bad.message }))
       try {
-        const q = idx.prepare(knn.vector)
+        const q = knn.vector
         const ef = Math.max(knn.ef ?? tuning.ef, knn.k)
         const found =
           matching === undefined

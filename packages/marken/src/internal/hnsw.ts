@@ -78,6 +78,11 @@ export class VectorIndex {
   private data: Float32Array
   private used = 0
   maxSeq = 0
+  /** Elements in the graph (deleted ones included) and its capacity, mirrored to spare native calls. */
+  private count = 0
+  private capacity = 0
+  private ef = -1
+  private readonly scratch: Array<number>
   /** How the index came to be: "file", "rebuilt" (with the reason) or "empty". */
   origin = "empty"
   dirty = false
@@ -89,12 +94,15 @@ export class VectorIndex {
     readonly tuning: IndexTuning
   ) {
     this.hnsw = new hnswlib.HierarchicalNSW(metric, dimension)
+    this.scratch = Array.from({ length: dimension }, () => 0.5)
     this.data = new Float32Array(dimension * 1024)
   }
 
   init(capacity: number) {
+    this.capacity = Math.max(1024, capacity)
+    this.count = 0
     this.hnsw.initIndex({
-      maxElements: Math.max(1024, capacity),
+      maxElements: this.capacity,
       m: this.tuning.m,
       efConstruction: this.tuning.efConstruction,
       randomSeed: 100
@@ -127,9 +135,12 @@ export class VectorIndex {
   }
 
   add(row: Row) {
-    const max = this.hnsw.getMaxElements()
-    if (this.hnsw.getCurrentCount() >= max) this.hnsw.resizeIndex(max * 2)
+    if (this.count >= this.capacity) {
+      this.hnsw.resizeIndex(this.capacity * 2)
+      this.capacity *= 2
+    }
     this.hnsw.addPoint(Array.from(row.vector), row.seq)
+    this.count = this.hnsw.getCurrentCount()
     this.track(row)
     this.dirty = true
   }
@@ -202,6 +213,7 @@ export class VectorIndex {
    * over-fetched candidates (never inside hnswlib's native search, whose JS filter
    * callback can crash the process): the fetch and `ef` widen until k are found,
    * and the search turns exact when the candidates run out or the matching set is small.
+   * `q` is the query as given (normalized here only where needed).
    */
   search(
     q: Float32Array | ReadonlyArray<number>,
@@ -214,19 +226,29 @@ export class VectorIndex {
     const live = this.labels.size
     if (live === 0) return []
     if (matching !== undefined && (matching.size <= k || matching.size <= this.tuning.exactThreshold)) {
-      return this.exact(q, k, matching.labels, skip)
+      return this.exact(this.prepare(q), k, matching.labels, skip)
     }
-    const total = this.hnsw.getCurrentCount()
+    const total = this.count
     const selectivity = matching !== undefined ? matching.size / live : 1
     let fetch = Math.min(
       total,
       Math.ceil(((k + (skip !== undefined ? 1 : 0)) / Math.max(selectivity, 1e-6)) * (matching ? 1.5 : 1)) +
         (matching ? 8 : 0)
     )
-    const query = Array.isArray(q) ? (q as Array<number>) : Array.from(q)
+    // hnswlib reads a plain array synchronously: fill one kept for the purpose instead of allocating
+    let query: Array<number>
+    if (Array.isArray(q)) query = q as Array<number>
+    else {
+      query = this.scratch
+      for (let i = 0; i < q.length; i++) query[i] = q[i]!
+    }
     for (;;) {
-      const n = Math.min(fetch, this.hnsw.getMaxElements())
-      this.hnsw.setEf(Math.max(ef, n))
+      const n = Math.min(fetch, this.capacity)
+      const searchEf = Math.max(ef, n)
+      if (searchEf !== this.ef) {
+        this.hnsw.setEf(searchEf)
+        this.ef = searchEf
+      }
       const r = this.hnsw.searchKnn(query, n)
       const out: Array<{ label: number; distance: number }> = []
       for (let i = 0; i < r.neighbors.length && out.length < k; i++) {
@@ -239,7 +261,7 @@ export class VectorIndex {
     }
     // candidates ran out (graph unreachable parts, or a filter the graph does not favour): exact
     const candidates = matching !== undefined ? matching.labels : [...this.labels.keys()].filter(accept)
-    return this.exact(q, k, candidates, skip)
+    return this.exact(this.prepare(q), k, candidates, skip)
   }
 
   // ----- persistence -----
@@ -294,6 +316,8 @@ export class VectorIndex {
     if (sha256File(index) !== m.sha256) return "corrupt (checksum mismatch)"
     try {
       this.hnsw.readIndexSync(index)
+      this.capacity = this.hnsw.getMaxElements()
+      this.count = this.hnsw.getCurrentCount()
     } catch (e) {
       return `unreadable (${e instanceof Error ? e.message : String(e)})`
     }
