@@ -72,8 +72,8 @@ export const make = (
       db.capabilities.types.json === "text" ? (v) => (typeof v === "string" ? JSON.parse(v) : v) : (v) => v
     const templates = new Templates()
     const keysPerQuery = Math.max(1, Math.floor((options.maxParameters - 3) / 3))
-    // a few hundred rows a statement: bigger statements cost more to prepare than they save
-    const rowsPerInsert = Math.max(1, Math.min(500, Math.floor(options.maxParameters / INSERT_COLUMNS.length)))
+    // up to a thousand rows a statement: bigger ones cost more to prepare (SQLite) than they save
+    const rowsPerInsert = Math.max(1, Math.min(1000, Math.floor(options.maxParameters / INSERT_COLUMNS.length)))
 
     const toMeta = (r: any): MetaRow => ({
       feature: r.feature,
@@ -147,7 +147,7 @@ export const make = (
             })
           )
 
-    const insertChunk = (k: Kysely<any>, rows: ReadonlyArray<NewRow>) => {
+    const insertChunk = (k: Kysely<any>, rows: ReadonlyArray<NewRow>, skipConflicts: boolean) => {
       // parameters in INSERT_COLUMNS order, without building the query unless its shape is new
       const parameters: Array<unknown> = new Array(rows.length * INSERT_COLUMNS.length)
       let p = 0
@@ -165,8 +165,8 @@ export const make = (
         parameters[p++] = r.createdAt
         parameters[p++] = r.computeMs
       }
-      return templates.query<any>(k, `insert:${rows.length}`, parameters, () =>
-        k
+      return templates.query<any>(k, `insert:${skipConflicts}:${rows.length}`, parameters, () => {
+        const query = k
           .insertInto(VALUES)
           .columns([...INSERT_COLUMNS])
           .values(
@@ -185,10 +185,21 @@ export const make = (
               compute_ms: r.computeMs
             }))
           )
-          .onConflict((oc) => oc.doNothing())
-          .compile()
-      )
+        return (skipConflicts ? query.onConflict((oc) => oc.doNothing()) : query).compile()
+      })
     }
+
+    const releaseClaims = (rows: ReadonlyArray<NewRow>, owner: string | undefined) =>
+      owner === undefined
+        ? Effect.void
+        : Effect.forEach(
+            rows,
+            (r) =>
+              db.use(`amber.release:${r.feature}@${r.version}`, (k) =>
+                whereKey(k.deleteFrom(CLAIMS), r).where("owner", "=", owner).execute()
+              ),
+            { discard: true }
+          )
 
     const insert: Backend["insert"] = (rows, release) =>
       db.transaction(
@@ -196,11 +207,27 @@ export const make = (
           if (rows.length === 0) return []
           const operation = `amber.put:${rows[0]!.feature}@${rows[0]!.version}`
           const out: Array<ValueRow | undefined> = new Array(rows.length).fill(undefined)
+          const batches = chunks(rows, rowsPerInsert)
+          // the common case first: plain inserts under a savepoint (cheaper than the conflict
+          // checks of `on conflict do nothing`); any failure rolls back to it and takes the safe path
+          yield* db.use(operation, (k) => sql`savepoint amber_put`.execute(k))
+          const plain = yield* Effect.either(
+            Effect.forEach(batches, (chunk) => db.use(operation, (k) => insertChunk(k, chunk, false)), {
+              discard: true
+            })
+          )
+          if (plain._tag === "Right") {
+            yield* db.use(operation, (k) => sql`release savepoint amber_put`.execute(k))
+            yield* releaseClaims(rows, release)
+            return out
+          }
+          yield* db.use(operation, (k) => sql`rollback to savepoint amber_put`.execute(k))
+          yield* db.use(operation, (k) => sql`release savepoint amber_put`.execute(k))
           // rows already holding a live value are skipped (on conflict do nothing); only when a
           // chunk wrote fewer rows than it has are its live values read back, to be compared
           let offset = 0
-          for (const chunk of chunks(rows, rowsPerInsert)) {
-            const result = yield* db.use(operation, (k) => insertChunk(k, chunk))
+          for (const chunk of batches) {
+            const result = yield* db.use(operation, (k) => insertChunk(k, chunk, true))
             const start = offset
             offset += chunk.length
             if (Number(result.numAffectedRows ?? -1) === chunk.length) continue
@@ -222,13 +249,7 @@ export const make = (
               indices.forEach((i, j) => (out[i] = existing[j]))
             }
           }
-          if (release !== undefined) {
-            for (const r of rows) {
-              yield* db.use(`amber.release:${r.feature}@${r.version}`, (k) =>
-                whereKey(k.deleteFrom(CLAIMS), r).where("owner", "=", release).execute()
-              )
-            }
-          }
+          yield* releaseClaims(rows, release)
           return out
         })
       )
