@@ -60,8 +60,8 @@ export interface ListFilter {
   readonly sha256?: string
   /** Only the latest version per entity and role. */
   readonly latest?: boolean
-  /** A label that must equal the value. */
-  readonly label?: { readonly key: string; readonly value: string | number | boolean }
+  /** A string label that must equal the value. */
+  readonly label?: { readonly key: string; readonly value: string }
   readonly limit?: number
   readonly offset?: number
 }
@@ -108,7 +108,8 @@ export interface Service {
     options?: { readonly concurrency?: number }
   ) => Effect.Effect<ReadonlyArray<Either.Either<Media.Asset, RegisterError>>>
   readonly get: (id: string) => Effect.Effect<Media.Asset, AssetNotFoundError | StorageError>
-  readonly list: (filter?: ListFilter) => Effect.Effect<ReadonlyArray<Media.Asset>, StorageError>
+  /** Assets matching a filter, in registration order. A label key must match `[A-Za-z0-9_:.-]+`. */
+  readonly list: (filter?: ListFilter) => Effect.Effect<ReadonlyArray<Media.Asset>, InvalidInputError | StorageError>
   /** Every version of an entity's asset in a role, oldest first. */
   readonly versions: (entityId: string, role: string) => Effect.Effect<ReadonlyArray<Media.Asset>, StorageError>
   /** Replaces (or with `merge`, merges) an asset's labels: metadata only, content identity unchanged. */
@@ -427,44 +428,51 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
       ).pipe(Effect.withSpan("Catalog.register", { attributes: { uri: (input as { uri?: string })?.uri } }))
 
     const list: Service["list"] = (filter = {}) =>
-      Effect.flatMap(
-        use("catalog.list", (k) => {
-          let q = k.selectFrom("jasper_assets as a").selectAll("a")
-          if (filter.entityId !== undefined) q = q.where("a.entity_id", "=", filter.entityId)
-          if (filter.childrenOf !== undefined) {
-            const { entityId, kind } = filter.childrenOf
-            q = q.where("a.entity_id", "in", (eb: any) => {
-              let sub = eb.selectFrom("jasper_entities").select("id").where("parent_id", "=", entityId)
-              if (kind !== undefined) sub = sub.where("kind", "=", kind)
-              return sub
+      filter.label !== undefined && !/^[A-Za-z0-9_:.-]{1,64}$/.test(filter.label.key)
+        ? Effect.fail(
+            new InvalidInputError({
+              subject: `label filter ${JSON.stringify(filter.label.key)}`,
+              message: `label key ${JSON.stringify(filter.label.key)} must match [A-Za-z0-9_:.-]{1,64}`
             })
-          }
-          if (filter.role !== undefined) q = q.where("a.role", "=", filter.role)
-          if (filter.mediaType !== undefined) q = q.where("a.media_type", "=", filter.mediaType)
-          if (filter.sha256 !== undefined) q = q.where("a.sha256", "=", filter.sha256)
-          if (filter.latest) {
-            q = q.where(({ eb, selectFrom }) =>
-              eb(
-                "a.version",
-                "=",
-                selectFrom("jasper_assets as b")
-                  .select((e) => e.fn.max("b.version").as("v"))
-                  .whereRef("b.entity_id", "=", "a.entity_id")
-                  .whereRef("b.role", "=", "a.role")
-              )
-            )
-          }
-          if (filter.label !== undefined) {
-            const { key, value } = filter.label
-            q = q.where(sql.raw(db.capabilities.jsonText("a.labels", [key])), "=", String(value) as any)
-          }
-          q = q.orderBy("a.added_seq")
-          if (filter.limit !== undefined) q = q.limit(filter.limit)
-          if (filter.offset !== undefined) q = q.offset(filter.offset)
-          return q.execute()
-        }),
-        (rows) => Effect.forEach(rows, toAsset)
-      )
+          )
+        : Effect.flatMap(
+            use("catalog.list", (k) => {
+              let q = k.selectFrom("jasper_assets as a").selectAll("a")
+              if (filter.entityId !== undefined) q = q.where("a.entity_id", "=", filter.entityId)
+              if (filter.childrenOf !== undefined) {
+                const { entityId, kind } = filter.childrenOf
+                q = q.where("a.entity_id", "in", (eb: any) => {
+                  let sub = eb.selectFrom("jasper_entities").select("id").where("parent_id", "=", entityId)
+                  if (kind !== undefined) sub = sub.where("kind", "=", kind)
+                  return sub
+                })
+              }
+              if (filter.role !== undefined) q = q.where("a.role", "=", filter.role)
+              if (filter.mediaType !== undefined) q = q.where("a.media_type", "=", filter.mediaType)
+              if (filter.sha256 !== undefined) q = q.where("a.sha256", "=", filter.sha256)
+              if (filter.latest) {
+                q = q.where(({ eb, selectFrom }) =>
+                  eb(
+                    "a.version",
+                    "=",
+                    selectFrom("jasper_assets as b")
+                      .select((e) => e.fn.max("b.version").as("v"))
+                      .whereRef("b.entity_id", "=", "a.entity_id")
+                      .whereRef("b.role", "=", "a.role")
+                  )
+                )
+              }
+              if (filter.label !== undefined) {
+                const { key, value } = filter.label
+                q = q.where(sql.raw(db.capabilities.jsonText("a.labels", [key])), "=", value as any)
+              }
+              q = q.orderBy("a.added_seq")
+              if (filter.limit !== undefined) q = q.limit(filter.limit)
+              if (filter.offset !== undefined) q = q.offset(filter.offset)
+              return q.execute()
+            }),
+            (rows) => Effect.forEach(rows, toAsset)
+          )
 
     const updateLabels: Service["updateLabels"] = (id, labels, opts) =>
       Effect.gen(function* () {

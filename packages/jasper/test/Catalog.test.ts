@@ -203,6 +203,8 @@ for (const adapter of StorageTesting.adapters()) {
         expect(ids(yield* catalog.list({ label: { key: "locale", value: "fr" } }))).toEqual([b.id])
         expect(ids(yield* catalog.list({ entityId: "art-1", role: "key-art" }))).toEqual([a.id])
         expect(ids(yield* catalog.list({ role: "key-art", mediaType: "image" }))).toEqual([a.id, b.id])
+        const injection = yield* Effect.flip(catalog.list({ label: { key: "x') or 1=1 --", value: "y" } }))
+        expect(injection._tag).toBe("InvalidInputError")
         const all = yield* catalog.list()
         const page = yield* catalog.list({ limit: 2, offset: 1 })
         expect(ids(page)).toEqual(ids(all).slice(1, 3))
