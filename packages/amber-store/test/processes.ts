@@ -194,7 +194,10 @@ for (const adapter of StorageTesting.adapters()) {
           expect([...computedKeys(dir, "w1"), ...computedKeys(dir, "w2")]).toEqual([0])
           expect(r1.counters.takeovers + r2.counters.takeovers).toBe(1)
           expect(r1.counters.computations + r2.counters.computations).toBe(1)
-          // no hang: done within the lease plus polling and startup slack
+          // not before the lease ran out (the holder renewed it every leaseMs / 3 until killed),
+          // and no hang: done within the lease plus polling slack
+          const took = Math.min(r1.finishedAt, r2.finishedAt) - killedAt
+          expect(took).toBeGreaterThanOrEqual(leaseMs / 2)
           expect(Math.max(r1.finishedAt, r2.finishedAt) - killedAt).toBeLessThan(leaseMs + 5000)
           const { claims, values } = yield* storedRows(shared.layer)
           expect(values).toHaveLength(1)
