@@ -2,6 +2,7 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import { Chunk, Effect, Either, Layer, Option, Stream } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
+import { spawn } from "node:child_process"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as os from "node:os"
@@ -35,6 +36,20 @@ const count = (table: string) =>
       .select((eb) => eb.fn.countAll<number>().as("n"))
       .executeTakeFirstOrThrow()
   ).pipe(Effect.map((r) => Number(r.n)))
+
+const root = path.resolve(import.meta.dirname, "../../..")
+
+/** Removes a shared location: the PostgreSQL schema, or the SQLite file and its journals. */
+const dropShared = (shared: { layer: Layer.Layer<Database.Database, any>; location: Record<string, string> }) =>
+  Effect.gen(function* () {
+    if (shared.location.kind === "pg") {
+      yield* Database.use("cleanup", (db) =>
+        sql`drop schema if exists ${sql.id(shared.location.schema!)} cascade`.execute(db)
+      ).pipe(Effect.provide(shared.layer), Effect.scoped, Effect.ignore)
+    } else {
+      for (const suffix of ["", "-wal", "-shm"]) fs.rmSync(`${shared.location.filename}${suffix}`, { force: true })
+    }
+  })
 
 const setup = Effect.gen(function* () {
   const catalog = yield* Catalog.Catalog
@@ -424,24 +439,52 @@ for (const adapter of StorageTesting.adapters()) {
   })
 
   if (adapter.name !== "sqlite-memory") {
+    it.live(`two processes registering at once get one gap-free feed (${adapter.name})`, () =>
+      Effect.gen(function* () {
+        const key = `jasper_procs_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`
+        const shared = adapter.shared(key)
+        yield* Effect.addFinalizer(() => dropShared(shared))
+        // migrate first, so that the children race on registrations rather than on migrations
+        yield* Effect.scoped(Layer.build(jasperOn(shared.layer)))
+        const child = (prefix: string) =>
+          Effect.async<number>((resume) => {
+            const p = spawn(
+              path.join(root, "node_modules/.bin/tsx"),
+              [
+                "--conditions=@org/source",
+                path.join(import.meta.dirname, "child-register.ts"),
+                JSON.stringify(shared.location),
+                prefix,
+                "6"
+              ],
+              { cwd: root, stdio: ["ignore", "ignore", "inherit"] }
+            )
+            p.on("close", (code) => resume(Effect.succeed(code ?? -1)))
+            return Effect.sync(() => p.kill("SIGKILL"))
+          })
+        const codes = yield* Effect.all([child("a"), child("b")], { concurrency: 2 })
+        expect(codes).toEqual([0, 0])
+        const feed = yield* Effect.scoped(
+          Effect.flatMap(Layer.build(jasperOn(shared.layer)), (ctx) =>
+            Effect.provide(
+              Effect.flatMap(Catalog.Catalog, (c) => c.changes(0)),
+              ctx
+            )
+          )
+        )
+        expect(feed.map((c) => c.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1))
+        expect(new Set(feed.map((c) => c.role)).size).toBe(12)
+        expect(feed.every((c) => c.kind === "added")).toBe(true)
+      }).pipe(Effect.scoped)
+    )
+
     it.effect(`the change feed survives reopening the database (${adapter.name})`, () =>
       Effect.gen(function* () {
         const key = `jasper_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`
         const shared = adapter.shared(key)
         const once = <A, E>(f: Effect.Effect<A, E, Catalog.Catalog | Fixtures>) =>
           Effect.scoped(Effect.flatMap(Layer.build(jasperOn(shared.layer)), (ctx) => Effect.provide(f, ctx)))
-        yield* Effect.addFinalizer(() =>
-          Effect.gen(function* () {
-            if (shared.location.kind === "pg") {
-              yield* Database.use("cleanup", (db) =>
-                sql`drop schema if exists ${sql.id(shared.location.schema!)} cascade`.execute(db)
-              ).pipe(Effect.provide(shared.layer), Effect.scoped, Effect.ignore)
-            } else {
-              for (const suffix of ["", "-wal", "-shm"])
-                fs.rmSync(`${shared.location.filename}${suffix}`, { force: true })
-            }
-          })
-        )
+        yield* Effect.addFinalizer(() => dropShared(shared))
         const written = yield* once(
           Effect.gen(function* () {
             const catalog = yield* setup
