@@ -286,6 +286,9 @@ const resolveOptions = (options: Options | undefined): Effect.Effect<Resolved, S
 
 const HEX64 = /^[0-9a-f]{64}$/
 
+/** The result of an item that was stored (shared: it carries nothing). */
+const stored: Either.Either<void, never> = Either.right(undefined)
+
 const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
 
 const sameDefinition = (a: FeatureSpec.Definition, b: FeatureSpec.Definition) =>
@@ -566,7 +569,8 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
           continue
         }
         const key = keyOf(spec, item.entity, item.fingerprint)
-        const ks = `${key.params}\u0000${key.entity}\u0000${key.fingerprint}`
+        // the fingerprint hash covers the parameters: entity and hash identify the key here
+        const ks = `${key.entity}\u0000${key.fingerprint}`
         const first = firstOfKey.get(ks)
         encodedOf[i] = encoded.right
         if (first !== undefined) {
@@ -582,9 +586,7 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
         const i = rowIndex[r]!
         const before = existing[r]
         results[i] =
-          before === undefined || sameValue(encodedOf[i]!, before)
-            ? Either.right(undefined)
-            : Either.left(conflict(spec, rows[r]!))
+          before === undefined || sameValue(encodedOf[i]!, before) ? stored : Either.left(conflict(spec, rows[r]!))
       }
       for (const [i, first] of duplicates) {
         const a = encodedOf[i]!
