@@ -43,7 +43,12 @@ export interface Capabilities {
   }
   /** Turns a column into an auto-incrementing 64-bit primary key. */
   readonly autoIncrementPrimaryKey: (column: ColumnDefinitionBuilder) => ColumnDefinitionBuilder
-  /** The expression for a JSON column's value as text in a `where` (e.g. `json_extract(col, '$.a')`). */
+  /**
+   * The SQL expression for a JSON column's value at `path` as text, for a `where`
+   * (e.g. `json_extract(col, '$."a"')`). `column` must be a trusted identifier; path keys
+   * must be 1 to 128 letters, digits, `_`, `:`, `.` or `-`, and any other key throws (so the
+   * query fails with a `StorageError` instead of carrying injected SQL).
+   */
   readonly jsonText: (column: string, path: ReadonlyArray<string>) => string
 }
 
@@ -123,6 +128,11 @@ export const fromKysely = (options: {
   readonly label: string
   /** Errors that are worth retrying a migration for (lock contention). */
   readonly isTransient?: (error: unknown) => boolean
+  /**
+   * The schema that holds the migration tables (PostgreSQL). Pinning it keeps the
+   * migrator from mistaking another schema's tables of the same name for its own.
+   */
+  readonly migrationSchema?: string | undefined
 }): Service => {
   const { capabilities, kysely, label } = options
   const current = FiberRef.unsafeMake<Transaction<any> | undefined>(undefined)
@@ -188,6 +198,7 @@ export const fromKysely = (options: {
       db: kysely,
       migrationTableName: table,
       migrationLockTableName: `${table}_lock`,
+      ...(options.migrationSchema ? { migrationTableSchema: options.migrationSchema } : {}),
       provider: { getMigrations: async () => provided }
     })
     const operation = `migrate:${name}`

@@ -9,7 +9,7 @@ import type { ConfigError, Scope } from "effect"
 import { Kysely, PostgresDialect, sql } from "kysely"
 import pg from "pg"
 import * as Database from "./Database.js"
-import { decodeOptions, errorCode } from "./internal/config.js"
+import { decodeOptions, errorCode, safeKey } from "./internal/config.js"
 import { StorageConfigError, StorageError } from "./StorageError.js"
 
 /**
@@ -37,7 +37,7 @@ export const Options = Schema.Struct({
  */
 export type Options = Schema.Schema.Type<typeof Options>
 
-const quotePath = (p: string) => `'${p.replace(/'/g, "''")}'`
+const quotePath = (p: string) => `'${safeKey(p)}'`
 
 /**
  * The capabilities of PostgreSQL.
@@ -57,7 +57,7 @@ export const capabilities: Database.Capabilities = Object.freeze({
   jsonText: (column, path) =>
     path.length === 1
       ? `(${column} ->> ${quotePath(path[0]!)})`
-      : `(${column} #>> '{${path.map((p) => `"${p.replace(/["'\\]/g, "")}"`).join(",")}}')`
+      : `(${column} #>> '{${path.map((p) => `"${safeKey(p)}"`).join(",")}}')`
 } satisfies Database.Capabilities)
 
 // 64-bit integers come back as numbers (all our counters and timestamps fit in 2^53).
@@ -113,36 +113,40 @@ export const make = (
     const label = `postgres://${parsed.hostname}:${parsed.port || 5432}${parsed.pathname}${
       config.schema ? `#${config.schema}` : ""
     }`
+    const connect = Effect.tryPromise({
+      try: async () => {
+        if (config.schema) {
+          // concurrent `create schema if not exists` can still collide on the catalog's unique index
+          await sql`create schema if not exists ${sql.id(config.schema)}`.execute(kysely).catch((e: unknown) => {
+            const code = errorCode(e)
+            if (code !== "23505" && code !== "42P06") throw e
+          })
+        }
+        const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(kysely)
+        return rows[0]?.schema ?? undefined
+      },
+      catch: (cause) => StorageError.fromCause("connect", cause)
+    }).pipe(
+      Effect.mapError(
+        (e) => new StorageError({ operation: "connect", message: `${label}: ${e.message}`, cause: e.cause })
+      ),
+      Effect.timeoutFail({
+        duration: connectTimeout + 1000,
+        onTimeout: () =>
+          new StorageError({ operation: "connect", message: `${label}: no answer within ${connectTimeout} ms` })
+      })
+    )
+    const migrationSchema = yield* connect
     const service = Database.fromKysely({
       kysely,
       capabilities,
       label,
+      migrationSchema,
       isTransient: (e) => {
         const code = errorCode(e)
         return code === "40P01" || code === "40001" || code === "23505" || code === "42P07"
       }
     })
-    yield* service
-      .use("connect", async (db) => {
-        if (config.schema) {
-          // concurrent `create schema if not exists` can still collide on the catalog's unique index
-          await sql`create schema if not exists ${sql.id(config.schema)}`.execute(db).catch((e: unknown) => {
-            const code = errorCode(e)
-            if (code !== "23505" && code !== "42P06") throw e
-          })
-        }
-        return sql`select 1`.execute(db)
-      })
-      .pipe(
-        Effect.mapError(
-          (e) => new StorageError({ operation: "connect", message: `${label}: ${e.message}`, cause: e.cause })
-        ),
-        Effect.timeoutFail({
-          duration: connectTimeout + 1000,
-          onTimeout: () =>
-            new StorageError({ operation: "connect", message: `${label}: no answer within ${connectTimeout} ms` })
-        })
-      )
     return service
   })
 

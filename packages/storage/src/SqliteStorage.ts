@@ -11,7 +11,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Kysely, sql } from "kysely"
 import * as Database from "./Database.js"
-import { decodeOptions, errorCode } from "./internal/config.js"
+import { decodeOptions, errorCode, safeKey } from "./internal/config.js"
 import { ImmediateSqliteDialect } from "./internal/sqlite.js"
 import { StorageConfigError, StorageError } from "./StorageError.js"
 
@@ -51,7 +51,7 @@ export const capabilities: Database.Capabilities = Object.freeze({
   concurrentConnections: false,
   types: Object.freeze({ binary: "blob", json: "text", bigint: "integer", double: "real" } as const),
   autoIncrementPrimaryKey: (column) => column.primaryKey().autoIncrement(),
-  jsonText: (column, path) => `json_extract(${column}, '$${path.map((p) => `."${p.replace(/"/g, "")}"`).join("")}')`
+  jsonText: (column, path) => `json_extract(${column}, '$${path.map((p) => `."${safeKey(p)}"`).join("")}')`
 } satisfies Database.Capabilities)
 
 /**

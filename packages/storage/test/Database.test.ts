@@ -171,6 +171,23 @@ for (const adapter of StorageTesting.adapters()) {
       })
     )
 
+    it.effect("refuses JSON keys that could carry SQL", () =>
+      Effect.gen(function* () {
+        yield* Database.migrate("@org/test-items", items)
+        const db = yield* Database.Database
+        const error = yield* Effect.flip(
+          db.use("filter-json", (k) =>
+            k
+              .selectFrom("items")
+              .select("name")
+              .where(sql.raw(db.capabilities.jsonText("doc", ["x') or 1=1 --"])), "=", "a")
+              .execute()
+          )
+        )
+        expect(error.message).toContain("must be 1 to 128 letters")
+      })
+    )
+
     it.effect("wraps a failing query in a StorageError naming the operation", () =>
       Effect.gen(function* () {
         const error = yield* Effect.flip(
@@ -210,6 +227,26 @@ for (const adapter of StorageTesting.adapters()) {
       }).pipe(Effect.scoped)
     )
   }
+}
+
+if (StorageTesting.pgUrl) {
+  it.live("PostgreSQL: a package's migration tables in another schema do not confuse the migrator", () =>
+    Effect.gen(function* () {
+      const migrateAndCount = Effect.gen(function* () {
+        yield* Database.migrate("@org/test-schemas", {
+          "0001": {
+            up: async (db: any) => void (await db.schema.createTable("only_here").addColumn("x", "integer").execute())
+          }
+        })
+        return yield* count("only_here")
+      })
+      // the first schema stays open (with its migration tables) while the second migrates
+      const first = yield* Layer.build(StorageTesting.pgFresh(StorageTesting.pgUrl!))
+      expect(yield* Effect.provide(migrateAndCount, first)).toBe(0)
+      const second = yield* Layer.build(StorageTesting.pgFresh(StorageTesting.pgUrl!))
+      expect(yield* Effect.provide(migrateAndCount, second)).toBe(0)
+    }).pipe(Effect.scoped)
+  )
 }
 
 describe("Vector codec", () => {

@@ -21,3 +21,14 @@ export const errorCode = (error: unknown): string | undefined =>
   typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
     ? error.code
     : undefined
+
+/**
+ * A JSON key that is safe to splice into SQL text: letters, digits, `_` and `-`.
+ * Anything else throws, so a query built from it fails instead of being injected.
+ */
+export const safeKey = (key: string): string => {
+  if (!/^[A-Za-z0-9_:.-]{1,128}$/.test(key)) {
+    throw new Error(`JSON key ${JSON.stringify(key)} must be 1 to 128 letters, digits, "_", ":", "." or "-"`)
+  }
+  return key
+}
