@@ -187,13 +187,13 @@ const main = async () => {
     // warm both
     for (let i = 0; i < 20; i++) raw.searchKnn(rawQueries[i]!, K)
     await run(Effect.forEach(queries.slice(0, 20), (q) => search(q, ef)))
-    // alternate raw and ours in blocks of 20 queries, so that load from other processes hits both alike
+    // alternate raw and ours in blocks of 10 queries, so that load from other processes hits both alike
     const rawGot: Array<Array<number>> = []
     const ourHits: Array<ReadonlyArray<{ readonly id: string }>> = []
     const rawBlocks: Array<number> = []
     const ourBlocks: Array<number> = []
-    const ROUNDS = 5
-    const BLOCK = 20
+    const ROUNDS = 10
+    const BLOCK = 10
     for (let rep = 0; rep < ROUNDS; rep++) {
       for (let b = 0; b < QUERIES; b += BLOCK) {
         raw.setEf(ef)
