@@ -1002,9 +1002,7 @@ export const make = (
     // ---- CRUD ----
     const create = (input: Annotation.Input) =>
       Effect.gen(function* () {
-        const def = yield* registry
-          .get(input.type, input.version)
-          .pipe(Effect.catchTag("UnknownType", (e) => Effect.fail(e)))
+        const def = yield* registry.get(input.type, input.version)
         const producer = yield* checkProducer(input.producer, "producer")
         const { type: _t, version: _v, producer: _p, ...item } = input
         const p = yield* prepare(def, item as Annotation.Item, "")
