@@ -4,8 +4,6 @@ import { Deferred, Effect, Either, Fiber, Layer, Option, Schema } from "effect"
 import { Database } from "@org/storage"
 import { StorageTesting } from "@org/storage/testing"
 import { FeatureSpec, FeatureStore, Fingerprint } from "@org/amber-store"
-// the fault tests with real processes run in this file, after nothing else in it (see processes.ts)
-import "./processes.js"
 
 const Brightness = FeatureSpec.make({
   name: "artwork.brightness",

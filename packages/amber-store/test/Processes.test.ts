@@ -1,11 +1,6 @@
 /**
  * Fault tests with real processes: racing children, a child killed while it holds
  * a claim, and PostgreSQL becoming unreachable (through a TCP proxy) mid-run.
- *
- * Imported by FeatureStore.test.ts rather than run as a test file of its own: two
- * files migrating `@org/amber-store` into two PostgreSQL schemas at the same time
- * trip Kysely's migrator, which looks for its lock table in every schema (see the
- * package README, "Known limits").
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option, Schedule } from "effect"
