@@ -106,8 +106,12 @@ export const make = (
       ...(config.schema ? { options: `-c search_path=${config.schema}` } : {}),
       types: typeParsers
     })
-    // an idle client losing its server must not crash the process
+    // a client losing its server (idle in the pool, or in the tick it is handed out)
+    // must not crash the process: the failing query reports it as a StorageError
     pool.on("error", () => undefined)
+    pool.on("connect", (client) => {
+      client.on("error", () => undefined)
+    })
     const kysely = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
     yield* Effect.addFinalizer(() => Effect.promise(() => kysely.destroy().catch(() => undefined)))
     const label = `postgres://${parsed.hostname}:${parsed.port || 5432}${parsed.pathname}${
