@@ -49,18 +49,33 @@ export const FrameRate = Schema.Struct({
 export type FrameRate = Schema.Schema.Type<typeof FrameRate>
 
 /**
- * True when two ranges share at least one instant (bounds inclusive).
+ * True when two ranges share at least one instant. Ranges are half-open,
+ * `[startNs, endNs)`, as in `@org/jasper`'s time model (back-to-back shots do not
+ * overlap); an instant (`startNs === endNs`) covers its one nanosecond.
  *
  * @since 0.1.0
  * @category predicates
  */
-export const overlaps = (a: TimeRange, b: TimeRange): boolean => a.startNs <= b.endNs && b.startNs <= a.endNs
+export const overlaps = (a: TimeRange, b: TimeRange): boolean => a.startNs < endOf(b) && b.startNs < endOf(a)
 
 /**
- * The start time of frame `index` at `rate`, in nanoseconds (rounded down).
+ * The exclusive end of a range, an instant counting as one nanosecond.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const endOf = (r: TimeRange): number => Math.max(r.endNs, r.startNs + 1)
+
+/**
+ * The start of frame `index` at `rate` in integer nanoseconds: the smallest
+ * nanosecond at or after the exact start, as `@org/jasper`'s `Time.frameToNs`
+ * (exact for any length: computed with integers, no float drift).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const frameToNanos = (index: number, rate: FrameRate): number =>
-  Math.floor((index * rate.den * 1_000_000_000) / rate.num)
+export const frameToNanos = (index: number, rate: FrameRate): number => {
+  const n = BigInt(index) * BigInt(rate.den) * 1_000_000_000n
+  const d = BigInt(rate.num)
+  return Number(n / d + (n % d === 0n ? 0n : 1n))
+}

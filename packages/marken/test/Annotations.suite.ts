@@ -234,17 +234,20 @@ for (const adapter of StorageTesting.adapters()) {
           }))
         )
         yield* annotations.finish(first.id)
-        const observed: Array<string> = []
+        // each reader records what it saw, in its own order (pushes of different readers
+        // into one array would not be ordered by when their queries ran)
+        const perReader: Array<Array<string>> = [[], [], []]
         let stop = false
-        const reader = Effect.gen(function* () {
-          while (!stop) {
-            const page = yield* annotations.query({ entities: [entity], limit: 1000 })
-            const runs = new Set(page.items.map((a) => a.operationId))
-            observed.push(`${page.items.length}:${runs.size}:${[...runs].join(",")}`)
-            yield* pause(2)
-          }
-        })
-        const readers = yield* Effect.fork(Effect.all([reader, reader, reader], { concurrency: "unbounded" }))
+        const reader = (seen: Array<string>) =>
+          Effect.gen(function* () {
+            while (!stop) {
+              const page = yield* annotations.query({ entities: [entity], limit: 1000 })
+              const runs = new Set(page.items.map((a) => a.operationId))
+              seen.push(`${page.items.length}:${runs.size}:${[...runs].join(",")}`)
+              yield* pause(2)
+            }
+          })
+        const readers = yield* Effect.fork(Effect.all(perReader.map(reader), { concurrency: "unbounded" }))
         const second = yield* annotations.start({ type: "shot", version: "1.0", producer: prod })
         for (let b = 0; b < 6; b++) {
           yield* annotations.upsert(
@@ -263,13 +266,16 @@ for (const adapter of StorageTesting.adapters()) {
         yield* Fiber.join(readers)
         // every observation is exactly one complete run: 20 of the first or 30 of the second
         const allowed = new Set([`20:1:${first.id}`, `30:1:${second.id}`])
+        const observed = perReader.flat()
         expect(observed.length).toBeGreaterThan(10)
         expect(observed.filter((o) => !allowed.has(o))).toEqual([])
         expect(observed).toContain(`20:1:${first.id}`)
-        expect(observed[observed.length - 1]).toBe(`30:1:${second.id}`)
-        // once the new run is seen, the old one never comes back
-        const firstNew = observed.indexOf(`30:1:${second.id}`)
-        expect(observed.slice(firstNew).every((o) => o === `30:1:${second.id}`)).toBe(true)
+        for (const seen of perReader) {
+          expect(seen[seen.length - 1]).toBe(`30:1:${second.id}`)
+          // once a reader has seen the new run, the old one never comes back to it
+          const firstNew = seen.indexOf(`30:1:${second.id}`)
+          expect(seen.slice(firstNew).every((o) => o === `30:1:${second.id}`)).toBe(true)
+        }
       })
     )
 
@@ -303,11 +309,18 @@ for (const adapter of StorageTesting.adapters()) {
         const ids = (p: Annotations.Page) => p.items.map((a) => a.key)
         expect((yield* annotations.query({ ...base, entities: ["video:1"], limit: 1000 })).items.length).toBe(10)
         expect(
-          ids(yield* annotations.query({ ...base, time: { startNs: 2_600_000_000, endNs: 4_000_000_000 } }))
+          ids(yield* annotations.query({ ...base, time: { startNs: 2_600_000_000, endNs: 4_000_000_001 } }))
         ).toEqual(["k3", "k4"])
         expect(
           ids(yield* annotations.query({ ...base, time: { startNs: 2_400_000_000, endNs: 2_400_000_000 } }))
         ).toEqual(["k2"])
+        // ranges are half-open: k3 is [3.0 s, 3.5 s), k4 starts at 4.0 s
+        expect(
+          ids(yield* annotations.query({ ...base, time: { startNs: 3_500_000_000, endNs: 4_000_000_000 } }))
+        ).toEqual([])
+        expect(
+          ids(yield* annotations.query({ ...base, time: { startNs: 3_000_000_000, endNs: 3_000_000_000 } }))
+        ).toEqual(["k3"])
         const inRegion = yield* annotations.query({
           ...base,
           region: { _tag: "Box", x: 0.41, y: 0.05, width: 0.1, height: 0.1 },

@@ -81,7 +81,11 @@ export const conditions = (caps: Database.Capabilities, q: Query): Array<Express
   if (q.type !== undefined) out.push(sql<SqlBool>`a.type = ${q.type}`)
   if (q.version !== undefined) out.push(sql<SqlBool>`a.version = ${q.version}`)
   if (q.time !== undefined) {
-    out.push(sql<SqlBool>`(a.start_ns is not null and a.start_ns <= ${q.time.endNs} and a.end_ns >= ${q.time.startNs})`)
+    // half-open ranges [start, end); an instant (start = end) covers its one nanosecond
+    const endNs = Math.max(q.time.endNs, q.time.startNs + 1)
+    out.push(
+      sql<SqlBool>`(a.start_ns is not null and a.start_ns < ${endNs} and (a.end_ns > ${q.time.startNs} or (a.end_ns = a.start_ns and a.start_ns >= ${q.time.startNs})))`
+    )
   }
   if (q.region !== undefined) {
     const b = Region.bounds(q.region)
