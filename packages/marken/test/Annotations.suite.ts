@@ -314,6 +314,17 @@ for (const adapter of StorageTesting.adapters()) {
         expect(
           ids(yield* annotations.query({ ...base, time: { startNs: 2_400_000_000, endNs: 2_400_000_000 } }))
         ).toEqual(["k2"])
+        // numeric conditions on a field holding text match nothing (no failing cast)
+        expect(
+          (yield* annotations.query({ ...base, where: [{ field: "kind", op: "range", gte: 0 }], limit: 1000 })).items
+        ).toEqual([])
+        expect(
+          (yield* annotations.query({ ...base, where: [{ field: "kind", op: "eq", value: 1 }], limit: 1000 })).items
+        ).toEqual([])
+        expect(
+          (yield* annotations.query({ ...base, where: [{ field: "score", op: "range", gte: 0.5 }], limit: 1000 })).items
+            .length
+        ).toBe(20)
         // ranges are half-open: k3 is [3.0 s, 3.5 s), k4 starts at 4.0 s
         expect(
           ids(yield* annotations.query({ ...base, time: { startNs: 3_500_000_000, endNs: 4_000_000_000 } }))

@@ -50,6 +50,12 @@ export interface Capabilities {
    * query fails with a `StorageError` instead of carrying injected SQL).
    */
   readonly jsonText: (column: string, path: ReadonlyArray<string>) => string
+  /**
+   * The SQL expression for a JSON column's value at `path` as a number, or NULL when
+   * the value there is not a JSON number (never a failing cast). Same rules as
+   * {@link Capabilities.jsonText}.
+   */
+  readonly jsonNumber: (column: string, path: ReadonlyArray<string>) => string
 }
 
 /**

@@ -57,7 +57,11 @@ export const capabilities: Database.Capabilities = Object.freeze({
   jsonText: (column, path) =>
     path.length === 1
       ? `(${column} ->> ${quotePath(path[0]!)})`
-      : `(${column} #>> '{${path.map((p) => `"${safeKey(p)}"`).join(",")}}')`
+      : `(${column} #>> '{${path.map((p) => `"${safeKey(p)}"`).join(",")}}')`,
+  jsonNumber: (column, path) => {
+    const p = `'{${path.map((k) => `"${safeKey(k)}"`).join(",")}}'`
+    return `(case when jsonb_typeof(${column} #> ${p}) = 'number' then (${column} #>> ${p})::double precision end)`
+  }
 } satisfies Database.Capabilities)
 
 // 64-bit integers come back as numbers (all our counters and timestamps fit in 2^53).

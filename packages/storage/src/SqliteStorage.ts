@@ -36,6 +36,8 @@ export const Options = Schema.Struct({
  */
 export type Options = Schema.Schema.Encoded<typeof Options>
 
+const jsonPath = (path: ReadonlyArray<string>) => `$${path.map((p) => `."${safeKey(p)}"`).join("")}`
+
 /**
  * The capabilities of SQLite.
  *
@@ -51,7 +53,9 @@ export const capabilities: Database.Capabilities = Object.freeze({
   concurrentConnections: false,
   types: Object.freeze({ binary: "blob", json: "text", bigint: "integer", double: "real" } as const),
   autoIncrementPrimaryKey: (column) => column.primaryKey().autoIncrement(),
-  jsonText: (column, path) => `json_extract(${column}, '$${path.map((p) => `."${safeKey(p)}"`).join("")}')`
+  jsonText: (column, path) => `json_extract(${column}, '${jsonPath(path)}')`,
+  jsonNumber: (column, path) =>
+    `(case when json_type(${column}, '${jsonPath(path)}') in ('integer', 'real') then json_extract(${column}, '${jsonPath(path)}') end)`
 } satisfies Database.Capabilities)
 
 /**

@@ -168,6 +168,30 @@ for (const adapter of StorageTesting.adapters()) {
             .execute()
         )
         expect(rows.map((r) => r.name)).toEqual(["j1"])
+        // numbers compare as numbers; text where a number is expected is NULL, never a failing cast
+        yield* db.use("insert-json", (k) =>
+          k
+            .insertInto("items")
+            .values({ name: "j3", doc: encode({ genre: "drama", n: "ten" }) })
+            .execute()
+        )
+        const numeric = yield* db.use("filter-json-number", (k) =>
+          k
+            .selectFrom("items")
+            .select("name")
+            .where(sql.raw(db.capabilities.jsonNumber("doc", ["n"])), ">=", 2)
+            .execute()
+        )
+        expect(numeric.map((r) => r.name)).toEqual(["j2"])
+        const nulls = yield* db.use("filter-json-number-null", (k) =>
+          k
+            .selectFrom("items")
+            .select("name")
+            .where(sql.raw(db.capabilities.jsonNumber("doc", ["genre"])), "is", null)
+            .where("name", "like", "j%")
+            .execute()
+        )
+        expect(nulls.map((r) => r.name).sort()).toEqual(["j1", "j2", "j3"])
       })
     )
 

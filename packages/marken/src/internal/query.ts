@@ -15,12 +15,20 @@ export const payloadField = (caps: Database.Capabilities, field: string, alias =
   return sql.raw(caps.jsonText(`${alias}.payload`, path))
 }
 
-const asText = (e: RawBuilder<unknown>) => sql`cast(${e} as text)`
-const asNumber = (caps: Database.Capabilities, e: RawBuilder<unknown>) =>
-  sql`cast(${e} as ${sql.raw(caps.types.double)})`
+/** A payload field as a number, NULL where it holds anything but a JSON number (no failing casts). */
+const payloadNumber = (caps: Database.Capabilities, field: string, alias = "a"): RawBuilder<unknown> => {
+  payloadField(caps, field, alias) // validates the path
+  return sql.raw(caps.jsonNumber(`${alias}.payload`, field.split(".")))
+}
 
-const scalarMatch = (caps: Database.Capabilities, e: RawBuilder<unknown>, value: string | number | boolean) => {
-  if (typeof value === "number") return sql<SqlBool>`${asNumber(caps, e)} = ${value}`
+const asText = (e: RawBuilder<unknown>) => sql`cast(${e} as text)`
+const scalarMatch = (
+  caps: Database.Capabilities,
+  e: RawBuilder<unknown>,
+  n: RawBuilder<unknown>,
+  value: string | number | boolean
+) => {
+  if (typeof value === "number") return sql<SqlBool>`${n} = ${value}`
   if (typeof value === "boolean") {
     return value ? sql<SqlBool>`${asText(e)} in ('true', '1')` : sql<SqlBool>`${asText(e)} in ('false', '0')`
   }
@@ -29,16 +37,16 @@ const scalarMatch = (caps: Database.Capabilities, e: RawBuilder<unknown>, value:
 
 const condition = (caps: Database.Capabilities, c: Condition, index: number): Expression<SqlBool> => {
   const e = payloadField(caps, c.field)
+  const n = payloadNumber(caps, c.field)
   switch (c.op) {
     case "eq":
-      return scalarMatch(caps, e, c.value)
+      return scalarMatch(caps, e, n, c.value)
     case "in": {
-      const parts = c.values.map((v) => scalarMatch(caps, e, v))
+      const parts = c.values.map((v) => scalarMatch(caps, e, n, v))
       return sql<SqlBool>`(${sql.join(parts, sql` or `)})`
     }
     case "range": {
       const parts: Array<RawBuilder<SqlBool>> = []
-      const n = asNumber(caps, e)
       if (c.gte !== undefined) parts.push(sql<SqlBool>`${n} >= ${c.gte}`)
       if (c.gt !== undefined) parts.push(sql<SqlBool>`${n} > ${c.gt}`)
       if (c.lte !== undefined) parts.push(sql<SqlBool>`${n} <= ${c.lte}`)
@@ -46,7 +54,7 @@ const condition = (caps: Database.Capabilities, c: Condition, index: number): Ex
       if (parts.length === 0) {
         throw new InvalidQuery({ path: `where.${index}`, message: "a range condition needs gte, gt, lte or lt" })
       }
-      return sql<SqlBool>`(${e} is not null and ${sql.join(parts, sql` and `)})`
+      return sql<SqlBool>`(${n} is not null and ${sql.join(parts, sql` and `)})`
     }
     case "exists":
       return c.exists === false ? sql<SqlBool>`${e} is null` : sql<SqlBool>`${e} is not null`
