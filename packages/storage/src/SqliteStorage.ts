@@ -12,7 +12,7 @@ import * as path from "node:path"
 import { Kysely, sql } from "kysely"
 import * as Database from "./Database.js"
 import { decodeOptions, errorCode, safeKey } from "./internal/config.js"
-import { ImmediateSqliteDialect } from "./internal/sqlite.js"
+import { ImmediateSqliteDialect, withStatementCache } from "./internal/sqlite.js"
 import { StorageConfigError, StorageError } from "./StorageError.js"
 
 /**
@@ -95,7 +95,9 @@ export const make = (
       }),
       (db) => Effect.sync(() => db.close())
     )
-    const kysely = new Kysely<any>({ dialect: new ImmediateSqliteDialect({ database: raw }) })
+    const kysely = new Kysely<any>({
+      dialect: new ImmediateSqliteDialect({ database: withStatementCache(raw) as any })
+    })
     yield* Effect.addFinalizer(() => Effect.promise(() => kysely.destroy().catch(() => undefined)))
     const service = Database.fromKysely({
       kysely,

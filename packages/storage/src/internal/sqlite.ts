@@ -40,3 +40,34 @@ export class ImmediateSqliteDialect implements Dialect {
     return this.#base.createIntrospector(db)
   }
 }
+
+/** The part of a better-sqlite3 `Database` that Kysely's dialect uses. */
+interface PreparingDatabase {
+  close(): unknown
+  prepare(sql: string): any
+}
+
+/**
+ * Wraps a better-sqlite3 database so that Kysely's `prepare(sql)` reuses compiled
+ * statements (Kysely's driver prepares every query again). Bounded, least recently
+ * used first out. Statements are only ever used on this one connection, under
+ * Kysely's connection mutex.
+ */
+export const withStatementCache = (db: PreparingDatabase, size = 256): PreparingDatabase => {
+  const cache = new Map<string, unknown>()
+  return {
+    close: () => db.close(),
+    prepare: (sql: string) => {
+      const hit = cache.get(sql)
+      if (hit !== undefined) {
+        cache.delete(sql)
+        cache.set(sql, hit)
+        return hit
+      }
+      const stmt = db.prepare(sql)
+      cache.set(sql, stmt)
+      if (cache.size > size) cache.delete(cache.keys().next().value!)
+      return stmt
+    }
+  }
+}
