@@ -59,57 +59,21 @@ const timing = (line: string, uri: string, lineNo: number): Either.Either<[numbe
 }
 
 /**
- * Parses SRT text. `uri` is used in error messages.
- *
- * @since 0.1.0
- * @category parsing
+ * Parses the blank-line separated cue blocks from line `from` on: an optional id
+ * line, a timing line, then text lines. Blocks for which `skip` holds are ignored.
  */
-export const parseSrt = (text: string, uri = "<srt>"): Either.Either<ReadonlyArray<Cue>, SubtitleError> => {
-  const ls = lines(text)
+const parseCues = (
+  ls: ReadonlyArray<string>,
+  from: number,
+  uri: string,
+  skip: (line: string) => boolean = () => false
+): Either.Either<ReadonlyArray<Cue>, SubtitleError> => {
   const cues: Array<Cue> = []
-  let i = 0
+  let i = from
   while (i < ls.length) {
     while (i < ls.length && ls[i]!.trim() === "") i++
     if (i >= ls.length) break
-    let id: string | undefined
-    if (!ls[i]!.includes("-->")) {
-      id = ls[i]!.trim()
-      i++
-    }
-    const t = timing(ls[i] ?? "", uri, i + 1)
-    if (Either.isLeft(t)) return Either.left(t.left)
-    i++
-    const body: Array<string> = []
-    while (i < ls.length && ls[i]!.trim() !== "") body.push(ls[i++]!)
-    cues.push({
-      index: cues.length,
-      ...(id !== undefined ? { id } : {}),
-      startNs: t.right[0],
-      endNs: t.right[1],
-      text: body.join("\n")
-    })
-  }
-  return Either.right(cues)
-}
-
-/**
- * Parses WebVTT text (NOTE, STYLE and REGION blocks are skipped; cue settings are ignored).
- *
- * @since 0.1.0
- * @category parsing
- */
-export const parseVtt = (text: string, uri = "<vtt>"): Either.Either<ReadonlyArray<Cue>, SubtitleError> => {
-  const ls = lines(text)
-  if (!/^WEBVTT(?:[ \t].*)?$/.test(ls[0] ?? "")) {
-    return Either.left(new SubtitleError({ uri, line: 1, message: `${uri}:1: a WebVTT file starts with "WEBVTT"` }))
-  }
-  const cues: Array<Cue> = []
-  let i = 1
-  while (i < ls.length && ls[i]!.trim() !== "") i++ // header
-  while (i < ls.length) {
-    while (i < ls.length && ls[i]!.trim() === "") i++
-    if (i >= ls.length) break
-    if (/^(NOTE|STYLE|REGION)(\s|$)/.test(ls[i]!)) {
+    if (skip(ls[i]!)) {
       while (i < ls.length && ls[i]!.trim() !== "") i++
       continue
     }
@@ -132,6 +96,31 @@ export const parseVtt = (text: string, uri = "<vtt>"): Either.Either<ReadonlyArr
     })
   }
   return Either.right(cues)
+}
+
+/**
+ * Parses SRT text. `uri` is used in error messages.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const parseSrt = (text: string, uri = "<srt>"): Either.Either<ReadonlyArray<Cue>, SubtitleError> =>
+  parseCues(lines(text), 0, uri)
+
+/**
+ * Parses WebVTT text (NOTE, STYLE and REGION blocks are skipped; cue settings are ignored).
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const parseVtt = (text: string, uri = "<vtt>"): Either.Either<ReadonlyArray<Cue>, SubtitleError> => {
+  const ls = lines(text)
+  if (!/^WEBVTT(?:[ \t].*)?$/.test(ls[0] ?? "")) {
+    return Either.left(new SubtitleError({ uri, line: 1, message: `${uri}:1: a WebVTT file starts with "WEBVTT"` }))
+  }
+  let i = 1
+  while (i < ls.length && ls[i]!.trim() !== "") i++ // header
+  return parseCues(ls, i, uri, (line) => /^(NOTE|STYLE|REGION)(\s|$)/.test(line))
 }
 
 /**
