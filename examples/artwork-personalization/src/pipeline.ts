@@ -247,6 +247,8 @@ export const run = (options: Options) => {
       const sd = Math.sqrt(u.reduce((a, b) => a + (b - m) ** 2, 0) / u.length) || 1
       return new Map(artworkIds.map((id, k) => [id, (u[k]! - m) / sd]))
     })
+    // the chance that a member of segment `s` plays a title shown with artwork `id`
+    const playProbability = (s: number, id: string) => sigmoid(2.5 * util[s]!.get(id)! - 0.5)
     const random = rng(seed)
     const n = members * impressions
     const member = new Float32Array(n)
@@ -259,7 +261,7 @@ export const run = (options: Options) => {
         const id = artworkIds[Math.floor(random() * artworkIds.length)]!
         member[row] = segment
         item.set(normalized.get(id)!, row * DIMENSION)
-        const play = random() < sigmoid(2.5 * util[segment]!.get(id)! - 0.5) ? 1 : 0
+        const play = random() < playProbability(segment, id) ? 1 : 0
         target[row] = play
         positives += play
       }
@@ -297,7 +299,8 @@ export const run = (options: Options) => {
       size: rows,
       inputs: { member: qMember, item: qItem }
     })
-    const score = (s: number, id: string) => scores[s * artworkIds.length + artworkIds.indexOf(id)]!
+    const position = new Map(artworkIds.map((id, k) => [id, k]))
+    const score = (s: number, id: string) => scores[s * artworkIds.length + position.get(id)!]!
 
     // 4. marken: the scores as one operation, the trailers' shots as temporal annotations
     log("4/5 annotations: writing scores as one operation, shots of the trailers")
@@ -390,13 +393,17 @@ export const run = (options: Options) => {
     const correct = picks.filter((p) => p.artwork === p.best).length
     const takeRate =
       picks.reduce(
-        (a, p) => a + sigmoid(2.5 * util[SEGMENTS.findIndex((s) => s.id === p.segment)]!.get(p.artwork)! - 0.5),
+        (a, p) =>
+          a +
+          playProbability(
+            SEGMENTS.findIndex((s) => s.id === p.segment),
+            p.artwork
+          ),
         0
       ) / picks.length
     const randomTakeRate =
       SEGMENTS.reduce(
-        (acc, _, s) =>
-          acc + artworkIds.reduce((a, id) => a + sigmoid(2.5 * util[s]!.get(id)! - 0.5), 0) / artworkIds.length,
+        (acc, _, s) => acc + artworkIds.reduce((a, id) => a + playProbability(s, id), 0) / artworkIds.length,
         0
       ) / SEGMENTS.length
     log(

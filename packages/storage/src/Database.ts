@@ -161,32 +161,23 @@ export const fromKysely = (options: {
                 try: () => kysely.startTransaction().execute(),
                 catch: (cause) => StorageError.fromCause("transaction.begin", cause)
               })
-              const exit = yield* Effect.exit(restore(Effect.locally(self, current, trx)))
-              if (Exit.isSuccess(exit)) {
-                const committed = yield* Effect.exit(
-                  Effect.tryPromise({
-                    try: () => trx.commit().execute(),
-                    catch: (cause) => StorageError.fromCause("transaction.commit", cause)
-                  })
-                )
-                if (Exit.isFailure(committed)) {
-                  yield* Effect.promise(() =>
-                    trx
-                      .rollback()
-                      .execute()
-                      .catch(() => undefined)
-                  )
-                  return yield* Effect.failCause(committed.cause)
-                }
-                return exit.value
-              }
-              yield* Effect.promise(() =>
+              const rollback = Effect.promise(() =>
                 trx
                   .rollback()
                   .execute()
                   .catch(() => undefined)
               )
-              return yield* exit
+              const exit = yield* Effect.exit(restore(Effect.locally(self, current, trx)))
+              if (Exit.isFailure(exit)) {
+                yield* rollback
+                return yield* exit
+              }
+              // a failed commit is rolled back and reported
+              yield* Effect.tryPromise({
+                try: () => trx.commit().execute(),
+                catch: (cause) => StorageError.fromCause("transaction.commit", cause)
+              }).pipe(Effect.tapError(() => rollback))
+              return exit.value
             })
           )
     )

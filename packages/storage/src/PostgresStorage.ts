@@ -133,11 +133,13 @@ export const make = (
         const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(kysely)
         return rows[0]?.schema ?? undefined
       },
-      catch: (cause) => StorageError.fromCause("connect", cause)
+      catch: (cause) =>
+        new StorageError({
+          operation: "connect",
+          message: `${label}: connect failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+          cause
+        })
     }).pipe(
-      Effect.mapError(
-        (e) => new StorageError({ operation: "connect", message: `${label}: ${e.message}`, cause: e.cause })
-      ),
       Effect.timeoutFail({
         duration: connectTimeout + 1000,
         onTimeout: () =>
@@ -145,7 +147,7 @@ export const make = (
       })
     )
     const migrationSchema = yield* connect
-    const service = Database.fromKysely({
+    return Database.fromKysely({
       kysely,
       capabilities,
       label,
@@ -155,7 +157,6 @@ export const make = (
         return code === "40P01" || code === "40001" || code === "23505" || code === "42P07"
       }
     })
-    return service
   })
 
 /**
