@@ -285,6 +285,13 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
       const skip = resumed?.manifest.batch ?? 0
       const every = options.checkpoint?.every
       const parameterCount = model.parameters.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0)
+      // gradient sums and the update, allocated once and reused every step (devices copy what they are given)
+      const combined = new Map(
+        model.parameters.map((p) => [p.name, new Float64Array(p.shape.reduce((a, b) => a * b, 1))])
+      )
+      const update = new Map(
+        model.parameters.map((p) => [p.name, new Float32Array(p.shape.reduce((a, b) => a * b, 1))])
+      )
 
       const batchesPerEpoch =
         typeof options.data === "function" ? undefined : Math.ceil(options.data.size / options.batchSize)
@@ -388,8 +395,7 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
           )
           // weighted average in device order: the same sums in the same order every time
           let loss = 0
-          const combined = new Map<string, Float64Array>()
-          for (const p of model.parameters) combined.set(p.name, new Float64Array(p.shape.reduce((a, b) => a * b, 1)))
+          for (const acc of combined.values()) acc.fill(0)
           results.forEach((r, k) => {
             if (r === undefined) return
             const w = shards[k]! / batch.size
@@ -410,9 +416,9 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
           if (!Number.isFinite(loss)) {
             return yield* new NonFiniteError({ step: at, what: "loss", message: `step ${at}: the loss is ${loss}` })
           }
-          const update = new Map<string, Float32Array>()
           for (const p of model.parameters) {
-            const g = Float32Array.from(combined.get(p.name)!)
+            const g = update.get(p.name)!
+            g.set(combined.get(p.name)!)
             const i = firstNonFinite(g)
             if (i >= 0) {
               return yield* new NonFiniteError({
@@ -421,7 +427,6 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
                 message: `step ${at}: the gradient of ${p.name} holds ${g[i]} at value ${i}`
               })
             }
-            update.set(p.name, g)
           }
           // the same update on every replica
           yield* Effect.forEach(

@@ -49,7 +49,7 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
 
   const pool = new Map<number, Array<GPUBuffer>>()
   const uniforms: Array<GPUBuffer> = []
-  const pipelines = new Map<string, GPUComputePipeline>()
+  const pipelines = new Map<string, { readonly p: GPUComputePipeline; readonly layout: GPUBindGroupLayout }>()
 
   const allocate = (bytes: number): GPUBuffer => {
     const size = align(bytes)
@@ -73,14 +73,15 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
   }
   const out = (shape: ReadonlyArray<number>) => new GpuTensor(id, shape, allocate(sizeOf(shape) * 4))
 
-  const pipeline = (name: keyof typeof K): GPUComputePipeline => {
-    let p = pipelines.get(name)
-    if (!p) {
+  const pipeline = (name: keyof typeof K): { readonly p: GPUComputePipeline; readonly layout: GPUBindGroupLayout } => {
+    let entry = pipelines.get(name)
+    if (!entry) {
       const module = device.createShaderModule({ label: name, code: K[name] })
-      p = device.createComputePipeline({ label: name, layout: "auto", compute: { module, entryPoint: "main" } })
-      pipelines.set(name, p)
+      const p = device.createComputePipeline({ label: name, layout: "auto", compute: { module, entryPoint: "main" } })
+      entry = { p, layout: p.getBindGroupLayout(0) }
+      pipelines.set(name, entry)
     }
-    return p
+    return entry
   }
 
   const dispatch = (
@@ -96,9 +97,9 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
     ;(params.f ?? []).forEach((x, i) => (f[i] = x))
     const uniform = uniforms.pop() ?? device.createBuffer({ size: 64, usage: UNIFORM | COPY_DST })
     device.queue.writeBuffer(uniform, 0, data)
-    const p = pipeline(name)
+    const { p, layout } = pipeline(name)
     const bindGroup = device.createBindGroup({
-      layout: p.getBindGroupLayout(0),
+      layout,
       entries: [uniform, ...buffers].map((buffer, binding) => ({ binding, resource: { buffer } }))
     })
     const encoder = device.createCommandEncoder()
