@@ -278,19 +278,14 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
         (rows) => Effect.forEach(rows, toEntity)
       )
 
-    const nextSeq = use("catalog.sequence", async (k) => {
-      await k
+    const nextSeq = use("catalog.sequence", (k) =>
+      k
         .updateTable("jasper_sequence")
         .set((eb) => ({ value: eb("value", "+", 1) }))
         .where("name", "=", "changes")
-        .execute()
-      const r = await k
-        .selectFrom("jasper_sequence")
-        .select("value")
-        .where("name", "=", "changes")
+        .returning("value")
         .executeTakeFirstOrThrow()
-      return Number(r.value)
-    })
+    ).pipe(Effect.map((r) => Number(r.value)))
     // takes the feed's row lock first, so that positions commit in the order they are handed out
     const lockFeed = use("catalog.lock-feed", (k) =>
       k

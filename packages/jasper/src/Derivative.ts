@@ -55,6 +55,12 @@ export type ProduceError =
   | InvalidInputError
   | DerivativeError
 
+/** The error of a derivative that failed to be produced or stored. */
+const derivativeError =
+  (spec: { readonly name: string; readonly version: number }, sha256: string) =>
+  (cause: unknown): DerivativeError =>
+    new DerivativeError({ spec: spec.name, specVersion: spec.version, sha256, message: String(cause), cause })
+
 /**
  * A derivative spec. `produce` writes the derivative of a local file to `output`
  * and returns its metadata; `read` turns the stored file back into a value.
@@ -145,14 +151,7 @@ export const imageTensor = (options: {
         )
         yield* Effect.tryPromise({
           try: () => fs.promises.writeFile(output, t.data),
-          catch: (cause) =>
-            new DerivativeError({
-              spec: id.name,
-              specVersion: id.version,
-              sha256: asset.sha256,
-              message: String(cause),
-              cause
-            })
+          catch: derivativeError(id, asset.sha256)
         })
         return { width: t.width, height: t.height, channels: t.channels }
       }),
@@ -204,14 +203,7 @@ export const videoFrames = (options: {
       Effect.gen(function* () {
         const label = { uri: asset.uri, assetId: asset.id }
         const meta = asset.metadata._tag === "video" ? asset.metadata : yield* Probe.video(file, label)
-        const fail = (cause: unknown) =>
-          new DerivativeError({
-            spec: id.name,
-            specVersion: id.version,
-            sha256: asset.sha256,
-            message: String(cause),
-            cause
-          })
+        const fail = derivativeError(id, asset.sha256)
         const handle = yield* Effect.acquireRelease(
           Effect.tryPromise({ try: () => fs.promises.open(output, "w"), catch: fail }),
           (h) => Effect.promise(() => h.close().catch(() => undefined))
@@ -375,14 +367,7 @@ export const make = (options: {
           asset.sha256.slice(0, 2),
           `${asset.sha256}.${spec.extension}`
         )
-        const fail = (cause: unknown) =>
-          new DerivativeError({
-            spec: spec.name,
-            specVersion: spec.version,
-            sha256: asset.sha256,
-            message: String(cause),
-            cause
-          })
+        const fail = derivativeError(spec, asset.sha256)
         yield* Effect.tryPromise({
           try: () => fs.promises.mkdir(path.dirname(target), { recursive: true }),
           catch: fail
