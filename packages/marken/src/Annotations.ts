@@ -11,7 +11,7 @@ import type { Scope } from "effect"
 import { sql, type Expression, type SqlBool } from "kysely"
 import * as Annotation from "./Annotation.js"
 import type * as AnnotationType from "./AnnotationType.js"
-import { formatPath, jsonValue } from "./internal/codec.js"
+import { formatPath } from "./internal/codec.js"
 import { keyString, TopK, VectorIndex, type IndexKey, type IndexTuning, type Row } from "./internal/hnsw.js"
 import { uuidv7 } from "./internal/ids.js"
 import * as Sql from "./internal/query.js"
@@ -893,8 +893,8 @@ export const make = (
         ...(r.key !== null ? { key: r.key } : {}),
         ...(start !== undefined ? { time: { startNs: start, endNs: Number(r.end_ns) } } : {}),
         ...(num !== undefined ? { frameRate: { num, den: Number(r.rate_den) } } : {}),
-        ...(r.region !== null && r.region !== undefined ? { region: jsonValue(r.region) as Region.Region } : {}),
-        payload: jsonValue(r.payload),
+        ...(r.region !== null && r.region !== undefined ? { region: caps.readJson(r.region) as Region.Region } : {}),
+        payload: caps.readJson(r.payload),
         ...(r.label !== null ? { label: r.label } : {}),
         ...(r.confidence !== null && r.confidence !== undefined ? { confidence: Number(r.confidence) } : {}),
         producer: {

@@ -10,7 +10,7 @@ type StorageError = StorageErrors.StorageError
 import type { StorageError as StorageErrors } from "@org/storage"
 import { Context, Effect, Either, Layer, ParseResult, Schema } from "effect"
 import * as AnnotationType from "./AnnotationType.js"
-import { formatPath, jsonValue } from "./internal/codec.js"
+import { formatPath } from "./internal/codec.js"
 import { equalSchemas, onlyAddsOptional, validate, type JsonSchema } from "./internal/jsonSchema.js"
 import { migrations } from "./internal/migrations.js"
 import { IncompatibleType, InvalidAnnotation, UnknownType } from "./MarkenError.js"
@@ -73,8 +73,8 @@ export const make: Effect.Effect<Service, StorageError, Database.Database> = Eff
   const fromRow = (r: any): AnnotationType.Definition => ({
     name: r.name,
     version: r.version,
-    jsonSchema: jsonValue(r.json_schema) as Record<string, unknown>,
-    vectors: jsonValue(r.vectors) as Record<string, AnnotationType.VectorField>
+    jsonSchema: db.capabilities.readJson(r.json_schema) as Record<string, unknown>,
+    vectors: db.capabilities.readJson(r.vectors) as Record<string, AnnotationType.VectorField>
   })
 
   const list = (name?: string) =>

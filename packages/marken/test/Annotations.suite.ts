@@ -68,6 +68,17 @@ for (const adapter of StorageTesting.adapters()) {
       })
     )
 
+    it.effect("stores payloads of every JSON kind and reads them back unchanged (a string stays a string)", () =>
+      Effect.gen(function* () {
+        const { registry, annotations } = yield* setup
+        yield* registry.register(AnnotationType.make({ name: "note", version: "1.0", payload: Schema.Unknown }))
+        for (const payload of ["123", "abc", "", 42, true, null, [1, "2"], { a: "b" }]) {
+          const a = yield* annotations.create({ type: "note", version: "1.0", producer, entity: "title:json", payload })
+          expect((yield* annotations.get(a.id)).payload).toEqual(payload)
+        }
+      })
+    )
+
     it.effect("validates untyped payloads against the stored JSON Schema", () =>
       Effect.gen(function* () {
         const { registry } = yield* setup

@@ -56,6 +56,11 @@ export interface Capabilities {
    * {@link Capabilities.jsonText}.
    */
   readonly jsonNumber: (column: string, path: ReadonlyArray<string>) => string
+  /**
+   * A JSON column's value as read back, parsed: SQLite returns the stored text,
+   * PostgreSQL's jsonb arrives parsed already (a JSON string stays a string).
+   */
+  readonly readJson: (value: unknown) => unknown
 }
 
 /**

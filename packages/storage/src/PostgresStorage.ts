@@ -58,6 +58,7 @@ export const capabilities: Database.Capabilities = Object.freeze({
     path.length === 1
       ? `(${column} ->> ${quotePath(path[0]!)})`
       : `(${column} #>> '{${path.map((p) => `"${safeKey(p)}"`).join(",")}}')`,
+  readJson: (value) => value,
   jsonNumber: (column, path) => {
     const p = `'{${path.map((k) => `"${safeKey(k)}"`).join(",")}}'`
     return `(case when jsonb_typeof(${column} #> ${p}) = 'number' then (${column} #>> ${p})::double precision end)`

@@ -54,6 +54,7 @@ export const capabilities: Database.Capabilities = Object.freeze({
   types: Object.freeze({ binary: "blob", json: "text", bigint: "integer", double: "real" } as const),
   autoIncrementPrimaryKey: (column) => column.primaryKey().autoIncrement(),
   jsonText: (column, path) => `json_extract(${column}, '${jsonPath(path)}')`,
+  readJson: (value) => (typeof value === "string" ? JSON.parse(value) : value),
   jsonNumber: (column, path) =>
     `(case when json_type(${column}, '${jsonPath(path)}') in ('integer', 'real') then json_extract(${column}, '${jsonPath(path)}') end)`
 } satisfies Database.Capabilities)

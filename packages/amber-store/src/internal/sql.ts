@@ -68,8 +68,7 @@ export const make = (
 ): Effect.Effect<Backend, import("@org/storage").StorageError.StorageError> =>
   Effect.gen(function* () {
     yield* db.migrate("@org/amber-store", migrations)
-    const parseJson: (v: unknown) => unknown =
-      db.capabilities.types.json === "text" ? (v) => (typeof v === "string" ? JSON.parse(v) : v) : (v) => v
+    const parseJson = db.capabilities.readJson
     const templates = new Templates()
     const keysPerQuery = Math.max(1, Math.floor((options.maxParameters - 3) / 3))
     // up to a thousand rows a statement: bigger ones cost more to prepare (SQLite) than they save

@@ -1,6 +1,3 @@
-/** JSON columns: text on SQLite (a string), jsonb on PostgreSQL (already parsed). */
-export const jsonValue = (v: unknown): unknown => (typeof v === "string" ? JSON.parse(v) : v)
-
 /** `payload` + `["a", 0, "b"]` -> `payload.a.0.b`. */
 export const formatPath = (prefix: string, path: ReadonlyArray<PropertyKey>): string =>
   [prefix, ...path.map(String)].filter((s) => s.length > 0).join(".")
