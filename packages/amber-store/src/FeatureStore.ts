@@ -310,12 +310,16 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
   const known = new Map<string, FeatureSpec.Definition>()
   const inflight = new Map<string, Deferred.Deferred<unknown, unknown>>()
 
+  // specs are frozen: one that matched its stored definition once always does
+  const verified = new WeakSet<FeatureSpec.FeatureSpec<any>>()
+
   const ensure = (spec: FeatureSpec.FeatureSpec<any>): Effect.Effect<void, FeatureMismatch | StorageError> =>
     Effect.suspend(() => {
+      if (verified.has(spec)) return Effect.void
       const label = FeatureSpec.label(spec)
       const check = (stored: FeatureSpec.Definition) =>
         sameDefinition(stored, spec)
-          ? Effect.void
+          ? Effect.sync(() => void verified.add(spec))
           : Effect.fail(
               new FeatureMismatch({
                 feature: spec.name,

@@ -188,17 +188,16 @@ export const make = (
       })
     }
 
+    const release: Backend["release"] = (key, owner) =>
+      db.use(`amber.release:${key.feature}@${key.version}`, (k) =>
+        whereKey(k.deleteFrom(CLAIMS), key)
+          .where("owner", "=", owner)
+          .execute()
+          .then(() => undefined)
+      )
+
     const releaseClaims = (rows: ReadonlyArray<NewRow>, owner: string | undefined) =>
-      owner === undefined
-        ? Effect.void
-        : Effect.forEach(
-            rows,
-            (r) =>
-              db.use(`amber.release:${r.feature}@${r.version}`, (k) =>
-                whereKey(k.deleteFrom(CLAIMS), r).where("owner", "=", owner).execute()
-              ),
-            { discard: true }
-          )
+      owner === undefined ? Effect.void : Effect.forEach(rows, (r) => release(r, owner), { discard: true })
 
     const insert: Backend["insert"] = (rows, release) =>
       db.transaction(
@@ -388,14 +387,6 @@ export const make = (
           .where("owner", "=", owner)
           .executeTakeFirst()
           .then((r: any) => Number(r?.numUpdatedRows ?? 0) === 1)
-      )
-
-    const release: Backend["release"] = (key, owner) =>
-      db.use(`amber.release:${key.feature}@${key.version}`, (k) =>
-        whereKey(k.deleteFrom(CLAIMS), key)
-          .where("owner", "=", owner)
-          .execute()
-          .then(() => undefined)
       )
 
     return { register, definitions, get, insert, meta, invalidate, claim, renew, release } satisfies Backend
