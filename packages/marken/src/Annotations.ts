@@ -617,12 +617,11 @@ export const make = (
         (part) =>
           db.use("marken.annotations.delete", async (k) => {
             const seqs = await k
-              .selectFrom("marken_vectors")
-              .select(["seq", "type", "version", "field"])
+              .deleteFrom("marken_vectors")
               .where("annotation_id", "in", part)
+              .returning(["seq", "type", "version", "field"])
               .execute()
             for (const s of seqs) ch.of(vectorKeysOf(s.type, s.version, s.field)).removed.push(Number(s.seq))
-            await k.deleteFrom("marken_vectors").where("annotation_id", "in", part).execute()
             await k.deleteFrom("marken_annotations").where("id", "in", part).execute()
           }),
         { discard: true }
@@ -1205,15 +1204,7 @@ export const make = (
       knn: Query.Knn,
       matching: Set<number> | undefined
     ): Either.Either<ReadonlyArray<Query.Hit>, InvalidQuery | MarkenFailure> => {
-      if (knn.vector.length !== spec.dimension) {
-        return Either.left(
-          new InvalidQuery({
-            path: "vector",
-            message: `vector has ${knn.vector.length} components, expected ${spec.dimension}`
-          })
-        )
-      }
-      const bad = Vector.check(knn.vector, { finite: true })
+      const bad = Vector.check(knn.vector, { dimension: spec.dimension, finite: true })
       if (bad) return Either.left(new InvalidQuery({ path: "vector", message: bad.message }))
       try {
         const q = knn.vector

@@ -60,19 +60,25 @@ const digest = (s: string) => crypto.createHash("sha256").update(s).digest()
  * @category layers
  */
 export const layerAuthorization = (tokens: ReadonlyArray<Token>): Layer.Layer<Authorization> =>
-  Layer.succeed(Authorization, {
-    bearer: (presented) =>
-      Effect.suspend(() => {
-        const value = Redacted.value(presented)
-        if (value.length === 0) return Effect.fail(new Unauthorized({ message: "a bearer token is required" }))
-        const d = digest(value)
-        for (const t of tokens) {
-          if (crypto.timingSafeEqual(d, digest(Redacted.isRedacted(t.token) ? Redacted.value(t.token) : t.token))) {
-            return Effect.succeed({ name: t.name ?? "token", scopes: new Set(t.scopes) })
+  Layer.sync(Authorization, () => {
+    // digests and callers once, not on every request
+    const known = tokens.map((t) => ({
+      digest: digest(Redacted.isRedacted(t.token) ? Redacted.value(t.token) : t.token),
+      name: t.name ?? "token",
+      scopes: t.scopes
+    }))
+    return {
+      bearer: (presented) =>
+        Effect.suspend(() => {
+          const value = Redacted.value(presented)
+          if (value.length === 0) return Effect.fail(new Unauthorized({ message: "a bearer token is required" }))
+          const d = digest(value)
+          for (const t of known) {
+            if (crypto.timingSafeEqual(d, t.digest)) return Effect.succeed({ name: t.name, scopes: new Set(t.scopes) })
           }
-        }
-        return Effect.fail(new Unauthorized({ message: "the bearer token is not valid" }))
-      })
+          return Effect.fail(new Unauthorized({ message: "the bearer token is not valid" }))
+        })
+    }
   })
 
 const requireScope = (scope: Scope) =>
