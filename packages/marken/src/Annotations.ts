@@ -300,7 +300,8 @@ export const make = (
         message: `${operation} failed: ${cause instanceof Error ? cause.message : String(cause)}`
       })
 
-    const readRows = (key: IndexKey, afterSeq?: number) =>
+    /** Stored vectors of a field after `afterSeq`, decoding only those `skip` does not reject. */
+    const readRows = (key: IndexKey, afterSeq?: number, skip?: (seq: number) => boolean) =>
       db
         .use("marken.index.read", (k) => {
           let q = k
@@ -314,7 +315,7 @@ export const make = (
         })
         .pipe(
           Effect.map((rows) =>
-            rows.map(
+            (skip ? rows.filter((r) => !skip(Number(r.seq))) : rows).map(
               (r): Row => ({
                 seq: Number(r.seq),
                 id: r.annotation_id,
@@ -380,7 +381,8 @@ export const make = (
         if (!force && now - entry.lastSync < syncInterval) return
         entry.lastSync = now
         yield* loadCurrent
-        const fresh = yield* readRows(idx.key, Math.max(0, idx.maxSeq - 1000))
+        // rows the index holds already are not decoded (re-checked under the lock below)
+        const fresh = yield* readRows(idx.key, Math.max(0, idx.maxSeq - 1000), (seq) => idx.labels.has(seq))
         const total = yield* db.use("marken.index.count", (k) =>
           k
             .selectFrom("marken_vectors")
@@ -412,7 +414,7 @@ export const make = (
               const live = new Set(all.map((r) => Number(r.seq)))
               for (const label of [...idx.labels.keys()]) if (!live.has(label)) idx.remove(label)
               if (live.size > idx.size) {
-                const missing = yield* readRows(idx.key, 0)
+                const missing = yield* readRows(idx.key, 0, (seq) => idx.labels.has(seq))
                 for (const r of missing) if (!idx.labels.has(r.seq)) idx.add(r)
               }
             }
