@@ -88,12 +88,29 @@ const lossOf = (b: Backend, model: Model, output: Tensor, target: Tensor) => {
   }
 }
 
-const upload = (b: Backend, stack: Stack, batch: Batch, temps: Array<Tensor>) => {
+const upload = (b: Backend, stack: Stack, batch: Omit<Batch, "target">, temps: Array<Tensor>) => {
   const data = batch.inputs[stack.input]!
   const t = b.upload([batch.size, stack.inputWidth], data)
   temps.push(t)
   const ids = stack.layers[0]!.layer._tag === "Embedding" ? Int32Array.from(data) : undefined
   return { t, ids }
+}
+
+/**
+ * The forward pass of every tower; `output` is the model's output (the row dot of
+ * the towers for a two-tower model, not added to `temps`).
+ */
+const forwardModel = (
+  b: Backend,
+  model: Model,
+  params: ReadonlyMap<string, Tensor>,
+  batch: Omit<Batch, "target">,
+  temps: Array<Tensor>
+) => {
+  const inputs = model.stacks.map((stack) => upload(b, stack, batch, temps))
+  const towers = model.stacks.map((stack, k) => forwardStack(b, stack, params, inputs[k]!.t, inputs[k]!.ids, temps))
+  const output = model._tag === "Sequential" ? towers[0]!.output : b.rowDot(towers[0]!.output, towers[1]!.output)
+  return { towers, output }
 }
 
 /**
@@ -110,23 +127,17 @@ export const forwardBackward = (
   const grads = new Map<string, Grad>()
   const target = b.upload([batch.size, model.targetWidth], batch.target)
   temps.push(target)
+  const { towers, output } = forwardModel(b, model, params, batch, temps)
   if (model._tag === "Sequential") {
-    const stack = model.stacks[0]!
-    const input = upload(b, stack, batch, temps)
-    const { caches, output } = forwardStack(b, stack, params, input.t, input.ids, temps)
     const { grad, loss } = lossOf(b, model, output, target)
     temps.push(grad)
-    backwardStack(b, stack, params, caches, grad, temps, grads)
+    backwardStack(b, model.stacks[0]!, params, towers[0]!.caches, grad, temps, grads)
     return { loss, grads }
   }
   const [memberStack, itemStack] = model.stacks as readonly [Stack, Stack]
-  const m = upload(b, memberStack, batch, temps)
-  const it = upload(b, itemStack, batch, temps)
-  const member = forwardStack(b, memberStack, params, m.t, m.ids, temps)
-  const item = forwardStack(b, itemStack, params, it.t, it.ids, temps)
-  const score = b.rowDot(member.output, item.output)
-  temps.push(score)
-  const { grad, loss } = lossOf(b, model, score, target)
+  const [member, item] = towers as [(typeof towers)[number], (typeof towers)[number]]
+  temps.push(output)
+  const { grad, loss } = lossOf(b, model, output, target)
   temps.push(grad)
   const dMember = b.scaleRows(item.output, grad)
   const dItem = b.scaleRows(member.output, grad)
@@ -143,17 +154,4 @@ export const forward = (
   params: ReadonlyMap<string, Tensor>,
   batch: Omit<Batch, "target">,
   temps: Array<Tensor>
-): Tensor => {
-  const full = { ...batch, target: new Float32Array(0) }
-  if (model._tag === "Sequential") {
-    const stack = model.stacks[0]!
-    const input = upload(b, stack, full, temps)
-    return forwardStack(b, stack, params, input.t, input.ids, temps).output
-  }
-  const [memberStack, itemStack] = model.stacks as readonly [Stack, Stack]
-  const m = upload(b, memberStack, full, temps)
-  const it = upload(b, itemStack, full, temps)
-  const member = forwardStack(b, memberStack, params, m.t, m.ids, temps)
-  const item = forwardStack(b, itemStack, params, it.t, it.ids, temps)
-  return b.rowDot(member.output, item.output)
-}
+): Tensor => forwardModel(b, model, params, batch, temps).output
