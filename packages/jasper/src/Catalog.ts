@@ -25,6 +25,7 @@ import {
   type SubtitleError,
   UnsupportedMediaError
 } from "./JasperError.js"
+import * as Image from "./Image.js"
 import * as Media from "./Media.js"
 import * as Probe from "./Probe.js"
 import * as Reader from "./Reader.js"
@@ -278,6 +279,10 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
         (rows) => Effect.forEach(rows, toEntity)
       )
 
+    const withinPixelLimit = (asset: Media.Asset) =>
+      asset.metadata._tag !== "image" ||
+      asset.metadata.width * asset.metadata.height <= (options.pixelLimit ?? Image.DEFAULT_PIXEL_LIMIT)
+
     const nextSeq = use("catalog.sequence", (k) =>
       k
         .updateTable("jasper_sequence")
@@ -348,6 +353,13 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
             })
           }
           const local = yield* reader.localize(uri)
+          const id = assetId(reg.entityId, reg.role, local.sha256)
+          // the same bytes under this entity and role were probed when first registered:
+          // return that asset without probing again (unless this catalog's pixel limit refuses it)
+          const known = yield* findAsset((q) => q.where("id", "=", id), "catalog.register.known")
+          if (Option.isSome(known) && known.value.mediaType === mediaType && withinPixelLimit(known.value)) {
+            return known.value
+          }
           const metadata = yield* Probe.probe(
             local.path,
             mediaType,
@@ -357,7 +369,6 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
               language: reg.language
             }
           )
-          const id = assetId(reg.entityId, reg.role, local.sha256)
           return yield* db.transaction(
             Effect.gen(function* () {
               yield* lockFeed
