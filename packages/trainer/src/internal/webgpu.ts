@@ -24,11 +24,20 @@ class GpuTensor implements Tensor {
   }
 }
 
+/**
+ * The GPU instances (from `create`) of every open device. Dawn tears a device down when its instance is collected,
+ * so each device's instance is held here, in a module-level registry that no bundler can drop as dead code, from
+ * the device's creation until its `destroy`. (A local `let` read only by `void` was removed by tree shaking, and the
+ * packed trainer crashed with SIGABRT or SIGSEGV once the collector ran.)
+ */
+const liveInstances = new Set<{ readonly instance: GPU }>()
+
 const align = (bytes: number) => Math.max(256, Math.ceil(bytes / 256) * 256)
 
 /** A backend on one WebGPU device. `onDestroy` releases what the device was created from. */
 export const makeWebGpu = (id: string, device: GPUDevice, description: string, instance: GPU): Backend => {
-  let keepAlive: GPU | undefined = instance
+  const hold = { instance }
+  liveInstances.add(hold)
   let lost: string | undefined
   let asyncError: string | undefined
   void device.lost.then((info) => {
@@ -192,7 +201,6 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
     lost: () => lost,
     upload: (shape, data) => {
       alive("upload")
-      void keepAlive
       require(data.length === sizeOf(shape), id, "upload", () => `${data.length} values for ${shapeText(shape)}`)
       return new GpuTensor(id, shape, uploadRaw(data))
     },
@@ -392,7 +400,7 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
       for (const list of pool.values()) for (const b of list) b.destroy()
       pool.clear()
       device.destroy()
-      keepAlive = undefined
+      liveInstances.delete(hold)
     }
   }
 }
