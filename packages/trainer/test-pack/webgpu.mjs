@@ -13,7 +13,7 @@ const gc = vm.runInNewContext("gc")
 // The WebGPU losses may differ from the CPU losses by at most this much, relative to the CPU loss (float32 kernels in
 // a different summation order, a few steps of Adam).
 const bound = 1e-3
-const backend = process.env.ORG_TRAINER_WEBGPU_BACKEND ?? "opengles"
+const backend = process.env.ORG_TRAINER_WEBGPU_BACKEND ?? "auto"
 
 const size = 96
 const inputs = 6
