@@ -2,13 +2,8 @@
 // ORG_TEST_PG_URL) in a fresh schema that is dropped afterwards: concurrent calls compute once, a second store on
 // the same database reads the value without computing, and an embedding round-trips as float32 bytes.
 // Without ORG_TEST_PG_URL the PostgreSQL part is skipped with a message, except under CI where that is a failure.
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 import { Effect, Option, Schema } from "effect"
-import { Database } from "@org/storage"
-import { SqliteStorage } from "@org/storage/sqlite"
-import { PostgresStorage } from "@org/storage/pg"
+import { StorageTesting } from "@org/storage/testing"
 import { FeatureSpec, FeatureStore, Fingerprint } from "@org/amber-store"
 
 const Brightness = FeatureSpec.make({
@@ -52,23 +47,15 @@ const check = (storage) =>
     return `${storage}: 4 concurrent getOrCompute -> 1 computation; a second store hit it; embedding round trip`
   })
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pack-amber-"))
-const sqlite = SqliteStorage.layer({ filename: path.join(dir, "features.db") })
-console.log(`amber-store ${await Effect.runPromise(check("SQLite file").pipe(Effect.provide(sqlite)))}`)
-fs.rmSync(dir, { recursive: true, force: true })
-
 const url = process.env.ORG_TEST_PG_URL
 if (!url) {
   if (process.env.CI) throw new Error("ORG_TEST_PG_URL is not set under CI: the PostgreSQL part must run")
   console.log("SKIPPED amber-store on PostgreSQL: ORG_TEST_PG_URL is not set")
-} else {
-  const schema = `pack_amber_${process.pid}_${Date.now().toString(36)}`
-  const dropSchema = Effect.flatMap(Database.Database, (db) =>
-    db.use("drop-schema", (k) => k.schema.dropSchema(schema).ifExists().cascade().execute())
-  ).pipe(Effect.provide(PostgresStorage.layer({ url })))
-  const pg = PostgresStorage.layer({ url, schema })
-  const result = await Effect.runPromise(
-    check(`PostgreSQL (schema ${schema}, dropped)`).pipe(Effect.provide(pg), Effect.ensuring(Effect.orDie(dropSchema)))
-  )
-  console.log(`amber-store ${result}`)
+}
+// a temporary SQLite file, and PostgreSQL in a fresh schema dropped at the end (both from @org/storage/testing)
+for (const [name, layer] of [
+  ["SQLite file", StorageTesting.sqliteFile],
+  ...(url ? [["PostgreSQL (fresh schema, dropped)", StorageTesting.pgFresh(url)]] : [])
+]) {
+  console.log(`amber-store ${await Effect.runPromise(check(name).pipe(Effect.provide(layer)))}`)
 }

@@ -1,13 +1,9 @@
 // Migrations, a transaction and a vector round trip through the installed @org/storage, on a SQLite file
 // (better-sqlite3) and on PostgreSQL (pg, ORG_TEST_PG_URL) in a fresh schema that is dropped afterwards.
 // Without ORG_TEST_PG_URL the PostgreSQL part is skipped with a message, except under CI where that is a failure.
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 import { Effect } from "effect"
 import { Database, Vector } from "@org/storage"
-import { SqliteStorage } from "@org/storage/sqlite"
-import { PostgresStorage } from "@org/storage/pg"
+import { StorageTesting } from "@org/storage/testing"
 
 const program = Effect.gen(function* () {
   const db = yield* Database.Database
@@ -41,23 +37,15 @@ const program = Effect.gen(function* () {
   return `migrated, rolled back a failed transaction, vector ${back.join(",")}`
 })
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pack-storage-"))
-console.log(
-  `storage on SQLite file: ${await Effect.runPromise(program.pipe(Effect.provide(SqliteStorage.layer({ filename: path.join(dir, "t.db") }))))}`
-)
-fs.rmSync(dir, { recursive: true, force: true })
-
 const url = process.env.ORG_TEST_PG_URL
 if (!url) {
   if (process.env.CI) throw new Error("ORG_TEST_PG_URL is not set under CI: the PostgreSQL part must run")
   console.log("SKIPPED storage on PostgreSQL: ORG_TEST_PG_URL is not set")
-} else {
-  const schema = `pack_storage_${process.pid}_${Date.now().toString(36)}`
-  const dropSchema = Effect.flatMap(Database.Database, (db) =>
-    db.use("drop-schema", (k) => k.schema.dropSchema(schema).ifExists().cascade().execute())
-  ).pipe(Effect.provide(PostgresStorage.layer({ url })))
-  const result = await Effect.runPromise(
-    program.pipe(Effect.provide(PostgresStorage.layer({ url, schema })), Effect.ensuring(Effect.orDie(dropSchema)))
-  )
-  console.log(`storage on PostgreSQL (schema ${schema}, dropped): ${result}`)
+}
+// a temporary SQLite file, and PostgreSQL in a fresh schema dropped at the end (both from @org/storage/testing)
+for (const [name, layer] of [
+  ["SQLite file", StorageTesting.sqliteFile],
+  ...(url ? [["PostgreSQL (fresh schema, dropped)", StorageTesting.pgFresh(url)]] : [])
+]) {
+  console.log(`storage on ${name}: ${await Effect.runPromise(program.pipe(Effect.provide(layer)))}`)
 }
