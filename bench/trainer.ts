@@ -83,8 +83,7 @@ const trainRate = (devices: ReadonlyArray<Backend.Backend>, rowsCount: number, e
         batchSize: BATCH,
         epochs,
         optimizer: Optimizer.sgd({ learningRate: 0.01 }),
-        seed: 1,
-        progress: false
+        seed: 1
       })
     )
     const steps = [...events].filter((e) => e._tag === "Step")

@@ -117,6 +117,66 @@ for (const adapter of adapters) {
       })
     )
 
+    it.scoped("each device trains on exactly its contiguous shard of every batch, uneven sizes included", () =>
+      Effect.gen(function* () {
+        const model = yield* mlp
+        const data = yield* classification
+        // batches of 7, 10, 1, 5 and 2 distinct rows: shards 3/2/2, 4/3/3, 1/0/0, 2/2/1, 1/1/0 on 3 devices
+        const sizes = [7, 10, 1, 5, 2]
+        const batches = sizes.map((size, b) =>
+          Dataset.gather(
+            data,
+            Array.from({ length: size }, (_, i) => (b * 17 + i * 5) % data.size)
+          )
+        )
+        // the rows [start, end) of a batch, copied row by row (independent of the trainer's slicing)
+        const rowsOf = (batch: Dataset.Batch, start: number, end: number): Dataset.Batch => {
+          const copy = (values: Float32Array) => {
+            const width = values.length / batch.size
+            const out = new Float32Array((end - start) * width)
+            for (let r = start; r < end; r++)
+              for (let c = 0; c < width; c++) out[(r - start) * width + c] = values[r * width + c]!
+            return out
+          }
+          return { size: end - start, inputs: { x: copy(batch.inputs.x!) }, target: copy(batch.target) }
+        }
+        for (const count of [2, 3]) {
+          const devices = yield* adapter.devices(count)
+          const events = yield* Stream.runCollect(
+            Trainer.stream({
+              model,
+              data: () => Stream.fromIterable(batches),
+              devices,
+              batchSize: 10,
+              epochs: 1,
+              optimizer: Optimizer.sgd({ learningRate: 0.1 }),
+              seed: 2
+            })
+          )
+          const steps = [...events].filter((e) => e._tag === "Step")
+          expect(steps).toHaveLength(batches.length)
+          steps.forEach((event, b) => {
+            const batch = batches[b]!
+            let start = 0
+            const expected = devices.map((device, k) => {
+              const rows = Math.floor(batch.size / count) + (k < batch.size % count ? 1 : 0)
+              const shard = rowsOf(batch, start, start + rows)
+              start += rows
+              return { device: device.id, rows, checksum: Dataset.checksum(shard) }
+            })
+            expect(start).toBe(batch.size)
+            expect(
+              event.devices.map(({ device, rows, checksum }) => ({ device, rows, checksum })),
+              `step ${event.step}: ${count} devices on a batch of ${batch.size}`
+            ).toEqual(expected)
+            // the step's loss is the row-weighted mean of the devices' losses over their own rows
+            const weighted = event.devices.reduce((s, d) => s + (d.rows / batch.size) * d.loss, 0)
+            expect(Math.abs(event.loss - weighted)).toBeLessThan(1e-6)
+          })
+        }
+      })
+    )
+
     it.scoped("a two-tower ranker with a sparse embedding gradient: 2 devices match 1 (SGD, momentum, decay)", () =>
       Effect.gen(function* () {
         const model = yield* ranker

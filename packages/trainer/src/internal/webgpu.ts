@@ -215,7 +215,9 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
     write: (x0, data) => {
       const x = t(x0, "write")
       require(data.length === x.size, id, "write", () => `${data.length} values for ${shapeText(x.shape)}`)
-      if (data.byteLength > 0) device.queue.writeBuffer(x.buffer!, 0, data.buffer, data.byteOffset, data.byteLength)
+      // Dawn takes no SharedArrayBuffer (the trainer's averaged gradients live in one)
+      const own = data.buffer instanceof SharedArrayBuffer ? data.slice() : data
+      if (own.byteLength > 0) device.queue.writeBuffer(x.buffer!, 0, own.buffer, own.byteOffset, own.byteLength)
     },
     read: async (x) => (await readMany([x]))[0]!,
     readMany,
