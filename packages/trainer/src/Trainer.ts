@@ -18,7 +18,7 @@ import * as Shard from "./internal/shard.js"
 import { makeStep } from "./internal/step.js"
 import type { Model, Parameters } from "./Model.js"
 import * as ModelModule from "./Model.js"
-import * as Optimizer from "./Optimizer.js"
+import type * as Optimizer from "./Optimizer.js"
 import * as Random from "./Random.js"
 import { type BackendError, type DeviceLostError, TrainerConfigError, type TrainerError } from "./TrainerError.js"
 
