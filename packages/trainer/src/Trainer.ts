@@ -84,13 +84,15 @@ export type Event =
       readonly shards: ReadonlyArray<number>
       /**
        * What each device computed on, as the device reported it: its rows, the digest of their values
-       * (`Dataset.checksum`) and its mean loss over them.
+       * (`Dataset.checksum`), its mean loss over them, and the thread it ran on (`worker_threads.threadId`; 0 is
+       * the main thread, threaded CPU devices have one each).
        */
       readonly devices: ReadonlyArray<{
         readonly device: string
         readonly rows: number
         readonly checksum: number
         readonly loss: number
+        readonly thread: number
       }>
       readonly loss: number
       readonly samplesPerSecond: number

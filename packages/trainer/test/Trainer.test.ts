@@ -88,6 +88,16 @@ for (const adapter of adapters) {
         for (const s of steps) {
           expect(s.replicaDifference).toBe(0)
           expect(s.samplesPerSecond).toBeGreaterThan(0)
+          expect(s.syncMilliseconds).toBeGreaterThanOrEqual(0)
+          expect(s.syncMilliseconds).toBeLessThanOrEqual(s.milliseconds)
+        }
+        // CPU devices run in worker threads of their own; WebGPU devices are driven from this thread
+        const threads = new Set(steps.flatMap((s) => s.devices.map((d) => d.thread)))
+        if (adapter.name === "cpu") {
+          expect(threads.size).toBe(2)
+          expect(threads.has(0)).toBe(false)
+        } else {
+          expect([...threads]).toEqual([0])
         }
         const two = [...events].find((e) => e._tag === "Completed")!
         const err = maxRelative(two.parameters, one.parameters)

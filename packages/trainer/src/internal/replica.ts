@@ -1,3 +1,4 @@
+import { threadId } from "node:worker_threads"
 import type { Backend, Tensor } from "../Backend.js"
 import type { Batch } from "../Dataset.js"
 import type { Model } from "../Model.js"
@@ -22,6 +23,8 @@ export interface ShardResult {
   readonly grads: ReadonlyArray<HostGrad>
   /** Time the device's thread spent on the shard, not counting the wait for the device's results. */
   readonly busyMilliseconds: number
+  /** The thread that ran the shard (`worker_threads.threadId`: 0 is the main thread). */
+  readonly thread: number
 }
 
 /** What a replica starts from. Every field can cross to a worker thread. */
@@ -78,7 +81,7 @@ export const localReplica = (device: Backend, init: ReplicaInit): Replica => {
       const t0 = performance.now()
       const rows = shard.size
       const digest = checksum(shard)
-      if (rows === 0) return { rows, checksum: digest, loss: 0, grads: [], busyMilliseconds: 0 }
+      if (rows === 0) return { rows, checksum: digest, loss: 0, grads: [], busyMilliseconds: 0, thread: threadId }
       const temps: Array<Tensor> = []
       try {
         const result = forwardBackward(device, model, byName, shard, temps)
@@ -95,7 +98,8 @@ export const localReplica = (device: Backend, init: ReplicaInit): Replica => {
           grads: ordered.map((g, i) =>
             g._tag === "Dense" ? { values: values[i]! } : { indices: g.value.indices, values: values[i]! }
           ),
-          busyMilliseconds: t1 - t0
+          busyMilliseconds: t1 - t0,
+          thread: threadId
         }
       } finally {
         for (const t of temps) device.dispose(t)

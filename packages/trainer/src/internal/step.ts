@@ -148,7 +148,8 @@ export const makeStep = (ctx: StepContext) => {
           device: replicas[k]!.device.id,
           rows: r.rows,
           checksum: r.checksum,
-          loss: r.loss
+          loss: r.loss,
+          thread: r.thread
         })),
         loss,
         samplesPerSecond: batch.size / (milliseconds / 1000),

@@ -4,6 +4,7 @@
  * SharedArrayBuffers every worker reads. Idle workers wait in a small pool (without keeping the process alive) for
  * the next run.
  */
+import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -61,7 +62,7 @@ const workerEntry = (): Promise<URL> =>
     const ext = path.extname(new URL(here).pathname)
     if (ext !== ".ts") return new URL(`./worker${ext}`, here)
     const esbuild = await import("esbuild")
-    const outfile = path.join(os.tmpdir(), `org-trainer-worker-${process.pid}-${Date.now()}.mjs`)
+    const outfile = path.join(os.tmpdir(), `org-trainer-worker-${process.pid}-${randomUUID()}.mjs`)
     await esbuild.build({
       entryPoints: [fileURLToPath(new URL("./worker.ts", here))],
       bundle: true,
