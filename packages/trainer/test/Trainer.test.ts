@@ -3,7 +3,7 @@ import { Effect, Either, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { type Backend, Cpu, Dataset, Model, Optimizer, Random, Trainer, WebGpu } from "@org/trainer"
+import { type Backend, Cpu, Dataset, Model, Optimizer, Progress, Random, Trainer, WebGpu } from "@org/trainer"
 import { relativeError, webgpuOptions, webgpuSkip } from "./support.js"
 
 interface Adapter {
@@ -412,6 +412,29 @@ describe("Trainer checks", () => {
       expect(
         yield* Effect.flip(Trainer.fit({ ...base, devices, optimizer: Optimizer.sgd({ learningRate: -1 }) }))
       ).toMatchObject({ option: "optimizer" })
+    })
+  )
+
+  it.effect("Progress.render writes a line per epoch (and every n-th step) and passes the events on", () =>
+    Effect.gen(function* () {
+      const lines: Array<string> = []
+      const result = yield* Trainer.stream({
+        model: yield* mlp,
+        data: yield* classification,
+        devices: yield* Cpu.makeMany(1, { threads: false }),
+        batchSize: 32,
+        epochs: 2,
+        optimizer: Optimizer.sgd({ learningRate: 0.1 }),
+        seed: 1
+      }).pipe(Progress.render({ write: (line) => lines.push(line), steps: 2 }), Trainer.collect)
+      expect(result.steps).toBe(6)
+      expect(lines[0]).toMatch(/^training \d+ parameters on cpu:0$/)
+      expect(lines.filter((l) => l.startsWith("step "))).toHaveLength(3)
+      expect(lines.filter((l) => l.startsWith("epoch "))).toEqual([
+        expect.stringMatching(/^epoch 0: loss \d\.\d{4} over 3 steps, \d+ samples\/s$/),
+        expect.stringMatching(/^epoch 1: loss /)
+      ])
+      expect(lines.at(-1)).toBe("completed at step 6")
     })
   )
 
