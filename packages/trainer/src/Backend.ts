@@ -102,6 +102,8 @@ export interface Backend {
   readonly id: string
   /** What the device is (adapter, driver, backend). */
   readonly description: string
+  /** The physical adapter a WebGPU device runs on, by the name Dawn lists it under. */
+  readonly adapter?: string
   /** Why the device was lost, when it was. */
   readonly lost: () => string | undefined
 

@@ -46,7 +46,13 @@ interface UniformChunk {
 }
 
 /** A backend on one WebGPU device. `onDestroy` releases what the device was created from. */
-export const makeWebGpu = (id: string, device: GPUDevice, description: string, instance: GPU): Backend => {
+export const makeWebGpu = (
+  id: string,
+  device: GPUDevice,
+  description: string,
+  instance: GPU,
+  adapter: string
+): Backend => {
   const hold = { instance }
   liveInstances.add(hold)
   let lost: string | undefined
@@ -256,6 +262,7 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
     kind: "webgpu",
     id,
     description,
+    adapter,
     lost: () => lost,
     upload: (shape, data) => {
       alive("upload")
