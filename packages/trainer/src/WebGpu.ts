@@ -59,7 +59,18 @@ export interface AdapterInfo {
   readonly architecture: string
   readonly device: string
   readonly description: string
+  /** The compute limits the adapter reports (the most a device on it can be asked for). */
+  readonly limits: Readonly<Record<(typeof computeLimits)[number], number>>
 }
+
+const computeLimits = [
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupsPerDimension",
+  "maxComputeWorkgroupStorageSize",
+  "maxStorageBufferBindingSize",
+  "maxBufferSize"
+] as const
 
 /**
  * The result of looking for an adapter: the first backend that gave one, and
@@ -109,7 +120,8 @@ const describe = (
     vendor: info?.vendor ?? "",
     architecture: info?.architecture ?? "",
     device: info?.device ?? "",
-    description: info?.description ?? ""
+    description: info?.description ?? "",
+    limits: Object.fromEntries(computeLimits.map((k) => [k, Number(adapter.limits[k])])) as AdapterInfo["limits"]
   }
 }
 
