@@ -34,7 +34,14 @@ const parseSizes = (text: string) =>
   })
 const extraSizes = arg("sizes") ?? process.env.TRAINER_BENCH_SIZES
 const sizes = [...parseSizes("512,1024"), ...(extraSizes ? parseSizes(extraSizes) : [])]
-const bigSize = extraSizes ? Math.max(...parseSizes(extraSizes).map(([m]) => m)) : 0
+// the busy-GPU MLP's width: `--mlp-size N`, else the largest `--sizes` from 2048 up (none by default)
+const bigSize = arg("mlp-size")
+  ? Number(arg("mlp-size"))
+  : extraSizes
+    ? Math.max(...parseSizes(extraSizes).map(([m]) => m))
+    : 0
+// `--only big` runs only that part (to check it quickly)
+const only = arg("only")
 const peak = arg("peak-gflops") ? Number(arg("peak-gflops")) : undefined
 const adapterBackend = (arg("backend") ?? "auto") as WebGpu.AdapterBackend
 const CPU_MATMUL_LIMIT = 2 * 1024 ** 3 // flops: larger sizes take too long in plain TypeScript
@@ -183,7 +190,7 @@ const main = Effect.gen(function* () {
 
   // 1. matmul GFLOP/s
   const gpu = adapter ? (yield* webgpu(1)).devices[0]! : undefined
-  for (const [m, k, n] of sizes) {
+  for (const [m, k, n] of only === "big" ? [] : sizes) {
     const flops = 2 * m * k * n
     const repeat = flops > 1e10 ? 5 : 3
     const cpuGflops = flops <= CPU_MATMUL_LIMIT ? yield* Effect.promise(() => matmulGflops(cpu, m, k, n, repeat)) : null
@@ -224,11 +231,11 @@ const main = Effect.gen(function* () {
     }
   }
   const cpuResults = []
-  for (const count of [1, 2, 4]) {
+  for (const count of only === "big" ? [] : [1, 2, 4]) {
     cpuResults.push({ count, r: yield* trainRate(yield* Cpu.makeMany(count), SMALL, STEPS) })
   }
-  scaling("CPU backend", cpuResults, "one worker thread per device")
-  if (adapter) {
+  if (only !== "big") scaling("CPU backend", cpuResults, "one worker thread per device")
+  if (adapter && only !== "big") {
     const gpuResults = []
     let placement = ""
     for (const count of [1, 2, 4]) {
@@ -240,42 +247,50 @@ const main = Effect.gen(function* () {
   }
 
   // 3. CPU backend MLP step against tfjs (pure JS CPU backend)
-  const cpuOne = yield* trainRate([Cpu.unsafeMake()], SMALL, STEPS)
-  const tfMs = yield* Effect.promise(() => tfjsStepMs(15))
-  rows.push(
-    row(
-      "MLP step CPU backend vs tfjs cpu",
-      cpuOne.stepMs,
-      "ms",
-      tfMs,
-      `${shapeNote}; ours: full Trainer step on 1 CPU device on the main thread`
+  if (only !== "big") {
+    const cpuOne = yield* trainRate([Cpu.unsafeMake()], SMALL, STEPS)
+    const tfMs = yield* Effect.promise(() => tfjsStepMs(15))
+    rows.push(
+      row(
+        "MLP step CPU backend vs tfjs cpu",
+        cpuOne.stepMs,
+        "ms",
+        tfMs,
+        `${shapeNote}; ours: full Trainer step on 1 CPU device on the main thread`
+      )
     )
-  )
-  if (gpu) {
-    const gpuOne = yield* trainRate([gpu], SMALL, STEPS)
-    rows.push(row("MLP step WebGPU (1 device) vs tfjs cpu", gpuOne.stepMs, "ms", tfMs, `${gpuName}`))
+    if (gpu) {
+      const gpuOne = yield* trainRate([gpu], SMALL, STEPS)
+      rows.push(row("MLP step WebGPU (1 device) vs tfjs cpu", gpuOne.stepMs, "ms", tfMs, `${gpuName}`))
+    }
   }
 
   // 4. the data-parallel MLP at a size where a real GPU is busy (only with --sizes N, N >= 2048, and an adapter)
-  if (bigSize >= 2048 && adapter) {
-    const big: Shape = { inputs: 1024, hidden: bigSize, classes: 1000, batch: bigSize }
+  if ((bigSize >= 2048 || arg("mlp-size")) && adapter) {
+    const big: Shape = {
+      inputs: Math.min(1024, bigSize),
+      hidden: bigSize,
+      classes: Math.min(1000, bigSize),
+      batch: bigSize
+    }
     const flopsPerSample = 6 * (big.inputs * big.hidden + big.hidden * big.hidden + big.hidden * big.classes)
     const results = []
-    let placement = ""
+    const placements: Array<string> = []
     for (const count of [1, 2]) {
       const opened = yield* webgpu(count)
-      placement = opened.discovery.message
+      placements.push(opened.discovery.message)
       results.push(yield* trainRate(opened.devices, big, 8))
     }
     const [one, two] = results as [(typeof results)[number], (typeof results)[number]]
-    const note = `batch ${big.batch}, ${big.inputs}-${big.hidden}-${big.hidden}-${big.classes}; ${placement}`
+    const note = (k: number) =>
+      `batch ${big.batch}, ${big.inputs}-${big.hidden}-${big.hidden}-${big.classes}; ${placements[k]}; ${load()}`
     rows.push(
       row(
         `MLP ${bigSize} train WebGPU, 1 device`,
         one.samplesPerSecond,
         "samples/s",
         null,
-        `${note}; ${((one.samplesPerSecond * flopsPerSample) / 1e9).toFixed(0)} GFLOP/s; sync ${(100 * one.syncShare).toFixed(1)}%`
+        `${note(0)}; ${((one.samplesPerSecond * flopsPerSample) / 1e9).toFixed(1)} GFLOP/s; sync ${(100 * one.syncShare).toFixed(1)}%`
       )
     )
     rows.push(
@@ -284,7 +299,7 @@ const main = Effect.gen(function* () {
         two.samplesPerSecond,
         "samples/s",
         one.samplesPerSecond,
-        `${note}; sync ${(100 * two.syncShare).toFixed(1)}%`
+        `${note(1)}; sync ${(100 * two.syncShare).toFixed(1)}%`
       )
     )
     rows.push(
