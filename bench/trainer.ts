@@ -234,11 +234,7 @@ const main = Effect.gen(function* () {
   const STEPS = 20
   const REPEAT = 3
   const shapeNote = `batch ${SMALL.batch}, ${SMALL.inputs}-${SMALL.hidden}-${SMALL.hidden}-${SMALL.classes}, SGD`
-  const scaling = (
-    name: string,
-    results: ReadonlyArray<{ count: number; r: Rate }>,
-    where: string
-  ) => {
+  const scaling = (name: string, results: ReadonlyArray<{ count: number; r: Rate }>, where: string) => {
     const one = results[0]!.r
     for (const { count, r } of results) {
       rows.push(

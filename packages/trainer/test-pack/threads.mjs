@@ -1,51 +1,6 @@
-// The published trainer runs CPU devices in worker threads (dist/worker.js beside the ESM build): 2 threaded devices
-// train to the parameters of 1 within 1e-6, each on a thread of its own.
-import { Effect, Stream } from "effect"
-import { Cpu, Dataset, Model, Optimizer, Random, Trainer } from "@org/trainer"
+// The published trainer runs CPU devices in worker threads, from the ESM build (dist/worker.js): the check of
+// threads.cjs with the ESM modules.
+import { createRequire } from "node:module"
 
-const program = Effect.gen(function* () {
-  const random = Random.make(1)
-  const x = Random.uniform(random, 96 * 8, -1, 1)
-  const y = Float32Array.from({ length: 96 }, (_, i) => (x[i * 8] > 0 ? 1 : 0))
-  const data = yield* Dataset.make({ size: 96, inputs: { x }, target: y })
-  const model = yield* Model.mlp({ inputs: 8, hidden: [16], outputs: 2, loss: "softmaxCrossEntropy" })
-  const run = (devices) =>
-    Stream.runCollect(
-      Trainer.stream({
-        model,
-        data,
-        devices,
-        batchSize: 32,
-        epochs: 2,
-        seed: 1,
-        optimizer: Optimizer.adam({ learningRate: 0.01 })
-      })
-    ).pipe(Effect.map((c) => [...c]))
-  const one = yield* run(yield* Cpu.makeMany(1))
-  const two = yield* run(yield* Cpu.makeMany(2))
-  const threads = new Set(two.filter((e) => e._tag === "Step").flatMap((e) => e.devices.map((d) => d.thread)))
-  if (threads.size !== 2 || threads.has(0)) throw new Error(`expected 2 worker threads, saw ${[...threads]}`)
-  const a = one.at(-1).parameters
-  const b = two.at(-1).parameters
-  let worst = 0
-  for (const [name, values] of a) {
-    const other = b.get(name)
-    let num = 0
-    let den = 0
-    for (let i = 0; i < values.length; i++) {
-      num = Math.max(num, Math.abs(values[i] - other[i]))
-      den = Math.max(den, Math.abs(values[i]))
-    }
-    worst = Math.max(worst, num / den)
-  }
-  if (!(worst < 1e-6)) throw new Error(`2 threaded devices differ from 1 by ${worst}`)
-  return `${threads.size} worker threads (${[...threads].join(", ")}); 2 vs 1 devices: ${worst.toExponential(2)} relative`
-})
-
-Effect.runPromise(program).then(
-  (line) => console.log(`trainer threads (esm): ${line}`),
-  (error) => {
-    console.error(error)
-    process.exit(1)
-  }
-)
+const { run } = createRequire(import.meta.url)("./threads.cjs")
+run("esm", Promise.all([import("effect"), import("@org/trainer")]))
