@@ -16,6 +16,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Stream } from "effect"
 import * as os from "node:os"
+import { Worker } from "node:worker_threads"
 import { type Backend, Cpu, Dataset, Devices, Model, Optimizer, Random, Trainer, WebGpu } from "@org/trainer"
 import { report, row, type Row } from "./lib/report.js"
 
@@ -136,25 +137,37 @@ const trainRate = (devices: ReadonlyArray<Backend.Backend>, shape: Shape, steps:
     }
   })
 
+type Rate = Effect.Effect.Success<ReturnType<typeof trainRate>>
+
 /**
- * The best of `repeat` runs (highest samples/s, lowest CPU time per sample): on a shared machine the least
- * disturbed run is the closest to what the code does.
+ * Each device count `repeat` times, the counts taking turns (1, 2, 4, 1, 2, 4, ...) so that all of them meet the same
+ * spells of load; per count the best run (highest samples/s, lowest CPU time per sample): on a shared machine the
+ * least disturbed run is the closest to what the code does.
  */
-const bestRate = (
-  devices: () => Effect.Effect<ReadonlyArray<Backend.Backend>>,
+const bestRates = (
+  counts: ReadonlyArray<number>,
+  devices: (count: number) => Effect.Effect<ReadonlyArray<Backend.Backend>>,
   shape: Shape,
   steps: number,
   repeat: number
 ) =>
   Effect.gen(function* () {
-    const runs: Array<Effect.Effect.Success<ReturnType<typeof trainRate>>> = []
-    for (let i = 0; i < repeat; i++) runs.push(yield* trainRate(yield* devices(), shape, steps))
-    return {
-      samplesPerSecond: Math.max(...runs.map((r) => r.samplesPerSecond)),
-      stepMs: Math.min(...runs.map((r) => r.stepMs)),
-      cpuMicrosPerSample: Math.min(...runs.map((r) => r.cpuMicrosPerSample)),
-      syncShare: median(runs.map((r) => r.syncShare))
+    const runs = new Map<number, Array<Rate>>(counts.map((c) => [c, []]))
+    for (let i = 0; i < repeat; i++) {
+      for (const count of counts) runs.get(count)!.push(yield* trainRate(yield* devices(count), shape, steps))
     }
+    return counts.map((count) => {
+      const r = runs.get(count)!
+      return {
+        count,
+        r: {
+          samplesPerSecond: Math.max(...r.map((x) => x.samplesPerSecond)),
+          stepMs: Math.min(...r.map((x) => x.stepMs)),
+          cpuMicrosPerSample: Math.min(...r.map((x) => x.cpuMicrosPerSample)),
+          syncShare: median(r.map((x) => x.syncShare))
+        }
+      }
+    })
   })
 
 const tfjsStepMs = async (repeat: number) => {
@@ -191,6 +204,37 @@ const tfjsStepMs = async (repeat: number) => {
     times.push(performance.now() - t0)
   }
   return median(times)
+}
+
+/**
+ * What the machine allows right now: the wall time of `count` worker threads each summing square roots against one
+ * thread doing the same work alone (2.0 on two idle cores). The trainer's ratios read against this ceiling.
+ */
+const rawThreadScaling = async (count: number) => {
+  const code = `const { parentPort, workerData } = require("node:worker_threads")
+let s = 0
+for (let i = 0; i < workerData; i++) s += Math.sqrt(i)
+parentPort.postMessage(s)`
+  const run = async (n: number) => {
+    const t0 = performance.now()
+    await Promise.all(
+      Array.from(
+        { length: n },
+        () =>
+          new Promise<void>((resolve) => {
+            const w = new Worker(code, { eval: true, workerData: 1e8 })
+            w.once("message", () => void w.terminate().then(() => resolve()))
+          })
+      )
+    )
+    return performance.now() - t0
+  }
+  const ratios: Array<number> = []
+  for (let r = 0; r < 3; r++) {
+    const one = await run(1)
+    ratios.push((count * one) / (await run(count)))
+  }
+  return Math.max(...ratios)
 }
 
 const load = () => `load average ${os.loadavg()[0]!.toFixed(1)} on ${os.availableParallelism()} cores`
@@ -248,22 +292,41 @@ const main = Effect.gen(function* () {
       )
     }
   }
-  type Rate = Effect.Effect.Success<ReturnType<typeof bestRate>>
-  const cpuResults: Array<{ count: number; r: Rate }> = []
   // start and warm 4 worker threads first (JIT compilation of the kernels in each), so every count runs warm threads
   if (only !== "big") yield* trainRate(yield* Cpu.makeMany(4), SMALL, 6)
-  for (const count of only === "big" ? [] : [1, 2, 4]) {
-    cpuResults.push({ count, r: yield* bestRate(() => Cpu.makeMany(count), SMALL, STEPS, REPEAT) })
+  const cpuResults = only === "big" ? [] : yield* bestRates([1, 2, 4], (n) => Cpu.makeMany(n), SMALL, STEPS, REPEAT)
+  if (only !== "big") {
+    scaling("CPU backend", cpuResults, "one worker thread per device")
+    const raw = yield* Effect.promise(() => rawThreadScaling(2))
+    const trainer = cpuResults[1]!.r.samplesPerSecond / cpuResults[0]!.r.samplesPerSecond
+    rows.push(
+      row(
+        "machine: 2 plain JS threads vs 1 (the ceiling now)",
+        raw,
+        "x",
+        null,
+        `best of 3; the same fixed work per thread; 2.0 on two idle cores; ${load()}`
+      )
+    )
+    rows.push(
+      row(
+        "MLP train CPU backend, 2 devices: share of that ceiling",
+        trainer / raw,
+        "fraction",
+        null,
+        `(2-device samples/s / 1-device) / the machine's 2-thread ratio measured just after`
+      )
+    )
   }
-  if (only !== "big") scaling("CPU backend", cpuResults, "one worker thread per device")
   if (adapter && only === undefined) {
-    const gpuResults: Array<{ count: number; r: Rate }> = []
+    const opened = new Map<number, ReadonlyArray<Backend.Backend>>()
     let placement = ""
     for (const count of [1, 2, 4]) {
-      const opened = yield* webgpu(count)
-      if (count > 1) placement = opened.discovery.message
-      gpuResults.push({ count, r: yield* bestRate(() => Effect.succeed(opened.devices), SMALL, STEPS, 2) })
+      const d = yield* webgpu(count)
+      opened.set(count, d.devices)
+      if (count > 1) placement = d.discovery.message
     }
+    const gpuResults = yield* bestRates([1, 2, 4], (n) => Effect.succeed(opened.get(n)!), SMALL, STEPS, 2)
     scaling("WebGPU", gpuResults, placement)
   }
 
