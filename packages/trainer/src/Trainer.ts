@@ -169,7 +169,8 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
       }
       const initial = resumed?.parameters ?? ModelModule.initialize(model, options.seed)
       const opened = yield* openReplicas(devices, model, optimizer, initial, resumed)
-      const first = opened.replicas[0]!
+      // checkpoints and the final parameters come from the first replica (all are identical)
+      const primary = opened.replicas[0]!
       const trainStep = makeStep({
         ...opened,
         model,
@@ -187,8 +188,8 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
 
       const saveCheckpoint = (epoch: number, batch: number, epochRng: Random.State) =>
         Effect.gen(function* () {
-          const parameters = yield* readParameters(first, model, step)
-          const state = yield* onDevice(first.device, step, "read optimizer state", () => first.readState())
+          const parameters = yield* readParameters(primary, model, step)
+          const state = yield* onDevice(primary.device, step, "read optimizer state", () => primary.readState())
           const path = yield* Checkpoint.save(options.checkpoint!.directory, {
             manifest: {
               format: "org-trainer-checkpoint/1",
@@ -281,7 +282,10 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
         parameters: parameterCount
       }
       const completed = Stream.fromEffect(
-        Effect.map(readParameters(first, model, step), (parameters): Event => ({ _tag: "Completed", step, parameters }))
+        Effect.map(
+          readParameters(primary, model, step),
+          (parameters): Event => ({ _tag: "Completed", step, parameters })
+        )
       )
       const epochs = Array.from({ length: Math.max(0, options.epochs - startEpoch) }, (_, i) => startEpoch + i)
       return Stream.make(started).pipe(
