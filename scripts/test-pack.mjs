@@ -70,8 +70,28 @@ const stray = ["packages", "examples"].flatMap((dir) =>
 if (stray.length > 0) throw new Error(`build output was copied into the clean copy: ${stray.join(", ")}`)
 console.log(`${copied} files`)
 
-step("npm ci --ignore-scripts (build tools only; natives are compiled where the tarballs are installed)")
-run("npm", ["ci", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund"], clone)
+// The build tools: a copy of the repository's installed node_modules when there is one (CI has just run `npm ci`;
+// its workspace links are relative, so in the copy they point at the copy's unbuilt packages), else a fresh
+// `npm ci --ignore-scripts` (natives are compiled where the tarballs are installed).
+if (fs.existsSync(path.join(root, "node_modules", ".package-lock.json")) && !process.env.TEST_PACK_FRESH_INSTALL) {
+  step("copying the installed node_modules (build tools only)")
+  run("cp", ["-a", path.join(root, "node_modules"), path.join(clone, "node_modules")], root)
+  for (const dir of ["packages", "examples"]) {
+    for (const d of fs.existsSync(path.join(root, dir)) ? fs.readdirSync(path.join(root, dir)) : []) {
+      const nested = path.join(root, dir, d, "node_modules")
+      if (fs.existsSync(nested) && fs.existsSync(path.join(clone, dir, d)))
+        run("cp", ["-a", nested, path.join(clone, dir, d, "node_modules")], root)
+    }
+  }
+  const links = fs.readdirSync(path.join(clone, "node_modules", "@org"))
+  for (const name of links) {
+    const target = fs.realpathSync(path.join(clone, "node_modules", "@org", name))
+    if (!target.startsWith(clone)) throw new Error(`node_modules/@org/${name} points outside the copy: ${target}`)
+  }
+} else {
+  step("npm ci --ignore-scripts (build tools only; natives are compiled where the tarballs are installed)")
+  run("npm", ["ci", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund"], clone)
+}
 
 // 2. Pack every published package in dependency order (a package's types may come from the packages it uses).
 const packages = fs
