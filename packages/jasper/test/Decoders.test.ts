@@ -2,10 +2,14 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Stream } from "effect"
 import * as fs from "node:fs"
 import sharp from "sharp"
-import { Audio, Image, Reader, Subtitles, Video } from "@org/jasper"
+import { Audio, Image, Jasper, Reader, Subtitles, Video } from "@org/jasper"
 import { childDecoders, Fixtures, withReader, zeroCrossings } from "./fixtures.js"
 
 const memory = new Reader.MemoryStore()
+
+/** The build under test, in the suite's name (CI runs this file on Debian's ffmpeg and on the bundled fallback). */
+const build = await Effect.runPromise(Jasper.diagnostics)
+const buildName = `ffmpeg ${build.ffmpeg.version ?? "?"} (${build.ffmpeg.source}), ffprobe ${build.ffprobe.version ?? "?"}`
 
 /** The mean RGB of a packed RGB frame. */
 const mean = (data: Uint8Array) => {
@@ -22,7 +26,7 @@ const isBlue = (data: Uint8Array) => {
   return b! > 200 && r! < 40 && g! < 40
 }
 
-layer(withReader(memory), { timeout: 60_000 })("decoders on generated fixtures", (it) => {
+layer(withReader(memory), { timeout: 60_000 })(`decoders on generated fixtures, ${buildName}`, (it) => {
   describe("Image", () => {
     it.effect("decodes to Uint8 HWC and normalized Float32 CHW that agree pixel for pixel", () =>
       Effect.gen(function* () {
