@@ -166,8 +166,21 @@ for (const adapter of StorageTesting.adapters()) {
           height: 90,
           codec: "h264",
           frameCount: 90,
-          audio: { sampleRate: 48000, channels: 1, codec: "aac" }
+          audio: { sampleRate: 48000, channels: 1, codec: "aac" },
+          rotation: 0,
+          displayWidth: 160,
+          displayHeight: 90,
+          startNs: 0,
+          containerStartNs: 0,
+          timeBase: { num: 1, den: 30000 },
+          constantRate: true,
+          endNs: 3_003_000_000
         })
+        // an EXIF-rotated poster: the catalog stores the display size decode returns, beside the stored one
+        const turned = yield* catalog.register({ entityId: "ep-1", role: "exif-poster", uri: fx.exifRotated })
+        expect(turned.metadata).toMatchObject({ width: 400, height: 300, displayWidth: 300, displayHeight: 400 })
+        const shown = yield* Image.decode(turned)
+        expect([shown.width, shown.height]).toEqual([300, 400])
         const film = yield* catalog.register({ entityId: "ep-1", role: "source", uri: fx.ntsc24 })
         expect(film.metadata).toMatchObject({ frameRate: { num: 24000, den: 1001 }, frameCount: 48 })
         const tone = yield* catalog.register({ entityId: "ep-1", role: "audio", uri: fx.tone })
