@@ -133,7 +133,15 @@ export const VideoMetadata = Schema.TaggedStruct("video", {
   /** The number of frames, when the container says so. */
   frameCount: Schema.optional(Schema.Int),
   /** The audio stream, when there is one. */
-  audio: Schema.optional(Schema.Struct({ sampleRate: Schema.Int, channels: Schema.Int, codec: Schema.String })),
+  audio: Schema.optional(
+    Schema.Struct({
+      sampleRate: Schema.Int,
+      channels: Schema.Int,
+      codec: Schema.String,
+      /** When the sound track's first sample plays (ns, presentation timeline). */
+      startNs: Schema.optional(Schema.Int)
+    })
+  ),
   /** Clockwise rotation for display: 0, 90, 180 or 270. */
   rotation: Schema.optional(Schema.Literal(0, 90, 180, 270)),
   displayWidth: Schema.optional(Schema.Int),
@@ -162,7 +170,11 @@ export const AudioMetadata = Schema.TaggedStruct("audio", {
   durationNs: Schema.Int,
   sampleRate: Schema.Int,
   channels: Schema.Int,
-  codec: Schema.String
+  codec: Schema.String,
+  /** When the first sample plays, on the file's presentation timeline (ns). */
+  startNs: Schema.optional(Schema.Int),
+  /** The container's start time (ns): where `-ss 0` of ffmpeg points. */
+  containerStartNs: Schema.optional(Schema.Int)
 })
 
 /**

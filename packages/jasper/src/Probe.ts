@@ -192,7 +192,14 @@ const videoWithTimeline = (
       codec: String(v.codec_name),
       frameCount: timeline.pts.length,
       ...(a && known(a.codec_name)
-        ? { audio: { sampleRate: Number(a.sample_rate), channels: Number(a.channels), codec: String(a.codec_name) } }
+        ? {
+            audio: {
+              sampleRate: Number(a.sample_rate),
+              channels: Number(a.channels),
+              codec: String(a.codec_name),
+              ...(decimalNs(a.start_time) !== undefined ? { startNs: decimalNs(a.start_time)! } : {})
+            }
+          }
         : {}),
       rotation,
       displayWidth: turned ? height : width,
@@ -227,7 +234,9 @@ export const audio = (file: string, label: Label): Effect.Effect<AudioMetadata, 
       durationNs: durationOf(a, format),
       sampleRate: Number(a.sample_rate),
       channels: Number(a.channels),
-      codec: String(a.codec_name)
+      codec: String(a.codec_name),
+      startNs: decimalNs(a.start_time) ?? decimalNs(format.start_time) ?? 0,
+      containerStartNs: decimalNs(format.start_time) ?? 0
     }
   })
 

@@ -166,7 +166,7 @@ for (const adapter of StorageTesting.adapters()) {
           height: 90,
           codec: "h264",
           frameCount: 90,
-          audio: { sampleRate: 48000, channels: 1, codec: "aac" },
+          audio: { sampleRate: 48000, channels: 1, codec: "aac", startNs: 0 },
           rotation: 0,
           displayWidth: 160,
           displayHeight: 90,
@@ -189,7 +189,9 @@ for (const adapter of StorageTesting.adapters()) {
           durationNs: 1_000_000_000,
           sampleRate: 48000,
           channels: 2,
-          codec: "pcm_s16le"
+          codec: "pcm_s16le",
+          startNs: 0,
+          containerStartNs: 0
         })
         const subs = yield* catalog.register({ entityId: "ep-1", role: "subtitles:en", uri: fx.vtt, language: "en" })
         expect(subs.metadata).toEqual({ _tag: "text", format: "vtt", cues: 3, language: "en" })

@@ -356,6 +356,12 @@ layer(withReader(memory), { timeout: 60_000 })(`decoders on generated fixtures, 
         expect(ranged.length).toBe(13)
         expect([ranged[0]!.ptsNs, ranged[12]!.ptsNs]).toEqual([985_000_000, 1_465_000_000])
         ranged.forEach((f) => expect(Buffer.from(f.data).equals(Buffer.from(all[f.sourceFrame]!.data))).toBe(true))
+        // the sound track is on the same timeline: it starts at 0, and a range cuts it exactly
+        const sound = yield* collect(
+          Audio.pcm(fx.lagged, { sampleRate: 8000, range: { startNs: 1_000_000_000, endNs: 1_500_000_000 } })
+        )
+        expect(sound[0]!.startNs).toBe(1_000_000_000)
+        expect(sound.reduce((n, c) => n + c.frames, 0)).toBe(4000)
         const at = yield* collect(Video.frames(fx.lagged, { at: [10_000_000, 2_000_000_000] }))
         expect(at.length).toBe(1)
       }).pipe(
