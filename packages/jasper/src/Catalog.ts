@@ -7,14 +7,14 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Context, Effect, type Either, Layer, Option, ParseResult, Schema, Stream } from "effect"
+import { Chunk, Clock, Context, Effect, type Either, Layer, Option, ParseResult, Schema, Stream } from "effect"
 import { type Kysely, sql } from "kysely"
 import * as crypto from "node:crypto"
 import { Database, StorageError as StorageErrors } from "@org/storage"
 
 type StorageError = StorageErrors.StorageError
 const StorageError = StorageErrors.StorageError
-import { migrations, readJson } from "./internal/migrations.js"
+import { migrations } from "./internal/migrations.js"
 import {
   AssetNotFoundError,
   type DecodeError,
@@ -148,7 +148,9 @@ const decodeAsset = Schema.decodeUnknown(Media.Asset)
 const decodeEntity = Schema.decodeUnknown(Media.Entity)
 const decodeChange = Schema.decodeUnknown(Media.Change)
 
-const toAsset = (row: any) =>
+type ReadJson = (value: unknown) => unknown
+
+const toAsset = (row: any, readJson: ReadJson) =>
   decodeAsset({
     id: row.id,
     entityId: row.entity_id,
@@ -164,7 +166,7 @@ const toAsset = (row: any) =>
     updatedAtMs: Number(row.updated_at)
   }).pipe(Effect.mapError(corrupt("catalog.read-asset")))
 
-const toEntity = (row: any) =>
+const toEntity = (row: any, readJson: ReadJson) =>
   decodeEntity({
     id: row.id,
     kind: row.kind,
@@ -207,6 +209,9 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
     const reader = yield* Reader.Reader
     yield* db.migrate("@org/jasper", migrations)
     const use = <A>(operation: string, f: (k: Kysely<any>) => Promise<A>) => db.use(operation, f)
+    const readJson = db.capabilities.readJson
+    const assetFrom = (row: any) => toAsset(row, readJson)
+    const entityFrom = (row: any) => toEntity(row, readJson)
 
     const getEntity = (id: string): Effect.Effect<Media.Entity, EntityNotFoundError | StorageError> =>
       Effect.flatMap(
@@ -214,7 +219,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
           k.selectFrom("jasper_entities").selectAll().where("id", "=", id).executeTakeFirst()
         ),
         (row): Effect.Effect<Media.Entity, EntityNotFoundError | StorageError> =>
-          row ? toEntity(row) : Effect.fail(new EntityNotFoundError({ entityId: id, message: `no entity ${id}` }))
+          row ? entityFrom(row) : Effect.fail(new EntityNotFoundError({ entityId: id, message: `no entity ${id}` }))
       )
 
     const ancestors = (id: string) =>
@@ -255,10 +260,11 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
           parent_id: entity.parentId ?? null,
           attributes: JSON.stringify(entity.attributes)
         }
+        const createdAt = yield* Clock.currentTimeMillis
         yield* use("catalog.put-entity", (k) =>
           k
             .insertInto("jasper_entities")
-            .values({ ...row, created_at: Date.now() })
+            .values({ ...row, created_at: createdAt })
             .onConflict((oc) =>
               oc
                 .column("id")
@@ -276,7 +282,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
           if (opts?.kind) q = q.where("kind", "=", opts.kind)
           return q.orderBy("id").execute()
         }),
-        (rows) => Effect.forEach(rows, toEntity)
+        (rows) => Effect.forEach(rows, entityFrom)
       )
 
     const withinPixelLimit = (asset: Media.Asset) =>
@@ -325,7 +331,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
     const findAsset = (where: (q: any) => any, operation: string) =>
       Effect.flatMap(
         use(operation, (k) => where(k.selectFrom("jasper_assets").selectAll()).executeTakeFirst()),
-        (row) => (row ? Effect.map(toAsset(row), Option.some) : Effect.succeed(Option.none<Media.Asset>()))
+        (row) => (row ? Effect.map(assetFrom(row), Option.some) : Effect.succeed(Option.none<Media.Asset>()))
       )
 
     const get: Service["get"] = (id) =>
@@ -391,7 +397,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
               )
               const version = Number(top?.v ?? 0) + 1
               const seq = yield* nextSeq
-              const now = Date.now()
+              const now = yield* Clock.currentTimeMillis
               const asset: Media.Asset = {
                 id,
                 entityId: reg.entityId,
@@ -477,7 +483,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
               if (filter.offset !== undefined) q = q.offset(filter.offset)
               return q.execute()
             }),
-            (rows) => Effect.forEach(rows, toAsset)
+            (rows) => Effect.forEach(rows, assetFrom)
           )
 
     const updateLabels: Service["updateLabels"] = (id, labels, opts) =>
@@ -490,7 +496,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
             yield* lockFeed
             const asset = yield* get(id)
             const next = opts?.merge ? { ...asset.labels, ...decoded } : decoded
-            const now = Date.now()
+            const now = yield* Clock.currentTimeMillis
             yield* use("catalog.update-labels", (k) =>
               k
                 .updateTable("jasper_assets")
@@ -540,7 +546,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
               .orderBy("version")
               .execute()
           ),
-          (rows) => Effect.forEach(rows, toAsset)
+          (rows) => Effect.forEach(rows, assetFrom)
         ),
       updateLabels,
       changes,

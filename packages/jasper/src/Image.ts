@@ -72,6 +72,11 @@ export interface DecodeOptions {
    * how many there are).
    */
   readonly page?: number
+  /**
+   * `srgb` (default) converts to sRGB (CMYK, grey, wide-gamut sources); `keep` leaves
+   * the decoded values as they are, which saves a little when sources are sRGB already.
+   */
+  readonly colourspace?: "srgb" | "keep"
 }
 
 /**
@@ -137,6 +142,9 @@ const checkOptions = (options: DecodeOptions): InvalidInputError | undefined => 
   }
   if (options.page !== undefined && (!Number.isSafeInteger(options.page) || options.page < 0)) {
     return bad(`page ${options.page} is not a non-negative integer`)
+  }
+  if (options.colourspace !== undefined && options.colourspace !== "srgb" && options.colourspace !== "keep") {
+    return bad(`colourspace must be srgb or keep, not ${String(options.colourspace)}`)
   }
   if (options.channels !== undefined && options.channels !== 3 && options.channels !== 4) {
     return bad(`channels must be 3 or 4, not ${options.channels}`)
@@ -241,7 +249,8 @@ export const decodeInput = (
           })
         }
         img = channels === 4 ? img.ensureAlpha() : img.removeAlpha()
-        return img.toColourspace("srgb").raw().toBuffer({ resolveWithObject: true })
+        if ((options.colourspace ?? "srgb") === "srgb") img = img.toColourspace("srgb")
+        return img.raw().toBuffer({ resolveWithObject: true })
       },
       catch: (cause) => cause
     }).pipe(

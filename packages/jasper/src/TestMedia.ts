@@ -152,6 +152,8 @@ export const video = (
     readonly audioHz?: number
     /** x264 preset (default `veryfast`; `ultrafast` for big bench files). */
     readonly preset?: string
+    /** Frames between keyframes, fixed (no extra keyframes at scene cuts), as streaming renditions are encoded. */
+    readonly keyframeInterval?: number
   } = {}
 ): Effect.Effect<string, TestMediaError> => {
   const width = options.width ?? 160
@@ -188,8 +190,9 @@ export const video = (
     "1",
     "-pix_fmt",
     "yuv420p",
-    "-g",
-    String(frames)
+    ...(options.keyframeInterval
+      ? ["-g", String(options.keyframeInterval), "-keyint_min", String(options.keyframeInterval), "-sc_threshold", "0"]
+      : ["-g", String(frames)])
   ]).pipe(Effect.as(file))
 }
 

@@ -311,8 +311,9 @@ export const framesFromFile = (
       if (wanted.length === 0) return Stream.empty
 
       const containerStart = meta.containerStartNs ?? 0
-      const threads = concurrency > 1 ? ["-threads", "1"] : []
       const segments = plan(timeline, wanted, concurrency)
+      // several ffmpegs at once each decode on one thread; a single one uses its own threads
+      const threads = segments.length > 1 && concurrency > 1 ? ["-threads", "1"] : []
       const decodeSegment = (seg: Segment): Stream.Stream<Buffer, DecodeError> => {
         // seek half way between the frame before `from` and `from`: exact whatever the rounding
         const seek =

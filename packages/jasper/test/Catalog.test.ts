@@ -493,6 +493,59 @@ for (const adapter of StorageTesting.adapters()) {
       }).pipe(Effect.scoped)
     )
 
+    it.live(
+      `two processes asking for one derivative: one produces it, the other waits and reads it (${adapter.name})`,
+      () =>
+        Effect.gen(function* () {
+          const key = `jasper_derive_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`
+          const shared = adapter.shared(key)
+          yield* Effect.addFinalizer(() => dropShared(shared))
+          const work = yield* Effect.acquireRelease(
+            Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "jasper-derive-"))),
+            (d) => Effect.sync(() => fs.rmSync(d, { recursive: true, force: true }))
+          )
+          const log = path.join(work, "produced.log")
+          // the fixtures live until the test ends (the children read them)
+          const asset = yield* Effect.flatMap(Layer.build(jasperOn(shared.layer)), (ctx) =>
+            Effect.provide(
+              Effect.gen(function* () {
+                const catalog = yield* setup
+                const fx = yield* Fixtures
+                return { asset: yield* catalog.register({ entityId: "art-1", role: "poster", uri: fx.poster }), fx }
+              }),
+              ctx
+            )
+          )
+          const child = () =>
+            Effect.async<{ code: number; out: string }>((resume) => {
+              let out = ""
+              const p = spawn(
+                path.join(root, "node_modules/.bin/tsx"),
+                [
+                  "--conditions=@org/source",
+                  path.join(import.meta.dirname, "child-derive.ts"),
+                  JSON.stringify(shared.location),
+                  asset.fx.dir,
+                  path.join(work, "derivatives"),
+                  asset.asset.id,
+                  log
+                ],
+                { cwd: root, stdio: ["ignore", "pipe", "inherit"] }
+              )
+              p.stdout.on("data", (d) => (out += d))
+              p.on("close", (code) => resume(Effect.succeed({ code: code ?? -1, out })))
+              return Effect.sync(() => p.kill("SIGKILL"))
+            })
+          const results = yield* Effect.all([child(), child()], { concurrency: 2 })
+          expect(results.map((r) => r.code)).toEqual([0, 0])
+          const entries = results.map((r) => JSON.parse(r.out.trim().split("\n").pop()!))
+          expect(fs.readFileSync(log, "utf8").trim().split("\n")).toHaveLength(1)
+          expect(entries.map((e) => e.produced).sort()).toEqual([false, true])
+          expect(entries[0].path).toBe(entries[1].path)
+          expect(fs.existsSync(entries[0].path)).toBe(true)
+        }).pipe(Effect.scoped)
+    )
+
     it.effect(`the change feed survives reopening the database (${adapter.name})`, () =>
       Effect.gen(function* () {
         const key = `jasper_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`
