@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Clock, Context, Effect, type Either, Layer, Option, ParseResult, Schema, Stream } from "effect"
+import { Chunk, Clock, Context, Effect, type Either, Layer, Option, ParseResult, Queue, Schema, Stream } from "effect"
 import { type Kysely, sql } from "kysely"
 import * as crypto from "node:crypto"
 import { Database, StorageError as StorageErrors } from "@org/storage"
@@ -126,7 +126,11 @@ export interface Service {
   ) => Effect.Effect<ReadonlyArray<Media.Change>, StorageError>
   /** The position of the latest change (0 when none). */
   readonly head: Effect.Effect<number, StorageError>
-  /** Follows the change feed from `since`, polling every `pollMs` when caught up (never ends). */
+  /**
+   * Follows the change feed from `since` (never ends). Caught up, it waits for a
+   * commit: on PostgreSQL it is woken by LISTEN/NOTIFY (polling every `pollMs` stays
+   * as the fallback); elsewhere (SQLite) it polls every `pollMs` (default 1000).
+   */
   readonly follow: (since: number, options?: { readonly pollMs?: number }) => Stream.Stream<Media.Change, StorageError>
 }
 
@@ -147,6 +151,9 @@ const corrupt = (operation: string) => (error: ParseResult.ParseError) =>
 const decodeAsset = Schema.decodeUnknown(Media.Asset)
 const decodeEntity = Schema.decodeUnknown(Media.Entity)
 const decodeChange = Schema.decodeUnknown(Media.Change)
+
+/** The PostgreSQL channel a commit to the change feed notifies. */
+const CHANGES_CHANNEL = "jasper_changes"
 
 type ReadJson = (value: unknown) => unknown
 
@@ -328,6 +335,11 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
           .execute()
       )
 
+    // on PostgreSQL, followers are woken on commit (NOTIFY inside the transaction)
+    const notify = db.capabilities.listenNotify
+      ? use("catalog.notify", (k) => sql`select pg_notify(${CHANGES_CHANNEL}, '')`.execute(k))
+      : Effect.void
+
     const findAsset = (where: (q: any) => any, operation: string) =>
       Effect.flatMap(
         use(operation, (k) => where(k.selectFrom("jasper_assets").selectAll()).executeTakeFirst()),
@@ -433,6 +445,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
                   .execute()
               )
               yield* appendChange(version === 1 ? "added" : "changed", asset, seq, now)
+              yield* notify
               return asset
             })
           )
@@ -506,6 +519,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
             )
             const seq = yield* nextSeq
             yield* appendChange("metadata", asset, seq, now)
+            yield* notify
             return { ...asset, labels: next, updatedAtMs: now }
           })
         )
@@ -556,17 +570,31 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
         ),
         (r) => Number(r?.value ?? 0)
       ),
-      follow: (since, opts) =>
-        Stream.unfoldChunkEffect(since, (cursor) =>
-          Effect.flatMap(changes(cursor), (batch) =>
-            batch.length > 0
-              ? Effect.succeed(Option.some([Chunk.fromIterable(batch), batch[batch.length - 1]!.seq] as const))
-              : Effect.as(
-                  Effect.sleep(opts?.pollMs ?? 1000),
-                  Option.some([Chunk.empty<Media.Change>(), cursor] as const)
-                )
+      follow: (since, opts) => {
+        const pollMs = opts?.pollMs ?? 1000
+        const feed = (wait: Effect.Effect<void>) =>
+          Stream.unfoldChunkEffect(since, (cursor) =>
+            Effect.flatMap(changes(cursor), (batch) =>
+              batch.length > 0
+                ? Effect.succeed(Option.some([Chunk.fromIterable(batch), batch[batch.length - 1]!.seq] as const))
+                : Effect.as(wait, Option.some([Chunk.empty<Media.Change>(), cursor] as const))
+            )
+          )
+        const listen = db.capabilities.listenNotify ? db.listen : undefined
+        if (!listen) return feed(Effect.sleep(pollMs))
+        // LISTEN first, then read: a change committed in between wakes the next wait;
+        // polling stays as the fallback (a lost connection, a missed notification)
+        return Stream.unwrapScoped(
+          Effect.map(listen(CHANGES_CHANNEL), (wake) =>
+            feed(
+              Effect.zipRight(
+                Effect.race(Effect.asVoid(Queue.take(wake)), Effect.sleep(pollMs)),
+                Effect.asVoid(Queue.takeAll(wake))
+              )
+            )
           )
         )
+      }
     }
     return service
   })

@@ -1,5 +1,5 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Chunk, Effect, Either, Layer, Option, Stream } from "effect"
+import { Chunk, Effect, Either, Fiber, Layer, Option, Stream, TestServices } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import { spawn } from "node:child_process"
@@ -344,6 +344,27 @@ for (const adapter of StorageTesting.adapters()) {
         })
     )
 
+    it.effect("a follower caught up is woken by a commit: LISTEN/NOTIFY on PostgreSQL, polling elsewhere", () =>
+      TestServices.provideLive(
+        Effect.gen(function* () {
+          const catalog = yield* setup
+          const database = yield* Database.Database
+          const notified = database.capabilities.listenNotify
+          expect(database.listen !== undefined).toBe(notified)
+          const start = yield* catalog.head
+          // with LISTEN, a poll interval of a minute: only the notification can deliver in time
+          const follower = yield* Effect.fork(
+            Stream.runCollect(Stream.take(catalog.follow(start, { pollMs: notified ? 60_000 : 50 }), 1))
+          )
+          yield* Effect.sleep("300 millis")
+          const uri = memory.put(`notes/${adapter.name}-follow-${Date.now()}.txt`, "wake up")
+          const asset = yield* catalog.register({ entityId: "ep-1", role: `follow-${Date.now()}`, uri })
+          const got = yield* Fiber.join(follower).pipe(Effect.timeout("15 seconds"))
+          expect(Chunk.toArray(got).map((c) => c.assetId)).toEqual([asset.id])
+        })
+      )
+    )
+
     it.effect("derivatives are produced once per content hash and spec version, then read", () =>
       Effect.gen(function* () {
         const catalog = yield* setup
@@ -543,7 +564,9 @@ for (const adapter of StorageTesting.adapters()) {
           expect(entries.map((e) => e.produced).sort()).toEqual([false, true])
           expect(entries[0].path).toBe(entries[1].path)
           expect(fs.existsSync(entries[0].path)).toBe(true)
-        }).pipe(Effect.scoped)
+        }).pipe(Effect.scoped),
+      // two tsx processes and the fixtures: slow on a loaded machine
+      240_000
     )
 
     it.effect(`the change feed survives reopening the database (${adapter.name})`, () =>
