@@ -194,6 +194,23 @@ const toChange = (row: any) =>
     atMs: Number(row.at)
   }).pipe(Effect.mapError(corrupt("catalog.read-change")))
 
+/** Metadata probed by this version (older rows lack the display and timeline fields and are probed again). */
+const isCurrent = (m: Media.Metadata): boolean =>
+  m._tag === "image"
+    ? m.displayWidth !== undefined
+    : m._tag === "video"
+      ? m.startNs !== undefined && m.endNs !== undefined
+      : m._tag === "audio"
+        ? m.startNs !== undefined
+        : true
+
+/** Text metadata carries the registration's language; the rest is the content's. */
+const withLanguage = (m: Media.Metadata, language: string | undefined): Media.Metadata => {
+  if (m._tag !== "text") return m
+  const { language: _, ...rest } = m
+  return language ? { ...rest, language } : rest
+}
+
 /**
  * The deterministic id of the asset with this content under this entity and role.
  *
@@ -378,15 +395,28 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
           if (Option.isSome(known) && known.value.mediaType === mediaType && withinPixelLimit(known.value)) {
             return known.value
           }
-          const metadata = yield* Probe.probe(
-            local.path,
-            mediaType,
-            { uri },
-            {
-              ...(options.pixelLimit ? { pixelLimit: options.pixelLimit } : {}),
-              language: reg.language
-            }
+          // the same bytes anywhere in the catalog (another entity or role) were probed already:
+          // reuse that metadata (when it has every field this version probes) instead of probing again
+          const twin = yield* findAsset(
+            (q) =>
+              q.where("sha256", "=", local.sha256).where("media_type", "=", mediaType).orderBy("added_seq").limit(1),
+            "catalog.register.twin"
           )
+          const reused =
+            Option.isSome(twin) && withinPixelLimit(twin.value) && isCurrent(twin.value.metadata)
+              ? Option.some(withLanguage(twin.value.metadata, reg.language))
+              : Option.none<Media.Metadata>()
+          const metadata = Option.isSome(reused)
+            ? reused.value
+            : yield* Probe.probe(
+                local.path,
+                mediaType,
+                { uri },
+                {
+                  ...(options.pixelLimit ? { pixelLimit: options.pixelLimit } : {}),
+                  language: reg.language
+                }
+              )
           return yield* db.transaction(
             Effect.gen(function* () {
               yield* lockFeed

@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { sql } from "kysely"
+import sharp from "sharp"
 import { Database } from "@org/storage"
 import { StorageTesting } from "@org/storage/testing"
 import { Audio, Catalog, Derivative, Image, Jasper, JasperError, Reader, Subtitles, Video } from "@org/jasper"
@@ -363,6 +364,40 @@ for (const adapter of StorageTesting.adapters()) {
           expect(Chunk.toArray(got).map((c) => c.assetId)).toEqual([asset.id])
         })
       )
+    )
+
+    it.effect("content already in the catalog under another entity or role is not probed again", () =>
+      Effect.gen(function* () {
+        const catalog = yield* setup
+        const bytes = yield* Effect.promise(() =>
+          sharp({
+            create: { width: 20, height: 10, channels: 3, background: { r: adapter.name.length * 9, g: 1, b: 2 } }
+          })
+            .png()
+            .toBuffer()
+        )
+        const first = yield* catalog.register({
+          entityId: "art-1",
+          role: `twin-a-${Date.now()}`,
+          uri: memory.put(`twin-a-${adapter.name}-${Date.now()}.png`, bytes)
+        })
+        // mark the stored metadata: a second probe would not reproduce the mark
+        const marked = { ...first.metadata, format: "marked-at-first-probe" }
+        yield* Database.use("mark", (k) =>
+          k
+            .updateTable("jasper_assets")
+            .set({ metadata: JSON.stringify(marked) })
+            .where("id", "=", first.id)
+            .execute()
+        )
+        const second = yield* catalog.register({
+          entityId: "art-2",
+          role: "twin-b",
+          uri: memory.put(`twin-b-${adapter.name}-${Date.now()}.png`, bytes)
+        })
+        expect(second.id).not.toBe(first.id)
+        expect(second.metadata).toEqual(marked)
+      })
     )
 
     it.effect("derivatives are produced once per content hash and spec version, then read", () =>
