@@ -510,43 +510,47 @@ for (const adapter of StorageTesting.adapters()) {
   })
 
   if (adapter.name !== "sqlite-memory") {
-    it.live(`two processes registering at once get one gap-free feed (${adapter.name})`, () =>
-      Effect.gen(function* () {
-        const key = `jasper_procs_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`
-        const shared = adapter.shared(key)
-        yield* Effect.addFinalizer(() => dropShared(shared))
-        // migrate first, so that the children race on registrations rather than on migrations
-        yield* Effect.scoped(Layer.build(jasperOn(shared.layer)))
-        const child = (prefix: string) =>
-          Effect.async<number>((resume) => {
-            const p = spawn(
-              path.join(root, "node_modules/.bin/tsx"),
-              [
-                "--conditions=@org/source",
-                path.join(import.meta.dirname, "child-register.ts"),
-                JSON.stringify(shared.location),
-                prefix,
-                "6"
-              ],
-              { cwd: root, stdio: ["ignore", "ignore", "inherit"] }
-            )
-            p.on("close", (code) => resume(Effect.succeed(code ?? -1)))
-            return Effect.sync(() => p.kill("SIGKILL"))
-          })
-        const codes = yield* Effect.all([child("a"), child("b")], { concurrency: 2 })
-        expect(codes).toEqual([0, 0])
-        const feed = yield* Effect.scoped(
-          Effect.flatMap(Layer.build(jasperOn(shared.layer)), (ctx) =>
-            Effect.provide(
-              Effect.flatMap(Catalog.Catalog, (c) => c.changes(0)),
-              ctx
+    it.live(
+      `two processes registering at once get one gap-free feed (${adapter.name})`,
+      () =>
+        Effect.gen(function* () {
+          const key = `jasper_procs_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`
+          const shared = adapter.shared(key)
+          yield* Effect.addFinalizer(() => dropShared(shared))
+          // migrate first, so that the children race on registrations rather than on migrations
+          yield* Effect.scoped(Layer.build(jasperOn(shared.layer)))
+          const child = (prefix: string) =>
+            Effect.async<number>((resume) => {
+              const p = spawn(
+                path.join(root, "node_modules/.bin/tsx"),
+                [
+                  "--conditions=@org/source",
+                  path.join(import.meta.dirname, "child-register.ts"),
+                  JSON.stringify(shared.location),
+                  prefix,
+                  "6"
+                ],
+                { cwd: root, stdio: ["ignore", "ignore", "inherit"] }
+              )
+              p.on("close", (code) => resume(Effect.succeed(code ?? -1)))
+              return Effect.sync(() => p.kill("SIGKILL"))
+            })
+          const codes = yield* Effect.all([child("a"), child("b")], { concurrency: 2 })
+          expect(codes).toEqual([0, 0])
+          const feed = yield* Effect.scoped(
+            Effect.flatMap(Layer.build(jasperOn(shared.layer)), (ctx) =>
+              Effect.provide(
+                Effect.flatMap(Catalog.Catalog, (c) => c.changes(0)),
+                ctx
+              )
             )
           )
-        )
-        expect(feed.map((c) => c.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1))
-        expect(new Set(feed.map((c) => c.role)).size).toBe(12)
-        expect(feed.every((c) => c.kind === "added")).toBe(true)
-      }).pipe(Effect.scoped)
+          expect(feed.map((c) => c.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1))
+          expect(new Set(feed.map((c) => c.role)).size).toBe(12)
+          expect(feed.every((c) => c.kind === "added")).toBe(true)
+        }).pipe(Effect.scoped),
+      // two tsx processes: slow on a loaded machine
+      240_000
     )
 
     it.live(

@@ -2,8 +2,8 @@
 // Usage: tsx --conditions=@org/source child-derive.ts '<location json>' <roots dir> <derivatives dir> <asset id> <log file>
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
-import { StorageTesting } from "@org/storage/testing"
 import { Derivative, Jasper } from "@org/jasper"
+import { runChild } from "./child-main.js"
 
 const [location, roots, derivatives, assetId, log] = process.argv.slice(2)
 const base = Derivative.imageTensor({ width: 16, height: 16, name: "two-process-thumb" })
@@ -24,18 +24,10 @@ const program = Effect.gen(function* () {
   const entry = yield* service.ensure(assetId!, slow)
   console.log(JSON.stringify({ path: entry.path, produced: entry.produced }))
 })
-Effect.runPromise(
+runChild(location!, (storage) =>
   program.pipe(
     Effect.provide(
-      Jasper.layer({ roots: [roots!], derivatives: derivatives!, http: false }).pipe(
-        Layer.provide(StorageTesting.fromLocation(JSON.parse(location!)))
-      )
+      Jasper.layer({ roots: [roots!], derivatives: derivatives!, http: false }).pipe(Layer.provide(storage))
     )
   )
-).then(
-  () => process.exit(0),
-  (e) => {
-    console.error(e)
-    process.exit(1)
-  }
 )
