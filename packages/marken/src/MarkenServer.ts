@@ -8,7 +8,7 @@
  */
 import {
   HttpApiBuilder,
-  HttpApiError,
+  type HttpApiError,
   HttpServerRequest,
   HttpServerResponse,
   type HttpApp,
@@ -82,22 +82,20 @@ export const layerAuthorization = (
     digest: digest(Redacted.isRedacted(t.token) ? Redacted.value(t.token) : t.token),
     caller: { name: t.name ?? "token", scopes: new Set(t.scopes) }
   }))
-  const check =
-    (scope: Scope) =>
-    (presented: Redacted.Redacted<string>) =>
-      Effect.suspend((): Effect.Effect<Caller["Type"], Unauthorized | Forbidden> => {
-        const value = Redacted.value(presented)
-        if (value.length === 0) return Effect.fail(new Unauthorized({ message: "a bearer token is required" }))
-        const d = digest(value)
-        for (const t of known) {
-          if (crypto.timingSafeEqual(d, t.digest)) {
-            return t.caller.scopes.has(scope)
-              ? Effect.succeed(t.caller)
-              : Effect.fail(new Forbidden({ scope, message: `this token has no ${scope} scope` }))
-          }
+  const check = (scope: Scope) => (presented: Redacted.Redacted<string>) =>
+    Effect.suspend((): Effect.Effect<Caller["Type"], Unauthorized | Forbidden> => {
+      const value = Redacted.value(presented)
+      if (value.length === 0) return Effect.fail(new Unauthorized({ message: "a bearer token is required" }))
+      const d = digest(value)
+      for (const t of known) {
+        if (crypto.timingSafeEqual(d, t.digest)) {
+          return t.caller.scopes.has(scope)
+            ? Effect.succeed(t.caller)
+            : Effect.fail(new Forbidden({ scope, message: `this token has no ${scope} scope` }))
         }
-        return Effect.fail(new Unauthorized({ message: "the bearer token is not valid" }))
-      })
+      }
+      return Effect.fail(new Unauthorized({ message: "the bearer token is not valid" }))
+    })
   return Layer.mergeAll(
     Layer.succeed(ReadAuthorization, { bearer: check("read") }),
     Layer.succeed(WriteAuthorization, { bearer: check("write") })
