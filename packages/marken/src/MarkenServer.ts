@@ -206,8 +206,15 @@ export const layerApi = (options: Options) =>
     Layer.merge(invalidRequests)
   )
 
-const json = (error: { readonly _tag: string }, status: number, headers?: Record<string, string>) =>
-  HttpServerResponse.unsafeJson({ ...error }, { status, ...(headers ? { headers } : {}) })
+const json = (
+  error: { readonly _tag: string; readonly message: string },
+  status: number,
+  headers?: Record<string, string>
+) =>
+  HttpServerResponse.unsafeJson(
+    { ...error, _tag: error._tag, message: error.message },
+    { status, ...(headers ? { headers } : {}) }
+  )
 
 const tooLarge = (max: number) =>
   json(new PayloadTooLarge({ maxBytes: max, message: `the request body exceeds ${max} bytes` }), 413)

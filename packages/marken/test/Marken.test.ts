@@ -3,3 +3,4 @@
 import "./Annotations.suite.js"
 import "./Search.suite.js"
 import "./Http.suite.js"
+import "./Contract.suite.js"
