@@ -231,6 +231,9 @@ export const make = (
   Effect.gen(function* () {
     const db = yield* Database.Database
     const registry = yield* Registry
+    const clock = yield* Effect.clock
+    /** Milliseconds from the `Clock` (tests drive it with `TestClock`). */
+    const nowMs = () => clock.unsafeCurrentTimeMillis()
     const caps = db.capabilities
     const tuning: IndexTuning = {
       m: options.m ?? 16,
@@ -257,39 +260,49 @@ export const make = (
       currentOps.add(op)
       generation++
     }
-    const loadCurrent = db
-      .use("marken.current", (k) => k.selectFrom("marken_current").selectAll().execute())
-      .pipe(
-        Effect.map((rows) => {
-          const seen = new Set<string>()
-          for (const r of rows) {
-            const key = opKey(r.type, r.version, r.producer_key)
-            seen.add(key)
-            setCurrent(key, r.operation_id)
-          }
-          for (const [key, op] of [...current]) {
-            if (!seen.has(key)) {
-              current.delete(key)
-              currentOps.delete(op)
-              generation++
-            }
-          }
-        })
-      )
+    const readCurrent = db.use("marken.current", (k) => k.selectFrom("marken_current").selectAll().execute())
+    /** Mirrors the pointer rows read by `readCurrent` (synchronous: readers see the whole change at once). */
+    const applyCurrent = (rows: ReadonlyArray<Record<string, any>>) => {
+      const seen = new Set<string>()
+      for (const r of rows) {
+        const key = opKey(r.type, r.version, r.producer_key)
+        seen.add(key)
+        setCurrent(key, r.operation_id)
+      }
+      for (const [key, op] of [...current]) {
+        if (!seen.has(key)) {
+          current.delete(key)
+          currentOps.delete(op)
+          generation++
+        }
+      }
+    }
+    const loadCurrent = Effect.map(readCurrent, applyCurrent)
     yield* loadCurrent
 
     // ---- vector indexes ----
     interface Entry {
       idx: VectorIndex | undefined
+      /** Held while the index changes (readers on the hot path never yield, so they see it before or after). */
       readonly lock: Effect.Semaphore
+      /** One sync at a time per index. */
+      readonly syncLock: Effect.Semaphore
       lastSync: number
+      /** A sync is reading the database: readers keep searching the state before it. */
+      syncing: boolean
     }
     const indexes = new Map<string, Entry>()
     const entryOf = (key: IndexKey): Entry => {
       const ks = keyString(key)
       let e = indexes.get(ks)
       if (!e) {
-        e = { idx: undefined, lock: Effect.unsafeMakeSemaphore(1), lastSync: Date.now() }
+        e = {
+          idx: undefined,
+          lock: Effect.unsafeMakeSemaphore(1),
+          syncLock: Effect.unsafeMakeSemaphore(1),
+          lastSync: nowMs(),
+          syncing: false
+        }
         indexes.set(ks, e)
       }
       return e
@@ -335,6 +348,8 @@ export const make = (
             if (entry.idx) return entry.idx
             const idx = new VectorIndex(key, spec.dimension, spec.metric, tuning)
             const reason = directory === undefined ? "no index folder" : idx.load(directory, instance.value)
+            // pointers first: the vectors of every run they name were committed before them
+            const pointers = yield* readCurrent
             const rows = yield* readRows(key)
             yield* Effect.try({
               try: () => {
@@ -368,19 +383,41 @@ export const make = (
               catch: failure(`index.load ${keyString(key)}`)
             })
             entry.idx = idx
-            entry.lastSync = Date.now()
+            entry.lastSync = nowMs()
+            applyCurrent(pointers)
             return idx
           })
         )
       })
 
-    /** Picks up writes of other processes: pointer rows, new vectors, deletions. */
+    /**
+     * Picks up writes of other processes: pointer rows, new vectors, deletions. The
+     * pointers are read first (a finished run's vectors were committed before its
+     * pointer), then the vectors; the index takes the vectors before the pointers
+     * move, in one step without yielding, so a reader sees the previous complete run
+     * or the new one, never a run whose vectors the index lacks. While the sync reads,
+     * readers keep searching the state before it.
+     */
     const sync = (entry: Entry, idx: VectorIndex, force = false) =>
+      Effect.suspend(() =>
+        !force && nowMs() - entry.lastSync < syncInterval
+          ? Effect.void
+          : entry.syncLock.withPermits(1)(
+              Effect.suspend(() => {
+                if (!force && nowMs() - entry.lastSync < syncInterval) return Effect.void
+                const startedAt = nowMs()
+                entry.syncing = true
+                return syncNow(entry, idx).pipe(
+                  Effect.tap(() => Effect.sync(() => (entry.lastSync = startedAt))),
+                  Effect.ensuring(Effect.sync(() => (entry.syncing = false)))
+                )
+              })
+            )
+      )
+
+    const syncNow = (entry: Entry, idx: VectorIndex) =>
       Effect.gen(function* () {
-        const now = Date.now()
-        if (!force && now - entry.lastSync < syncInterval) return
-        entry.lastSync = now
-        yield* loadCurrent
+        const pointers = yield* readCurrent
         // rows the index holds already are not decoded (re-checked under the lock below)
         const fresh = yield* readRows(idx.key, Math.max(0, idx.maxSeq - 1000), (seq) => idx.labels.has(seq))
         const total = yield* db.use("marken.index.count", (k) =>
@@ -392,17 +429,12 @@ export const make = (
             .where("field", "=", idx.key.field)
             .executeTakeFirstOrThrow()
         )
-        yield* entry.lock.withPermits(1)(
-          Effect.gen(function* () {
-            for (const r of fresh) {
-              if (!idx.labels.has(r.seq)) {
-                idx.add(r)
-                generation++
-              }
-            }
-            if (Number(total.n) !== idx.size) {
-              generation++
-              const all = yield* db.use("marken.index.labels", (k) =>
+        const expected = Number(total.n)
+        const known = idx.size + fresh.filter((r) => !idx.labels.has(r.seq)).length
+        // deletions or rows older than the window: the full label list, and the rows still missing
+        const all =
+          expected !== known
+            ? yield* db.use("marken.index.labels", (k) =>
                 k
                   .selectFrom("marken_vectors")
                   .select("seq")
@@ -411,13 +443,36 @@ export const make = (
                   .where("field", "=", idx.key.field)
                   .execute()
               )
-              const live = new Set(all.map((r) => Number(r.seq)))
-              for (const label of [...idx.labels.keys()]) if (!live.has(label)) idx.remove(label)
-              if (live.size > idx.size) {
-                const missing = yield* readRows(idx.key, 0, (seq) => idx.labels.has(seq))
-                for (const r of missing) if (!idx.labels.has(r.seq)) idx.add(r)
+            : undefined
+        const fetched = new Set(fresh.map((r) => r.seq))
+        const missing =
+          all !== undefined && all.some((r) => !idx.labels.has(Number(r.seq)) && !fetched.has(Number(r.seq)))
+            ? yield* readRows(idx.key, 0, (seq) => idx.labels.has(seq) || fetched.has(seq))
+            : []
+        yield* entry.lock.withPermits(1)(
+          Effect.sync(() => {
+            for (const r of fresh) {
+              if (!idx.labels.has(r.seq)) {
+                idx.add(r)
+                generation++
               }
             }
+            for (const r of missing) {
+              if (!idx.labels.has(r.seq)) {
+                idx.add(r)
+                generation++
+              }
+            }
+            if (all !== undefined) {
+              generation++
+              const live = new Set(all.map((r) => Number(r.seq)))
+              // labels added by this process after the read are newer than every row it saw
+              let newest = 0
+              for (const seq of live) if (seq > newest) newest = seq
+              for (const label of [...idx.labels.keys()]) if (label <= newest && !live.has(label)) idx.remove(label)
+            }
+            // last, and in the same step: the pointers move once the index holds their vectors
+            applyCurrent(pointers)
           })
         )
       })
@@ -533,7 +588,7 @@ export const make = (
       status: "open" | "finished"
     ) =>
       Effect.gen(function* () {
-        const now = Date.now()
+        const now = nowMs()
         const row = {
           id: uuidv7(now),
           type,
@@ -589,7 +644,7 @@ export const make = (
         const r = yield* db.transaction(
           Effect.gen(function* () {
             const r = yield* lockOperation(operationId).pipe(Effect.flatMap(requireOpen))
-            const now = Date.now()
+            const now = nowMs()
             yield* db.use("marken.operation.finish", async (k) => {
               await k
                 .updateTable("marken_operations")
@@ -645,7 +700,7 @@ export const make = (
             yield* db.use("marken.operation.cancel", (k) =>
               k
                 .updateTable("marken_operations")
-                .set({ status: "cancelled", finished_ms: Date.now() })
+                .set({ status: "cancelled", finished_ms: nowMs() })
                 .where("id", "=", operationId)
                 .execute()
             )
@@ -773,7 +828,7 @@ export const make = (
       ch: ReturnType<typeof changes>
     ) =>
       Effect.gen(function* () {
-        const now = Date.now()
+        const now = nowMs()
         // the last item with a key wins within a batch
         const lastOfKey = new Map<string, number>()
         prepared.forEach(({ p }, i) => {
@@ -1226,7 +1281,12 @@ export const make = (
         const memory = memoryOnly(knn.filter, knn.type, knn.version)
         // hot path: a loaded index, synced recently, no SQL filter: no database round trip
         const ready = hot.get(keyString(knn))
-        if (memory && ready && ready.entry.idx && Date.now() - ready.entry.lastSync < syncInterval) {
+        if (
+          memory &&
+          ready &&
+          ready.entry.idx &&
+          (ready.entry.syncing || nowMs() - ready.entry.lastSync < syncInterval)
+        ) {
           return searchNow(ready.entry.idx, ready.spec, knn, undefined)
         }
         return Effect.gen(function* () {
