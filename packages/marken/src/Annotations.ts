@@ -6,12 +6,13 @@
  * @since 0.1.0
  */
 import { Database, Vector, type StorageError as StorageErrors } from "@org/storage"
-import { Context, Effect, Either, Layer, ParseResult, Schema } from "effect"
+import { Context, Effect, Either, Layer, type ParseResult, Schema } from "effect"
 import type { Scope } from "effect"
 import { sql, type Expression, type SqlBool } from "kysely"
 import * as Annotation from "./Annotation.js"
 import type * as AnnotationType from "./AnnotationType.js"
-import { formatPath } from "./internal/codec.js"
+import { describeParseError, formatPath } from "./internal/codec.js"
+import * as crypto from "node:crypto"
 import { keyString, TopK, VectorIndex, type IndexKey, type IndexTuning, type Row } from "./internal/hnsw.js"
 import { uuidv7 } from "./internal/ids.js"
 import * as Sql from "./internal/query.js"
@@ -25,7 +26,7 @@ import {
   type UnknownType
 } from "./MarkenError.js"
 import type * as Operation from "./Operation.js"
-import type * as Query from "./Query.js"
+import * as Query from "./Query.js"
 import * as Region from "./Region.js"
 import * as Registries from "./Registry.js"
 import { Registry } from "./Registry.js"
@@ -198,7 +199,19 @@ const Base = Schema.Struct(Annotation.Fields)
 const decodeBase = Schema.decodeUnknownEither(Base, { onExcessProperty: "error" })
 const decodeProducer = Schema.decodeUnknownEither(Annotation.Producer, { onExcessProperty: "error" })
 
-const firstIssue = (e: ParseResult.ParseError) => ParseResult.ArrayFormatter.formatErrorSync(e)[0]
+const firstIssue = (e: ParseResult.ParseError) => describeParseError(e)
+
+/** A query that fails its schema: `InvalidQuery` with the field path and a one-line message. */
+const invalidQuery = (e: ParseResult.ParseError, prefix = "") => {
+  const issue = describeParseError(e)
+  return new InvalidQuery({ path: formatPath(prefix, issue.path) || "query", message: issue.message })
+}
+
+/** Queries from code are decoded as HTTP decodes them: one validation, one error. */
+const decodeQuery = <A, I>(schema: Schema.Schema<A, I>, value: unknown, prefix = "") =>
+  Effect.mapError(Schema.decodeUnknown(schema)(value), (e) => invalidQuery(e, prefix))
+
+const decodeKnn = Schema.decodeUnknownEither(Query.Knn)
 
 interface Prepared {
   readonly key: string | undefined
@@ -1013,9 +1026,48 @@ export const make = (
     const where = (conds: ReadonlyArray<Expression<SqlBool>>) =>
       conds.length === 0 ? sql<SqlBool>`1 = 1` : sql<SqlBool>`${sql.join(conds, sql` and `)}`
 
-    const query = (q: Query.Query) =>
+    /** The current runs a query reads (its type, version and producer narrow them), sorted. */
+    const currentRuns = (q: Query.Query) =>
+      db
+        .use("marken.query.runs", (k) => {
+          let r = k.selectFrom("marken_current").select("operation_id")
+          if (q.type !== undefined) r = r.where("type", "=", q.type)
+          if (q.version !== undefined) r = r.where("version", "=", q.version)
+          if (q.producer !== undefined) r = r.where("producer_key", "=", q.producer)
+          return r.execute()
+        })
+        .pipe(Effect.map((rows) => rows.map((r) => r.operation_id as string).sort()))
+    const digestOf = (ops: ReadonlyArray<string>) =>
+      crypto.createHash("sha256").update(ops.join(",")).digest("base64url").slice(0, 22)
+    /** A cursor carries the runs themselves up to this many; beyond, their digest. */
+    const maxPinned = 40
+
+    const query = (input: Query.Query) =>
       Effect.gen(function* () {
-        const conds = yield* compile(() => Sql.conditions(caps, q))
+        const q = yield* decodeQuery(Query.Query, input)
+        // the runs of the first page: later pages read the same ones (see `Sql.Cursor`)
+        let ops: ReadonlyArray<string> | undefined
+        let pin: { ops?: ReadonlyArray<string>; digest?: string } = {}
+        if (q.operationId === undefined) {
+          const cursor = q.cursor === undefined ? undefined : yield* compile(() => Sql.decodeCursor(q.cursor!))
+          if (cursor?.ops !== undefined) {
+            ops = cursor.ops
+            pin = { ops }
+          } else {
+            const now = yield* currentRuns(q)
+            const digest = digestOf(now)
+            if (cursor?.digest !== undefined && cursor.digest !== digest) {
+              return yield* new InvalidQuery({
+                path: "cursor",
+                message:
+                  "the runs this query reads changed since its first page (an operation finished); query again without a cursor"
+              })
+            }
+            ops = now
+            pin = now.length <= maxPinned ? { ops: now } : { digest }
+          }
+        }
+        const conds = yield* compile(() => Sql.conditions(caps, q, ops))
         const pg = yield* compile(() => Sql.page(q))
         const limit = q.limit ?? 100
         const rows = yield* db.use("marken.query", (k) =>
@@ -1033,12 +1085,14 @@ export const make = (
         const last = pageRows[pageRows.length - 1]
         return {
           items: pageRows.map((r) => toAnnotation(r, vs ? (vs.get(r.id) ?? {}) : undefined)),
-          ...(more && last ? { next: Sql.encodeCursor({ v: pg.sortValue(last), id: last.id }) } : {})
+          ...(more && last ? { next: Sql.encodeCursor({ v: pg.sortValue(last), id: last.id, ...pin }) } : {})
         } satisfies Page
       })
 
-    const count = (q: Query.Query, by: Query.GroupBy) =>
+    const count = (input: Query.Query, by: Query.GroupBy) =>
       Effect.gen(function* () {
+        const q = yield* decodeQuery(Query.Query, input)
+        yield* decodeQuery(Query.GroupBy, by, "by")
         const conds = yield* compile(() => Sql.conditions(caps, q))
         const g = yield* compile(() => Sql.groupExpression(caps, by))
         const rows = yield* db.use("marken.count", (k) =>
@@ -1278,6 +1332,9 @@ export const make = (
 
     const search = (knn: Query.Knn) =>
       Effect.suspend(() => {
+        // the vector is checked on its own (it may be a Float32Array); the rest against the schema
+        const checked = decodeKnn({ ...knn, vector: [] })
+        if (Either.isLeft(checked)) return Effect.fail(invalidQuery(checked.left))
         const memory = memoryOnly(knn.filter, knn.type, knn.version)
         // hot path: a loaded index, synced recently, no SQL filter: no database round trip
         const ready = hot.get(keyString(knn))
@@ -1296,8 +1353,9 @@ export const make = (
         })
       })
 
-    const pairs = (p: Query.Pairs) =>
+    const pairs = (input: Query.Pairs) =>
       Effect.gen(function* () {
+        const p = yield* decodeQuery(Query.Pairs, input)
         const { idx, entry } = yield* indexFor(p.type, p.version, p.field)
         const left = yield* matchingLabels(idx, entry, p.left)
         const right = yield* matchingLabels(idx, entry, p.right)

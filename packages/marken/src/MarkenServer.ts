@@ -22,7 +22,7 @@ import { createServer } from "node:http"
 import type * as Annotation from "./Annotation.js"
 import { fromIssues } from "./internal/codec.js"
 import * as Annotations from "./Annotations.js"
-import { MarkenFailure, TypeNotFound } from "./MarkenError.js"
+import { InvalidQuery, MarkenFailure, TypeNotFound } from "./MarkenError.js"
 import {
   type Caller,
   Forbidden,
@@ -178,7 +178,13 @@ const SearchLive = HttpApiBuilder.group(MarkenApi, "search", (handlers) =>
   })
 )
 
-/** The platform's decode error becomes `InvalidRequest`: a field path and a one-line message. */
+/** The endpoints whose body is a query: their schema failures are `InvalidQuery`, as in the library. */
+const queryPaths = new Set(["/query", "/count", "/search", "/pairs"])
+
+/**
+ * The platform's decode error becomes `InvalidRequest` (`InvalidQuery` on the query
+ * endpoints): a field path and a one-line message.
+ */
 const invalidRequests = HttpApiBuilder.middleware(
   MarkenApi,
   (app) =>
@@ -186,7 +192,13 @@ const invalidRequests = HttpApiBuilder.middleware(
       app as Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, HttpServerRequest.HttpServerRequest>,
       (e): e is HttpApiError.HttpApiDecodeError =>
         typeof e === "object" && e !== null && (e as any)._tag === "HttpApiDecodeError",
-      (e) => Effect.fail(new InvalidRequest(fromIssues(e.issues, e.message)))
+      (e) =>
+        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+          const issue = fromIssues(e.issues, e.message)
+          return Effect.fail(
+            queryPaths.has(request.url.split("?")[0]!) ? new InvalidQuery(issue) : new InvalidRequest(issue)
+          )
+        })
     ) as typeof app
 )
 

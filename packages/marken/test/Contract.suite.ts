@@ -199,7 +199,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
         expect(top.data.key).toBe("k4")
         const badQuery = yield* call(sdk.annotationsQuery, { client: reader, body: { limit: 5000 } })
         expect(badQuery.response.status).toBe(400)
-        expect(badQuery.error).toMatchObject({ _tag: "InvalidRequest", path: "limit" })
+        expect(badQuery.error).toMatchObject({ _tag: "InvalidQuery", path: "limit" })
         expect(badQuery.error.message).not.toContain("\n")
         expect(badQuery.error.message).not.toContain("undefined")
       })
@@ -292,7 +292,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
           path: "/query",
           options: { token, text: '{"time": {"startNs": 0, "endNs": 100000000000000000000}}' },
           status: 400,
-          tag: "InvalidRequest",
+          tag: "InvalidQuery",
           names: "integer"
         },
         {
@@ -304,7 +304,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
             text: '{"type":"shot","version":"1.0","field":"embedding","vector":[1,0,0,0,0,0,0,0],"k":1e400}'
           },
           status: 400,
-          tag: "InvalidRequest",
+          tag: "InvalidQuery",
           names: "k"
         },
         {
@@ -325,7 +325,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
           path: "/query",
           options: { token, body: { limit: 5000 } },
           status: 400,
-          tag: "InvalidRequest",
+          tag: "InvalidQuery",
           names: "between 1 and 1000"
         },
         {

@@ -3,7 +3,7 @@ import { FetchHttpClient } from "@effect/platform"
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { AnnotationType, MarkenApi, MarkenClient } from "@org/marken"
+import { Annotations, AnnotationType, MarkenApi, MarkenClient } from "@org/marken"
 import { StorageTesting } from "@org/storage/testing"
 import { baseUrl, clustered, raw, server, Shot, tokens, withShared } from "./fixtures.js"
 
@@ -109,6 +109,23 @@ for (const adapter of StorageTesting.adapters()) {
             expect.arrayContaining(["/annotations", "/query", "/search", "/operations/{id}/finish", "/types"])
           )
           expect(doc.body.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" })
+        })
+      )
+
+      it.effect("a query failing its schema is the same InvalidQuery from code and over HTTP", () =>
+        Effect.gen(function* () {
+          const url = yield* baseUrl
+          const annotations = yield* Annotations.Annotations
+          for (const q of [{ time: { startNs: 1_000_000_005, endNs: 1 } }, { limit: 0 }, { minConfidence: 7 }]) {
+            const fromCode = yield* Effect.flip(annotations.query(q))
+            const overHttp = yield* raw("POST", `${url}/query`, { token: "reader-token", body: q })
+            expect(overHttp.status).toBe(400)
+            expect(overHttp.body).toEqual({
+              _tag: "InvalidQuery",
+              path: (fromCode as any).path,
+              message: fromCode.message
+            })
+          }
         })
       )
 
