@@ -1330,7 +1330,33 @@ export const make = (
       }
     }
 
+    /** The payloads of the hits, in one query (`includePayload`). */
+    const withPayloads = (hits: ReadonlyArray<Query.Hit>) =>
+      hits.length === 0
+        ? Effect.succeed(hits)
+        : db
+            .use("marken.search.payloads", (k) =>
+              k
+                .selectFrom("marken_annotations")
+                .select(["id", "payload"])
+                .where(
+                  "id",
+                  "in",
+                  hits.map((h) => h.id)
+                )
+                .execute()
+            )
+            .pipe(
+              Effect.map((rows) => {
+                const payloads = new Map(rows.map((r) => [r.id as string, caps.readJson(r.payload)]))
+                return hits.map((h) => ({ ...h, payload: payloads.get(h.id) ?? null }))
+              })
+            )
+
     const search = (knn: Query.Knn) =>
+      knn.includePayload === true ? Effect.flatMap(searchHits(knn), withPayloads) : searchHits(knn)
+
+    const searchHits = (knn: Query.Knn) =>
       Effect.suspend(() => {
         // the vector is checked on its own (it may be a Float32Array); the rest against the schema
         const checked = decodeKnn({ ...knn, vector: [] })

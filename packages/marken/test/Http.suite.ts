@@ -81,6 +81,20 @@ for (const adapter of StorageTesting.adapters()) {
             }
           })
           expect(hits.length).toBe(3)
+          expect(hits[0]!.payload).toBeUndefined()
+          const withPayload = yield* client.search.knn({
+            payload: {
+              type: "shot",
+              version: "1.0",
+              field: "embedding",
+              vector: vector(4),
+              k: 3,
+              filter: { producer: "http" },
+              includePayload: true
+            }
+          })
+          expect(withPayload.map((h) => h.id)).toEqual(hits.map((h) => h.id))
+          expect(withPayload[0]!.payload).toEqual({ kind: "fade", score: 4 / 30 })
           const top = yield* client.annotations.get({ path: { id: hits[0]!.id }, urlParams: { withVectors: true } })
           expect(top.key).toBe("k4")
           expect(top.vectors!.embedding!.length).toBe(8)
