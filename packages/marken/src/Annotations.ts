@@ -153,6 +153,13 @@ export interface Service {
     patch: Annotation.Patch
   ) => Effect.Effect<Annotation.Annotation, AnnotationNotFound | InvalidAnnotation | UnknownType | StorageError>
   readonly remove: (id: string) => Effect.Effect<void, AnnotationNotFound | StorageError>
+  /** Deletes annotations by id in one transaction, the indexes updated once; unknown ids are skipped. */
+  readonly removeMany: (ids: ReadonlyArray<string>) => Effect.Effect<{ readonly removed: number }, StorageError>
+  /**
+   * Deletes every annotation a query matches (its runs: the current ones, or `operationId`'s;
+   * `limit` and `cursor` are ignored) in one transaction, the indexes updated once.
+   */
+  readonly removeWhere: (query: Query.Query) => Effect.Effect<{ readonly removed: number }, InvalidQuery | StorageError>
   readonly query: (query: Query.Query) => Effect.Effect<Page, InvalidQuery | StorageError>
   /** Counts the annotations matching a query, grouped (largest groups first, at most 1000). */
   readonly count: (
@@ -1225,6 +1232,38 @@ export const make = (
         yield* applyChanges(ch.map)
       })
 
+    const removeIds = (ids: ReadonlyArray<string>) =>
+      Effect.gen(function* () {
+        const ch = changes()
+        const removed = yield* db.transaction(
+          Effect.gen(function* () {
+            const known = yield* Effect.forEach(chunk([...new Set(ids)], 500), (part) =>
+              db.use("marken.removeMany.ids", (k) =>
+                k.selectFrom("marken_annotations").select("id").where("id", "in", part).execute()
+              )
+            )
+            const found = known.flat().map((r) => r.id as string)
+            yield* deleteAnnotations(found, ch)
+            return found.length
+          })
+        )
+        yield* applyChanges(ch.map)
+        return { removed }
+      })
+
+    const removeMany = (ids: ReadonlyArray<string>) =>
+      ids.length === 0 ? Effect.succeed({ removed: 0 }) : removeIds(ids)
+
+    const removeWhere = (input: Query.Query) =>
+      Effect.gen(function* () {
+        const q = yield* decodeQuery(Query.Query, input)
+        const conds = yield* compile(() => Sql.conditions(caps, { ...q, cursor: undefined }))
+        const rows = yield* db.use("marken.removeWhere.ids", (k) =>
+          k.selectFrom("marken_annotations as a").select("a.id").where(where(conds)).execute()
+        )
+        return yield* removeMany(rows.map((r) => r.id as string))
+      })
+
     // ---- vector search ----
     const hot = new Map<string, { readonly entry: Entry; readonly spec: AnnotationType.VectorField }>()
     const indexFor = (type: string, version: string, field: string) =>
@@ -1561,6 +1600,8 @@ export const make = (
       get,
       update,
       remove,
+      removeMany,
+      removeWhere,
       query,
       count,
       search,

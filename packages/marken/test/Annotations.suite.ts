@@ -347,6 +347,58 @@ for (const adapter of StorageTesting.adapters()) {
       })
     )
 
+    it.effect("bulk delete by ids and by query: one transaction, the index updated once", () =>
+      Effect.gen(function* () {
+        const { annotations } = yield* setup
+        const entity = "title:bulk"
+        const r = rng(11)
+        const op = yield* annotations.start({ type: "shot", version: "1.0", producer: { ...producer, key: "bulk" } })
+        const written = yield* annotations.upsert(
+          op.id,
+          Array.from({ length: 1200 }, (_, i) => ({
+            entity,
+            key: `b${i}`,
+            payload: { kind: i % 2 ? ("cut" as const) : ("fade" as const), score: (i % 100) / 100 },
+            vectors: { embedding: vec(r) }
+          }))
+        )
+        yield* annotations.finish(op.id)
+        const ids = written.written.map((w) => w.id)
+        const total = () =>
+          annotations.count({ entities: [entity] }, "entity").pipe(Effect.map((g) => g[0]?.count ?? 0))
+        expect(yield* total()).toBe(1200)
+        // by query: every "cut" with score >= 0.5 (300 of them)
+        const byQuery = yield* annotations.removeWhere({
+          entities: [entity],
+          where: [
+            { field: "kind", op: "eq", value: "cut" },
+            { field: "score", op: "range", gte: 0.5 }
+          ]
+        })
+        expect(byQuery.removed).toBe(300)
+        expect(yield* total()).toBe(900)
+        // by ids, unknown ids skipped
+        const some = ids.filter((_, i) => i % 2 === 0).slice(0, 500)
+        expect((yield* annotations.removeMany([...some, "00000000-0000-7000-8000-000000000000"])).removed).toBe(500)
+        expect(yield* total()).toBe(400)
+        const left = new Set((yield* annotations.query({ entities: [entity], limit: 1000 })).items.map((a) => a.id))
+        // the index holds only what is left
+        const hits = yield* annotations.search({
+          type: "shot",
+          version: "1.0",
+          field: "embedding",
+          vector: vec(r),
+          k: 50,
+          filter: { entities: [entity] }
+        })
+        expect(hits.length).toBe(50)
+        for (const h of hits) expect(left.has(h.id)).toBe(true)
+        const bad = yield* Effect.flip(annotations.removeWhere({ limit: 0 }))
+        expect(bad._tag).toBe("InvalidQuery")
+        expect(yield* total()).toBe(400)
+      })
+    )
+
     it.effect("an operation becomes visible at finish, replaces the previous run, and can be cancelled", () =>
       Effect.gen(function* () {
         const { annotations } = yield* setup
