@@ -70,29 +70,18 @@ for (const adapter of StorageTesting.adapters()) {
             { key: "e1", count: 10 },
             { key: "e2", count: 10 }
           ])
-          const hits = yield* client.search.knn({
-            payload: {
-              type: "shot",
-              version: "1.0",
-              field: "embedding",
-              vector: vector(4),
-              k: 3,
-              filter: { producer: "http" }
-            }
-          })
+          const knn = {
+            type: "shot",
+            version: "1.0",
+            field: "embedding",
+            vector: vector(4),
+            k: 3,
+            filter: { producer: "http" }
+          }
+          const hits = yield* client.search.knn({ payload: knn })
           expect(hits.length).toBe(3)
           expect(hits[0]!.payload).toBeUndefined()
-          const withPayload = yield* client.search.knn({
-            payload: {
-              type: "shot",
-              version: "1.0",
-              field: "embedding",
-              vector: vector(4),
-              k: 3,
-              filter: { producer: "http" },
-              includePayload: true
-            }
-          })
+          const withPayload = yield* client.search.knn({ payload: { ...knn, includePayload: true } })
           expect(withPayload.map((h) => h.id)).toEqual(hits.map((h) => h.id))
           expect(withPayload[0]!.payload).toEqual({ kind: "fade", score: 4 / 30 })
           const top = yield* client.annotations.get({ path: { id: hits[0]!.id }, urlParams: { withVectors: true } })
