@@ -12,6 +12,11 @@ const root = path.resolve(import.meta.dirname, "../../..")
 const example = path.join(import.meta.dirname, "../examples/quickstart.ts")
 
 describe("examples/quickstart.ts", () => {
+  it("is the README's program, verbatim", () => {
+    const readme = fs.readFileSync(path.join(import.meta.dirname, "../README.md"), "utf8")
+    expect(readme).toContain(fs.readFileSync(example, "utf8").trim())
+  })
+
   it("plans, materializes and follows the catalog with a trigger", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "amber-example-"))
     try {
