@@ -115,7 +115,13 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
      * Computes one feature for a batch of entities in a graph, ensuring first that
      * their inputs are stored (computing missing ones in this process).
      */
-    const runTaskIn = (graph: Graph.Graph, task: Plan.Task, run: string): Effect.Effect<TaskResult, any> =>
+    const runTaskIn = (
+      graph: Graph.Graph,
+      task: Plan.Task,
+      run: string,
+      /** Features with no failure recorded when the run was planned: nothing to clear for them. */
+      clean?: ReadonlySet<string>
+    ): Effect.Effect<TaskResult, any> =>
       Effect.gen(function* () {
         const started = performance.now()
         const algorithm = yield* Mesh.algorithm(mesh, task.feature)
@@ -150,7 +156,8 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
               yield* runTaskIn(
                 graph,
                 { feature: depLabel, entities: missing.slice(i, i + depAlgorithm.batchSize) },
-                run
+                run,
+                clean
               )
             }
           }
@@ -230,7 +237,7 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
             at: now
           }))
         )
-        yield* state.clearFailures(spec.name, spec.version, [...computed, ...cached])
+        if (!clean?.has(label)) yield* state.clearFailures(spec.name, spec.version, [...computed, ...cached])
         const ms = performance.now() - started
         if (computed.length > 0)
           yield* publish({ _tag: "Computed", run, feature: label, entities: computed.length, ms })
@@ -474,11 +481,17 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
           counts,
           ms: performance.now() - started
         })
+        const clean = new Set<string>()
+        if (levels.length > 0) {
+          for (const f of thePlan.features) {
+            if ((yield* state.failures({ name: f.name, version: f.version })).length === 0) clean.add(f.feature)
+          }
+        }
         const results = yield* executor.execute({
           run,
           levels,
           runTask: (task) =>
-            runTaskIn(graph, task, run).pipe(
+            runTaskIn(graph, task, run, clean).pipe(
               Effect.catchAllCause((cause) => {
                 // a task that fails as a whole (the store or the source failed): every entity fails
                 const algorithm = mesh.byLabel.get(task.feature)!
