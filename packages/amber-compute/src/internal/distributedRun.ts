@@ -10,12 +10,14 @@ import {
   type ComputeFailure,
   ComputeTimeout,
   ExecutorError,
+  failureJson,
   InvalidOutput,
   MissingAsset,
   MissingEntity,
   StoreFailed
 } from "../ComputeError.js"
 import type { Job, TaskResult } from "../Executor.js"
+import type { RunEvent } from "../RunEvent.js"
 import type { Queue, TaskRow } from "./distributedQueue.js"
 
 /** A task result as the worker stores it (failures as plain JSON with their extra fields). */
@@ -80,6 +82,23 @@ export const failedTaskResult = (task: TaskRow): TaskResult => {
   }
 }
 
+/** The events a task settled by a worker stands for, published in the caller's process. */
+const eventsOf = (run: string, result: TaskResult): ReadonlyArray<RunEvent> => [
+  ...(result.computed.length > 0
+    ? [{ _tag: "Computed" as const, run, feature: result.feature, entities: result.computed.length, ms: result.ms }]
+    : []),
+  ...(result.cached.length > 0
+    ? [{ _tag: "Cached" as const, run, feature: result.feature, entities: result.cached.length }]
+    : []),
+  ...result.failed.map((f) => ({
+    _tag: "Failed" as const,
+    run,
+    feature: result.feature,
+    entity: f.entity,
+    error: failureJson(f)
+  }))
+]
+
 /** What a run's waiting loop reports as tasks settle. */
 export interface Progress {
   readonly onSettled?: (task: TaskRow, result: TaskResult) => Effect.Effect<void>
@@ -113,6 +132,7 @@ export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
           const result =
             row.state === "done" && row.result ? resultFromJson(row.result as TaskResultJson) : failedTaskResult(row)
           results.push(result)
+          if (job.publish) yield* Effect.forEach(eventsOf(job.run, result), job.publish, { discard: true })
           if (progress.onSettled) yield* progress.onSettled(row, result)
         }
       }
