@@ -46,9 +46,7 @@ const Identifier = Schema.String.pipe(
 export const Options = Schema.Struct({
   /** The PostgreSQL URL of the job engine (usually the store's database). */
   url: Schema.Union(
-    Schema.String.pipe(
-      Schema.pattern(/^postgres(ql)?:\/\//, { message: () => "a postgres:// or postgresql:// URL" })
-    ),
+    Schema.String.pipe(Schema.pattern(/^postgres(ql)?:\/\//, { message: () => "a postgres:// or postgresql:// URL" })),
     Schema.RedactedFromSelf(Schema.String)
   ),
   /** The schema of the engine's tables and of the task table (default `amber_jobs`). */
@@ -136,9 +134,7 @@ export const queue = (
  * @since 0.1.0
  * @category constructors
  */
-export const make = (
-  options: Options
-): Effect.Effect<Executor.Service, ComputeConfigError | QueueError, Scope.Scope> =>
+export const make = (options: Options): Effect.Effect<Executor.Service, ComputeConfigError | QueueError, Scope.Scope> =>
   Effect.map(
     queue(options),
     (q): Executor.Service => ({
@@ -178,10 +174,7 @@ export interface Status extends Queue.QueueSummary {
  * @since 0.1.0
  * @category utils
  */
-export const status = (
-  options: Options,
-  run?: string
-): Effect.Effect<Status, ComputeConfigError | QueueError> =>
+export const status = (options: Options, run?: string): Effect.Effect<Status, ComputeConfigError | QueueError> =>
   Effect.scoped(
     Effect.gen(function* () {
       const q = yield* queue(options)

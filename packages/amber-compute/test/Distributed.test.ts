@@ -4,11 +4,12 @@
  * DistributedProcesses.test.ts.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer } from "effect"
+import { Chunk, Effect, Exit, Fiber, Layer, Queue } from "effect"
 import * as path from "node:path"
 import pg from "pg"
 import { StorageTesting } from "@org/storage/testing"
 import { AmberConfig, DistributedExecutor, Resolver, Worker } from "@org/amber-compute"
+import { runWorker } from "../src/internal/distributedWorker.js"
 
 const url = StorageTesting.pgUrl
 const suffix = `${process.pid}_${Date.now().toString(36)}`
@@ -49,18 +50,89 @@ describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
             concurrency: "unbounded"
           })
         )
-        const result = yield* Resolver.materialize("art.score@1", Array.from({ length: 60 }, (_, i) => `art-${i}`)).pipe(
-          Effect.provide(callerLayer(config))
-        )
-        console.log(JSON.stringify({ ...result, failed: result.failed.length }))
-        const pool = new pg.Pool({ connectionString: url })
-        console.log((yield* Effect.promise(() => pool.query(`select seq, level, state, attempts, worker, queued_at::time, started_at::time, finished_at::time, result->>'ms' ms from ${queueSchema}.amber_tasks order by seq`))).rows.map((r) => JSON.stringify(r)).join("\n"))
+        const { events, result } = yield* Effect.gen(function* () {
+          const resolver = yield* Resolver.Resolver
+          const subscription = yield* resolver.subscribe
+          const result = yield* resolver.materialize(
+            "art.score@1",
+            Array.from({ length: 60 }, (_, i) => `art-${i}`)
+          )
+          return { result, events: Chunk.toReadonlyArray(yield* Queue.takeAll(subscription)) }
+        }).pipe(Effect.provide(callerLayer(config)))
+        // the workers' progress is published in the caller's process
+        const sum = (tag: string) =>
+          events.filter((e) => e._tag === tag).reduce((n, e) => n + ("entities" in e ? e.entities : 1), 0)
+        expect(sum("Computed")).toBe(177)
+        expect(sum("Failed")).toBe(3)
+        expect(events.at(-1)?._tag).toBe("Finished")
         expect(result.entities).toBe(60)
         // art-7 fails at the first level: its three values fail (tensor) or are blocked
         expect(result.failed.map((f) => `${f.feature}:${f.entity}`).sort()).toContain("art.tensor:art-7")
         expect(result.computed).toBe(59 * 3)
         yield* Fiber.interrupt(workers)
-      }).pipe(Effect.scoped, Effect.ensuring(Effect.void)),
+      }).pipe(Effect.scoped, Effect.ensuring(dropSchemas)),
+    60_000
+  )
+
+  it.live(
+    "a failing attempt is retried with backoff; after maxAttempts the task is failed, in the result and in status",
+    () =>
+      Effect.gen(function* () {
+        const options = { url: url!, schema: `${queueSchema}_retry`, maxAttempts: 2, pollMs: 50, workerTimeoutMs: 2000 }
+        const queue = yield* DistributedExecutor.queue(options)
+        const attempts = new Map<number, number>()
+        yield* Effect.forkScoped(
+          runWorker(queue, {
+            concurrency: 2,
+            handle: (task) =>
+              Effect.suspend(() => {
+                const n = (attempts.get(task.seq) ?? 0) + 1
+                attempts.set(task.seq, n)
+                if (task.seq === 1) return Effect.fail(new Error(`broken batch ${task.entities.join(",")}`))
+                if (n === 1) return Effect.die(new Error("flaky"))
+                return Effect.succeed({ feature: task.feature, computed: task.entities, cached: [], failed: [], ms: 1 })
+              })
+          })
+        )
+        const executor = yield* DistributedExecutor.make(options)
+        const t0 = Date.now()
+        const results = yield* executor.execute({
+          run: "retry-run",
+          levels: [
+            [
+              { feature: "art.tensor@1", entities: ["a", "b"] },
+              { feature: "art.tensor@1", entities: ["c"] }
+            ]
+          ],
+          runTask: () => Effect.die("the distributed executor runs tasks in workers")
+        })
+        // graphile-worker waits exp(1) = 2.7 s before the second attempt
+        expect(Date.now() - t0).toBeGreaterThan(2500)
+        expect(Object.fromEntries(attempts)).toEqual({ 0: 2, 1: 2 })
+        const byFeature = results.map((r) => ({
+          computed: r.computed,
+          failed: r.failed.map((f) => [f._tag, f.entity])
+        }))
+        expect(byFeature).toContainEqual({ computed: ["a", "b"], failed: [] })
+        expect(byFeature).toContainEqual({ computed: [], failed: [["ComputeFailed", "c"]] })
+        const failure = results.flatMap((r) => r.failed)[0]!
+        expect(failure.message).toMatch(/failed after 2 attempt\(s\): broken batch c/)
+        const status = yield* DistributedExecutor.status(options, "retry-run")
+        expect(status.byState).toMatchObject({ done: 1, failed: 1, queued: 0, running: 0 })
+        expect(status.failed).toEqual([
+          { run: "retry-run", seq: 1, feature: "art.tensor@1", attempts: 2, lastError: "broken batch c" }
+        ])
+        expect(status.workers.length).toBe(1)
+      }).pipe(
+        Effect.scoped,
+        Effect.ensuring(
+          Effect.promise(async () => {
+            const pool = new pg.Pool({ connectionString: url })
+            await pool.query(`drop schema if exists ${queueSchema}_retry cascade`)
+            await pool.end()
+          })
+        )
+      ),
     60_000
   )
 
@@ -71,7 +143,9 @@ describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
       const error = yield* Effect.flip(DistributedExecutor.config({ url: url!, schema: "Bad-Name" }))
       expect(error._tag).toBe("ComputeConfigError")
       expect(error.option).toBe("schema")
-      const beat = yield* Effect.flip(DistributedExecutor.config({ url: url!, workerTimeoutMs: 1000, heartbeatMs: 900 }))
+      const beat = yield* Effect.flip(
+        DistributedExecutor.config({ url: url!, workerTimeoutMs: 1000, heartbeatMs: 900 })
+      )
       expect(beat.option).toBe("heartbeatMs")
     })
   )

@@ -74,7 +74,11 @@ describe("amber CLI on SQLite", () => {
     () =>
       Effect.gen(function* () {
         const dir = yield* tempDir
-        const env = { AMBER_STORE: `sqlite:${path.join(dir, "store.db")}`, AMBER_ENTITIES: "12", AMBER_FAIL_ENTITY: "art-3" }
+        const env = {
+          AMBER_STORE: `sqlite:${path.join(dir, "store.db")}`,
+          AMBER_ENTITIES: "12",
+          AMBER_FAIL_ENTITY: "art-3"
+        }
         const entities = ["-e", "art-1", "-e", "art-2", "-e", "art-3"]
         const plan = yield* run(["plan", "--config", configPath, "-f", "art.score@1", ...entities], env)
         expect(plan.code).toBe(0)
@@ -96,7 +100,9 @@ describe("amber CLI on SQLite", () => {
 
         const status = yield* run(["status", "--config", configPath], env)
         expect(status.code).toBe(3)
-        expect(status.stdout).toMatch(/^art.tensor@1: 12 entities, 2 stored, 10 missing, 0 blocked, 1 failed; last error \(art-3\)/m)
+        expect(status.stdout).toMatch(
+          /^art.tensor@1: 12 entities, 2 stored, 10 missing, 0 blocked, 1 failed; last error \(art-3\)/m
+        )
 
         const again = yield* run(["run", "--config", configPath, "-f", "art.score", "-e", "art-1", "--json"], env)
         expect(again.code).toBe(0)
@@ -152,7 +158,9 @@ describe.skipIf(!url)("amber workers on PostgreSQL", () => {
           Effect.sync(() => new pg.Pool({ connectionString: url, max: 2 })),
           (p) =>
             Effect.promise(async () => {
-              await p.query(`drop schema if exists ${storeSchema} cascade; drop schema if exists ${queueSchema} cascade`)
+              await p.query(
+                `drop schema if exists ${storeSchema} cascade; drop schema if exists ${queueSchema} cascade`
+              )
               await p.end()
             })
         )
@@ -162,14 +170,18 @@ describe.skipIf(!url)("amber workers on PostgreSQL", () => {
         const config = yield* AmberConfig.load(configPath)
         // the queue's tables exist before the workers start
         yield* Effect.scoped(DistributedExecutor.queue(config.distributed!))
-        const workers = Array.from({ length: 3 }, () => amber(["worker", "--config", configPath, "--concurrency", "2"], env))
+        const workers = Array.from({ length: 3 }, () =>
+          amber(["worker", "--config", configPath, "--concurrency", "2"], env)
+        )
         yield* Effect.addFinalizer(() =>
           Effect.sync(() => workers.forEach((w) => w.child.exitCode === null && w.child.kill("SIGKILL")))
         )
         const started = Date.now()
         while ((yield* q(`select count(*)::int as n from ${queueSchema}.amber_workers`))[0].n < 3) {
           if (Date.now() - started > 90_000) {
-            return yield* Effect.die(new Error(`workers did not start: ${workers.map((w) => w.output().stderr).join("\n")}`))
+            return yield* Effect.die(
+              new Error(`workers did not start: ${workers.map((w) => w.output().stderr).join("\n")}`)
+            )
           }
           yield* Effect.sleep(200)
         }

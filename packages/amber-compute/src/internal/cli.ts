@@ -64,7 +64,10 @@ const appLayer = (cfg: AmberConfig.AmberConfig, inProcess: boolean) =>
 /** Loads the config, builds the app, renders the resolver's events while `body` runs. */
 const withApp = <A, E>(
   flags: { readonly config: string; readonly local?: boolean; readonly json?: boolean },
-  body: (resolver: Resolver.Service, output: Output) => Effect.Effect<A, E, Resolver.Resolver | EntitySource.EntitySource>
+  body: (
+    resolver: Resolver.Service,
+    output: Output
+  ) => Effect.Effect<A, E, Resolver.Resolver | EntitySource.EntitySource>
 ) =>
   Effect.gen(function* () {
     const cfg = yield* AmberConfig.load(flags.config)
@@ -121,19 +124,16 @@ const oneLine = (cause: Cause.Cause<unknown>): string => {
   return String(error)
 }
 
-const plan = Command.make(
-  "plan",
-  { config, feature, entity, json, verbose },
-  (flags) =>
-    guarded(
-      flags,
-      withApp({ ...flags, local: true }, (resolver) =>
-        Effect.gen(function* () {
-          const p = yield* resolver.plan(flags.feature, flags.entity)
-          yield* Console.log(flags.json ? JSON.stringify(Plan.toJson(p), null, 2) : Plan.render(p))
-        })
-      )
+const plan = Command.make("plan", { config, feature, entity, json, verbose }, (flags) =>
+  guarded(
+    flags,
+    withApp({ ...flags, local: true }, (resolver) =>
+      Effect.gen(function* () {
+        const p = yield* resolver.plan(flags.feature, flags.entity)
+        yield* Console.log(flags.json ? JSON.stringify(Plan.toJson(p), null, 2) : Plan.render(p))
+      })
     )
+  )
 ).pipe(Command.withDescription("show what materializing a feature would compute, and why, without computing"))
 
 const run = Command.make("run", { config, feature, entity, local, json, verbose }, (flags) =>
@@ -143,7 +143,9 @@ const run = Command.make("run", { config, feature, entity, local, json, verbose 
       Effect.flatMap(resolver.materialize(flags.feature, flags.entity), (result) => finish(output, [result]))
     )
   )
-).pipe(Command.withDescription("materialize a feature for entities (through the workers when the config is distributed)"))
+).pipe(
+  Command.withDescription("materialize a feature for entities (through the workers when the config is distributed)")
+)
 
 const backfill = Command.make(
   "backfill",
@@ -156,7 +158,10 @@ const backfill = Command.make(
           const attr = Option.getOrUndefined(flags.attribute)
           const entries = attr ? HashMap.toEntries(attr) : []
           if (entries.length > 1) {
-            return yield* new ComputeConfigError({ option: "attribute", message: "--attribute: give at most one key=value" })
+            return yield* new ComputeConfigError({
+              option: "attribute",
+              message: "--attribute: give at most one key=value"
+            })
           }
           const results = yield* Trigger.backfill(flags.features, {
             ...(Option.isSome(flags.kind) ? { kind: flags.kind.value } : {}),
@@ -219,7 +224,11 @@ const status = Command.make("status", { config, feature: feature.pipe(Options.re
       }
     })
   )
-).pipe(Command.withDescription("per feature: stored, missing, blocked, failed and the last error; the queue's tasks and workers"))
+).pipe(
+  Command.withDescription(
+    "per feature: stored, missing, blocked, failed and the last error; the queue's tasks and workers"
+  )
+)
 
 /** The `amber` command. */
 export const amber = Command.make("amber").pipe(

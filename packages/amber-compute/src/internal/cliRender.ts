@@ -41,10 +41,7 @@ export const makeRenderer = (options: {
     if (options.json) return
     switch (e._tag) {
       case "Planned": {
-        const todo = Object.values(e.counts).reduce(
-          (n, c) => n + c.missing + c["stale-version"] + c["stale-input"],
-          0
-        )
+        const todo = Object.values(e.counts).reduce((n, c) => n + c.missing + c["stale-version"] + c["stale-input"], 0)
         if (tty && todo > 0) {
           bar?.stop()
           done = 0
@@ -59,7 +56,10 @@ export const makeRenderer = (options: {
           )
           bar.start(todo, 0, { what: "planned" })
         } else {
-          print(err, `planned ${e.run}: ${e.feature} on ${e.entities} entities, ${todo} value(s) to compute in ${e.tasks} task(s)`)
+          print(
+            err,
+            `planned ${e.run}: ${e.feature} on ${e.entities} entities, ${todo} value(s) to compute in ${e.tasks} task(s)`
+          )
         }
         return
       }
@@ -81,10 +81,7 @@ export const makeRenderer = (options: {
       case "Finished":
         bar?.stop()
         bar = undefined
-        print(
-          err,
-          `finished ${e.run}: ${e.computed} computed, ${e.cached} cached, ${e.failed} failed in ${ms(e.ms)}`
-        )
+        print(err, `finished ${e.run}: ${e.computed} computed, ${e.cached} cached, ${e.failed} failed in ${ms(e.ms)}`)
     }
   }
   const worker = (e: WorkerEvent) => {
@@ -92,7 +89,10 @@ export const makeRenderer = (options: {
       case "WorkerStarted":
         return print(err, `worker ${e.worker} started (concurrency ${e.concurrency})`)
       case "TaskStarted":
-        return print(err, `task ${e.task.run}:${e.task.seq} ${e.task.feature} (${e.task.entities.length} entities), attempt ${e.attempt}`)
+        return print(
+          err,
+          `task ${e.task.run}:${e.task.seq} ${e.task.feature} (${e.task.entities.length} entities), attempt ${e.attempt}`
+        )
       case "TaskDone":
         return print(err, `task ${e.task.run}:${e.task.seq} done in ${ms(e.ms)}`)
       case "TaskFailed":
@@ -106,8 +106,12 @@ export const makeRenderer = (options: {
   }
   const result = (r: RunResult) => {
     if (options.json) return print(out, JSON.stringify({ ...r, failed: r.failed.map((f) => ({ ...f })) }))
-    print(out, `${r.feature}: ${r.entities} entities, ${r.computed} computed, ${r.cached} cached, ${r.failed.length} failed (${r.run}, ${ms(r.ms)})`)
-    for (const f of r.failed.slice(0, 20)) print(out, `  failed ${f.feature}@${f.version} ${f.entity}: ${f._tag}: ${f.message}`)
+    print(
+      out,
+      `${r.feature}: ${r.entities} entities, ${r.computed} computed, ${r.cached} cached, ${r.failed.length} failed (${r.run}, ${ms(r.ms)})`
+    )
+    for (const f of r.failed.slice(0, 20))
+      print(out, `  failed ${f.feature}@${f.version} ${f.entity}: ${f._tag}: ${f.message}`)
     if (r.failed.length > 20) print(out, `  ... ${r.failed.length - 20} more`)
   }
   const status = (features: ReadonlyArray<FeatureStatus>, queue: DistributedExecutor.Status | undefined) => {
@@ -121,9 +125,16 @@ export const makeRenderer = (options: {
     }
     if (queue) {
       const s = queue.byState
-      print(out, `tasks: ${s.queued} queued, ${s.running} running, ${s.retrying} retrying, ${s.done} done, ${s.failed} failed`)
-      for (const t of queue.failed) print(out, `  failed task ${t.run}:${t.seq} ${t.feature} after ${t.attempts} attempt(s): ${t.lastError}`)
-      print(out, `workers: ${queue.workers.length}${queue.workers.map((w) => ` ${w.id} (${w.host} pid ${w.pid})`).join(",")}`)
+      print(
+        out,
+        `tasks: ${s.queued} queued, ${s.running} running, ${s.retrying} retrying, ${s.done} done, ${s.failed} failed`
+      )
+      for (const t of queue.failed)
+        print(out, `  failed task ${t.run}:${t.seq} ${t.feature} after ${t.attempts} attempt(s): ${t.lastError}`)
+      print(
+        out,
+        `workers: ${queue.workers.length}${queue.workers.map((w) => ` ${w.id} (${w.host} pid ${w.pid})`).join(",")}`
+      )
     }
   }
   return {

@@ -131,7 +131,10 @@ export interface Queue {
   readonly leave: (worker: string) => Effect.Effect<void, QueueError>
   /** Releases the jobs of workers whose heartbeat is stale; returns their ids. */
   readonly reap: Effect.Effect<ReadonlyArray<string>, QueueError>
-  readonly workers: Effect.Effect<ReadonlyArray<{ id: string; host: string; pid: number; beatAgeMs: number }>, QueueError>
+  readonly workers: Effect.Effect<
+    ReadonlyArray<{ id: string; host: string; pid: number; beatAgeMs: number }>,
+    QueueError
+  >
   /** Task counts per state and the last errors, over every run or one. */
   readonly summary: (run?: string) => Effect.Effect<QueueSummary, QueueError>
 }
@@ -139,7 +142,13 @@ export interface Queue {
 /** Counts of the task table. */
 export interface QueueSummary {
   readonly byState: Readonly<Record<TaskState, number>>
-  readonly failed: ReadonlyArray<{ run: string; seq: number; feature: string; attempts: number; lastError: string | null }>
+  readonly failed: ReadonlyArray<{
+    run: string
+    seq: number
+    feature: string
+    attempts: number
+    lastError: string | null
+  }>
 }
 
 /** Opens a pool on the queue's database; closed with the scope. */

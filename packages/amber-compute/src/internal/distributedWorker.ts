@@ -106,7 +106,9 @@ export const runWorker = <R>(
     emit({ _tag: "WorkerStarted", worker, concurrency: options.concurrency })
     yield* queue.heartbeat(worker, options.concurrency).pipe(Effect.ignore, Effect.repeat(every), Effect.forkScoped)
     yield* queue.reap.pipe(
-      Effect.tap((dead) => (dead.length > 0 ? Effect.sync(() => emit({ _tag: "WorkersReaped", worker, dead })) : Effect.void)),
+      Effect.tap((dead) =>
+        dead.length > 0 ? Effect.sync(() => emit({ _tag: "WorkersReaped", worker, dead })) : Effect.void
+      ),
       Effect.ignore,
       Effect.repeat(every),
       Effect.forkScoped
