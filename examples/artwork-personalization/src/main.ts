@@ -3,55 +3,82 @@
  * (or PostgreSQL with `--pg <url>` / `DEMO_PG_URL`), writing an HTML report.
  *
  *   npm run demo -- --members 800 --epochs 20 --devices 2 --kind auto
+ *
+ * Every flag is checked before any work starts; a failure prints one line (the cause chain with `--verbose`).
+ * The output folder is reused between runs (the feature store then computes nothing again); the demo never
+ * deletes anything it did not create, and `--fresh` removes only its own files.
  */
-import { Effect, type Layer } from "effect"
-import * as fs from "node:fs"
+import { Cause, Effect, Exit } from "effect"
 import * as path from "node:path"
-import { parseArgs } from "node:util"
+import pg from "pg"
 import { PostgresStorage } from "@org/storage/pg"
 import { SqliteStorage } from "@org/storage/sqlite"
+import { parse, prepareOutput, redact, usage } from "./cli.js"
 import { run } from "./pipeline.js"
 import { write } from "./report.js"
 
-const { values } = parseArgs({
-  options: {
-    out: { type: "string", default: path.resolve(import.meta.dirname, "..", "out") },
-    pg: { type: "string", default: process.env.DEMO_PG_URL ?? "" },
-    titles: { type: "string", default: "8" },
-    members: { type: "string", default: "400" },
-    epochs: { type: "string", default: "12" },
-    devices: { type: "string", default: "2" },
-    kind: { type: "string", default: "auto" },
-    help: { type: "boolean", default: false }
-  }
-})
-if (values.help) {
-  console.log(
-    "usage: npm run demo -- [--out DIR] [--pg URL] [--titles N] [--members N] [--epochs N] [--devices N] [--kind auto|webgpu|cpu]"
-  )
+function fail(message: string, detail?: string): never {
+  console.error(`artwork demo: ${message}`)
+  if (detail !== undefined) console.error(detail)
+  process.exit(1)
+}
+
+const parsed = parse(process.argv.slice(2), process.env)
+if (parsed._tag === "Help") {
+  console.log(usage)
   process.exit(0)
 }
-const kind = values.kind as "auto" | "webgpu" | "cpu"
-if (!["auto", "webgpu", "cpu"].includes(kind)) throw new Error(`--kind must be auto, webgpu or cpu, got ${values.kind}`)
-const out = path.resolve(values.out)
-fs.rmSync(out, { recursive: true, force: true })
-fs.mkdirSync(out, { recursive: true })
+if (parsed._tag === "Invalid") fail(parsed.message)
+const flags = parsed.flags
 
-const storage = values.pg
-  ? PostgresStorage.layer({ url: values.pg, schema: "artwork_demo" })
-  : SqliteStorage.layer({ filename: path.join(out, "demo.db") })
+const out = path.resolve(flags.out)
+const prepared = prepareOutput(out, flags.fresh)
+if (prepared._tag === "Invalid") fail(prepared.message)
+
+const storage =
+  flags.pg !== undefined
+    ? PostgresStorage.layer({ url: flags.pg, schema: "artwork_demo" })
+    : SqliteStorage.layer({ filename: path.join(out, "demo.db") })
 
 const started = Date.now()
-const summary = await Effect.runPromise(
-  run({
-    out,
-    storage: storage as Layer.Layer<any, unknown>,
-    titles: Number(values.titles),
-    members: Number(values.members),
-    epochs: Number(values.epochs),
-    devices: { count: Number(values.devices), kind }
+const exit = await Effect.runPromiseExit(
+  Effect.gen(function* () {
+    if (flags.pg !== undefined && flags.fresh) yield* dropDemoSchema(flags.pg)
+    return yield* run({
+      out,
+      storage,
+      titles: flags.titles,
+      members: flags.members,
+      epochs: flags.epochs,
+      devices: { count: flags.devices, kind: flags.kind }
+    })
   })
 )
+if (Exit.isFailure(exit)) {
+  const error = Cause.squash(exit.cause)
+  const line =
+    error instanceof Error
+      ? `${(error as { _tag?: string })._tag ?? error.name}: ${error.message.split("\n")[0]}`
+      : String(error)
+  fail(line, flags.verbose ? Cause.pretty(exit.cause) : "(run with --verbose for the cause chain)")
+}
+const summary = exit.value
 const report = await write(summary, out)
 console.log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s on ${summary.storage}`)
-console.log(`report: ${path.relative(process.cwd(), report)}`)
+console.log(`report: ${report}`)
+
+/** `--fresh` on PostgreSQL: the demo's own schema (it created it), nothing else. */
+function dropDemoSchema(url: string) {
+  return Effect.tryPromise({
+    try: async () => {
+      const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
+      await client.connect()
+      try {
+        await client.query("drop schema if exists artwork_demo cascade")
+      } finally {
+        await client.end()
+      }
+    },
+    catch: (cause) => new Error(`could not reset schema artwork_demo at ${redact(url)}: ${String(cause)}`)
+  })
+}

@@ -169,6 +169,75 @@ for (const adapter of StorageTesting.adapters()) {
       })
     )
 
+    it.effect(
+      "vector components beyond float32 are refused on create, upsert, update and search, naming the component",
+      () =>
+        Effect.gen(function* () {
+          const { annotations } = yield* setup
+          const good = Array.from(vec(rng(7)))
+          const over = (i: number, x = 1e39) => good.map((g, j) => (j === i ? x : g))
+          const entity = "title:f32"
+          const item = { entity, payload: { kind: "cut" as const, score: 0.5 } }
+          for (const [i, x] of [
+            [3, 1e39],
+            [0, -1e39],
+            [7, Number.MAX_VALUE]
+          ] as const) {
+            const e = yield* Effect.flip(
+              annotations.create({
+                type: "shot",
+                version: "1.0",
+                producer,
+                ...item,
+                vectors: { embedding: over(i, x) }
+              })
+            )
+            expect(e._tag).toBe("InvalidAnnotation")
+            expect((e as any).path).toBe("vectors.embedding")
+            expect(e.message).toContain(`component ${i}`)
+          }
+          const op = yield* annotations.start({ type: "shot", version: "1.0", producer: { ...producer, key: "f32" } })
+          const result = yield* annotations.upsert(op.id, [
+            { ...item, key: "ok", vectors: { embedding: good } },
+            { ...item, key: "bad", vectors: { embedding: over(5) } }
+          ])
+          expect(result.written.map((w) => w.index)).toEqual([0])
+          expect(result.rejected).toEqual([
+            { index: 1, path: "vectors.embedding", message: expect.stringContaining("component 5") }
+          ])
+          const atomic = yield* Effect.flip(
+            annotations.upsert(op.id, [{ ...item, key: "bad2", vectors: { embedding: over(2) } }], { atomic: true })
+          )
+          expect(atomic._tag).toBe("InvalidAnnotation")
+          expect(atomic.message).toContain("component 2")
+          yield* annotations.finish(op.id)
+          const id = result.written[0]!.id
+          const patched = yield* Effect.flip(annotations.update(id, { vectors: { embedding: over(1) } }))
+          expect(patched._tag).toBe("InvalidAnnotation")
+          expect((patched as any).path).toBe("vectors.embedding")
+          expect(patched.message).toContain("component 1")
+          // nothing stored holds an infinity
+          const stored = yield* annotations.get(id, { withVectors: true })
+          expect(Array.from(stored.vectors!.embedding!)).toEqual(Array.from(Float32Array.from(good)))
+          expect((yield* annotations.query({ entities: [entity] })).items.map((a) => a.key)).toEqual(["ok"])
+          const query = yield* Effect.flip(
+            annotations.search({ type: "shot", version: "1.0", field: "embedding", vector: over(6), k: 3 })
+          )
+          expect(query._tag).toBe("InvalidQuery")
+          expect((query as any).path).toBe("vector")
+          expect(query.message).toContain("component 6")
+          const hits = yield* annotations.search({
+            type: "shot",
+            version: "1.0",
+            field: "embedding",
+            vector: good,
+            k: 50
+          })
+          expect(hits.length).toBeGreaterThan(0)
+          for (const h of hits) expect(Number.isFinite(h.distance)).toBe(true)
+        })
+    )
+
     it.effect("an operation becomes visible at finish, replaces the previous run, and can be cancelled", () =>
       Effect.gen(function* () {
         const { annotations } = yield* setup

@@ -218,6 +218,11 @@ for (const adapter of StorageTesting.adapters()) {
                 "payload.evil"
               ],
               ["wrong vector dimension", { ...good, vectors: { embedding: [1, 2, 3] } }, "vectors.embedding"],
+              [
+                "vector component beyond float32",
+                { ...good, vectors: { embedding: [0, 0, 0, 1e39, 0, 0, 0, 0] } },
+                "vectors.embedding"
+              ],
               ["unknown type", { ...good, type: "nope" }, "type"],
               ["unknown version", { ...good, version: "7.0" }, "type"],
               [
@@ -247,6 +252,27 @@ for (const adapter of StorageTesting.adapters()) {
             })
             expect(batch.status).toBe(400)
             expect(fieldOf(batch.body)).toBe("items.1.payload.score")
+            const overflow = yield* raw("POST", `${url}/operations/${op.id}/annotations`, {
+              token: "writer-token",
+              body: {
+                items: [
+                  {
+                    entity: "t",
+                    payload: { kind: "cut", score: 0.5 },
+                    vectors: { embedding: [1e39, 0, 0, 0, 0, 0, 0, 0] }
+                  }
+                ]
+              }
+            })
+            expect(overflow.status).toBe(400)
+            expect(overflow.body.message).toContain("component 0")
+            const query = yield* raw("POST", `${url}/search`, {
+              token: "reader-token",
+              body: { type: "shot", version: "1.0", field: "embedding", vector: [0, 1, 0, 0, 0, 0, 0, -1e39], k: 3 }
+            })
+            expect(query.status).toBe(400)
+            expect(query.body).toMatchObject({ _tag: "InvalidQuery", path: "vector" })
+            expect(query.body.message).toContain("component 7")
             expect((yield* writer.annotations.query({ payload: { operationId: op.id } })).items).toEqual([])
 
             const notJson = yield* raw("POST", `${url}/annotations`, { text: "{ not json", token: "writer-token" })

@@ -5,11 +5,11 @@
  * @since 0.1.0
  */
 import { Config, Effect, Layer, Redacted, Schema } from "effect"
-import type { ConfigError, Scope } from "effect"
+import type { Scope } from "effect"
 import { Kysely, PostgresDialect, sql } from "kysely"
 import pg from "pg"
 import * as Database from "./Database.js"
-import { decodeOptions, errorCode, safeKey } from "./internal/config.js"
+import { decodeOptions, errorCode, readConfig, safeKey } from "./internal/config.js"
 import { StorageConfigError, StorageError } from "./StorageError.js"
 
 /**
@@ -183,5 +183,5 @@ export const layer = (
  */
 export const layerConfig = (
   config: Config.Config<Options> = Config.all({ url: Config.redacted("DATABASE_URL") })
-): Layer.Layer<Database.Database, StorageError | StorageConfigError | ConfigError.ConfigError> =>
-  Layer.scoped(Database.Database, Effect.flatMap(config, make))
+): Layer.Layer<Database.Database, StorageError | StorageConfigError> =>
+  Layer.scoped(Database.Database, Effect.flatMap(readConfig("postgres", config), make))

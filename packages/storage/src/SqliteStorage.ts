@@ -11,7 +11,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Kysely, sql } from "kysely"
 import * as Database from "./Database.js"
-import { decodeOptions, errorCode, safeKey } from "./internal/config.js"
+import { decodeOptions, errorCode, readConfig, safeKey } from "./internal/config.js"
 import { ImmediateSqliteDialect, withStatementCache } from "./internal/sqlite.js"
 import { StorageConfigError, StorageError } from "./StorageError.js"
 
@@ -134,5 +134,5 @@ export const layer = (options: Options): Layer.Layer<Database.Database, StorageE
  */
 export const layerConfig = (
   config: Config.Config<Options> = Config.all({ filename: Config.string("SQLITE_FILENAME") })
-): Layer.Layer<Database.Database, StorageError | StorageConfigError | import("effect/ConfigError").ConfigError> =>
-  Layer.scoped(Database.Database, Effect.flatMap(config, make))
+): Layer.Layer<Database.Database, StorageError | StorageConfigError> =>
+  Layer.scoped(Database.Database, Effect.flatMap(readConfig("sqlite", config), make))

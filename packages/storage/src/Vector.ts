@@ -12,7 +12,8 @@ const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
 /**
  * Encodes a vector into bytes (a Node `Buffer`, which both drivers bind as binary).
  * When `dimension` is given the vector's length is checked; when `finite` is true
- * NaN and infinities are refused.
+ * NaN, infinities and numbers beyond the float32 range (which would be stored as
+ * infinities) are refused.
  *
  * @since 0.1.0
  * @category codec
@@ -61,8 +62,15 @@ export const check = (
   }
   if (options?.finite) {
     for (let i = 0; i < vector.length; i++) {
-      if (!Number.isFinite(vector[i]!)) {
-        return new VectorError({ message: `vector component ${i} is ${vector[i]}, expected a finite number` })
+      const x = vector[i]!
+      if (!Number.isFinite(x)) {
+        return new VectorError({ message: `vector component ${i} is ${x}, expected a finite number` })
+      }
+      // the check runs on the value as stored: a number beyond float32 becomes an infinity
+      if (!Number.isFinite(Math.fround(x))) {
+        return new VectorError({
+          message: `vector component ${i} is ${x}, beyond the float32 range (±3.4028234663852886e38)`
+        })
       }
     }
   }

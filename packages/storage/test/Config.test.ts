@@ -1,6 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
-import { Database } from "@org/storage"
+import { ConfigProvider, Effect, Layer } from "effect"
+import { Database, StorageError } from "@org/storage"
+
+const { StorageConfigError } = StorageError
 import { PostgresStorage } from "@org/storage/pg"
 import { SqliteStorage } from "@org/storage/sqlite"
 import { StorageTesting } from "@org/storage/testing"
@@ -42,6 +44,21 @@ describe("storage configuration errors", () => {
       const error = yield* build(PostgresStorage.layer({ url: "postgres://127.0.0.1:1/test", connectTimeoutMs: 1500 }))
       expect(error).toMatchObject({ _tag: "StorageError", operation: "connect" })
       expect(Date.now() - started).toBeLessThan(5000)
+    })
+  )
+
+  it.effect("layerConfig without its variable is a StorageConfigError naming it, not a bare ConfigError", () =>
+    Effect.gen(function* () {
+      const empty = Layer.setConfigProvider(ConfigProvider.fromMap(new Map()))
+      const pg = yield* build(PostgresStorage.layerConfig().pipe(Layer.provide(empty)))
+      expect(pg).toBeInstanceOf(StorageConfigError)
+      expect(pg).toMatchObject({ _tag: "StorageConfigError", option: "DATABASE_URL" })
+      expect(pg.message).toBe("postgres: DATABASE_URL is not set")
+      const sqlite = yield* build(SqliteStorage.layerConfig().pipe(Layer.provide(empty)))
+      expect(sqlite).toMatchObject({ _tag: "StorageConfigError", option: "SQLITE_FILENAME" })
+      const bad = ConfigProvider.fromMap(new Map([["DATABASE_URL", "mysql://h/db"]]))
+      const wrong = yield* build(PostgresStorage.layerConfig().pipe(Layer.provide(Layer.setConfigProvider(bad))))
+      expect(wrong).toMatchObject({ _tag: "StorageConfigError", option: "url" })
     })
   )
 

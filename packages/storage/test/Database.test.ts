@@ -274,12 +274,21 @@ if (StorageTesting.pgUrl) {
 }
 
 describe("Vector codec", () => {
-  it.effect("refuses a wrong dimension, NaN and a byte length not divisible by 4", () =>
+  it.effect("refuses a wrong dimension, NaN, values beyond float32 and a byte length not divisible by 4", () =>
     Effect.gen(function* () {
       const dim = yield* Effect.flip(Vector.encode([1, 2, 3], { dimension: 4 }))
       expect(dim).toMatchObject({ _tag: "VectorError", expected: 4, actual: 3 })
       const nan = yield* Effect.flip(Vector.encode([1, Number.NaN], { finite: true }))
       expect(nan.message).toContain("component 1")
+      // beyond float32 the stored value would be an infinity: refused, naming the component
+      for (const big of [1e39, -1e39, Number.MAX_VALUE]) {
+        const over = yield* Effect.flip(Vector.encode([0.5, 1, big], { finite: true }))
+        expect(over.message).toContain("component 2")
+        expect(over.message).toContain("float32")
+      }
+      // the largest float32 itself is accepted and read back exactly
+      const max = yield* Vector.decode(yield* Vector.encode([3.4028234663852886e38, -1e-50], { finite: true }))
+      expect(Array.from(max)).toEqual([3.4028234663852886e38, -0])
       const odd = yield* Effect.flip(Vector.decode(new Uint8Array(6)))
       expect(odd.message).toContain("not a multiple of 4")
       const ok = yield* Vector.decode(yield* Vector.encode([0.5, -2]))

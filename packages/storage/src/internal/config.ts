@@ -1,4 +1,5 @@
-import { Effect, ParseResult, Schema } from "effect"
+import { ConfigError, Effect, ParseResult, Schema } from "effect"
+import type { Config } from "effect"
 import { StorageConfigError } from "../StorageError.js"
 
 /** Decodes adapter options, refusing unknown keys, into a frozen object. */
@@ -32,3 +33,31 @@ export const safeKey = (key: string): string => {
   }
   return key
 }
+
+/** The first path a `ConfigError` names (the missing or invalid variable), if any. */
+const configPath = (error: ConfigError.ConfigError): string | undefined => {
+  switch (error._op) {
+    case "MissingData":
+    case "InvalidData":
+    case "SourceUnavailable":
+    case "Unsupported":
+      return error.path.join(".") || undefined
+    case "And":
+    case "Or":
+      return configPath(error.left) ?? configPath(error.right)
+  }
+}
+
+/**
+ * Reads adapter options from `Config`; a missing or malformed setting becomes a `StorageConfigError` naming it
+ * (the error every other misconfiguration gives), never a bare `ConfigError`.
+ */
+export const readConfig = <A>(adapter: string, config: Config.Config<A>): Effect.Effect<A, StorageConfigError> =>
+  Effect.mapError(config, (error) => {
+    const option = configPath(error) ?? "config"
+    const missing = ConfigError.isMissingDataOnly(error)
+    return new StorageConfigError({
+      option,
+      message: missing ? `${adapter}: ${option} is not set` : `${adapter}: ${option}: ${String(error).split("\n")[0]}`
+    })
+  })

@@ -1,0 +1,164 @@
+/**
+ * The demo's command line: every flag is parsed and checked here, before any work starts, and the output folder
+ * is prepared without ever deleting anything the demo did not create.
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { parseArgs } from "node:util"
+
+export interface Flags {
+  readonly out: string
+  readonly pg: string | undefined
+  readonly titles: number
+  readonly members: number
+  readonly epochs: number
+  readonly devices: number
+  readonly kind: "auto" | "webgpu" | "cpu"
+  readonly fresh: boolean
+  readonly verbose: boolean
+}
+
+export type Parsed =
+  | { readonly _tag: "Flags"; readonly flags: Flags }
+  | { readonly _tag: "Help" }
+  | { readonly _tag: "Invalid"; readonly message: string }
+
+export const DEFAULT_OUT = path.resolve(import.meta.dirname, "..", "out")
+
+/** The largest number of titles the generator names. */
+export const MAX_TITLES = 12
+
+export const usage = `usage: npm run demo -- [options]
+
+  --out DIR        output folder: database, media, derivatives, indexes, report.html
+                   (default ${path.relative(process.cwd(), DEFAULT_OUT) || DEFAULT_OUT}); reused between runs
+  --fresh          start over: remove the demo's own files in --out (or its PostgreSQL schema) first
+  --pg URL         run on PostgreSQL (schema artwork_demo) instead of SQLite    [env DEMO_PG_URL]
+  --titles N       titles, 1-${MAX_TITLES} (default 8)
+  --members N      synthetic members, 4-100000 (default 400)
+  --epochs N       training epochs, 1-1000 (default 12)
+  --devices N      data-parallel devices, 1-8 (default 2)
+  --kind KIND      auto | webgpu | cpu (default auto: WebGPU where an adapter exists, else CPU)
+  --verbose        on failure, print the whole cause chain
+  --help           this text
+
+environment: DEMO_PG_URL (same as --pg), EGL_PLATFORM=surfaceless (WebGPU on Mesa without a GPU),
+             ORG_TRAINER_WEBGPU_BACKEND, JASPER_FFMPEG / JASPER_FFPROBE (ffmpeg binaries)`
+
+const integer = (name: string, text: string, min: number, max: number): number | string => {
+  if (!/^\d+$/.test(text)) return `--${name} must be a whole number from ${min} to ${max}, got "${text}"`
+  const n = Number(text)
+  return n < min || n > max ? `--${name} must be from ${min} to ${max}, got ${n}` : n
+}
+
+/** Parses and checks every flag; nothing else happens here. */
+export const parse = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Parsed => {
+  let values: Record<string, string | boolean | undefined>
+  try {
+    values = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        out: { type: "string" },
+        pg: { type: "string" },
+        titles: { type: "string", default: "8" },
+        members: { type: "string", default: "400" },
+        epochs: { type: "string", default: "12" },
+        devices: { type: "string", default: "2" },
+        kind: { type: "string", default: "auto" },
+        fresh: { type: "boolean", default: false },
+        verbose: { type: "boolean", default: false },
+        help: { type: "boolean", default: false }
+      }
+    }).values
+  } catch (error) {
+    return { _tag: "Invalid", message: `${(error as Error).message.split("\n")[0]} (see --help)` }
+  }
+  if (values.help) return { _tag: "Help" }
+  const numbers = {
+    titles: integer("titles", values.titles as string, 1, MAX_TITLES),
+    members: integer("members", values.members as string, 4, 100_000),
+    epochs: integer("epochs", values.epochs as string, 1, 1000),
+    devices: integer("devices", values.devices as string, 1, 8)
+  }
+  for (const v of Object.values(numbers)) if (typeof v === "string") return { _tag: "Invalid", message: v }
+  const kind = values.kind as string
+  if (kind !== "auto" && kind !== "webgpu" && kind !== "cpu")
+    return { _tag: "Invalid", message: `--kind must be auto, webgpu or cpu, got "${kind}"` }
+  const pg = (values.pg as string | undefined) ?? (env.DEMO_PG_URL || undefined)
+  if (pg !== undefined) {
+    let url: URL | undefined
+    try {
+      url = new URL(pg)
+    } catch {
+      url = undefined
+    }
+    if (url === undefined || (url.protocol !== "postgres:" && url.protocol !== "postgresql:"))
+      return { _tag: "Invalid", message: `--pg must be a postgres:// URL, got "${redact(pg)}"` }
+  }
+  const out = (values.out as string | undefined) ?? DEFAULT_OUT
+  if (out.trim() === "") return { _tag: "Invalid", message: "--out must name a folder" }
+  return {
+    _tag: "Flags",
+    flags: {
+      out,
+      pg,
+      titles: numbers.titles as number,
+      members: numbers.members as number,
+      epochs: numbers.epochs as number,
+      devices: numbers.devices as number,
+      kind,
+      fresh: values.fresh === true,
+      verbose: values.verbose === true
+    }
+  }
+}
+
+/** A URL with its password hidden, for messages. */
+export const redact = (url: string): string => url.replace(/\/\/([^:/@]+):[^@/]*@/, "//$1:***@")
+
+/** The file that marks a folder as the demo's own; without it the demo writes nothing into a non-empty folder. */
+export const MARKER = ".artwork-demo"
+
+/** What the demo creates in its output folder, and so all that `--fresh` may remove. */
+export const OWN_FILES = [
+  "demo.db",
+  "demo.db-wal",
+  "demo.db-shm",
+  "demo.db-journal",
+  "media",
+  "derivatives",
+  "indexes",
+  "report.html"
+] as const
+
+/**
+ * Makes `out` ready: a new or empty folder becomes the demo's (marked), a folder with the demo's mark (or holding
+ * nothing but the demo's files) is reused, anything else is refused. With `fresh`, only the demo's own files are removed from a folder that carries its mark.
+ */
+export const prepareOutput = (
+  out: string,
+  fresh: boolean
+): { readonly _tag: "Ready" } | { readonly _tag: "Invalid"; readonly message: string } => {
+  const marker = path.join(out, MARKER)
+  if (fs.existsSync(out)) {
+    if (!fs.statSync(out).isDirectory()) return { _tag: "Invalid", message: `--out ${out} is a file, not a folder` }
+    const entries = fs.readdirSync(out)
+    // a folder holding only what the demo writes is an earlier demo's output (made before the mark existed)
+    const demoLike = entries.every((e) => (OWN_FILES as ReadonlyArray<string>).includes(e))
+    if (entries.length > 0 && !entries.includes(MARKER) && !demoLike)
+      return {
+        _tag: "Invalid",
+        message: `--out ${out} is not empty and was not made by the demo; name a new or empty folder`
+      }
+    if (fresh) for (const name of OWN_FILES) fs.rmSync(path.join(out, name), { recursive: true, force: true })
+  }
+  try {
+    fs.mkdirSync(out, { recursive: true })
+    fs.writeFileSync(marker, "This folder was made by the artwork-personalization demo; --fresh removes its files.\n")
+  } catch (error) {
+    return { _tag: "Invalid", message: `--out ${out} cannot be written: ${(error as Error).message}` }
+  }
+  return { _tag: "Ready" }
+}

@@ -1,0 +1,69 @@
+import { describe, expect, it } from "@effect/vitest"
+import { execFileSync, spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { MARKER, parse, prepareOutput } from "../src/cli.js"
+
+const root = path.resolve(import.meta.dirname, "..", "..", "..")
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "artwork-cli-"))
+
+describe("demo flags", () => {
+  it("parses every flag and checks it before any work", () => {
+    const ok = parse(["--titles", "3", "--members", "40", "--devices", "1", "--kind", "cpu", "--fresh"], {})
+    expect(ok).toMatchObject({ _tag: "Flags", flags: { titles: 3, members: 40, devices: 1, kind: "cpu", fresh: true } })
+    expect(parse(["--help"], {})).toEqual({ _tag: "Help" })
+    const bad: Array<[ReadonlyArray<string>, RegExp]> = [
+      [["--members", "abc"], /--members must be a whole number from 4 to 100000, got "abc"/],
+      [["--titles", "40"], /--titles must be from 1 to 12, got 40/],
+      [["--kind", "tpu"], /--kind must be auto, webgpu or cpu, got "tpu"/],
+      [["--pg", "mysql://x"], /--pg must be a postgres:\/\/ URL/],
+      [["--bogus"], /Unknown option '--bogus'/],
+      [["stray"], /positional argument/]
+    ]
+    for (const [argv, message] of bad) {
+      const parsed = parse(argv, {})
+      expect(parsed._tag, argv.join(" ")).toBe("Invalid")
+      expect(parsed._tag === "Invalid" && parsed.message).toMatch(message)
+    }
+  })
+
+  it("reads DEMO_PG_URL and hides passwords in messages", () => {
+    expect(parse([], { DEMO_PG_URL: "postgres://u@h/db" })).toMatchObject({ flags: { pg: "postgres://u@h/db" } })
+    const bad = parse(["--pg", "http://user:secret@h/db"], {})
+    expect(bad._tag === "Invalid" && bad.message).toContain("user:***@")
+    expect(bad._tag === "Invalid" && bad.message).not.toContain("secret")
+  })
+
+  it("never writes into or deletes a folder it did not make; --fresh removes only its own files", () => {
+    const user = tmp()
+    fs.writeFileSync(path.join(user, "thesis.txt"), "mine")
+    expect(prepareOutput(user, true)).toMatchObject({ _tag: "Invalid" })
+    expect(fs.readFileSync(path.join(user, "thesis.txt"), "utf8")).toBe("mine")
+    expect(fs.existsSync(path.join(user, MARKER))).toBe(false)
+
+    const out = path.join(tmp(), "demo-out")
+    expect(prepareOutput(out, false)).toEqual({ _tag: "Ready" })
+    fs.writeFileSync(path.join(out, "demo.db"), "db")
+    fs.mkdirSync(path.join(out, "media"))
+    fs.writeFileSync(path.join(out, "notes.txt"), "a file the user put there")
+    expect(prepareOutput(out, false)).toEqual({ _tag: "Ready" }) // reused as it is
+    expect(fs.existsSync(path.join(out, "demo.db"))).toBe(true)
+    expect(prepareOutput(out, true)).toEqual({ _tag: "Ready" })
+    expect(fs.readdirSync(out).sort()).toEqual([MARKER, "notes.txt"])
+  })
+
+  it("`npm run demo -- <flags>` reaches the demo: --help, and one line for a bad flag", () => {
+    const help = execFileSync("npm", ["run", "--silent", "demo", "--", "--help"], { cwd: root, encoding: "utf8" })
+    expect(help).toContain("usage: npm run demo -- [options]")
+    const bad = spawnSync("npm", ["run", "--silent", "demo", "--", "--members", "abc"], { cwd: root, encoding: "utf8" })
+    expect(bad.status).not.toBe(0)
+    expect(
+      bad.stderr
+        .trim()
+        .split("\n")
+        .filter((l) => l.startsWith("artwork demo:"))
+    ).toEqual(['artwork demo: --members must be a whole number from 4 to 100000, got "abc"'])
+    expect(bad.stdout).not.toContain("1/5 catalog") // no work started
+  })
+})
