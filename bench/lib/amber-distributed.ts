@@ -87,7 +87,8 @@ export const distributedRows = async (url: string): Promise<Array<Row>> => {
     const timed = async (entities: ReadonlyArray<string>) => {
       const t0 = performance.now()
       const result = await materialize(entities)
-      if (result.computed !== entities.length) throw new Error(`expected ${entities.length} computed, got ${result.computed}`)
+      if (result.computed !== entities.length)
+        throw new Error(`expected ${entities.length} computed, got ${result.computed}`)
       return performance.now() - t0
     }
 
