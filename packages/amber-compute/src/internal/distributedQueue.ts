@@ -12,7 +12,7 @@
  * - a job locked by a dead pool stays locked for 4 hours unless
  *   `force_unlock_workers` releases it, hence the heartbeats and the reaper here.
  */
-import { Data, Effect } from "effect"
+import { Data, Effect, type Scope } from "effect"
 import { Logger, makeWorkerUtils } from "graphile-worker"
 import * as os from "node:os"
 import pg from "pg"
@@ -152,7 +152,7 @@ export interface QueueSummary {
 }
 
 /** Opens a pool on the queue's database; closed with the scope. */
-export const make = (config: QueueConfig) =>
+export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Scope> =>
   Effect.gen(function* () {
     const pool = yield* Effect.acquireRelease(
       Effect.sync(() => {
@@ -396,4 +396,4 @@ export const make = (config: QueueConfig) =>
   })
 
 /** graphile-worker logs through a logger; the library prints nothing. */
-export const silentLogger = () => new Logger(() => () => {})
+export const silentLogger = (): Logger => new Logger(() => () => {})
