@@ -105,6 +105,18 @@ describe("amber CLI on SQLite", () => {
         expect(again.code).toBe(0)
         expect(JSON.parse(again.stdout)).toMatchObject({ computed: 0, cached: 1, entities: 1 })
 
+        // the trigger catches up with the feed (12 added images), then a backfill of every artwork
+        const fixed = { ...env, AMBER_FAIL_ENTITY: "" }
+        const trigger = yield* run(
+          ["trigger", "--config", configPath, "--name", "t1", "-f", "art.color", "--once"],
+          fixed
+        )
+        expect(trigger.code).toBe(0)
+        expect(trigger.stderr).toContain("trigger t1: 12 change(s) processed")
+        const backfill = yield* run(["backfill", "--config", configPath, "-f", "art.score", "--kind", "artwork"], fixed)
+        expect(backfill.code).toBe(0)
+        expect(backfill.stdout).toMatch(/^art.score@1: 12 entities, \d+ computed, \d+ cached, 0 failed/m)
+
         const badFlag = yield* run(["worker", "--config", configPath, "--concurrency", "many"], env)
         expect(badFlag.code).toBe(2)
         expect(badFlag.stdout + badFlag.stderr).toContain("'many' is not a integer")
