@@ -31,6 +31,11 @@ export interface Options {
   readonly batchSize?: number
   /** The prefix of run ids (default `"run"`). */
   readonly runPrefix?: string
+  /**
+   * Most entities walked at once by `plan` and `materialize` (default 10,000): a
+   * larger call goes chunk by chunk, so memory stays bounded.
+   */
+  readonly chunkSize?: number
 }
 
 /**
