@@ -136,6 +136,42 @@ describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
     60_000
   )
 
+  it.live("an interrupted caller takes its tasks back: jobs removed, tasks failed", () =>
+    Effect.gen(function* () {
+      const options = { url: url!, schema: `${queueSchema}_cancel`, pollMs: 50 }
+      const executor = yield* DistributedExecutor.make(options)
+      // no worker: the first level waits in the queue
+      const fiber = yield* Effect.fork(
+        executor.execute({
+          run: "cancel-run",
+          levels: [[{ feature: "art.tensor@1", entities: ["a"] }], [{ feature: "art.color@1", entities: ["a"] }]],
+          runTask: () => Effect.die("the distributed executor runs tasks in workers")
+        })
+      )
+      const pool = new pg.Pool({ connectionString: url })
+      yield* Effect.addFinalizer(() => Effect.promise(() => pool.end()))
+      const jobs = () =>
+        Effect.promise(() => pool.query(`select key from ${options.schema}.jobs`).then((r) => r.rows.map((x) => x.key)))
+      while ((yield* jobs()).length === 0) yield* Effect.sleep(20)
+      const before = yield* DistributedExecutor.status(options, "cancel-run")
+      expect(before.byState).toMatchObject({ pending: 1, queued: 1 })
+      yield* Fiber.interrupt(fiber)
+      expect(yield* jobs()).toEqual([])
+      const after = yield* DistributedExecutor.status(options, "cancel-run")
+      expect(after.byState).toMatchObject({ pending: 0, queued: 0, failed: 2 })
+      expect(after.failed.map((t) => t.lastError)).toEqual(["the run was interrupted", "the run was interrupted"])
+    }).pipe(
+      Effect.scoped,
+      Effect.ensuring(
+        Effect.promise(async () => {
+          const pool = new pg.Pool({ connectionString: url })
+          await pool.query(`drop schema if exists ${queueSchema}_cancel cascade`)
+          await pool.end()
+        })
+      )
+    )
+  )
+
   it.effect("rejects bad options with the option's name", () =>
     Effect.gen(function* () {
       const bad = yield* Effect.exit(DistributedExecutor.config({ url: "mysql://x" }))

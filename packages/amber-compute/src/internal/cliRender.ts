@@ -127,7 +127,7 @@ export const makeRenderer = (options: {
       const s = queue.byState
       print(
         out,
-        `tasks: ${s.queued} queued, ${s.running} running, ${s.retrying} retrying, ${s.done} done, ${s.failed} failed`
+        `tasks: ${s.pending} pending, ${s.queued} queued, ${s.running} running, ${s.retrying} retrying, ${s.done} done, ${s.failed} failed`
       )
       for (const t of queue.failed)
         print(out, `  failed task ${t.run}:${t.seq} ${t.feature} after ${t.attempts} attempt(s): ${t.lastError}`)

@@ -43,7 +43,7 @@ export interface QueueConfig {
 }
 
 /** The state of one task. */
-export type TaskState = "queued" | "running" | "retrying" | "done" | "failed"
+export type TaskState = "pending" | "queued" | "running" | "retrying" | "done" | "failed"
 
 /** One task of a run: a feature over a batch of entities. */
 export interface TaskRow {
@@ -127,6 +127,11 @@ export interface Queue {
    * was removed) are marked failed; returns how many.
    */
   readonly settleLost: (run: string) => Effect.Effect<number, QueueError>
+  /**
+   * An interrupted run: its jobs are removed (a running one finishes but is not
+   * retried) and its tasks not started are failed.
+   */
+  readonly cancel: (run: string) => Effect.Effect<void, QueueError>
   readonly heartbeat: (worker: string, concurrency: number) => Effect.Effect<void, QueueError>
   readonly leave: (worker: string) => Effect.Effect<void, QueueError>
   /** Releases the jobs of workers whose heartbeat is stale; returns their ids. */
@@ -188,7 +193,7 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
             level int not null,
             feature text not null,
             entities jsonb not null,
-            state text not null default 'queued',
+            state text not null default 'pending',
             attempts int not null default 0,
             last_error text,
             result jsonb,
@@ -222,7 +227,7 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
         : query(
             "insert-tasks",
             `insert into ${s}.amber_tasks (run, seq, level, feature, entities, state)
-             select $1, t.seq, t.level, t.feature, t.entities, 'queued'
+             select $1, t.seq, t.level, t.feature, t.entities, 'pending'
              from jsonb_to_recordset($2::jsonb) as t(seq int, level int, feature text, entities jsonb)`,
             [run, JSON.stringify(tasks)]
           ).pipe(Effect.asVoid)
@@ -232,8 +237,7 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
         ? Effect.void
         : query(
             "enqueue",
-            `update ${s}.amber_tasks set queued_at = now() where run = $1 and seq = any($2::int[]);
-             `.trim(),
+            `update ${s}.amber_tasks set state = 'queued', queued_at = now() where run = $1 and seq = any($2::int[])`,
             [run, seqs]
           ).pipe(
             Effect.zipRight(
@@ -295,6 +299,24 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
              and j.locked_by is null and j.attempts >= j.max_attempts`,
         [run]
       ).pipe(Effect.map((r) => r.rowCount ?? 0))
+
+    const cancel = (run: string) =>
+      query(
+        "cancel",
+        `select ${s}.remove_job(t.run || ':' || t.seq) from ${s}.amber_tasks t
+         where t.run = $1 and t.state in ('queued', 'retrying', 'running')`,
+        [run]
+      ).pipe(
+        Effect.zipRight(
+          query(
+            "cancel",
+            `update ${s}.amber_tasks set state = 'failed', last_error = 'the run was interrupted', finished_at = now()
+             where run = $1 and state in ('pending', 'queued', 'retrying')`,
+            [run]
+          )
+        ),
+        Effect.asVoid
+      )
 
     const heartbeat = (worker: string, concurrency: number) =>
       query(
@@ -359,7 +381,14 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
         )
       }).pipe(
         Effect.map(({ counts, failed }) => {
-          const byState: Record<TaskState, number> = { queued: 0, running: 0, retrying: 0, done: 0, failed: 0 }
+          const byState: Record<TaskState, number> = {
+            pending: 0,
+            queued: 0,
+            running: 0,
+            retrying: 0,
+            done: 0,
+            failed: 0
+          }
           for (const r of counts.rows) byState[r.state as TaskState] = r.n
           return {
             byState,
@@ -387,6 +416,7 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
       finish,
       fail,
       settleLost,
+      cancel,
       heartbeat,
       leave,
       reap,

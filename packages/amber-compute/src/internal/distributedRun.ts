@@ -138,4 +138,8 @@ export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
       }
     }
     return results as ReadonlyArray<TaskResult>
-  }).pipe(Effect.mapError((e) => new ExecutorError({ message: e.message, cause: e })))
+  }).pipe(
+    // an interrupted caller (Ctrl-C on `amber run`) takes its queued tasks back
+    Effect.onInterrupt(() => queue.cancel(job.run).pipe(Effect.ignore)),
+    Effect.mapError((e) => new ExecutorError({ message: e.message, cause: e }))
+  )
