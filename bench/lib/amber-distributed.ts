@@ -64,7 +64,7 @@ export const distributedRows = async (url: string): Promise<Array<Row>> => {
     )
   }
   const waitForWorkers = async (n: number) => {
-    const deadline = Date.now() + 120_000
+    const deadline = Date.now() + 300_000
     for (;;) {
       const { rows } = await pool.query(`select count(*)::int as n from ${queueSchema}.amber_workers`)
       if (rows[0].n >= n) return

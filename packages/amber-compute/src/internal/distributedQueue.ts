@@ -348,7 +348,7 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
           Effect.zipRight(
             query(
               "reap",
-              `update ${s}.amber_tasks set state = 'queued', worker = null
+              `update ${s}.amber_tasks set state = 'queued', worker = null, queued_at = now()
                where worker = any($1::text[]) and state = 'running'`,
               [ids]
             )
