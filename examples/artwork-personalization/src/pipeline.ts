@@ -18,7 +18,7 @@ import { Catalog, Image, Jasper, TestMedia, Video } from "@org/jasper"
 import type { Media } from "@org/jasper"
 import { Annotations, AnnotationType, Registry } from "@org/marken"
 import { Database } from "@org/storage"
-import { Dataset, Devices, Model, Optimizer, Trainer } from "@org/trainer"
+import { Dataset, Devices, Model, Optimizer, Progress, Trainer } from "@org/trainer"
 import { colorDescriptor, DIMENSION } from "./features.js"
 import { rng } from "./random.js"
 
@@ -273,7 +273,7 @@ export const run = (options: Options) => {
       item: [Model.dense(DIMENSION, 16), Model.activation("relu"), Model.dense(16, 8)]
     })
     const data = yield* Dataset.make({ size: n, inputs: { member, item }, target })
-    const fit = yield* Trainer.fit({
+    const fit = yield* Trainer.stream({
       model,
       data,
       devices,
@@ -281,7 +281,7 @@ export const run = (options: Options) => {
       epochs,
       seed,
       optimizer: Optimizer.adam({ learningRate: 0.02 })
-    })
+    }).pipe(Progress.render({ write: (line) => log(`    ${line}`) }), Trainer.collect)
     const epochRows = fit.epochs.map((e) => ({ epoch: e.epoch, loss: e.loss, samplesPerSecond: e.samplesPerSecond }))
     log(`    loss ${epochRows[0]?.loss.toFixed(4)} -> ${epochRows.at(-1)?.loss.toFixed(4)} in ${fit.steps} steps`)
 
