@@ -67,28 +67,20 @@ export interface Trigger {
   readonly run: Effect.Effect<never, ResolveError>
 }
 
+/** The entity, its ancestors and its descendants: every entity whose features a change can affect. */
 const related = (source: Source, id: string) =>
   Effect.gen(function* () {
     const out = new Set<string>([id])
-    let frontier = [id]
-    // ancestors
-    for (let depth = 0; depth < 16 && frontier.length > 0; depth++) {
-      const parents = yield* source.related(frontier, { _tag: "Parent" })
-      frontier = parents
-        .flat()
-        .map((e) => e.id)
-        .filter((p) => !out.has(p))
-      for (const p of frontier) out.add(p)
-    }
-    // descendants
-    frontier = [id]
-    for (let depth = 0; depth < 16 && frontier.length > 0; depth++) {
-      const children = yield* source.related(frontier, { _tag: "Children" })
-      frontier = children
-        .flat()
-        .map((e) => e.id)
-        .filter((c) => !out.has(c))
-      for (const c of frontier) out.add(c)
+    for (const relation of [{ _tag: "Parent" }, { _tag: "Children" }] as const) {
+      let frontier = [id]
+      for (let depth = 0; depth < 16 && frontier.length > 0; depth++) {
+        const next = yield* source.related(frontier, relation)
+        frontier = next
+          .flat()
+          .map((e) => e.id)
+          .filter((e) => !out.has(e))
+        for (const e of frontier) out.add(e)
+      }
     }
     return out
   })

@@ -5,6 +5,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { FeatureSpec, FeatureStore } from "@org/amber-store"
+import { Database } from "@org/storage"
 import { SqliteStorage } from "@org/storage/sqlite"
 import { PostgresStorage } from "@org/storage/pg"
 import { Algorithm, EntitySource, Executor, Mesh, Plan, Resolver } from "@org/amber-compute"
@@ -31,7 +32,7 @@ const algorithms = [
   })
 ]
 
-const check = (label, storage) =>
+const check = (label, storage, dropSchema) =>
   Effect.gen(function* () {
     const resolver = yield* Resolver.Resolver
     const plan = yield* resolver.plan(Total, ["t1", "t2"])
@@ -51,6 +52,9 @@ const check = (label, storage) =>
       throw new Error(`${label}: the re-run computed ${second.computed}`)
     const [status] = yield* resolver.status([Size])
     if (status.stored !== 2 || status.failed !== 1) throw new Error(`${label}: status ${JSON.stringify(status)}`)
+    if (dropSchema) {
+      yield* Database.use("drop", (k) => k.schema.dropSchema(dropSchema).ifExists().cascade().execute())
+    }
     return `${label}: 5 computed, 3 failures tagged, re-run cached`
   }).pipe(
     Effect.provide(
@@ -86,12 +90,7 @@ try {
   const url = process.env.ORG_TEST_PG_URL
   if (url) {
     const schema = `pack_compute_${process.pid}`
-    lines.push(await Effect.runPromise(check("pg", PostgresStorage.layer({ url, schema }))))
-    const pg = (await import("pg")).default
-    const client = new pg.Client({ connectionString: url })
-    await client.connect()
-    await client.query(`drop schema if exists ${schema} cascade`)
-    await client.end()
+    lines.push(await Effect.runPromise(check("pg", PostgresStorage.layer({ url, schema }), schema)))
   } else lines.push("pg: skipped (ORG_TEST_PG_URL is not set)")
 } finally {
   fs.rmSync(dir, { recursive: true, force: true })

@@ -509,6 +509,15 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
           for (const e of f.entries) if (e.state === "stored") stored++
           c.cached += stored
           totals.cached += stored
+          if (stored > 0) {
+            // a failure recorded earlier whose value is stored now (another process computed it) is over
+            const recorded = yield* state.failures({ name: f.name, version: f.version })
+            if (recorded.length > 0) {
+              const storedNow = new Set(f.entries.filter((e) => e.state === "stored").map((e) => e.entity))
+              const over = recorded.filter((r) => storedNow.has(r.entity)).map((r) => r.entity)
+              if (over.length > 0) yield* state.clearFailures(f.name, f.version, over)
+            }
+          }
           const blocked = f.entries
             .filter((e) => e.state === "blocked")
             .map((e) => graph.features.get(f.feature)!.nodes.get(e.entity)!.failure!)
