@@ -18,6 +18,7 @@ import { PostgresStorage } from "@org/storage/pg"
 import { SqliteStorage } from "@org/storage/sqlite"
 import { FeatureSpec, FeatureStore, Fingerprint } from "@org/amber-store"
 import { Algorithm, EntitySource, Executor, Mesh, Resolver } from "@org/amber-compute"
+import { distributedRows } from "./lib/amber-distributed.js"
 import { report, row, type Row } from "./lib/report.js"
 
 const N = 10_000
@@ -244,7 +245,14 @@ const planScale = (rows: Array<Row>) => {
 // DISTRIBUTED ROWS (amber-dist helper): 2 worker processes vs 1 on CPU-bound tasks
 // (~20 ms of CPU each; goal >= 1.7x throughput on 2 cores) and the job engine's
 // per-task overhead (add -> start). Push rows into `rows` here.
-const distributed = async (_rows: Array<Row>): Promise<void> => {}
+const distributed = async (rows: Array<Row>): Promise<void> => {
+  const url = process.env.ORG_TEST_PG_URL
+  if (!url || process.env.BENCH_SKIP_DISTRIBUTED !== undefined) {
+    console.warn("ORG_TEST_PG_URL is not set (or BENCH_SKIP_DISTRIBUTED is): distributed rows skipped")
+    return
+  }
+  rows.push(...(await distributedRows(url)))
+}
 // ---------------------------------------------------------------------------
 
 const main = async () => {

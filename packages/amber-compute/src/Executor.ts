@@ -9,6 +9,7 @@
 import { Context, Effect, Layer } from "effect"
 import type { ComputeFailure, ExecutorError } from "./ComputeError.js"
 import type { Task } from "./Plan.js"
+import type { RunEvent } from "./RunEvent.js"
 
 /**
  * What running one task gave, per entity.
@@ -38,6 +39,11 @@ export interface Job {
   readonly run: string
   readonly levels: ReadonlyArray<ReadonlyArray<Task>>
   readonly runTask: (task: Task) => Effect.Effect<TaskResult, never>
+  /**
+   * Publishes an event of this run to the resolver's subscribers: an executor
+   * whose tasks run elsewhere reports their progress here.
+   */
+  readonly publish?: (event: RunEvent) => Effect.Effect<void>
 }
 
 /**

@@ -490,6 +490,7 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
         const results = yield* executor.execute({
           run,
           levels,
+          publish: (event) => Effect.asVoid(publish(event)),
           runTask: (task) =>
             runTaskIn(graph, task, run, clean).pipe(
               Effect.catchAllCause((cause) => {

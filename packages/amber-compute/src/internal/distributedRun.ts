@@ -1,0 +1,145 @@
+/**
+ * The caller's side of a distributed run: record the tasks, add the jobs of one
+ * level at a time, and wait for the workers to settle them, releasing the jobs of
+ * dead workers while waiting.
+ */
+import { Effect } from "effect"
+import {
+  Blocked,
+  ComputeFailed,
+  type ComputeFailure,
+  ComputeTimeout,
+  ExecutorError,
+  failureJson,
+  InvalidOutput,
+  MissingAsset,
+  MissingEntity,
+  StoreFailed
+} from "../ComputeError.js"
+import type { Job, TaskResult } from "../Executor.js"
+import type { RunEvent } from "../RunEvent.js"
+import type { Queue, TaskRow } from "./distributedQueue.js"
+
+/** A task result as the worker stores it (failures as plain JSON with their extra fields). */
+export interface TaskResultJson {
+  readonly feature: string
+  readonly computed: ReadonlyArray<string>
+  readonly cached: ReadonlyArray<string>
+  readonly failed: ReadonlyArray<Record<string, unknown> & { readonly _tag: ComputeFailure["_tag"] }>
+  readonly ms: number
+}
+
+/** A task result as JSON: failures keep their tag and fields, not their cause. */
+export const resultToJson = (result: TaskResult): TaskResultJson => ({
+  feature: result.feature,
+  computed: result.computed,
+  cached: result.cached,
+  failed: result.failed.map((f) => {
+    const { cause: _cause, ...fields } = f as ComputeFailure & { cause?: unknown }
+    return { ...fields, _tag: f._tag, message: f.message }
+  }),
+  ms: result.ms
+})
+
+const classes = {
+  ComputeFailed,
+  ComputeTimeout,
+  InvalidOutput,
+  MissingAsset,
+  MissingEntity,
+  Blocked,
+  StoreFailed
+} as const
+
+/** Rebuilds the tagged failures of a worker's result. */
+export const resultFromJson = (json: TaskResultJson): TaskResult => ({
+  feature: json.feature,
+  computed: json.computed,
+  cached: json.cached,
+  failed: json.failed.map((f) => {
+    const { _tag, ...fields } = f
+    const Class = (classes as Record<string, new (args: any) => ComputeFailure>)[_tag] ?? ComputeFailed
+    return new Class(fields)
+  }),
+  ms: json.ms
+})
+
+const parseLabel = (label: string): { name: string; version: number } => {
+  const at = label.lastIndexOf("@")
+  return at < 0 ? { name: label, version: 0 } : { name: label.slice(0, at), version: Number(label.slice(at + 1)) }
+}
+
+/** A task that ended in the failed state: every entity of it failed with the task's last error. */
+export const failedTaskResult = (task: TaskRow): TaskResult => {
+  const { name, version } = parseLabel(task.feature)
+  const message = `task ${task.run}:${task.seq} failed after ${task.attempts} attempt(s): ${task.lastError ?? "unknown error"}`
+  return {
+    feature: task.feature,
+    computed: [],
+    cached: [],
+    failed: task.entities.map((entity) => new ComputeFailed({ feature: name, version, entity, message })),
+    ms: task.runMs ?? 0
+  }
+}
+
+/** The events a task settled by a worker stands for, published in the caller's process. */
+const eventsOf = (run: string, result: TaskResult): ReadonlyArray<RunEvent> => [
+  ...(result.computed.length > 0
+    ? [{ _tag: "Computed" as const, run, feature: result.feature, entities: result.computed.length, ms: result.ms }]
+    : []),
+  ...(result.cached.length > 0
+    ? [{ _tag: "Cached" as const, run, feature: result.feature, entities: result.cached.length }]
+    : []),
+  ...result.failed.map((f) => ({
+    _tag: "Failed" as const,
+    run,
+    feature: result.feature,
+    entity: f.entity,
+    error: failureJson(f)
+  }))
+]
+
+/** What a run's waiting loop reports as tasks settle. */
+export interface Progress {
+  readonly onSettled?: (task: TaskRow, result: TaskResult) => Effect.Effect<void>
+}
+
+/** Runs a job's levels on the queue and waits for every task. */
+export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
+  Effect.gen(function* () {
+    let seq = 0
+    const levels = job.levels.map((level, index) =>
+      level.map((task) => ({ seq: seq++, level: index, feature: task.feature, entities: task.entities }))
+    )
+    yield* queue.insertTasks(job.run, levels.flat())
+    const results: Array<TaskResult> = []
+    for (let index = 0; index < levels.length; index++) {
+      const level = levels[index]!
+      yield* queue.enqueue(
+        job.run,
+        level.map((t) => t.seq)
+      )
+      const settled = new Set<number>()
+      while (settled.size < level.length) {
+        yield* Effect.sleep(`${queue.config.pollMs} millis`)
+        // any waiting process helps release the jobs of dead workers
+        yield* queue.reap
+        yield* queue.settleLost(job.run)
+        const rows = yield* queue.tasks(job.run, index)
+        for (const row of rows) {
+          if (settled.has(row.seq) || (row.state !== "done" && row.state !== "failed")) continue
+          settled.add(row.seq)
+          const result =
+            row.state === "done" && row.result ? resultFromJson(row.result as TaskResultJson) : failedTaskResult(row)
+          results.push(result)
+          if (job.publish) yield* Effect.forEach(eventsOf(job.run, result), job.publish, { discard: true })
+          if (progress.onSettled) yield* progress.onSettled(row, result)
+        }
+      }
+    }
+    return results as ReadonlyArray<TaskResult>
+  }).pipe(
+    // an interrupted caller (Ctrl-C on `amber run`) takes its queued tasks back
+    Effect.onInterrupt(() => queue.cancel(job.run).pipe(Effect.ignore)),
+    Effect.mapError((e) => new ExecutorError({ message: e.message, cause: e }))
+  )

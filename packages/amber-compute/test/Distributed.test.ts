@@ -1,0 +1,188 @@
+/**
+ * The distributed executor on PostgreSQL: workers in this process (fibers) and
+ * retries, failures and options; the process tests (kill, CLI) are in
+ * DistributedProcesses.test.ts.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Effect, Exit, Fiber, Layer, Queue } from "effect"
+import * as path from "node:path"
+import pg from "pg"
+import { StorageTesting } from "@org/storage/testing"
+import { AmberConfig, DistributedExecutor, Resolver, Worker } from "@org/amber-compute"
+import { runWorker } from "../src/internal/distributedWorker.js"
+
+const url = StorageTesting.pgUrl
+const suffix = `${process.pid}_${Date.now().toString(36)}`
+const storeSchema = `amber_dist_store_${suffix}`
+const queueSchema = `amber_dist_jobs_${suffix}`
+
+process.env.AMBER_PG_URL = url ?? ""
+process.env.AMBER_STORE = `pg:${storeSchema}`
+process.env.AMBER_QUEUE_SCHEMA = queueSchema
+process.env.AMBER_ENTITIES = "60"
+process.env.AMBER_FAIL_ENTITY = "art-7"
+process.env.AMBER_MAX_ATTEMPTS = "2"
+
+const configPath = path.join(import.meta.dirname, "fixtures/distributed.config.ts")
+
+const dropSchemas = Effect.promise(async () => {
+  const pool = new pg.Pool({ connectionString: url })
+  await pool.query(`drop schema if exists ${storeSchema} cascade; drop schema if exists ${queueSchema} cascade`)
+  await pool.end()
+})
+
+const callerLayer = (config: AmberConfig.AmberConfig) =>
+  Resolver.layer(config.mesh, { batchSize: 10 }).pipe(
+    Layer.provide(DistributedExecutor.layer(config.distributed!)),
+    Layer.provideMerge(config.layer)
+  )
+
+describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
+  if (!url) console.warn(`${StorageTesting.PG_URL_ENV} is not set: distributed executor tests are skipped`)
+
+  it.live(
+    "materializes a 3-level mesh through workers and returns the local executor's result shape",
+    () =>
+      Effect.gen(function* () {
+        const config = yield* AmberConfig.load(configPath)
+        const workers = yield* Effect.forkScoped(
+          Effect.all([Worker.run({ config, concurrency: 2 }), Worker.run({ config, concurrency: 2 })], {
+            concurrency: "unbounded"
+          })
+        )
+        const { events, result } = yield* Effect.gen(function* () {
+          const resolver = yield* Resolver.Resolver
+          const subscription = yield* resolver.subscribe
+          const result = yield* resolver.materialize(
+            "art.score@1",
+            Array.from({ length: 60 }, (_, i) => `art-${i}`)
+          )
+          return { result, events: Chunk.toReadonlyArray(yield* Queue.takeAll(subscription)) }
+        }).pipe(Effect.provide(callerLayer(config)))
+        // the workers' progress is published in the caller's process
+        const sum = (tag: string) =>
+          events.filter((e) => e._tag === tag).reduce((n, e) => n + ("entities" in e ? e.entities : 1), 0)
+        expect(sum("Computed")).toBe(177)
+        expect(sum("Failed")).toBe(3)
+        expect(events.at(-1)?._tag).toBe("Finished")
+        expect(result.entities).toBe(60)
+        // art-7 fails at the first level: its three values fail (tensor) or are blocked
+        expect(result.failed.map((f) => `${f.feature}:${f.entity}`).sort()).toContain("art.tensor:art-7")
+        expect(result.computed).toBe(59 * 3)
+        yield* Fiber.interrupt(workers)
+      }).pipe(Effect.scoped, Effect.ensuring(dropSchemas)),
+    60_000
+  )
+
+  it.live(
+    "a failing attempt is retried with backoff; after maxAttempts the task is failed, in the result and in status",
+    () =>
+      Effect.gen(function* () {
+        const options = { url: url!, schema: `${queueSchema}_retry`, maxAttempts: 2, pollMs: 50, workerTimeoutMs: 2000 }
+        const queue = yield* DistributedExecutor.queue(options)
+        const attempts = new Map<number, number>()
+        yield* Effect.forkScoped(
+          runWorker(queue, {
+            concurrency: 2,
+            handle: (task) =>
+              Effect.suspend(() => {
+                const n = (attempts.get(task.seq) ?? 0) + 1
+                attempts.set(task.seq, n)
+                if (task.seq === 1) return Effect.fail(new Error(`broken batch ${task.entities.join(",")}`))
+                if (n === 1) return Effect.die(new Error("flaky"))
+                return Effect.succeed({ feature: task.feature, computed: task.entities, cached: [], failed: [], ms: 1 })
+              })
+          })
+        )
+        const executor = yield* DistributedExecutor.make(options)
+        const t0 = Date.now()
+        const results = yield* executor.execute({
+          run: "retry-run",
+          levels: [
+            [
+              { feature: "art.tensor@1", entities: ["a", "b"] },
+              { feature: "art.tensor@1", entities: ["c"] }
+            ]
+          ],
+          runTask: () => Effect.die("the distributed executor runs tasks in workers")
+        })
+        // graphile-worker waits exp(1) = 2.7 s before the second attempt
+        expect(Date.now() - t0).toBeGreaterThan(2500)
+        expect(Object.fromEntries(attempts)).toEqual({ 0: 2, 1: 2 })
+        const byFeature = results.map((r) => ({
+          computed: r.computed,
+          failed: r.failed.map((f) => [f._tag, f.entity])
+        }))
+        expect(byFeature).toContainEqual({ computed: ["a", "b"], failed: [] })
+        expect(byFeature).toContainEqual({ computed: [], failed: [["ComputeFailed", "c"]] })
+        const failure = results.flatMap((r) => r.failed)[0]!
+        expect(failure.message).toMatch(/failed after 2 attempt\(s\): broken batch c/)
+        const status = yield* DistributedExecutor.status(options, "retry-run")
+        expect(status.byState).toMatchObject({ done: 1, failed: 1, queued: 0, running: 0 })
+        expect(status.failed).toEqual([
+          { run: "retry-run", seq: 1, feature: "art.tensor@1", attempts: 2, lastError: "broken batch c" }
+        ])
+        expect(status.workers.length).toBe(1)
+      }).pipe(
+        Effect.scoped,
+        Effect.ensuring(
+          Effect.promise(async () => {
+            const pool = new pg.Pool({ connectionString: url })
+            await pool.query(`drop schema if exists ${queueSchema}_retry cascade`)
+            await pool.end()
+          })
+        )
+      ),
+    60_000
+  )
+
+  it.live("an interrupted caller takes its tasks back: jobs removed, tasks failed", () =>
+    Effect.gen(function* () {
+      const options = { url: url!, schema: `${queueSchema}_cancel`, pollMs: 50 }
+      const executor = yield* DistributedExecutor.make(options)
+      // no worker: the first level waits in the queue
+      const fiber = yield* Effect.fork(
+        executor.execute({
+          run: "cancel-run",
+          levels: [[{ feature: "art.tensor@1", entities: ["a"] }], [{ feature: "art.color@1", entities: ["a"] }]],
+          runTask: () => Effect.die("the distributed executor runs tasks in workers")
+        })
+      )
+      const pool = new pg.Pool({ connectionString: url })
+      yield* Effect.addFinalizer(() => Effect.promise(() => pool.end()))
+      const jobs = () =>
+        Effect.promise(() => pool.query(`select key from ${options.schema}.jobs`).then((r) => r.rows.map((x) => x.key)))
+      while ((yield* jobs()).length === 0) yield* Effect.sleep(20)
+      const before = yield* DistributedExecutor.status(options, "cancel-run")
+      expect(before.byState).toMatchObject({ pending: 1, queued: 1 })
+      yield* Fiber.interrupt(fiber)
+      expect(yield* jobs()).toEqual([])
+      const after = yield* DistributedExecutor.status(options, "cancel-run")
+      expect(after.byState).toMatchObject({ pending: 0, queued: 0, failed: 2 })
+      expect(after.failed.map((t) => t.lastError)).toEqual(["the run was interrupted", "the run was interrupted"])
+    }).pipe(
+      Effect.scoped,
+      Effect.ensuring(
+        Effect.promise(async () => {
+          const pool = new pg.Pool({ connectionString: url })
+          await pool.query(`drop schema if exists ${queueSchema}_cancel cascade`)
+          await pool.end()
+        })
+      )
+    )
+  )
+
+  it.effect("rejects bad options with the option's name", () =>
+    Effect.gen(function* () {
+      const bad = yield* Effect.exit(DistributedExecutor.config({ url: "mysql://x" }))
+      expect(Exit.isFailure(bad)).toBe(true)
+      const error = yield* Effect.flip(DistributedExecutor.config({ url: url!, schema: "Bad-Name" }))
+      expect(error._tag).toBe("ComputeConfigError")
+      expect(error.option).toBe("schema")
+      const beat = yield* Effect.flip(
+        DistributedExecutor.config({ url: url!, workerTimeoutMs: 1000, heartbeatMs: 900 })
+      )
+      expect(beat.option).toBe("heartbeatMs")
+    })
+  )
+})
