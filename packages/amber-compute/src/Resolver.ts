@@ -1,0 +1,256 @@
+/**
+ * The resolver: walks the mesh recursively from a feature and entities, computes
+ * fingerprints bottom-up (asset content hashes, then upstream fingerprints, then
+ * parameters), reads what the store has in batches and computes only what is
+ * missing, in dependency order, through the `Executor` in context. One entity's
+ * failure is a tagged error for that (feature, entity); the others go on.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer, type Queue, type Scope, type Stream } from "effect"
+import type { FeatureSpec, FeatureStore } from "@org/amber-store"
+import { type Database } from "@org/storage"
+import type { StorageError } from "@org/storage"
+import type { ComputeFailure, ExecutorError, FailureJson, SourceError, UnknownFeature } from "./ComputeError.js"
+import type { EntitySource } from "./EntitySource.js"
+import type { Executor, TaskResult } from "./Executor.js"
+import * as Internal from "./internal/resolver.js"
+import * as State from "./internal/state.js"
+import type { Mesh } from "./Mesh.js"
+import type { Plan, Task } from "./Plan.js"
+import type { RunEvent } from "./RunEvent.js"
+
+/**
+ * Options of a resolver.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Most entities per task (default 100). */
+  readonly batchSize?: number
+  /** The prefix of run ids (default `"run"`). */
+  readonly runPrefix?: string
+}
+
+/**
+ * Errors that stop a whole call (per-entity failures are in the result instead).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ResolveError =
+  | UnknownFeature
+  | SourceError
+  | ExecutorError
+  | FeatureStore.ReadError
+  | StorageError.StorageError
+
+/**
+ * What a run did.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunResult {
+  readonly run: string
+  /** The feature asked for (`name@version`). */
+  readonly feature: string
+  readonly entities: number
+  /** (feature, entity) values computed by this run. */
+  readonly computed: number
+  /** (feature, entity) values found stored. */
+  readonly cached: number
+  /** The failures, one per (feature, entity). */
+  readonly failed: ReadonlyArray<ComputeFailure>
+  /** Counts per feature label. */
+  readonly features: Readonly<
+    Record<string, { readonly computed: number; readonly cached: number; readonly failed: number }>
+  >
+  readonly ms: number
+}
+
+/**
+ * The status of one feature over every entity of its kind in the source.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FeatureStatus {
+  readonly feature: string
+  readonly entities: number
+  readonly stored: number
+  /** Missing or stale. */
+  readonly missing: number
+  /** Cannot be computed (a missing asset, entity or dependency). */
+  readonly blocked: number
+  /** Failures recorded by runs (and not fixed since). */
+  readonly failed: number
+  readonly lastError: (FailureJson & { readonly at: number; readonly run: string }) | undefined
+}
+
+/**
+ * A failure recorded in the database.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type FailureRecord = State.FailureRecord
+
+/**
+ * The shape of the `Resolver` service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  readonly mesh: Mesh<any>
+  /** What materializing would do, per feature and entity; computes nothing. */
+  readonly plan: (
+    feature: string | FeatureSpec.FeatureSpec<any>,
+    entities: ReadonlyArray<string>
+  ) => Effect.Effect<Plan, ResolveError>
+  /** Computes what is missing for `feature` on `entities` (and what it needs), through the executor. */
+  readonly materialize: (
+    feature: string | FeatureSpec.FeatureSpec<any>,
+    entities: ReadonlyArray<string>,
+    options?: { readonly batchSize?: number; readonly run?: string }
+  ) => Effect.Effect<RunResult, ResolveError>
+  /**
+   * Computes one feature for a batch of entities, first ensuring its inputs are
+   * stored (computing missing ones here): the unit of work of every executor.
+   */
+  readonly runTask: (task: Task, options?: { readonly run?: string }) => Effect.Effect<TaskResult, ResolveError>
+  /** Per feature (default: all of the mesh): stored, missing, blocked, failed and the last error. */
+  readonly status: (
+    features?: ReadonlyArray<string | FeatureSpec.FeatureSpec<any>>
+  ) => Effect.Effect<ReadonlyArray<FeatureStatus>, ResolveError>
+  /** The failures recorded for a feature (or all), oldest first. */
+  readonly failures: (
+    feature?: string | FeatureSpec.FeatureSpec<any>
+  ) => Effect.Effect<ReadonlyArray<FailureRecord>, UnknownFeature | StorageError.StorageError>
+  /** A subscription to the events of every run from now on. */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<RunEvent>, never, Scope.Scope>
+  /** The events of every run, from when the stream starts. */
+  readonly events: Stream.Stream<RunEvent>
+  /** The durable position of a named cursor (0 when new). */
+  readonly cursor: (name: string) => Effect.Effect<number, StorageError.StorageError>
+  /** Moves a named cursor. */
+  readonly setCursor: (name: string, position: number) => Effect.Effect<void, StorageError.StorageError>
+}
+
+/**
+ * The resolver service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Resolver extends Context.Tag("@org/amber-compute/Resolver")<Resolver, Service>() {}
+
+/**
+ * Builds a resolver whose failures and cursors live in the `Database` in context
+ * (migrations `amber-compute`), so `status`, re-runs and triggers work across processes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <R>(
+  mesh: Mesh<R>,
+  options: Options = {}
+): Effect.Effect<
+  Service,
+  StorageError.StorageError,
+  R | FeatureStore.FeatureStore | EntitySource | Executor | Database.Database
+> => Effect.flatMap(State.make, (state) => Internal.make(mesh, options, state) as Effect.Effect<Service, never, any>)
+
+/**
+ * Builds a resolver that keeps failures and cursors in memory (one process).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory = <R>(
+  mesh: Mesh<R>,
+  options: Options = {}
+): Effect.Effect<Service, never, R | FeatureStore.FeatureStore | EntitySource | Executor> =>
+  Internal.make(mesh, options, State.makeMemory()) as Effect.Effect<Service, never, any>
+
+/**
+ * {@link make} as a layer.
+ *
+ * @example
+ * ```ts
+ * const App = Resolver.layer(mesh).pipe(
+ *   Layer.provideMerge(Layer.mergeAll(FeatureStore.layer(), EntitySource.layerJasper, Executor.layerLocal())),
+ *   Layer.provideMerge(SqliteStorage.layer({ filename: "media.db" }))
+ * )
+ * ```
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <R>(
+  mesh: Mesh<R>,
+  options: Options = {}
+): Layer.Layer<
+  Resolver,
+  StorageError.StorageError,
+  R | FeatureStore.FeatureStore | EntitySource | Executor | Database.Database
+> => Layer.effect(Resolver, make(mesh, options))
+
+/**
+ * {@link makeMemory} as a layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = <R>(
+  mesh: Mesh<R>,
+  options: Options = {}
+): Layer.Layer<Resolver, never, R | FeatureStore.FeatureStore | EntitySource | Executor> =>
+  Layer.effect(Resolver, makeMemory(mesh, options))
+
+/**
+ * `materialize` on the resolver in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const materialize = (
+  feature: string | FeatureSpec.FeatureSpec<any>,
+  entities: ReadonlyArray<string>,
+  options?: { readonly batchSize?: number; readonly run?: string }
+): Effect.Effect<RunResult, ResolveError, Resolver> =>
+  Effect.flatMap(Resolver, (r) => r.materialize(feature, entities, options))
+
+/**
+ * `plan` on the resolver in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const plan = (
+  feature: string | FeatureSpec.FeatureSpec<any>,
+  entities: ReadonlyArray<string>
+): Effect.Effect<Plan, ResolveError, Resolver> => Effect.flatMap(Resolver, (r) => r.plan(feature, entities))
+
+/**
+ * `runTask` on the resolver in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const runTask = (
+  task: Task,
+  options?: { readonly run?: string }
+): Effect.Effect<TaskResult, ResolveError, Resolver> => Effect.flatMap(Resolver, (r) => r.runTask(task, options))
+
+/**
+ * `status` on the resolver in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const status = (
+  features?: ReadonlyArray<string | FeatureSpec.FeatureSpec<any>>
+): Effect.Effect<ReadonlyArray<FeatureStatus>, ResolveError, Resolver> =>
+  Effect.flatMap(Resolver, (r) => r.status(features))

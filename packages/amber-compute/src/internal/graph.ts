@@ -1,0 +1,349 @@
+import { Effect, Either, Option } from "effect"
+import { FeatureSpec, type FeatureStore, Fingerprint } from "@org/amber-store"
+import type * as Algorithm from "../Algorithm.js"
+import { Blocked, type ComputeFailure, ComputeFailed, MissingAsset, MissingEntity } from "../ComputeError.js"
+import type { Asset, Entity, Service as Source } from "../EntitySource.js"
+import * as Mesh from "../Mesh.js"
+import type * as Plan from "../Plan.js"
+
+/** One (feature, entity) of the walk. */
+export interface Node {
+  readonly entity: string
+  fp: Fingerprint.Fingerprint | undefined
+  /** Why it cannot be computed (found while walking, or while running). */
+  failure: ComputeFailure | undefined
+  /** Asset inputs by input key. */
+  assets: Record<string, Asset> | undefined
+  /** Related entity ids by input key (`[entity]` for a feature of the same entity). */
+  related: Record<string, ReadonlyArray<string>> | undefined
+  /** Whether the value is stored (`undefined`: not looked up). */
+  stored: boolean | undefined
+  state?: Plan.State
+  reason?: string
+}
+
+export interface FeatureNodes {
+  readonly label: string
+  readonly algorithm: Algorithm.Algorithm
+  readonly nodes: Map<string, Node>
+}
+
+/** The walk of a run: nodes, the entities met, and the values read or computed. */
+export interface Graph {
+  readonly mesh: Mesh.Mesh<any>
+  readonly source: Source
+  readonly store: FeatureStore.Service
+  readonly entities: Map<string, Entity | null>
+  readonly features: Map<string, FeatureNodes>
+  /** Values by feature label then entity (only when `keepValues`). */
+  readonly values: Map<string, Map<string, unknown>>
+  readonly keepValues: boolean
+}
+
+export const make = (
+  mesh: Mesh.Mesh<any>,
+  source: Source,
+  store: FeatureStore.Service,
+  keepValues: boolean
+): Graph => ({
+  mesh,
+  source,
+  store,
+  entities: new Map(),
+  features: new Map(),
+  values: new Map(),
+  keepValues
+})
+
+const CHUNK = 2000
+
+const inChunks = <A, B, E>(
+  items: ReadonlyArray<A>,
+  f: (chunk: ReadonlyArray<A>) => Effect.Effect<ReadonlyArray<B>, E>
+): Effect.Effect<ReadonlyArray<B>, E> =>
+  items.length <= CHUNK
+    ? f(items)
+    : Effect.map(
+        Effect.forEach(
+          Array.from({ length: Math.ceil(items.length / CHUNK) }, (_, i) => items.slice(i * CHUNK, (i + 1) * CHUNK)),
+          f
+        ),
+        (parts) => parts.flat()
+      )
+
+export const featureNodes = (graph: Graph, label: string): FeatureNodes => {
+  let fn = graph.features.get(label)
+  if (fn === undefined) {
+    fn = { label, algorithm: graph.mesh.byLabel.get(label)!, nodes: new Map() }
+    graph.features.set(label, fn)
+  }
+  return fn
+}
+
+const failureFields = (algorithm: Algorithm.Algorithm, entity: string, message: string) => ({
+  feature: algorithm.feature.name,
+  version: algorithm.feature.version,
+  entity,
+  message: `${FeatureSpec.label(algorithm.feature)} for ${entity}: ${message}`
+})
+
+/** The dependency inputs of an algorithm: [key, input, feature label]. */
+export const dependencyInputs = (algorithm: Algorithm.Algorithm) =>
+  Object.entries(algorithm.inputs).flatMap(([key, input]) =>
+    input._tag === "Asset" ? [] : [[key, input, FeatureSpec.label(input.feature)] as const]
+  )
+
+/**
+ * Adds the nodes of `label` for `ids` and of everything they read (entities,
+ * relations, assets), then computes their fingerprints bottom-up. Known nodes are
+ * kept as they are.
+ */
+export const expand = (graph: Graph, label: string, ids: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const labels = [...Mesh.upstreamOf(graph.mesh, label)].reverse() // consumers first
+    const demand = new Map<string, Set<string>>([[label, new Set(ids)]])
+    const fresh = new Map<string, Array<Node>>()
+    for (const l of labels) {
+      const want = demand.get(l)
+      if (want === undefined) continue
+      const fn = featureNodes(graph, l)
+      const algorithm = fn.algorithm
+      const created: Array<Node> = []
+      for (const id of want) {
+        if (fn.nodes.has(id)) continue
+        const node: Node = {
+          entity: id,
+          fp: undefined,
+          failure: undefined,
+          assets: undefined,
+          related: undefined,
+          stored: undefined
+        }
+        fn.nodes.set(id, node)
+        created.push(node)
+      }
+      if (created.length === 0) continue
+      fresh.set(l, created)
+      const unknown = created.map((n) => n.entity).filter((id) => !graph.entities.has(id))
+      if (unknown.length > 0) {
+        const found = yield* inChunks(unknown, graph.source.getMany)
+        unknown.forEach((id, i) => graph.entities.set(id, found[i] ?? null))
+      }
+      for (const node of created) {
+        const entity = graph.entities.get(node.entity)
+        if (entity == null) {
+          node.failure = new MissingEntity(failureFields(algorithm, node.entity, "the entity is not in the source"))
+        } else if (entity.kind !== algorithm.feature.entity) {
+          node.failure = new MissingEntity(
+            failureFields(
+              algorithm,
+              node.entity,
+              `the entity is a ${entity.kind}, the feature describes ${algorithm.feature.entity} entities`
+            )
+          )
+        }
+      }
+      for (const [key, input] of Object.entries(algorithm.inputs)) {
+        const ok = created.filter((n) => n.failure === undefined)
+        if (ok.length === 0) break
+        const okIds = ok.map((n) => n.entity)
+        if (input._tag === "Asset") {
+          const assets = yield* inChunks(okIds, (chunk) => graph.source.assets(chunk, input.role))
+          ok.forEach((node, i) => {
+            const asset = assets[i]
+            if (asset === undefined) {
+              node.failure = new MissingAsset({
+                ...failureFields(algorithm, node.entity, `no asset in role ${input.role}`),
+                role: input.role
+              })
+            } else (node.assets ??= {})[key] = asset
+          })
+          continue
+        }
+        const depLabel = FeatureSpec.label(input.feature)
+        let want = demand.get(depLabel)
+        if (want === undefined) demand.set(depLabel, (want = new Set()))
+        if (input._tag === "Feature") {
+          for (const node of ok) {
+            ;(node.related ??= {})[key] = [node.entity]
+            want.add(node.entity)
+          }
+          continue
+        }
+        const related = yield* inChunks(okIds, (chunk) =>
+          graph.source.related(
+            chunk,
+            input._tag === "Children" ? { _tag: "Children", kind: input.feature.entity } : { _tag: "Parent" }
+          )
+        )
+        ok.forEach((node, i) => {
+          const list = related[i] ?? []
+          for (const e of list) if (!graph.entities.has(e.id)) graph.entities.set(e.id, e)
+          if (input._tag === "Parent") {
+            const parent = list[0]
+            if (parent === undefined || parent.kind !== input.feature.entity) {
+              node.failure = new MissingEntity(
+                failureFields(
+                  algorithm,
+                  node.entity,
+                  parent === undefined
+                    ? `input ${key}: the entity has no parent`
+                    : `input ${key}: the parent ${parent.id} is a ${parent.kind}, not a ${input.feature.entity}`
+                )
+              )
+              return
+            }
+          }
+          const relatedIds = list.filter((e) => e.kind === input.feature.entity).map((e) => e.id)
+          ;(node.related ??= {})[key] = relatedIds
+          for (const id of relatedIds) want!.add(id)
+        })
+      }
+    }
+    // fingerprints, producers first
+    for (let i = labels.length - 1; i >= 0; i--) {
+      const l = labels[i]!
+      const created = fresh.get(l)
+      if (created === undefined) continue
+      const algorithm = graph.mesh.byLabel.get(l)!
+      const deps = dependencyInputs(algorithm)
+      for (const node of created) {
+        if (node.failure !== undefined) continue
+        const assets: Record<string, string> = {}
+        for (const [key, input] of Object.entries(algorithm.inputs)) {
+          if (input._tag === "Asset") assets[input.role] = node.assets![key]!.contentHash
+        }
+        const upstream: Array<Fingerprint.Upstream> = []
+        let blocked: ComputeFailure | undefined
+        for (const [key, input, depLabel] of deps) {
+          const depNodes = graph.features.get(depLabel)!.nodes
+          for (const id of node.related![key]!) {
+            const dep = depNodes.get(id)!
+            if (dep.failure !== undefined || dep.fp === undefined) {
+              blocked = blockedBy(algorithm, node.entity, input.feature, id, dep.failure)
+              break
+            }
+            upstream.push({
+              feature: input.feature.name,
+              version: input.feature.version,
+              entity: id,
+              fingerprint: dep.fp.hash
+            })
+          }
+          if (blocked) break
+        }
+        if (blocked) {
+          node.failure = blocked
+          continue
+        }
+        const fp = Fingerprint.either({ assets, upstream, params: algorithm.params })
+        if (Either.isLeft(fp)) {
+          node.failure = new ComputeFailed(
+            failureFields(algorithm, node.entity, `cannot fingerprint the inputs: ${fp.left.message}`)
+          )
+        } else node.fp = fp.right
+      }
+    }
+  })
+
+export const blockedBy = (
+  algorithm: Algorithm.Algorithm,
+  entity: string,
+  dep: FeatureSpec.FeatureSpec<any>,
+  depEntity: string,
+  failure: ComputeFailure | undefined
+) =>
+  new Blocked({
+    ...failureFields(
+      algorithm,
+      entity,
+      `blocked by ${FeatureSpec.label(dep)} for ${depEntity}${failure ? `: ${failure.message}` : ""}`
+    ),
+    dependency: { feature: dep.name, version: dep.version, entity: depEntity }
+  })
+
+/** Looks up nodes in the store (one batched read per call), recording `stored` and keeping values. */
+export const lookup = (graph: Graph, label: string, nodes: ReadonlyArray<Node>) =>
+  Effect.gen(function* () {
+    const todo = nodes.filter((n) => n.stored === undefined && n.fp !== undefined && n.failure === undefined)
+    if (todo.length === 0) return
+    const spec = graph.mesh.byLabel.get(label)!.feature
+    const found = yield* graph.store.getMany(
+      spec,
+      todo.map((n) => ({ entity: n.entity, fingerprint: n.fp! }))
+    )
+    let values = graph.values.get(label)
+    if (values === undefined && graph.keepValues) graph.values.set(label, (values = new Map()))
+    todo.forEach((node, i) => {
+      const value = found[i]!
+      node.stored = Option.isSome(value)
+      if (node.stored && values !== undefined) values.set(node.entity, (value as Option.Some<unknown>).value)
+    })
+  })
+
+/**
+ * Looks up what `label` for `ids` needs: the nodes themselves, and (with `prune`)
+ * the inputs of the missing ones only, down the mesh; without `prune`, every input.
+ * Returns the nodes looked at, by feature label.
+ */
+export const check = (graph: Graph, label: string, ids: ReadonlyArray<string>, prune: boolean) =>
+  Effect.gen(function* () {
+    const labels = [...Mesh.upstreamOf(graph.mesh, label)].reverse() // consumers first
+    const needed = new Map<string, Set<string>>([[label, new Set(ids)]])
+    for (const l of labels) {
+      const want = needed.get(l)
+      if (want === undefined) continue
+      const fn = graph.features.get(l)!
+      const nodes = [...want].map((id) => fn.nodes.get(id)!)
+      yield* lookup(graph, l, nodes)
+      for (const [key, , depLabel] of dependencyInputs(fn.algorithm)) {
+        let set = needed.get(depLabel)
+        for (const node of nodes) {
+          if (node.failure !== undefined || (prune && node.stored)) continue
+          if (set === undefined) needed.set(depLabel, (set = new Set()))
+          for (const id of node.related![key]!) set.add(id)
+        }
+      }
+    }
+    return needed
+  })
+
+/** Marks stale entries of a feature by the lineage the store keeps (older versions, other inputs). */
+export const classify = (
+  graph: Graph,
+  label: string,
+  nodes: ReadonlyArray<Node>
+): Effect.Effect<void, FeatureStore.ReadError> =>
+  Effect.gen(function* () {
+    for (const node of nodes) {
+      if (node.failure !== undefined) {
+        node.state = "blocked"
+        node.reason = node.failure.message
+      } else node.state = node.stored ? "stored" : "missing"
+    }
+    const missing = nodes.filter((n) => n.state === "missing")
+    if (missing.length === 0) return
+    const spec = graph.mesh.byLabel.get(label)!.feature
+    const rows = yield* graph.store
+      .list({ feature: spec.name })
+      .pipe(Effect.catchTag("UnknownFeature", () => Effect.succeed([] as ReadonlyArray<FeatureStore.Lineage>)))
+    if (rows.length === 0) return
+    const byEntity = new Map<string, { sameVersion: boolean; older: number | undefined }>()
+    for (const row of rows) {
+      const e = byEntity.get(row.entity) ?? { sameVersion: false, older: undefined }
+      if (row.version === spec.version) e.sameVersion = true
+      else if (row.version < spec.version) e.older = Math.max(e.older ?? 0, row.version)
+      byEntity.set(row.entity, e)
+    }
+    for (const node of missing) {
+      const e = byEntity.get(node.entity)
+      if (e === undefined) continue
+      if (e.sameVersion) {
+        node.state = "stale-input"
+        node.reason = "a value for other inputs is stored"
+      } else if (e.older !== undefined) {
+        node.state = "stale-version"
+        node.reason = `version ${e.older} is stored`
+      }
+    }
+  })
