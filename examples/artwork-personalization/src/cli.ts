@@ -105,7 +105,7 @@ export const parse = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Pars
       return { _tag: "Invalid", message: `--pg must be a postgres:// URL, got "${redact(pg)}"` }
   }
   if (values.data !== undefined && values.out !== undefined && values.data !== values.out)
-    return { _tag: "Invalid", message: "--data and --out name the same folder; give one of them" }
+    return { _tag: "Invalid", message: "--data and --out are one option (--out is its older name); give one folder" }
   const out = (values.data as string | undefined) ?? (values.out as string | undefined) ?? DEFAULT_OUT
   if (out.trim() === "") return { _tag: "Invalid", message: "--data must name a folder" }
   return {

@@ -8,15 +8,9 @@
  * The output folder is reused between runs (the feature store then computes nothing again); the demo never
  * deletes anything it did not create, and `--fresh` removes only its own files.
  */
-import { Cause, Effect, Exit } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import pg from "pg"
-import { PostgresStorage } from "@org/storage/pg"
-import { SqliteStorage } from "@org/storage/sqlite"
 import { parse, prepareOutput, redact, usage } from "./cli.js"
-import { run } from "./pipeline.js"
-import { replayTable, write } from "./report.js"
 
 function fail(message: string, detail?: string): never {
   console.error(`artwork demo: ${message}`)
@@ -35,6 +29,14 @@ const flags = parsed.flags
 const out = path.resolve(flags.out)
 const prepared = prepareOutput(out, flags.fresh)
 if (prepared._tag === "Invalid") fail(prepared.message)
+
+// the pipeline's modules load only once the flags are known to be good (so --help and a bad flag answer at once)
+const { Cause, Effect, Exit } = await import("effect")
+const { default: pg } = await import("pg")
+const { PostgresStorage } = await import("@org/storage/pg")
+const { SqliteStorage } = await import("@org/storage/sqlite")
+const { run } = await import("./pipeline.js")
+const { replayTable, write } = await import("./report.js")
 
 const storage =
   flags.pg !== undefined

@@ -26,7 +26,12 @@ export const ArtworkStandard = FeatureSpec.embedding({
   entity: "artwork",
   dimension: STANDARD.width * STANDARD.height * 3
 })
-export const ArtworkColor = FeatureSpec.embedding({ name: "artwork.color", version: 1, entity: "artwork", dimension: COLOR })
+export const ArtworkColor = FeatureSpec.embedding({
+  name: "artwork.color",
+  version: 1,
+  entity: "artwork",
+  dimension: COLOR
+})
 export const ArtworkLayout = FeatureSpec.embedding({
   name: "artwork.layout",
   version: 1,
@@ -52,12 +57,19 @@ export const TitleArtworks = FeatureSpec.embedding({
   dimension: EMBEDDING
 })
 const Range = Schema.Struct({ startNs: Schema.Number, endNs: Schema.Number })
-export const VideoShots = FeatureSpec.make({ name: "video.shots", version: 1, entity: "video", value: Schema.Array(Range) })
+export const VideoShots = FeatureSpec.make({
+  name: "video.shots",
+  version: 1,
+  entity: "video",
+  value: Schema.Array(Range)
+})
 export const VideoKeyframes = FeatureSpec.make({
   name: "video.keyframes",
   version: 1,
   entity: "video",
-  value: Schema.Array(Schema.Struct({ startNs: Schema.Number, endNs: Schema.Number, embedding: Schema.Array(Schema.Number) }))
+  value: Schema.Array(
+    Schema.Struct({ startNs: Schema.Number, endNs: Schema.Number, embedding: Schema.Array(Schema.Number) })
+  )
 })
 
 /** The features the trigger keeps materialized (everything else is upstream of them). */
@@ -207,7 +219,8 @@ const algorithms = [
         ? Effect.fail(new Error(`title ${entity.id} has no artwork`))
         : Effect.sync(() => {
             const out = new Float32Array(EMBEDDING)
-            for (const a of inputs.artworks) for (let i = 0; i < EMBEDDING; i++) out[i]! += a.value[i]! / inputs.artworks.length
+            for (const a of inputs.artworks)
+              for (let i = 0; i < EMBEDDING; i++) out[i]! += a.value[i]! / inputs.artworks.length
             return out
           })
   }),

@@ -74,12 +74,29 @@ export interface Summary {
   readonly seed: number
   readonly devices: string
   readonly data: string
-  readonly titles: ReadonlyArray<{ id: string; name: string; genre: string; cold: boolean; artworks: ReadonlyArray<string> }>
+  readonly titles: ReadonlyArray<{
+    id: string
+    name: string
+    genre: string
+    cold: boolean
+    artworks: ReadonlyArray<string>
+  }>
   readonly artworkFiles: Readonly<Record<string, string>>
-  readonly catalog: { readonly registered: number; readonly failed: number; readonly changes: number; readonly processed: number }
+  readonly catalog: {
+    readonly registered: number
+    readonly failed: number
+    readonly changes: number
+    readonly processed: number
+  }
   /** Per feature label: what this run computed and what it found stored. */
   readonly features: Readonly<Record<string, FeatureCounts>>
-  readonly log: { readonly members: number; readonly train: number; readonly heldOut: number; readonly cold: number; readonly trainPlayRate: number }
+  readonly log: {
+    readonly members: number
+    readonly train: number
+    readonly heldOut: number
+    readonly cold: number
+    readonly trainPlayRate: number
+  }
   readonly training: {
     readonly rows: number
     readonly epochs: ReadonlyArray<{ epoch: number; loss: number; samplesPerSecond: number }>
@@ -150,7 +167,9 @@ export const run = (options: Options) => {
 
   const program = Effect.gen(function* () {
     // 1. data
-    log(`1/6 data: ${options.titles ?? 60} titles, ${options.members ?? 2000} members (seed ${seed}); media cached in ${mediaDir}`)
+    log(
+      `1/6 data: ${options.titles ?? 60} titles, ${options.members ?? 2000} members (seed ${seed}); media cached in ${mediaDir}`
+    )
     const world = yield* stage(
       "data",
       generate({
@@ -206,14 +225,19 @@ export const run = (options: Options) => {
         const label = `${spec.name}@${spec.version}`
         const n = entities[spec.entity as keyof typeof entities]
         const c = computed.get(label) ?? 0
-        const f = Math.min(n, check.reduce((s, r) => s + (r.features[label]?.failed ?? 0), 0))
+        const f = Math.min(
+          n,
+          check.reduce((s, r) => s + (r.features[label]?.failed ?? 0), 0)
+        )
         counts[label] = { entities: n, computed: c, reused: Math.max(0, n - c - f), failed: f }
       }
       return { counts, processed: steps.reduce((s, x) => s + x.changes, 0) }
     })
     const materialized = yield* stage("features", features)
     for (const [label, c] of Object.entries(materialized.counts))
-      log(`    ${label.padEnd(22)} ${String(c.computed).padStart(4)} computed, ${String(c.reused).padStart(4)} reused${c.failed ? `, ${c.failed} failed` : ""}`)
+      log(
+        `    ${label.padEnd(22)} ${String(c.computed).padStart(4)} computed, ${String(c.reused).padStart(4)} reused${c.failed ? `, ${c.failed} failed` : ""}`
+      )
 
     const artworkIds = world.artworks.flat().map((a) => a.id)
     const embeddings = yield* readValues(M.ArtworkEmbedding, artworkIds)
@@ -261,7 +285,9 @@ export const run = (options: Options) => {
     const { devices, discovery } = yield* Devices.make(options.devices ?? { count: 2, kind: "auto" })
     const rows = world.train.length
     const epochsWanted = options.epochs ?? 8
-    log(`3/6 training: ${rows} impressions (${(playRate * 100).toFixed(1)}% played) on ${discovery.message}, ${epochsWanted} epochs`)
+    log(
+      `3/6 training: ${rows} impressions (${(playRate * 100).toFixed(1)}% played) on ${discovery.message}, ${epochsWanted} epochs`
+    )
     const trainMember = new Float32Array(rows * MEMBER)
     const trainItem = new Float32Array(rows * D)
     const target = new Float32Array(rows)
@@ -295,7 +321,9 @@ export const run = (options: Options) => {
           Effect.sync(() => {
             if (event._tag === "Epoch") {
               epochs.push({ epoch: event.epoch, loss: event.loss, samplesPerSecond: event.samplesPerSecond })
-              log(`    epoch ${event.epoch + 1}/${epochsWanted}: loss ${event.loss.toFixed(4)}, ${Math.round(event.samplesPerSecond)} rows/s`)
+              log(
+                `    epoch ${event.epoch + 1}/${epochsWanted}: loss ${event.loss.toFixed(4)}, ${Math.round(event.samplesPerSecond)} rows/s`
+              )
             } else if (event._tag === "Completed") {
               parameters = event.parameters
               steps = event.step
@@ -330,7 +358,11 @@ export const run = (options: Options) => {
 
     // member clusters over the profiles: the baseline's groups and the serving granularity
     const k = options.clusters ?? 8
-    const { assignment, centroids } = kmeans(profiles.map((p) => p.subarray(0, D)), k, seed)
+    const { assignment, centroids } = kmeans(
+      profiles.map((p) => p.subarray(0, D)),
+      k,
+      seed
+    )
 
     // 4. policies and replay
     const argmax = (values: ArrayLike<number>) => {
@@ -368,9 +400,17 @@ export const run = (options: Options) => {
       "cluster-best": (i) => fromCounts(`c${assignment[i.member]}:${i.title}`, i, true)
     }
     const evaluate = (events: ReadonlyArray<Impression>) =>
-      Object.fromEntries(POLICIES.map((p, n) => [p, replay(events, policies[p], seed + n)])) as Record<PolicyName, Estimate>
-    log(`4/6 replay: ${world.heldOut.length} held-out impressions on warm titles, ${world.cold.length} on cold-start titles`)
-    const replayWarm = yield* stage("replay", Effect.sync(() => evaluate(world.heldOut)))
+      Object.fromEntries(POLICIES.map((p, n) => [p, replay(events, policies[p], seed + n)])) as Record<
+        PolicyName,
+        Estimate
+      >
+    log(
+      `4/6 replay: ${world.heldOut.length} held-out impressions on warm titles, ${world.cold.length} on cold-start titles`
+    )
+    const replayWarm = yield* stage(
+      "replay",
+      Effect.sync(() => evaluate(world.heldOut))
+    )
     const replayCold = evaluate(world.cold)
     const oracle = (events: ReadonlyArray<Impression>) =>
       events.reduce(
@@ -382,8 +422,12 @@ export const run = (options: Options) => {
       const l = r.learned
       const o = r[other]
       if (l.low > o.high) findings.push(`${set}: learned beats ${other} (intervals do not overlap)`)
-      else if (l.takeRate > o.takeRate) findings.push(`${set}: learned is above ${other}, but the intervals overlap: not a clear win`)
-      else findings.push(`${set}: learned does NOT beat ${other} (${(l.takeRate * 100).toFixed(1)}% vs ${(o.takeRate * 100).toFixed(1)}%)`)
+      else if (l.takeRate > o.takeRate)
+        findings.push(`${set}: learned is above ${other}, but the intervals overlap: not a clear win`)
+      else
+        findings.push(
+          `${set}: learned does NOT beat ${other} (${(l.takeRate * 100).toFixed(1)}% vs ${(o.takeRate * 100).toFixed(1)}%)`
+        )
     }
     for (const other of ["random", "most-played", "cluster-best"] as const) {
       compare("warm titles", replayWarm, other)
@@ -437,7 +481,10 @@ export const run = (options: Options) => {
         const sizes = new Array<number>(k).fill(0)
         for (const c of assignment) sizes[c]!++
         // "the best artwork for this cluster and title", answered by Marken
-        const shownTitles = world.titles.filter((t) => !t.cold).slice(0, 3).concat(world.titles.filter((t) => t.cold).slice(0, 1))
+        const shownTitles = world.titles
+          .filter((t) => !t.cold)
+          .slice(0, 3)
+          .concat(world.titles.filter((t) => t.cold).slice(0, 1))
         const picks: Array<Summary["serving"]["picks"][number]> = []
         for (const title of shownTitles) {
           const page = yield* annotations.query({
@@ -450,7 +497,13 @@ export const run = (options: Options) => {
           })
           for (const a of page.items) {
             const p = a.payload as { cluster: number; score: number }
-            picks.push({ cluster: p.cluster, title: title.id, artwork: a.entity, score: p.score, members: sizes[p.cluster]! })
+            picks.push({
+              cluster: p.cluster,
+              title: title.id,
+              artwork: a.entity,
+              score: p.score,
+              members: sizes[p.cluster]!
+            })
           }
         }
         picks.sort((a, b) => a.title.localeCompare(b.title) || a.cluster - b.cluster)
@@ -499,10 +552,18 @@ export const run = (options: Options) => {
                 ...(filter ? { filter: { where: [{ field: "genre", op: "eq" as const, value: genre }] } } : {})
               }),
               (hits) =>
-                Effect.forEach(hits, (h) => Effect.map(entityOf(h.id), (artwork) => ({ artwork, distance: h.distance })))
+                Effect.forEach(hits, (h) =>
+                  Effect.map(entityOf(h.id), (artwork) => ({ artwork, distance: h.distance }))
+                )
             )
-          const drop = (l: ReadonlyArray<{ artwork: string; distance: number }>) => l.filter((h) => h.artwork !== query.id).slice(0, 4)
-          similar.push({ query: query.id, genre, any: drop(yield* search(false)), sameGenre: drop(yield* search(true)) })
+          const drop = (l: ReadonlyArray<{ artwork: string; distance: number }>) =>
+            l.filter((h) => h.artwork !== query.id).slice(0, 4)
+          similar.push({
+            query: query.id,
+            genre,
+            any: drop(yield* search(false)),
+            sameGenre: drop(yield* search(true))
+          })
         }
 
         // match cuts: the most similar keyframes of shots in different trailers
@@ -520,7 +581,8 @@ export const run = (options: Options) => {
             vectors: { keyframe: s.embedding }
           }))
         )
-        for (let i = 0; i < shotItems.length; i += 1000) yield* annotations.upsert(shotOp.id, shotItems.slice(i, i + 1000))
+        for (let i = 0; i < shotItems.length; i += 1000)
+          yield* annotations.upsert(shotOp.id, shotItems.slice(i, i + 1000))
         yield* annotations.finish(shotOp.id)
         const videoIds = world.videos.map((v) => v.id)
         const found: Array<{ left: string; right: string; distance: number }> = []
@@ -550,10 +612,14 @@ export const run = (options: Options) => {
             if (!fs.existsSync(image)) {
               const mid = Math.floor((a.time!.startNs + a.time!.endNs) / 2)
               const frames: Array<Video.Frame> = []
-              yield* Video.frames(v.file, { at: [mid], width: 96 }).pipe(Stream.runForEach((f) => Effect.sync(() => frames.push(f))))
+              yield* Video.frames(v.file, { at: [mid], width: 96 }).pipe(
+                Stream.runForEach((f) => Effect.sync(() => frames.push(f)))
+              )
               const f = frames[0]!
               yield* Effect.promise(() =>
-                sharp(Buffer.from(f.data), { raw: { width: f.width, height: f.height, channels: 3 } }).jpeg().toFile(image)
+                sharp(Buffer.from(f.data), { raw: { width: f.width, height: f.height, channels: 3 } })
+                  .jpeg()
+                  .toFile(image)
               )
             }
             return { video: p.video, index: p.index, startNs, image }
@@ -603,7 +669,9 @@ export const run = (options: Options) => {
 
   const App = Layer.mergeAll(
     Layer.unwrapEffect(Effect.map(M.mesh, (mesh) => Resolver.layer(mesh))).pipe(
-      Layer.provideMerge(Layer.mergeAll(FeatureStore.layer(), EntitySource.layerJasper, Executor.layerLocal({ concurrency: 2 })))
+      Layer.provideMerge(
+        Layer.mergeAll(FeatureStore.layer(), EntitySource.layerJasper, Executor.layerLocal({ concurrency: 2 }))
+      )
     ),
     Annotations.layerWithRegistry({ indexDirectory: path.join(data, "indexes") })
   ).pipe(

@@ -29,7 +29,9 @@ export const replayTable = (summary: Summary): ReadonlyArray<string> => {
       `${pct(e.takeRate)} [${pct(e.low)}, ${pct(e.high)}] n=${e.matched}`.padEnd(30)
     lines.push(`${p.padEnd(14)}${cell(summary.replay.warm[p])}${cell(summary.replay.cold[p]).trimEnd()}`)
   }
-  lines.push(`${"oracle".padEnd(14)}${pct(summary.replay.oracle.warm).padEnd(30)}${pct(summary.replay.oracle.cold)}  (hidden play model, expected)`)
+  lines.push(
+    `${"oracle".padEnd(14)}${pct(summary.replay.oracle.warm).padEnd(30)}${pct(summary.replay.oracle.cold)}  (hidden play model, expected)`
+  )
   return lines
 }
 
@@ -99,7 +101,10 @@ export const write = async (summary: Summary, data: string): Promise<string> => 
   const pickTitles = [...new Set(summary.serving.picks.map((p) => p.title))]
   const clusters = [...new Set(summary.serving.picks.map((p) => p.cluster))].sort((a, b) => a - b)
   const picks = `<table class="grid"><tr><th>title</th>${clusters
-    .map((c) => `<th>cluster ${c}<br><small>${summary.serving.picks.find((p) => p.cluster === c)?.members ?? 0} members</small></th>`)
+    .map(
+      (c) =>
+        `<th>cluster ${c}<br><small>${summary.serving.picks.find((p) => p.cluster === c)?.members ?? 0} members</small></th>`
+    )
     .join("")}<th>candidates</th></tr>${pickTitles
     .map((t) => {
       const title = titleOf.get(t)!
@@ -113,21 +118,29 @@ export const write = async (summary: Summary, data: string): Promise<string> => 
     .join("\n")}</table>`
   const similar = summary.serving.similar
     .map(
-      (s) => `<tr><td>${img(s.query, s.query)}</td><td>${s.any.map((h) => img(h.artwork, `${h.artwork} (cosine distance ${h.distance.toFixed(3)})`)).join("")}</td>
+      (
+        s
+      ) => `<tr><td>${img(s.query, s.query)}</td><td>${s.any.map((h) => img(h.artwork, `${h.artwork} (cosine distance ${h.distance.toFixed(3)})`)).join("")}</td>
 <td>${s.sameGenre.map((h) => img(h.artwork, `${h.artwork} (cosine distance ${h.distance.toFixed(3)})`)).join("")}</td></tr>`
     )
     .join("\n")
   const cuts = summary.serving.matchCuts
     .map(
-      (m) => `<tr><td><img src="${rel(m.left.image)}" alt="${escape(m.left.video)} shot ${m.left.index}" width="96"><br><small>${escape(m.left.video)} #${m.left.index} at ${(m.left.startNs / 1e9).toFixed(2)} s</small></td>
+      (
+        m
+      ) => `<tr><td><img src="${rel(m.left.image)}" alt="${escape(m.left.video)} shot ${m.left.index}" width="96"><br><small>${escape(m.left.video)} #${m.left.index} at ${(m.left.startNs / 1e9).toFixed(2)} s</small></td>
 <td><img src="${rel(m.right.image)}" alt="${escape(m.right.video)} shot ${m.right.index}" width="96"><br><small>${escape(m.right.video)} #${m.right.index} at ${(m.right.startNs / 1e9).toFixed(2)} s</small></td><td>${m.distance.toFixed(4)}</td></tr>`
     )
     .join("\n")
   const features = Object.entries(summary.features)
-    .map(([f, c]) => `<tr><td>${escape(f)}</td><td>${c.entities}</td><td>${c.computed}</td><td>${c.reused}</td><td>${c.failed}</td></tr>`)
+    .map(
+      ([f, c]) =>
+        `<tr><td>${escape(f)}</td><td>${c.entities}</td><td>${c.computed}</td><td>${c.reused}</td><td>${c.failed}</td></tr>`
+    )
     .join("")
   const replayRows = POLICIES.map((p) => {
-    const cell = (e: Summary["replay"]["warm"][typeof p]) => `<td>${pct(e.takeRate)}</td><td>[${pct(e.low)}, ${pct(e.high)}]</td><td>${e.matched}</td>`
+    const cell = (e: Summary["replay"]["warm"][typeof p]) =>
+      `<td>${pct(e.takeRate)}</td><td>[${pct(e.low)}, ${pct(e.high)}]</td><td>${e.matched}</td>`
     return `<tr><td>${p}</td>${cell(summary.replay.warm[p])}${cell(summary.replay.cold[p])}</tr>`
   }).join("")
   const html = `<!doctype html>
@@ -147,7 +160,9 @@ a two-tower ranker trained on the exploration log; Marken serves its scores; the
 <tr><td>catalog</td><td>${summary.catalog.registered} assets; ${summary.catalog.changes} new changes this run, ${summary.catalog.processed} processed by the trigger</td></tr>
 <tr><td>exploration log</td><td>${summary.log.train} train impressions (${pct(summary.log.trainPlayRate)} played), ${summary.log.heldOut} held out (later in time), ${summary.log.cold} on ${summary.titles.filter((t) => t.cold).length} cold-start titles</td></tr>
 <tr><td>training</td><td>${summary.training.rows} rows, ${summary.training.steps} steps in ${(summary.training.ms / 1000).toFixed(1)} s</td></tr>
-<tr><td>stage timings</td><td>${Object.entries(summary.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(", ")}</td></tr>
+<tr><td>stage timings</td><td>${Object.entries(summary.timings)
+    .map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`)
+    .join(", ")}</td></tr>
 </table>
 <h2>Replay evaluation</h2>
 <p>Li et al. (2011): an impression counts for a policy when the policy would have shown the artwork the uniformly random

@@ -109,7 +109,8 @@ const clamp = (x: number) => Math.max(-1, Math.min(1, x))
 /** The genre's tendency on each attribute (titles of a genre look alike, but not identical). */
 const genreBias = (random: () => number) => ATTRIBUTES.map(() => 0.5 * normal(random))
 
-const escapeXml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!)
+const escapeXml = (s: string) =>
+  s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!)
 
 /** Draws an artwork's SVG from its attributes: palette (warm, bright, saturated), composition, figures, title text. */
 export const artworkSvg = (name: string, a: ReadonlyArray<number>, variant: number): string => {
@@ -140,7 +141,8 @@ export const artworkSvg = (name: string, a: ReadonlyArray<number>, variant: numb
     body = `<circle cx="${side * w}" cy="${h * 0.3}" r="${w * 0.12}" fill="hsl(${(hue + 180) % 360},80%,75%)"/><ellipse cx="${w * 0.3}" cy="${h * 0.85}" rx="${w * 0.6}" ry="${h * 0.2}" fill="hsl(${hue.toFixed(0)},30%,${(light - 25).toFixed(0)}%)"/><ellipse cx="${w * 0.8}" cy="${h * 0.9}" rx="${w * 0.5}" ry="${h * 0.18}" fill="hsl(${hue.toFixed(0)},30%,${(light - 30).toFixed(0)}%)"/>`
   }
   const size = bigText > 0 ? 17 : 9
-  const band = bigText > 0 ? `<rect x="0" y="${h * 0.8}" width="${w}" height="${h * 0.2}" fill="#000" fill-opacity="0.45"/>` : ""
+  const band =
+    bigText > 0 ? `<rect x="0" y="${h * 0.8}" width="${w}" height="${h * 0.2}" fill="#000" fill-opacity="0.45"/>` : ""
   const text = `<text x="${w / 2}" y="${h * (bigText > 0 ? 0.93 : 0.95)}" font-family="sans-serif" font-weight="bold" font-size="${size}" fill="#fff" text-anchor="middle">${escapeXml(name)}</text>`
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}">${bg}${body}${band}${text}</svg>`
 }
@@ -178,7 +180,13 @@ export const generate = (options: Options): Effect.Effect<World, JasperError.Tes
       const genre = t % GENRES.length
       const id = `title-${String(t + 1).padStart(3, "0")}`
       const name = `${WORDS_A[Math.floor(random() * WORDS_A.length)]} ${WORDS_B[Math.floor(random() * WORDS_B.length)]}`
-      titles.push({ id, name, genre: GENRES[genre]!, cold: t % coldEvery === coldEvery - 1, appeal: 0.4 * normal(random) })
+      titles.push({
+        id,
+        name,
+        genre: GENRES[genre]!,
+        cold: t % coldEvery === coldEvery - 1,
+        appeal: 0.4 * normal(random)
+      })
       const count = 5 + Math.floor(random() * 4)
       const list: Array<Artwork> = []
       for (let k = 0; k < count; k++) {
@@ -223,7 +231,8 @@ export const generate = (options: Options): Effect.Effect<World, JasperError.Tes
         videos,
         (v) =>
           Effect.gen(function* () {
-            if (!fs.existsSync(v.subtitles)) fs.writeFileSync(v.subtitles, srt(titles.find((t) => t.id === v.title)!.name))
+            if (!fs.existsSync(v.subtitles))
+              fs.writeFileSync(v.subtitles, srt(titles.find((t) => t.id === v.title)!.name))
             if (fs.existsSync(v.file)) return
             const tmp = `${v.file}.part.mp4`
             yield* TestMedia.video(tmp, {

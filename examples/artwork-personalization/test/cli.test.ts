@@ -10,12 +10,22 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "artwork-cli-"))
 
 describe("demo flags", () => {
   it("parses every flag and checks it before any work", () => {
-    const ok = parse(["--titles", "3", "--members", "40", "--devices", "1", "--kind", "cpu", "--fresh"], {})
-    expect(ok).toMatchObject({ _tag: "Flags", flags: { titles: 3, members: 40, devices: 1, kind: "cpu", fresh: true } })
+    const ok = parse(
+      ["--titles", "12", "--members", "40", "--seed", "3", "--devices", "1", "--kind", "cpu", "--fresh", "--data", "d"],
+      {}
+    )
+    expect(ok).toMatchObject({
+      _tag: "Flags",
+      flags: { titles: 12, members: 40, seed: 3, devices: 1, kind: "cpu", fresh: true, out: "d" }
+    })
+    expect(parse(["--out", "o"], {})).toMatchObject({ flags: { out: "o" } }) // the older name of --data
+    expect(parse([], {})).toMatchObject({ flags: { titles: 60, members: 2000, seed: 7, devices: 2 } })
     expect(parse(["--help"], {})).toEqual({ _tag: "Help" })
     const bad: Array<[ReadonlyArray<string>, RegExp]> = [
-      [["--members", "abc"], /--members must be a whole number from 4 to 100000, got "abc"/],
-      [["--titles", "40"], /--titles must be from 1 to 12, got 40/],
+      [["--members", "abc"], /--members must be a whole number from 20 to 100000, got "abc"/],
+      [["--titles", "4000"], /--titles must be from 6 to 500, got 4000/],
+      [["--seed", "1.5"], /--seed must be a whole number from 0 to 1000000, got "1.5"/],
+      [["--data", "a", "--out", "b"], /--data and --out are one option/],
       [["--kind", "tpu"], /--kind must be auto, webgpu or cpu, got "tpu"/],
       [["--pg", "mysql://x"], /--pg must be a postgres:\/\/ URL/],
       [["--bogus"], /Unknown option '--bogus'/],
@@ -63,7 +73,7 @@ describe("demo flags", () => {
         .trim()
         .split("\n")
         .filter((l) => l.startsWith("artwork demo:"))
-    ).toEqual(['artwork demo: --members must be a whole number from 4 to 100000, got "abc"'])
-    expect(bad.stdout).not.toContain("1/5 catalog") // no work started
-  })
+    ).toEqual(['artwork demo: --members must be a whole number from 20 to 100000, got "abc"'])
+    expect(bad.stdout).not.toContain("1/6 data") // no work started
+  }, 180_000)
 })
