@@ -41,7 +41,10 @@ export interface Mesh<R = never> {
  * @category models
  */
 export type Requirements<T> =
-  T extends ReadonlyArray<infer X> ? (X extends Algorithm.Algorithm<any, infer R> ? R : never) : never
+  T extends ReadonlyArray<infer X> ? (X extends Algorithm.Algorithm<any, infer R> ? NoAny<R> : never) : never
+
+/** `any` (an algorithm whose requirements could not be inferred, such as a thread) as `never`. */
+type NoAny<R> = 0 extends 1 & R ? never : R
 
 const dependencies = (algorithm: Algorithm.Algorithm): ReadonlyArray<FeatureSpec.FeatureSpec<any>> =>
   Object.values(algorithm.inputs).flatMap((input) => (input._tag === "Asset" ? [] : [input.feature]))

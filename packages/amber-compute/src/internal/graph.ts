@@ -38,6 +38,8 @@ export interface Graph {
   /** Values by feature label then entity (only when `keepValues`). */
   readonly values: Map<string, Map<string, unknown>>
   readonly keepValues: boolean
+  /** Serializes `expand` (nodes are created before their fingerprints are known). */
+  readonly lock: Effect.Semaphore
 }
 
 export const make = (
@@ -52,7 +54,8 @@ export const make = (
   entities: new Map(),
   features: new Map(),
   values: new Map(),
-  keepValues
+  keepValues,
+  lock: Effect.unsafeMakeSemaphore(1)
 })
 
 const CHUNK = 2000
@@ -99,6 +102,9 @@ export const dependencyInputs = (algorithm: Algorithm.Algorithm) =>
  * kept as they are.
  */
 export const expand = (graph: Graph, label: string, ids: ReadonlyArray<string>) =>
+  graph.lock.withPermits(1)(expandUnlocked(graph, label, ids))
+
+const expandUnlocked = (graph: Graph, label: string, ids: ReadonlyArray<string>) =>
   Effect.gen(function* () {
     const labels = [...Mesh.upstreamOf(graph.mesh, label)].reverse() // consumers first
     const demand = new Map<string, Set<string>>([[label, new Set(ids)]])
@@ -299,9 +305,11 @@ export const check = (graph: Graph, label: string, ids: ReadonlyArray<string>, p
       for (const [key, , depLabel] of dependencyInputs(fn.algorithm)) {
         let set = needed.get(depLabel)
         for (const node of nodes) {
-          if (node.failure !== undefined || (prune && node.stored)) continue
+          // the inputs of a blocked value are looked at too: they show where it is blocked
+          const related = node.related?.[key]
+          if (related === undefined || (prune && node.stored)) continue
           if (set === undefined) needed.set(depLabel, (set = new Set()))
-          for (const id of node.related![key]!) set.add(id)
+          for (const id of related) set.add(id)
         }
       }
     }

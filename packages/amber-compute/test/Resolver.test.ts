@@ -1,0 +1,450 @@
+import { describe, expect, it, layer } from "@effect/vitest"
+import type { Vitest } from "@effect/vitest"
+import { Effect, Layer, Queue, Schema } from "effect"
+import { FeatureSpec, FeatureStore } from "@org/amber-store"
+import { StorageTesting } from "@org/storage/testing"
+import { Algorithm, EntitySource, Executor, Mesh, Plan, Resolver, Trigger } from "@org/amber-compute"
+import type { RunEvent } from "@org/amber-compute"
+import { Calls, catalog, chain, uid } from "./fixtures/mesh.js"
+
+type Build = (
+  mesh: Mesh.Mesh<any>,
+  source: EntitySource.Service,
+  options?: { readonly concurrency?: number; readonly batchSize?: number }
+) => Effect.Effect<Resolver.Service, unknown, FeatureStore.FeatureStore>
+
+const withExecutor =
+  (source: EntitySource.Service, concurrency: number | undefined) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    self.pipe(
+      Effect.provideService(EntitySource.EntitySource, source),
+      Effect.provideService(Executor.Executor, Executor.makeLocal({ concurrency: concurrency ?? 4 }))
+    )
+
+const buildMemory: Build = (mesh, source, options = {}) =>
+  withExecutor(source, options.concurrency)(Resolver.makeMemory(mesh, options))
+
+const entriesOf = (plan: Plan.Plan, feature: string) =>
+  Object.fromEntries(plan.features.find((f) => f.feature === feature)!.entries.map((e) => [e.entity, e.state]))
+
+const drain = (queue: Queue.Dequeue<RunEvent.RunEvent>) => Queue.takeAll(queue).pipe(Effect.map((c) => [...c]))
+
+const conformance = (it: Vitest.MethodsNonLive<any, true>, build: Build, durable: boolean) => {
+  it.effect("materializes a 3-level mesh with a related-entity input once; a re-run computes nothing", () =>
+    Effect.gen(function* () {
+      const prefix = uid("m")
+      const calls = new Calls()
+      const { TitleSet, Color, algorithms } = chain(prefix, calls)
+      const mesh = yield* Mesh.make(algorithms)
+      const { source, titleIds, artworkIds } = catalog(prefix, 2, 3)
+      const resolver = yield* build(mesh, source)
+      const first = yield* resolver.materialize(TitleSet, titleIds)
+      expect(first.failed).toEqual([])
+      expect(first.computed).toBe(6 + 6 + 2)
+      expect(first.features[FeatureSpec.label(TitleSet)]).toEqual({ computed: 2, cached: 0, failed: 0 })
+      expect(calls.since(0)).toHaveLength(14)
+      // each compute function ran once per key
+      expect(new Set(calls.list).size).toBe(14)
+      const again = yield* resolver.materialize(TitleSet, titleIds)
+      expect(again.computed).toBe(0)
+      expect(again.cached).toBe(2)
+      expect(calls.list).toHaveLength(14)
+      // lineage: producer = algorithm@version, run id
+      const store = yield* FeatureStore.FeatureStore
+      const lineage = yield* store.list({ feature: Color, entity: artworkIds[0]! })
+      expect(lineage).toHaveLength(1)
+      expect(lineage[0]!.producer).toBe(`${prefix}.color@1`)
+      expect(lineage[0]!.run).toBe(first.run)
+      expect(lineage[0]!.inputs.params).toEqual({ scale: 0.5 })
+      expect(lineage[0]!.inputs.upstream).toHaveLength(1)
+      // the set embedding is the mean of its artworks' colours, in id order
+      const plan = yield* resolver.plan(TitleSet, titleIds)
+      expect(Object.values(entriesOf(plan, FeatureSpec.label(TitleSet)))).toEqual(["stored", "stored"])
+    })
+  )
+
+  it.effect("plans stored, missing, stale-version, stale-input and blocked, as a tree and as JSON", () =>
+    Effect.gen(function* () {
+      const prefix = uid("p")
+      const calls = new Calls()
+      const v1 = chain(prefix, calls)
+      const { source, titleIds } = catalog(prefix, 2, 2)
+      const r1 = yield* build(yield* Mesh.make(v1.algorithms), source)
+      yield* r1.materialize(v1.TitleSet, [titleIds[0]!])
+      // a new image for t0-a0 (stale-input), an artwork without an image under t1 (blocked)
+      yield* source.putAsset({ entityId: `${prefix}-t0-a0`, role: "image", contentHash: "sha-new" })
+      yield* source.putEntity({ id: `${prefix}-t1-bare`, kind: "artwork", parentId: titleIds[1]! })
+      const v2 = chain(prefix, calls, { color: 2 })
+      const r2 = yield* build(yield* Mesh.make(v2.algorithms), source)
+      const plan = yield* r2.plan(v2.TitleSet, titleIds)
+      const tensor = entriesOf(plan, FeatureSpec.label(v2.Tensor))
+      expect(tensor).toEqual({
+        [`${prefix}-t0-a0`]: "stale-input",
+        [`${prefix}-t0-a1`]: "stored",
+        [`${prefix}-t1-a0`]: "missing",
+        [`${prefix}-t1-a1`]: "missing",
+        [`${prefix}-t1-bare`]: "blocked"
+      })
+      const color = entriesOf(plan, FeatureSpec.label(v2.Color))
+      expect(color[`${prefix}-t0-a1`]).toBe("stale-version")
+      expect(color[`${prefix}-t1-a0`]).toBe("missing")
+      expect(color[`${prefix}-t1-bare`]).toBe("blocked")
+      const set = entriesOf(plan, FeatureSpec.label(v2.TitleSet))
+      expect(set).toEqual({ [titleIds[0]!]: "stale-input", [titleIds[1]!]: "blocked" })
+      const text = Plan.render(plan)
+      expect(text.split("\n")[0]).toBe(`${prefix}.set@1 (2 entities: 1 stale-input, 1 blocked)`)
+      expect(text).toContain(`children [artworks] ${prefix}.color@2`)
+      expect(text).toContain(
+        `${prefix}-t1-bare: blocked (${prefix}.tensor@1 for ${prefix}-t1-bare: no asset in role image)`
+      )
+      expect(text).toContain("asset image [image]")
+      const json = JSON.parse(JSON.stringify(Plan.toJson(plan)))
+      expect(json.features.map((f: any) => f.feature)).toEqual([
+        `${prefix}.tensor@1`,
+        `${prefix}.color@2`,
+        `${prefix}.set@1`
+      ])
+      expect(json.features[2].counts).toMatchObject({ "stale-input": 1, blocked: 1, total: 2 })
+      // tasks in dependency order, batched
+      const levels = Plan.tasks(plan, 2)
+      expect(levels.map((l) => l.map((t) => t.feature))).toEqual([
+        [`${prefix}.tensor@1`, `${prefix}.tensor@1`],
+        [`${prefix}.color@2`, `${prefix}.color@2`],
+        [`${prefix}.set@1`]
+      ])
+      expect(levels[0]!.flatMap((t) => t.entities)).toEqual([`${prefix}-t0-a0`, `${prefix}-t1-a0`, `${prefix}-t1-a1`])
+      // planning computed nothing
+      expect(calls.list).toHaveLength(2 + 2 + 1)
+    })
+  )
+
+  it.effect(
+    "one entity's failure (throw, defect, timeout, invalid value, missing asset) stays its own; a re-run retries only the failures",
+    () =>
+      Effect.gen(function* () {
+        const prefix = uid("f")
+        const Score = FeatureSpec.make({
+          name: `${prefix}.score`,
+          version: 1,
+          entity: "artwork",
+          value: Schema.Number.pipe(Schema.nonNegative())
+        })
+        const Best = FeatureSpec.make({ name: `${prefix}.best`, version: 1, entity: "title", value: Schema.Number })
+        const mode = new Map<string, string>()
+        const calls = new Calls()
+        const mesh = yield* Mesh.make([
+          Algorithm.make({
+            feature: Score,
+            inputs: { image: Algorithm.asset("image") },
+            timeout: "200 millis",
+            compute: ({ entity }) => {
+              calls.add("score", entity.id)
+              switch (mode.get(entity.id)) {
+                case "fail":
+                  return Effect.fail(new Error("model unavailable"))
+                case "throw":
+                  throw new Error("index out of range")
+                case "hang":
+                  return Effect.never
+                case "invalid":
+                  return Effect.succeed(-1)
+                default:
+                  return Effect.succeed(entity.id.length)
+              }
+            }
+          }),
+          Algorithm.make({
+            feature: Best,
+            inputs: { scores: Algorithm.children(Score) },
+            compute: ({ entity, inputs }) => {
+              calls.add("best", entity.id)
+              return Effect.succeed(Math.max(0, ...inputs.scores.map((s) => s.value)))
+            }
+          })
+        ])
+        const { source, titleIds, artworkIds } = catalog(prefix, 3, 2)
+        // t0: both fine; t1: a0 fails, a1 throws; t2: a0 hangs, a1 is invalid; plus one without an image
+        mode.set(artworkIds[2]!, "fail")
+        mode.set(artworkIds[3]!, "throw")
+        mode.set(artworkIds[4]!, "hang")
+        mode.set(artworkIds[5]!, "invalid")
+        const bare = `${prefix}-bare`
+        yield* source.putEntity({ id: bare, kind: "artwork" })
+        const resolver = yield* build(mesh, source)
+        const result = yield* resolver.materialize(Score, [...artworkIds, bare])
+        const byEntity = Object.fromEntries(result.failed.map((f) => [f.entity, f]))
+        expect(result.computed).toBe(2)
+        expect(byEntity[artworkIds[2]!]).toMatchObject({
+          _tag: "ComputeFailed",
+          feature: `${prefix}.score`,
+          version: 1
+        })
+        expect(byEntity[artworkIds[2]!]!.message).toContain("model unavailable")
+        expect(byEntity[artworkIds[3]!]).toMatchObject({ _tag: "ComputeFailed" })
+        expect(byEntity[artworkIds[3]!]!.message).toContain("index out of range")
+        expect(byEntity[artworkIds[4]!]).toMatchObject({ _tag: "ComputeTimeout", timeoutMs: 200 })
+        expect(byEntity[artworkIds[5]!]).toMatchObject({ _tag: "InvalidOutput" })
+        expect(byEntity[bare]).toMatchObject({ _tag: "MissingAsset", role: "image" })
+        expect(result.failed).toHaveLength(5)
+        // nothing stored for the failures
+        const store = yield* FeatureStore.FeatureStore
+        for (const id of [artworkIds[2]!, artworkIds[3]!, artworkIds[4]!, artworkIds[5]!, bare]) {
+          expect(yield* store.list({ feature: Score, entity: id })).toEqual([])
+        }
+        expect(yield* store.list({ feature: Score, entity: artworkIds[0]! })).toHaveLength(1)
+        // status shows them, with the last error
+        const [status] = yield* resolver.status([Score])
+        expect(status).toMatchObject({ feature: `${prefix}.score@1`, stored: 2, failed: 5 })
+        expect(status!.lastError?._tag).toBeDefined()
+        expect((yield* resolver.failures(Score)).map((f) => f.entity).sort()).toEqual(
+          [artworkIds[2]!, artworkIds[3]!, artworkIds[4]!, artworkIds[5]!, bare].sort()
+        )
+        // a title over failed artworks is blocked, the healthy one is computed
+        const titles = yield* resolver.materialize(Best, titleIds)
+        expect(
+          titles.failed
+            .filter((f) => f._tag === "Blocked")
+            .map((f) => f.entity)
+            .sort()
+        ).toEqual([titleIds[1]!, titleIds[2]!].sort())
+        expect(calls.list.filter((c) => c.startsWith("best|"))).toEqual([`best|${titleIds[0]}`])
+        // fix two of them: a re-run retries only the failures
+        mode.delete(artworkIds[2]!)
+        mode.delete(artworkIds[4]!)
+        const mark = calls.mark
+        const rerun = yield* resolver.materialize(Score, [...artworkIds, bare])
+        expect(calls.since(mark)).toEqual(
+          [artworkIds[2]!, artworkIds[3]!, artworkIds[4]!, artworkIds[5]!].map((id) => `score|${id}`).sort()
+        )
+        expect(rerun.computed).toBe(2)
+        expect(rerun.failed.map((f) => f.entity).sort()).toEqual([artworkIds[3]!, artworkIds[5]!, bare].sort())
+        expect((yield* resolver.failures(Score)).map((f) => f.entity).sort()).toEqual(
+          [artworkIds[3]!, artworkIds[5]!, bare].sort()
+        )
+        const failure = (yield* resolver.failures(Score)).find((f) => f.entity === artworkIds[3]!)!
+        // the first run, the run of the titles (which retried them as inputs), the re-run
+        expect(failure.attempts).toBe(3)
+      })
+  )
+
+  it.effect("batches computeBatch calls and bounds concurrency", () =>
+    Effect.gen(function* () {
+      const prefix = uid("b")
+      const Len = FeatureSpec.make({ name: `${prefix}.len`, version: 1, entity: "artwork", value: Schema.Number })
+      const Slow = FeatureSpec.make({ name: `${prefix}.slow`, version: 1, entity: "artwork", value: Schema.Number })
+      const batches: Array<number> = []
+      let inFlight = 0
+      let maxInFlight = 0
+      const mesh = yield* Mesh.make([
+        Algorithm.make({
+          feature: Len,
+          inputs: { image: Algorithm.asset("image") },
+          batchSize: 3,
+          computeBatch: (inputs) =>
+            Effect.sync(() => {
+              batches.push(inputs.length)
+              return inputs.map((i) => i.inputs.image.contentHash.length)
+            })
+        }),
+        Algorithm.make({
+          feature: Slow,
+          inputs: { len: Algorithm.feature(Len) },
+          concurrency: 2,
+          compute: ({ inputs }) =>
+            Effect.gen(function* () {
+              inFlight++
+              maxInFlight = Math.max(maxInFlight, inFlight)
+              yield* Effect.sleep("20 millis")
+              inFlight--
+              return inputs.len + 1
+            })
+        })
+      ])
+      const { source, artworkIds } = catalog(prefix, 2, 5)
+      const resolver = yield* build(mesh, source, { concurrency: 8, batchSize: 4 })
+      const result = yield* resolver.materialize(Slow, artworkIds)
+      expect(result.failed).toEqual([])
+      expect(result.computed).toBe(20)
+      expect(batches.reduce((a, b) => a + b, 0)).toBe(10)
+      expect(Math.max(...batches)).toBeLessThanOrEqual(3)
+      expect(maxInFlight).toBe(2)
+      const again = yield* resolver.materialize(Slow, artworkIds)
+      expect(again.computed).toBe(0)
+      expect(batches.reduce((a, b) => a + b, 0)).toBe(10)
+    })
+  )
+
+  it.effect("publishes planned, started, computed, cached, failed and finished events", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const prefix = uid("e")
+        const calls = new Calls()
+        const { TitleSet, algorithms } = chain(prefix, calls)
+        const { source, titleIds } = catalog(prefix, 2, 2)
+        yield* source.putEntity({ id: `${prefix}-none`, kind: "title" })
+        yield* source.putEntity({ id: `${prefix}-bad`, kind: "artwork", parentId: `${prefix}-none` })
+        const resolver = yield* build(yield* Mesh.make(algorithms), source)
+        const queue = yield* resolver.subscribe
+        const result = yield* resolver.materialize(TitleSet, [...titleIds, `${prefix}-none`])
+        const events = yield* drain(queue)
+        const planned = events.find((e) => e._tag === "Planned")!
+        expect(planned).toMatchObject({ run: result.run, entities: 3, tasks: 3 })
+        expect(events.filter((e) => e._tag === "Started")).toHaveLength(3)
+        const computed = events.filter((e): e is RunEvent.Computed => e._tag === "Computed")
+        expect(computed.reduce((n, e) => n + e.entities, 0)).toBe(result.computed)
+        expect(computed.every((e) => e.ms >= 0)).toBe(true)
+        const failed = events.filter((e): e is RunEvent.Failed => e._tag === "Failed")
+        expect(failed.length).toBe(0) // blocked by the walk: reported in the result and the plan
+        expect(result.failed.map((f) => f._tag).sort()).toEqual(["Blocked", "Blocked", "MissingAsset"])
+        const finished = events.at(-1)!
+        expect(finished).toMatchObject({ _tag: "Finished", computed: 10, failed: 3 })
+        yield* resolver.materialize(TitleSet, titleIds)
+        const second = yield* drain(queue)
+        expect(second.map((e) => e._tag)).toEqual(["Planned", "Finished"])
+        expect(second[1]).toMatchObject({ computed: 0, cached: 2 })
+      })
+    )
+  )
+
+  it.effect("runTask computes one feature for a batch, ensuring its inputs", () =>
+    Effect.gen(function* () {
+      const prefix = uid("t")
+      const calls = new Calls()
+      const { TitleSet, Color, algorithms } = chain(prefix, calls)
+      const { source, titleIds, artworkIds } = catalog(prefix, 2, 2)
+      const resolver = yield* build(yield* Mesh.make(algorithms), source)
+      const task = yield* resolver.runTask({ feature: FeatureSpec.label(TitleSet), entities: [titleIds[0]!] })
+      expect(task).toMatchObject({ feature: `${prefix}.set@1`, computed: [titleIds[0]], cached: [], failed: [] })
+      expect(calls.since(0)).toEqual(
+        [
+          `color|${artworkIds[0]}`,
+          `color|${artworkIds[1]}`,
+          `set|${titleIds[0]}`,
+          `tensor|${artworkIds[0]}`,
+          `tensor|${artworkIds[1]}`
+        ].sort()
+      )
+      const colors = yield* resolver.runTask({ feature: FeatureSpec.label(Color), entities: artworkIds })
+      expect([...colors.cached].sort()).toEqual(artworkIds.slice(0, 2))
+      expect([...colors.computed].sort()).toEqual(artworkIds.slice(2))
+      const unknown = yield* Effect.flip(resolver.runTask({ feature: "nope@1", entities: [] }))
+      expect(unknown._tag).toBe("UnknownFeature")
+    })
+  )
+
+  it.effect("content change vs metadata change vs version bump: exactly the expected pairs recompute", () =>
+    Effect.gen(function* () {
+      const prefix = uid("c")
+      const calls = new Calls()
+      const { source, titleIds, artworkIds } = catalog(prefix, 3, 3)
+      const v1 = chain(prefix, calls)
+      const r1 = yield* build(yield* Mesh.make(v1.algorithms), source)
+      const trigger = yield* Trigger.make({ name: `${prefix}-trigger`, features: [v1.TitleSet] }).pipe(
+        Effect.provideService(Resolver.Resolver, r1),
+        Effect.provideService(EntitySource.EntitySource, source)
+      )
+      yield* trigger.catchUp
+      expect(calls.list).toHaveLength(9 + 9 + 3)
+
+      // the expectation, computed from the relations: a content change on an artwork
+      // changes its tensor, its colour and its title's set; a version bump of colour
+      // changes every colour and every set; a metadata change, nothing
+      const parentOf = (id: string) => id.replace(/-a\d+$/, "")
+      const expectContent = (artwork: string) =>
+        [`tensor|${artwork}`, `color|${artwork}`, `set|${parentOf(artwork)}`].sort()
+      const expectBump = () => [...artworkIds.map((a) => `color|${a}`), ...titleIds.map((t) => `set|${t}`)].sort()
+
+      let mark = calls.mark
+      yield* source.putAsset({
+        entityId: artworkIds[4]!,
+        role: "image",
+        contentHash: `sha-${artworkIds[4]}-v1`,
+        labels: { note: "cropped" }
+      })
+      const meta = yield* trigger.catchUp
+      expect(meta).toHaveLength(1)
+      expect(meta[0]!.changes).toBe(1)
+      expect(calls.since(mark)).toEqual([])
+
+      mark = calls.mark
+      yield* source.putAsset({ entityId: artworkIds[4]!, role: "image", contentHash: "sha-new-content" })
+      yield* trigger.catchUp
+      expect(calls.since(mark)).toEqual(expectContent(artworkIds[4]!))
+
+      mark = calls.mark
+      const v2 = chain(prefix, calls, { color: 2 })
+      const r2 = yield* build(yield* Mesh.make(v2.algorithms), source)
+      const bump = yield* r2.materialize(v2.TitleSet, titleIds)
+      expect(calls.since(mark)).toEqual(expectBump())
+      expect(bump.computed).toBe(expectBump().length)
+      // and the version bump leaves nothing to do afterwards
+      mark = calls.mark
+      yield* r2.materialize(v2.TitleSet, titleIds)
+      expect(calls.since(mark)).toEqual([])
+    })
+  )
+
+  it.effect(
+    "a trigger follows the feed from its durable cursor (new artwork -> its title's set); backfill by filter",
+    () =>
+      Effect.gen(function* () {
+        const prefix = uid("g")
+        const calls = new Calls()
+        const { TitleSet, algorithms } = chain(prefix, calls)
+        const mesh = yield* Mesh.make(algorithms)
+        const { source, titleIds } = catalog(prefix, 4, 1)
+        const r = yield* build(mesh, source)
+        const provide = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+          self.pipe(
+            Effect.provideService(Resolver.Resolver, r),
+            Effect.provideService(EntitySource.EntitySource, source)
+          )
+        // backfill the dramas (t0, t2) only
+        const runs = yield* provide(Trigger.backfill([TitleSet], { attribute: { key: "genre", value: "drama" } }))
+        expect(runs[0]!.entities).toBe(2)
+        expect(calls.since(0).filter((c) => c.startsWith("set|"))).toEqual([`set|${titleIds[0]}`, `set|${titleIds[2]}`])
+        const name = `${prefix}-follow`
+        const trigger = yield* provide(Trigger.make({ name, features: [TitleSet], batchSize: 2 }))
+        const steps = yield* trigger.catchUp
+        expect(steps.map((s) => s.changes)).toEqual([2, 2])
+        expect(yield* r.cursor(`trigger:${name}`)).toBe(4)
+        // every set now exists; the dramas were not computed again
+        expect(calls.list.filter((c) => c.startsWith("set|")).sort()).toEqual(titleIds.map((t) => `set|${t}`))
+        // a new artwork under t1 changes t1's set, nothing else
+        const mark = calls.mark
+        yield* source.putEntity({ id: `${prefix}-new`, kind: "artwork", parentId: titleIds[1]! })
+        yield* source.putAsset({ entityId: `${prefix}-new`, role: "image", contentHash: "sha-fresh" })
+        const [step] = yield* trigger.catchUp
+        expect(step).toMatchObject({ from: 4, to: 5, changes: 1 })
+        expect(calls.since(mark)).toEqual([`color|${prefix}-new`, `set|${titleIds[1]}`, `tensor|${prefix}-new`])
+        expect((yield* trigger.step).changes).toBe(0)
+        if (durable) {
+          // the cursor outlives this resolver
+          const other = yield* build(mesh, source)
+          expect(yield* other.cursor(`trigger:${name}`)).toBe(5)
+        }
+      })
+  )
+}
+
+describe("Resolver conformance on memory", () => {
+  layer(FeatureStore.layerMemory({ leaseMs: 1000 }), { excludeTestServices: true })("memory", (it) =>
+    conformance(it, buildMemory, false)
+  )
+})
+
+for (const adapter of StorageTesting.adapters()) {
+  if (adapter.skip) {
+    describe.skip(`Resolver conformance on ${adapter.name} (${adapter.skip})`, () => {
+      it("skipped", () => undefined)
+    })
+    console.warn(`[amber-compute] ${adapter.skip}`)
+    continue
+  }
+  const stack = FeatureStore.layer({ leaseMs: 1000 }).pipe(Layer.provideMerge(adapter.layer))
+  layer(stack, { excludeTestServices: true })(`Resolver conformance on ${adapter.name}`, (it) => {
+    const buildSql = ((mesh, source, options = {}) =>
+      withExecutor(source, options.concurrency)(Resolver.make(mesh, options))) as Build
+    conformance(it, buildSql, true)
+  })
+}
