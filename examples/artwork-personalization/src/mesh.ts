@@ -8,9 +8,9 @@
  * The resolver memoizes every value with its lineage; the trigger on the catalog's change feed decides what to
  * materialize. Nothing here resolves or triggers by hand.
  */
-import { Effect, Schema, Stream } from "effect"
-import { FeatureSpec } from "@org/amber-store"
-import { Algorithm, type ComputeError, Mesh } from "@org/amber-compute"
+import { Effect, Option, Schema, Stream } from "effect"
+import { FeatureSpec, FeatureStore, Fingerprint } from "@org/amber-store"
+import { Algorithm, type ComputeError, Mesh, Resolver } from "@org/amber-compute"
 import { Image, type Reader, Video } from "@org/jasper"
 import { colorDescriptor, DIMENSION as COLOR } from "./features.js"
 
@@ -238,17 +238,19 @@ const algorithms = [
   Algorithm.make({
     feature: VideoKeyframes,
     inputs: { video: Algorithm.asset("trailer"), shots: Algorithm.feature(VideoShots) },
-    params: { width: 48, height: 32, at: "middle" },
+    params: { width: 48, height: 32, fps: 4, at: "nearest the middle" },
     concurrency: 2,
     compute: ({ inputs }) =>
       Effect.gen(function* () {
-        const at = inputs.shots.map((s) => Math.floor((s.startNs + s.endNs) / 2))
+        // one decode of the whole (short) trailer at 4 frames a second; each shot takes the frame nearest its middle
         const frames: Array<Video.Frame> = []
-        yield* Video.frames(inputs.video.uri!, { at, width: 48, height: 32 }).pipe(
+        yield* Video.frames(inputs.video.uri!, { fps: 4, width: 48, height: 32 }).pipe(
           Stream.runForEach((f) => Effect.sync(() => frames.push(f)))
         )
-        return inputs.shots.map((s, i) => {
-          const f = frames[Math.min(i, frames.length - 1)]!
+        if (frames.length === 0) return yield* Effect.fail(new Error("no frames"))
+        return inputs.shots.map((s) => {
+          const middle = (s.startNs + s.endNs) / 2
+          const f = frames.reduce((a, b) => (Math.abs(b.ptsNs - middle) < Math.abs(a.ptsNs - middle) ? b : a))
           const data = new Float32Array(f.width * f.height * 3)
           for (let j = 0; j < data.length; j++) data[j] = f.data[j]! / 255
           return { startNs: s.startNs, endNs: s.endNs, embedding: Array.from(embed(tensorOf(data, f.width, f.height))) }
@@ -259,3 +261,26 @@ const algorithms = [
 
 /** The validated mesh. */
 export const mesh: Effect.Effect<Mesh.Mesh<Reader.Reader>, ComputeError.MeshError> = Mesh.make(algorithms)
+
+/**
+ * Reads the stored values of a feature for entities: the resolver's plan names each value's fingerprint, the store's
+ * lineage gives its inputs, the store returns the values. (The resolver has no read of its own yet.)
+ */
+export const readValues = <A>(spec: FeatureSpec.FeatureSpec<A>, ids: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const resolver = yield* Resolver.Resolver
+    const store = yield* FeatureStore.FeatureStore
+    const plan = yield* resolver.plan(spec, ids)
+    const wanted = new Map(
+      plan.features.find((f) => f.name === spec.name)!.entries.map((e) => [e.entity, e.fingerprint] as const)
+    )
+    const lineage = yield* store.list({ feature: spec })
+    const byKey = new Map(lineage.map((l) => [`${l.entity}\u0000${l.fingerprint}`, l] as const))
+    const refs = yield* Effect.forEach(ids, (id) => {
+      const l = byKey.get(`${id}\u0000${wanted.get(id)}`)
+      if (l === undefined) return Effect.fail(new Error(`${spec.name} of ${id} is not stored`))
+      return Effect.map(Fingerprint.make(l.inputs), (fingerprint) => ({ entity: id, fingerprint }))
+    })
+    const values = yield* store.getMany(spec, refs)
+    return new Map(ids.map((id, i) => [id, Option.getOrThrow(values[i]!)] as const))
+  })

@@ -8,19 +8,19 @@
  * 4. Marken serves the scores (one annotation operation), similar artworks (kNN) and match-cut shot pairs;
  * 5. replay evaluation of the learned policy against random and count baselines, warm and cold-start titles.
  */
-import { Effect, Layer, Option, Schema, Stream } from "effect"
+import { Effect, Layer, Schema, Stream } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import sharp from "sharp"
-import { FeatureStore, Fingerprint } from "@org/amber-store"
-import type { FeatureSpec } from "@org/amber-store"
 import { EntitySource, Executor, Resolver, Trigger } from "@org/amber-compute"
+import { FeatureStore } from "@org/amber-store"
 import { Catalog, Jasper, Video } from "@org/jasper"
 import type { Media } from "@org/jasper"
 import { Annotations, AnnotationType, Registry } from "@org/marken"
 import { Database } from "@org/storage"
 import { Dataset, Devices, Model, Optimizer, Trainer } from "@org/trainer"
 import * as M from "./mesh.js"
+import { readValues } from "./mesh.js"
 import { rng } from "./random.js"
 import { type Estimate, kmeans, type Policy, replay } from "./replay.js"
 import { generate, type Impression } from "./world.js"
@@ -132,26 +132,6 @@ export interface Summary {
 }
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x))
-
-/** Reads the stored values of a feature for entities: the plan names each value's fingerprint, the store holds it. */
-const readValues = <A>(spec: FeatureSpec.FeatureSpec<A>, ids: ReadonlyArray<string>) =>
-  Effect.gen(function* () {
-    const resolver = yield* Resolver.Resolver
-    const store = yield* FeatureStore.FeatureStore
-    const plan = yield* resolver.plan(spec, ids)
-    const wanted = new Map(
-      plan.features.find((f) => f.name === spec.name)!.entries.map((e) => [e.entity, e.fingerprint] as const)
-    )
-    const lineage = yield* store.list({ feature: spec })
-    const byKey = new Map(lineage.map((l) => [`${l.entity}\u0000${l.fingerprint}`, l] as const))
-    const refs = yield* Effect.forEach(ids, (id) => {
-      const l = byKey.get(`${id}\u0000${wanted.get(id)}`)
-      if (l === undefined) return Effect.fail(new Error(`${spec.name} of ${id} is not stored`))
-      return Effect.map(Fingerprint.make(l.inputs), (fingerprint) => ({ entity: id, fingerprint }))
-    })
-    const values = yield* store.getMany(spec, refs)
-    return new Map(ids.map((id, i) => [id, Option.getOrThrow(values[i]!)] as const))
-  })
 
 export const run = (options: Options) => {
   const log = options.log ?? ((line: string) => console.log(line))
@@ -320,7 +300,7 @@ export const run = (options: Options) => {
         Stream.runForEach((event) =>
           Effect.sync(() => {
             if (event._tag === "Epoch") {
-              epochs.push({ epoch: event.epoch, loss: event.loss, samplesPerSecond: event.samplesPerSecond })
+              epochs.push({ epoch: event.epoch + 1, loss: event.loss, samplesPerSecond: event.samplesPerSecond })
               log(
                 `    epoch ${event.epoch + 1}/${epochsWanted}: loss ${event.loss.toFixed(4)}, ${Math.round(event.samplesPerSecond)} rows/s`
               )
@@ -438,6 +418,11 @@ export const run = (options: Options) => {
     log(`5/6 serving: scores, artwork looks and shot keyframes written to Marken`)
     const annotations = yield* Annotations.Annotations
     const registry = yield* Registry.Registry
+    let lapAt = Date.now()
+    const lap = (name: string) => {
+      timings[`serving.${name}`] = Date.now() - lapAt
+      lapAt = Date.now()
+    }
     const serving = yield* stage(
       "serving",
       Effect.gen(function* () {
@@ -524,6 +509,7 @@ export const run = (options: Options) => {
 
         // artwork looks: kNN over the embeddings, and filtered by genre
         const genreOf = new Map(world.titles.map((t) => [t.id, t.genre] as const))
+        lap("scores")
         const lookOp = yield* annotations.start({
           type: ArtworkLook.name,
           version: ArtworkLook.version,
@@ -538,6 +524,7 @@ export const run = (options: Options) => {
         for (let i = 0; i < looks.length; i += 1000) yield* annotations.upsert(lookOp.id, looks.slice(i, i + 1000))
         yield* annotations.finish(lookOp.id)
         const entityOf = (id: string) => Effect.map(annotations.get(id), (a) => a.entity)
+        lap("looks")
         const similar: Array<Summary["serving"]["similar"][number]> = []
         for (const query of [world.artworks[0]![0]!, world.artworks[1]![0]!, world.artworks[2]![1]!]) {
           const genre = genreOf.get(query.title)!
@@ -567,6 +554,7 @@ export const run = (options: Options) => {
         }
 
         // match cuts: the most similar keyframes of shots in different trailers
+        lap("similar")
         const shotOp = yield* annotations.start({
           type: ShotKeyframe.name,
           version: ShotKeyframe.version,
@@ -585,6 +573,7 @@ export const run = (options: Options) => {
           yield* annotations.upsert(shotOp.id, shotItems.slice(i, i + 1000))
         yield* annotations.finish(shotOp.id)
         const videoIds = world.videos.map((v) => v.id)
+        lap("shots")
         const found: Array<{ left: string; right: string; distance: number }> = []
         for (const [n, v] of videoIds.entries()) {
           const later = videoIds.slice(n + 1)
@@ -624,9 +613,11 @@ export const run = (options: Options) => {
             }
             return { video: p.video, index: p.index, startNs, image }
           })
+        lap("pairs")
         const matchCuts: Array<Summary["serving"]["matchCuts"][number]> = []
         for (const pair of found.slice(0, 6))
           matchCuts.push({ left: yield* shotOf(pair.left), right: yield* shotOf(pair.right), distance: pair.distance })
+        lap("frames")
         yield* annotations.persist
         return { operation: op.id, scores: items.length, clusters: k, picks, best, similar, matchCuts }
       })
