@@ -164,6 +164,23 @@ const SCENES = [
 const srt = (name: string) =>
   `1\n00:00:00,200 --> 00:00:01,500\n${name}\n\n2\n00:00:02,000 --> 00:00:03,200\nComing soon.\n`
 
+/** Makes a small trailer cutting between lavfi sources (kept when the file exists; written whole or not at all). */
+export const trailer = (file: string, scenes: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    if (fs.existsSync(file)) return file
+    const tmp = `${file}.part.mp4`
+    yield* TestMedia.video(tmp, {
+      width: 96,
+      height: 64,
+      rate: "12/1",
+      segments: scenes,
+      segmentFrames: 12,
+      preset: "ultrafast"
+    })
+    fs.renameSync(tmp, file)
+    return file
+  })
+
 /** Generates (or reuses) the media and simulates the members and their exploration log. */
 export const generate = (options: Options): Effect.Effect<World, JasperError.TestMediaError | Error> =>
   Effect.gen(function* () {
@@ -233,17 +250,7 @@ export const generate = (options: Options): Effect.Effect<World, JasperError.Tes
           Effect.gen(function* () {
             if (!fs.existsSync(v.subtitles))
               fs.writeFileSync(v.subtitles, srt(titles.find((t) => t.id === v.title)!.name))
-            if (fs.existsSync(v.file)) return
-            const tmp = `${v.file}.part.mp4`
-            yield* TestMedia.video(tmp, {
-              width: 96,
-              height: 64,
-              rate: "12/1",
-              segments: v.scenes,
-              segmentFrames: 12,
-              preset: "ultrafast"
-            })
-            fs.renameSync(tmp, v.file)
+            yield* trailer(v.file, v.scenes)
           }),
         { concurrency: 2, discard: true }
       )

@@ -10,7 +10,8 @@ import sharp, { type OverlayOptions } from "sharp"
 import { EntitySource, Executor, Resolver, Trigger } from "@org/amber-compute"
 import { FeatureStore } from "@org/amber-store"
 import { EMBEDDING, mesh, readValues, VideoKeyframes } from "@org/example-artwork-personalization/mesh"
-import { Catalog, Jasper, TestMedia, Video } from "@org/jasper"
+import { trailer } from "@org/example-artwork-personalization/world"
+import { Catalog, Jasper, Video } from "@org/jasper"
 import { Annotations, AnnotationType, Registry } from "@org/marken"
 import type { Database } from "@org/storage"
 
@@ -63,16 +64,7 @@ export const run = (options: Options) =>
       file: path.join(mediaDir, `video-${i + 1}.mp4`),
       scenes: [0, 1, 2].map((k) => SCENES[(i * 2 + k) % SCENES.length]!)
     }))
-    for (const v of videos)
-      if (!fs.existsSync(v.file))
-        yield* TestMedia.video(v.file, {
-          width: 96,
-          height: 64,
-          rate: "12/1",
-          segments: v.scenes,
-          segmentFrames: 12,
-          preset: "ultrafast"
-        })
+    for (const v of videos) yield* trailer(v.file, v.scenes)
 
     // register, then let the trigger materialize shots and keyframes
     const catalog = yield* Catalog.Catalog
