@@ -18,6 +18,8 @@ export interface Flags {
   readonly kind: "auto" | "webgpu" | "cpu"
   readonly fresh: boolean
   readonly verbose: boolean
+  /** Check the flags, print what would run, stop. */
+  readonly dryRun: boolean
 }
 
 export type Parsed =
@@ -44,6 +46,7 @@ export const usage = `usage: npm run demo -- [options]
   --devices N      data-parallel devices, 1-8 (default 2)
   --kind KIND      auto | webgpu | cpu (default auto: WebGPU where an adapter exists, else CPU)
   --verbose        on failure, print the whole cause chain
+  --dry-run        check the flags, print what would run, and stop (touches nothing)
   --help           this text
 
 environment: DEMO_PG_URL (same as --pg), EGL_PLATFORM=surfaceless (WebGPU on Mesa without a GPU),
@@ -75,6 +78,7 @@ export const parse = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Pars
         kind: { type: "string", default: "auto" },
         fresh: { type: "boolean", default: false },
         verbose: { type: "boolean", default: false },
+        "dry-run": { type: "boolean", default: false },
         help: { type: "boolean", default: false }
       }
     }).values
@@ -120,7 +124,8 @@ export const parse = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Pars
       devices: numbers.devices as number,
       kind,
       fresh: values.fresh === true,
-      verbose: values.verbose === true
+      verbose: values.verbose === true,
+      dryRun: values["dry-run"] === true
     }
   }
 }

@@ -27,6 +27,14 @@ if (parsed._tag === "Invalid") fail(parsed.message)
 const flags = parsed.flags
 
 const out = path.resolve(flags.out)
+if (flags.dryRun) {
+  const where = flags.pg !== undefined ? `PostgreSQL ${redact(flags.pg)} (schema artwork_demo)` : `SQLite in ${out}`
+  console.log(
+    `would run: ${flags.titles} titles, ${flags.members} members, seed ${flags.seed}, ${flags.epochs} epochs on ` +
+      `${flags.devices} ${flags.kind} device(s), ${where}, data in ${out}${flags.fresh ? ", starting fresh" : ""}`
+  )
+  process.exit(0)
+}
 const prepared = prepareOutput(out, flags.fresh)
 if (prepared._tag === "Invalid") fail(prepared.message)
 

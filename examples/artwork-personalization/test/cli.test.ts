@@ -76,4 +76,23 @@ describe("demo flags", () => {
     ).toEqual(['artwork demo: --members must be a whole number from 20 to 100000, got "abc"'])
     expect(bad.stdout).not.toContain("1/6 data") // no work started
   }, 180_000)
+
+  it("every `npm run demo` form of the README is accepted as written (checked with --dry-run)", () => {
+    const readme = fs.readFileSync(path.join(root, "examples/artwork-personalization/README.md"), "utf8")
+    const forms = readme
+      .split("\n")
+      .filter((l) => l.startsWith("npm run demo"))
+      .map((l) => l.replace(/\s+#.*$/, "").trim())
+    expect(forms.length).toBeGreaterThanOrEqual(5)
+    for (const form of forms) {
+      const args = form.split(/\s+/).slice(2) // after "npm run"
+      if (args.includes("--help")) continue // the test above runs --help
+      const r = spawnSync("npm", ["run", "--silent", ...args, ...(args.includes("--") ? [] : ["--"]), "--dry-run"], {
+        cwd: root,
+        encoding: "utf8"
+      })
+      expect(r.status, `${form}: ${r.stderr}`).toBe(0)
+      expect(r.stdout, form).toMatch(/^would run: /m)
+    }
+  }, 300_000)
 })

@@ -35,7 +35,14 @@ describe("match cutting", () => {
     300_000
   )
 
-  it("the README's commands: --help, and a bad flag in one line", () => {
+  it("the README's commands: a run, --help, and a bad flag in one line", () => {
+    const out = execFileSync(
+      "npm",
+      ["run", "--silent", "match-cutting", "--", "--data", "/tmp/match-cutting", "--videos", "3", "--pairs", "2"],
+      { cwd: root, encoding: "utf8" }
+    )
+    expect(out).toContain("3 videos, 9 shots")
+    expect(out).toContain("contact sheet: /tmp/match-cutting/contact-sheet.png")
     const help = execFileSync("npm", ["run", "--silent", "match-cutting", "--", "--help"], {
       cwd: root,
       encoding: "utf8"
@@ -52,5 +59,5 @@ describe("match cutting", () => {
       stderr = String((e as { stderr: string }).stderr)
     }
     expect(stderr.trim()).toBe('match cutting: --videos must be a whole number from 2 to 12, got "40"')
-  }, 180_000)
+  }, 300_000)
 })
