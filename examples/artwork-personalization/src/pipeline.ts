@@ -122,6 +122,8 @@ export interface Summary {
       readonly any: ReadonlyArray<{ artwork: string; distance: number }>
       readonly sameGenre: ReadonlyArray<{ artwork: string; distance: number }>
     }>
+    /** Shot pairs of identical footage across trailers (left out of the match cuts). */
+    readonly duplicates: number
     readonly matchCuts: ReadonlyArray<{
       readonly left: { video: string; index: number; startNs: number; image: string }
       readonly right: { video: string; index: number; startNs: number; image: string }
@@ -584,11 +586,20 @@ export const run = (options: Options) => {
             field: "keyframe",
             left: { where: [{ field: "video", op: "eq", value: v }] },
             right: { where: [{ field: "video", op: "in", values: later.slice(0, 1000) }] },
-            k: 2
+            k: 12
           })
           found.push(...pairs)
         }
         found.sort((a, b) => a.distance - b.distance)
+        // identical footage in two trailers is a duplicate, not a match cut; each shot appears once
+        const SAME = 1e-3
+        const duplicates = found.filter((p) => p.distance < SAME).length
+        const used = new Set<string>()
+        const chosen = found.filter((p) => {
+          if (p.distance < SAME || used.has(p.left) || used.has(p.right)) return false
+          used.add(p.left).add(p.right)
+          return true
+        })
         const framesDir = path.join(data, "frames")
         fs.mkdirSync(framesDir, { recursive: true })
         const shotOf = (id: string) =>
@@ -615,11 +626,11 @@ export const run = (options: Options) => {
           })
         lap("pairs")
         const matchCuts: Array<Summary["serving"]["matchCuts"][number]> = []
-        for (const pair of found.slice(0, 6))
+        for (const pair of chosen.slice(0, 6))
           matchCuts.push({ left: yield* shotOf(pair.left), right: yield* shotOf(pair.right), distance: pair.distance })
         lap("frames")
         yield* annotations.persist
-        return { operation: op.id, scores: items.length, clusters: k, picks, best, similar, matchCuts }
+        return { operation: op.id, scores: items.length, clusters: k, picks, best, similar, matchCuts, duplicates }
       })
     )
 

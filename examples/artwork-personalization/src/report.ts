@@ -129,7 +129,7 @@ export const write = async (summary: Summary, data: string): Promise<string> => 
       (
         m
       ) => `<tr><td><img src="${rel(m.left.image)}" alt="${escape(m.left.video)} shot ${m.left.index}" width="96"><br><small>${escape(m.left.video)} #${m.left.index} at ${(m.left.startNs / 1e9).toFixed(2)} s</small></td>
-<td><img src="${rel(m.right.image)}" alt="${escape(m.right.video)} shot ${m.right.index}" width="96"><br><small>${escape(m.right.video)} #${m.right.index} at ${(m.right.startNs / 1e9).toFixed(2)} s</small></td><td>${m.distance.toFixed(4)}</td></tr>`
+<td><img src="${rel(m.right.image)}" alt="${escape(m.right.video)} shot ${m.right.index}" width="96"><br><small>${escape(m.right.video)} #${m.right.index} at ${(m.right.startNs / 1e9).toFixed(2)} s</small></td><td>${Math.max(0, m.distance).toFixed(4)}</td></tr>`
     )
     .join("\n")
   const features = Object.entries(summary.features)
@@ -181,6 +181,8 @@ ${picks}
 <h2>Similar artworks (HNSW kNN in Marken)</h2>
 <table class="data"><tr><th>artwork</th><th>nearest, any genre</th><th>nearest, same genre</th></tr>${similar}</table>
 <h2>Match cuts: the most similar shots across trailers</h2>
+<p>From Marken's vector pairs over the shots' keyframe embeddings; ${summary.serving.duplicates} pairs of identical footage
+(cosine distance under 0.001) are left out, and each shot appears once.</p>
 <table class="data"><tr><th>shot</th><th>matching shot</th><th>cosine distance</th></tr>${cuts}</table>
 </body></html>
 `

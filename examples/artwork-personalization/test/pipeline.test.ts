@@ -18,7 +18,7 @@ const CHROMIUM = "/usr/bin/chromium"
 const label = (f: (typeof FEATURES)[number]) => `${f.name}@${f.version}`
 
 // small enough for a shared 2-core machine, large enough for the replay intervals to separate
-const SIZE = { titles: 12, members: 900, impressionsPerMember: 30, epochs: 6, seed: 11 } as const
+const SIZE = { titles: 12, members: 1500, impressionsPerMember: 30, epochs: 6, seed: 11 } as const
 let media: string | undefined // generated once, copied into each data folder
 
 const demo = (data: string, storage: Layer.Layer<Database.Database, unknown>) =>
@@ -82,12 +82,12 @@ for (const backend of backends) {
               reused: 0,
               failed: 0
             })
+          // the replay claim (soft: the memoization checks below run whatever it says)
           for (const set of ["warm", "cold"] as const) {
             const { learned, random } = first.replay[set]
-            expect(
-              learned.low,
-              `${set}: learned ${JSON.stringify(learned)} vs random ${JSON.stringify(random)}`
-            ).toBeGreaterThan(random.high)
+            expect
+              .soft(learned.low, `${set}: learned ${JSON.stringify(learned)} vs random ${JSON.stringify(random)}`)
+              .toBeGreaterThan(random.high)
           }
           expect(first.training.epochs.at(-1)!.loss).toBeLessThan(first.training.epochs[0]!.loss)
           expect(first.serving.picks.length).toBeGreaterThan(0)
