@@ -217,6 +217,12 @@ export interface FailureJson {
   readonly version: number
   readonly entity: string
   readonly message: string
+  /** `ComputeTimeout` only. */
+  readonly timeoutMs?: number
+  /** `MissingAsset` only. */
+  readonly role?: string
+  /** `Blocked` only. */
+  readonly dependency?: { readonly feature: string; readonly version: number; readonly entity: string }
 }
 
 /**
@@ -230,5 +236,37 @@ export const failureJson = (failure: ComputeFailure | FailureJson): FailureJson 
   feature: failure.feature,
   version: failure.version,
   entity: failure.entity,
-  message: failure.message
+  message: failure.message,
+  ...("timeoutMs" in failure ? { timeoutMs: failure.timeoutMs } : {}),
+  ...("role" in failure ? { role: failure.role } : {}),
+  ...("dependency" in failure ? { dependency: failure.dependency } : {})
 })
+
+/**
+ * A failure from its JSON (as a worker process reports it), as its tagged error class.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const fromJson = (json: FailureJson & Record<string, unknown>): ComputeFailure => {
+  const { _tag, ...fields } = json
+  switch (_tag) {
+    case "ComputeFailed":
+      return new ComputeFailed(fields)
+    case "ComputeTimeout":
+      return new ComputeTimeout({ ...fields, timeoutMs: Number(json.timeoutMs ?? 0) })
+    case "InvalidOutput":
+      return new InvalidOutput(fields)
+    case "MissingAsset":
+      return new MissingAsset({ ...fields, role: String(json.role ?? "") })
+    case "MissingEntity":
+      return new MissingEntity(fields)
+    case "Blocked":
+      return new Blocked({
+        ...fields,
+        dependency: (json.dependency as Blocked["dependency"]) ?? { feature: "", version: 0, entity: "" }
+      })
+    default:
+      return new StoreFailed(fields)
+  }
+}

@@ -7,11 +7,18 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, type Queue, type Scope, type Stream } from "effect"
+import { Context, Effect, Layer, ParseResult, type Queue, Schema, type Scope, type Stream } from "effect"
 import type { FeatureSpec, FeatureStore } from "@org/amber-store"
 import { type Database } from "@org/storage"
 import type { StorageError } from "@org/storage"
-import type { ComputeFailure, ExecutorError, FailureJson, SourceError, UnknownFeature } from "./ComputeError.js"
+import {
+  ComputeConfigError,
+  type ComputeFailure,
+  type ExecutorError,
+  type FailureJson,
+  type SourceError,
+  type UnknownFeature
+} from "./ComputeError.js"
 import type { EntitySource } from "./EntitySource.js"
 import type { Executor, TaskResult } from "./Executor.js"
 import * as Internal from "./internal/resolver.js"
@@ -24,14 +31,37 @@ import type { RunEvent } from "./RunEvent.js"
  * Options of a resolver.
  *
  * @since 0.1.0
+ * @category schemas
+ */
+export const Options = Schema.Struct({
+  /** Most entities per task (default 100). */
+  batchSize: Schema.optional(Schema.Int.pipe(Schema.between(1, 1_000_000))),
+  /** The prefix of run ids (default `"run"`). */
+  runPrefix: Schema.optional(Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_.:-]{1,100}$/))),
+  /**
+   * Most entities walked at once by `plan` and `materialize` (default 10,000): a
+   * larger call goes chunk by chunk, so memory stays bounded.
+   */
+  chunkSize: Schema.optional(Schema.Int.pipe(Schema.between(1, 10_000_000)))
+})
+
+/**
+ * @since 0.1.0
  * @category models
  */
-export interface Options {
-  /** Most entities per task (default 100). */
-  readonly batchSize?: number
-  /** The prefix of run ids (default `"run"`). */
-  readonly runPrefix?: string
-}
+export type Options = Schema.Schema.Encoded<typeof Options>
+
+const decodeOptions = (options: Options): Effect.Effect<Options, ComputeConfigError> =>
+  Schema.decodeUnknown(Options, { onExcessProperty: "error", errors: "first" })(options).pipe(
+    Effect.mapError((error) => {
+      const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+      const option = issue?.path.map(String).join(".") || "options"
+      return new ComputeConfigError({
+        option,
+        message: `Resolver: ${issue?._tag === "Unexpected" ? `unknown option "${option}"` : `${option}: ${issue?.message ?? error.message}`}`
+      })
+    })
+  )
 
 /**
  * Errors that stop a whole call (per-entity failures are in the result instead).
@@ -172,8 +202,11 @@ export const make = <R>(
 export const makeMemory = <R>(
   mesh: Mesh<R>,
   options: Options = {}
-): Effect.Effect<Service, never, R | FeatureStore.FeatureStore | EntitySource | Executor> =>
-  Internal.make(mesh, options, State.makeMemory()) as Effect.Effect<Service, never, any>
+): Effect.Effect<Service, ComputeConfigError, R | FeatureStore.FeatureStore | EntitySource | Executor> =>
+  Effect.flatMap(
+    decodeOptions(options),
+    (decoded) => Internal.make(mesh, decoded, State.makeMemory()) as Effect.Effect<Service, never, any>
+  )
 
 /**
  * {@link make} as a layer.
@@ -193,7 +226,7 @@ export const layer = <R>(
   options: Options = {}
 ): Layer.Layer<
   Resolver,
-  StorageError.StorageError,
+  StorageError.StorageError | ComputeConfigError,
   R | FeatureStore.FeatureStore | EntitySource | Executor | Database.Database
 > => Layer.effect(Resolver, make(mesh, options))
 
@@ -206,7 +239,7 @@ export const layer = <R>(
 export const layerMemory = <R>(
   mesh: Mesh<R>,
   options: Options = {}
-): Layer.Layer<Resolver, never, R | FeatureStore.FeatureStore | EntitySource | Executor> =>
+): Layer.Layer<Resolver, ComputeConfigError, R | FeatureStore.FeatureStore | EntitySource | Executor> =>
   Layer.effect(Resolver, makeMemory(mesh, options))
 
 /**

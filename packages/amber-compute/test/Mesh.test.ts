@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { FeatureSpec, FeatureStore } from "@org/amber-store"
-import { Algorithm, EntitySource, Executor, Mesh, Resolver } from "@org/amber-compute"
+import { Algorithm, ComputeError, EntitySource, Executor, Mesh, Resolver } from "@org/amber-compute"
 
 const spec = (name: string, entity = "artwork", version = 1) =>
   FeatureSpec.make({ name, version, entity, value: Schema.Number })
@@ -115,6 +115,42 @@ describe("Mesh.make", () => {
       expect(runs).toBe(0)
     })
   )
+
+  it.effect("Resolver options are decoded: a bad or unknown option is a ComputeConfigError", () =>
+    Effect.gen(function* () {
+      const mesh = yield* Mesh.make([algo(spec("a"))])
+      const build = (options: Resolver.Options) =>
+        Effect.flip(
+          Resolver.makeMemory(mesh, options).pipe(
+            Effect.provide(
+              Layer.mergeAll(FeatureStore.layerMemory(), EntitySource.layerMemory(), Executor.layerLocal())
+            )
+          )
+        )
+      expect(yield* build({ batchSize: 0 })).toMatchObject({ _tag: "ComputeConfigError", option: "batchSize" })
+      const unknown = yield* build({ batchsize: 10 } as any)
+      expect(unknown.message).toContain('unknown option "batchsize"')
+    })
+  )
+
+  it("failures travel as JSON and come back as their tagged classes", () => {
+    const blocked = new ComputeError.Blocked({
+      feature: "f",
+      version: 2,
+      entity: "e",
+      message: "blocked",
+      dependency: { feature: "g", version: 1, entity: "x" }
+    })
+    const back = ComputeError.fromJson(JSON.parse(JSON.stringify(ComputeError.failureJson(blocked))))
+    expect(back).toBeInstanceOf(ComputeError.Blocked)
+    expect(back).toMatchObject({ feature: "f", version: 2, entity: "e", dependency: { feature: "g" } })
+    const timeout = ComputeError.fromJson(
+      ComputeError.failureJson(
+        new ComputeError.ComputeTimeout({ feature: "f", version: 1, entity: "e", message: "late", timeoutMs: 5 })
+      ) as any
+    )
+    expect(timeout).toMatchObject({ _tag: "ComputeTimeout", timeoutMs: 5 })
+  })
 
   it("Algorithm.make refuses malformed options with a ComputeConfigError", () => {
     const A = spec("a")

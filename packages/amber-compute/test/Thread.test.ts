@@ -5,34 +5,15 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { FeatureSpec, FeatureStore } from "@org/amber-store"
 import { Algorithm, EntitySource, Executor, Mesh, Resolver } from "@org/amber-compute"
 import { uid } from "./fixtures/mesh.js"
+import { runFixture } from "./fixtures/spawn.js"
 
-const root = path.resolve(import.meta.dirname, "../../..")
-const childScript = path.join(import.meta.dirname, "fixtures/lease-child.ts")
 const blocking = path.join(import.meta.dirname, "fixtures/blocking.mjs")
-
-const child = (args: Record<string, unknown>) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const p = spawn(
-      process.execPath,
-      ["--conditions=@org/source", "--import", "tsx", childScript, JSON.stringify(args)],
-      {
-        cwd: root,
-        stdio: ["ignore", "pipe", "pipe"]
-      }
-    )
-    let stdout = ""
-    let stderr = ""
-    p.stdout!.on("data", (d) => (stdout += d))
-    p.stderr!.on("data", (d) => (stderr += d))
-    p.on("exit", (code) => resolve({ code, stdout, stderr }))
-  })
 
 /** Two processes materialize the same value at once; returns how many times it was computed. */
 const race = (mode: "thread" | "inline") =>
@@ -43,7 +24,9 @@ const race = (mode: "thread" | "inline") =>
     const prefix = uid(mode)
     const go = path.join(dir, "go")
     const base = { location, prefix, mode, log, goFile: go, ms: 3500 }
-    const running = [0, 1].map((i) => child({ ...base, readyFile: path.join(dir, `ready-${i}`) }))
+    const running = [0, 1].map((i) =>
+      runFixture("lease-child.ts", { ...base, readyFile: path.join(dir, `ready-${i}`) })
+    )
     const deadline = Date.now() + 90_000
     while (![0, 1].every((i) => fs.existsSync(path.join(dir, `ready-${i}`)))) {
       if (Date.now() > deadline) throw new Error("the children did not start")
@@ -54,7 +37,7 @@ const race = (mode: "thread" | "inline") =>
     for (const r of results) if (r.code !== 0) throw new Error(`child failed: ${r.stderr.slice(-2000)}`)
     const calls = fs.readFileSync(log, "utf8").trim().split("\n").length
     fs.rmSync(dir, { recursive: true, force: true })
-    return { calls, results: results.map((r) => JSON.parse(r.stdout.trim().split("\n").at(-1)!)) }
+    return { calls, results: results.map((r) => r.result()) }
   })
 
 describe("blocking compute longer than the store's lease", () => {

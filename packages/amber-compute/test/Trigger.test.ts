@@ -6,7 +6,6 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -17,37 +16,12 @@ import { FeatureSpec, FeatureStore } from "@org/amber-store"
 import { Catalog, Reader, TestMedia } from "@org/jasper"
 import { EntitySource, Executor, Mesh, Resolver } from "@org/amber-compute"
 import { Calls, chain, uid } from "./fixtures/mesh.js"
+import { runFixture } from "./fixtures/spawn.js"
 
-const root = path.resolve(import.meta.dirname, "../../..")
-const childScript = path.join(import.meta.dirname, "fixtures/trigger-child.ts")
-
-/** Runs the child; resolves with its exit and output. `kill` is called once `readyFile` appears. */
 const runChild = (args: Record<string, unknown>, readyFile?: string) =>
-  Effect.async<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resume) => {
-    const child = spawn(
-      process.execPath,
-      ["--conditions=@org/source", "--import", "tsx", childScript, JSON.stringify({ ...args, readyFile })],
-      { cwd: root, stdio: ["ignore", "pipe", "pipe"] }
-    )
-    let stdout = ""
-    let stderr = ""
-    child.stdout!.on("data", (d) => (stdout += d))
-    child.stderr!.on("data", (d) => (stderr += d))
-    let timer: NodeJS.Timeout | undefined
-    if (readyFile !== undefined) {
-      timer = setInterval(() => {
-        if (fs.existsSync(readyFile)) {
-          clearInterval(timer)
-          child.kill("SIGKILL")
-        }
-      }, 10)
-    }
-    child.on("exit", (code, signal) => {
-      if (timer) clearInterval(timer)
-      resume(Effect.succeed({ code, signal, stdout, stderr }))
-    })
-    return Effect.sync(() => child.kill("SIGKILL"))
-  })
+  Effect.promise(() =>
+    runFixture("trigger-child.ts", { ...args, readyFile }, readyFile === undefined ? {} : { killWhen: readyFile })
+  )
 
 const lines = (file: string) =>
   fs.existsSync(file) ? fs.readFileSync(file, "utf8").trim().split("\n").filter(Boolean) : []
@@ -119,7 +93,7 @@ for (const adapter of StorageTesting.adapters().filter((a) => a.name !== "sqlite
             // 2. restarted, it processes the same changes again and computes nothing
             const again = yield* runChild(args)
             expect(again.code, again.stderr).toBe(0)
-            const { steps } = JSON.parse(again.stdout.trim().split("\n").at(-1)!)
+            const { steps } = again.result()
             expect(steps).toEqual([{ from: 0, to: 6, changes: 6, computed: 0 }])
             expect(lines(log)).toHaveLength(first.length)
             expect(yield* resolver.cursor(cursorName)).toBe(6)

@@ -316,11 +316,65 @@ export const check = (graph: Graph, label: string, ids: ReadonlyArray<string>, p
     return needed
   })
 
-/** Marks stale entries of a feature by the lineage the store keeps (older versions, other inputs). */
+/** What the store holds of a feature for an entity, other than the current key. */
+export interface Held {
+  sameVersion: boolean
+  older: number | undefined
+}
+
+/** Looks up what the store holds of a feature for entities (for stale states). */
+export type Lineage = (
+  spec: FeatureSpec.FeatureSpec<any>,
+  entities: ReadonlyArray<string>
+) => Effect.Effect<ReadonlyMap<string, Held>, FeatureStore.ReadError>
+
+const heldOf = (
+  spec: FeatureSpec.FeatureSpec<any>,
+  rows: ReadonlyArray<FeatureStore.Lineage>,
+  into: Map<string, Held>
+) => {
+  for (const row of rows) {
+    let e = into.get(row.entity)
+    if (e === undefined) into.set(row.entity, (e = { sameVersion: false, older: undefined }))
+    if (row.version === spec.version) e.sameVersion = true
+    else if (row.version < spec.version) e.older = Math.max(e.older ?? 0, row.version)
+  }
+}
+
+/**
+ * A lineage lookup for one plan: a few entities are looked up one by one; many
+ * at once read the feature's whole lineage once (kept for the rest of the plan).
+ */
+export const lineageLookup = (store: FeatureStore.Service): Lineage => {
+  const whole = new Map<string, Map<string, Held>>()
+  const none = () => Effect.succeed([] as ReadonlyArray<FeatureStore.Lineage>)
+  return (spec, entities) =>
+    Effect.gen(function* () {
+      const known = whole.get(spec.name)
+      if (known !== undefined) return known
+      if (entities.length > 1000) {
+        const all = new Map<string, Held>()
+        heldOf(spec, yield* store.list({ feature: spec.name }).pipe(Effect.catchTag("UnknownFeature", none)), all)
+        whole.set(spec.name, all)
+        return all
+      }
+      const out = new Map<string, Held>()
+      const rows = yield* Effect.forEach(
+        entities,
+        (entity) => store.list({ feature: spec.name, entity }).pipe(Effect.catchTag("UnknownFeature", none)),
+        { concurrency: 4 }
+      )
+      for (const r of rows) heldOf(spec, r, out)
+      return out
+    })
+}
+
+/** Sets the state of nodes; with a lineage lookup, missing ones that have other values stored are stale. */
 export const classify = (
   graph: Graph,
   label: string,
-  nodes: ReadonlyArray<Node>
+  nodes: ReadonlyArray<Node>,
+  lineage: Lineage | undefined
 ): Effect.Effect<void, FeatureStore.ReadError> =>
   Effect.gen(function* () {
     for (const node of nodes) {
@@ -330,21 +384,15 @@ export const classify = (
       } else node.state = node.stored ? "stored" : "missing"
     }
     const missing = nodes.filter((n) => n.state === "missing")
-    if (missing.length === 0) return
+    if (missing.length === 0 || lineage === undefined) return
     const spec = graph.mesh.byLabel.get(label)!.feature
-    const rows = yield* graph.store
-      .list({ feature: spec.name })
-      .pipe(Effect.catchTag("UnknownFeature", () => Effect.succeed([] as ReadonlyArray<FeatureStore.Lineage>)))
-    if (rows.length === 0) return
-    const byEntity = new Map<string, { sameVersion: boolean; older: number | undefined }>()
-    for (const row of rows) {
-      const e = byEntity.get(row.entity) ?? { sameVersion: false, older: undefined }
-      if (row.version === spec.version) e.sameVersion = true
-      else if (row.version < spec.version) e.older = Math.max(e.older ?? 0, row.version)
-      byEntity.set(row.entity, e)
-    }
+    const held = yield* lineage(
+      spec,
+      missing.map((n) => n.entity)
+    )
+    if (held.size === 0) return
     for (const node of missing) {
-      const e = byEntity.get(node.entity)
+      const e = held.get(node.entity)
       if (e === undefined) continue
       if (e.sameVersion) {
         node.state = "stale-input"

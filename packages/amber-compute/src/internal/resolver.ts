@@ -327,7 +327,13 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
         )
       })
 
-    const planOf = (graph: Graph.Graph, label: string, ids: ReadonlyArray<string>, needed: Map<string, Set<string>>) =>
+    const planOf = (
+      graph: Graph.Graph,
+      label: string,
+      ids: ReadonlyArray<string>,
+      needed: Map<string, Set<string>>,
+      lineage: Graph.Lineage | undefined
+    ) =>
       Effect.gen(function* () {
         const features: Array<Plan.FeaturePlan> = []
         for (const l of Mesh.upstreamOf(mesh, label)) {
@@ -335,7 +341,7 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
           if (want === undefined) continue
           const fn = graph.features.get(l)!
           const nodes = [...want].map((id) => fn.nodes.get(id)!)
-          yield* Graph.classify(graph, l, nodes)
+          yield* Graph.classify(graph, l, nodes, lineage)
           const algorithm = fn.algorithm
           features.push({
             feature: l,
@@ -370,15 +376,48 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
     const labelOf = (feature: string | FeatureSpec.FeatureSpec<any>) =>
       Effect.map(Mesh.algorithm(mesh, feature), (a) => FeatureSpec.label(a.feature))
 
+    const chunkSize = options.chunkSize ?? 10_000
+
+    const chunked = (ids: ReadonlyArray<string>) => {
+      const out: Array<ReadonlyArray<string>> = []
+      for (let i = 0; i < ids.length; i += chunkSize) out.push(ids.slice(i, i + chunkSize))
+      return out.length === 0 ? [[]] : out
+    }
+
     const plan: Service["plan"] = (feature, entities) =>
       Effect.gen(function* () {
         const label = yield* labelOf(feature)
         const ids = [...new Set(entities)]
-        const graph = Graph.make(mesh, source, store, false)
-        yield* Graph.expand(graph, label, ids)
-        const needed = yield* Graph.check(graph, label, ids, false)
-        return yield* planOf(graph, label, ids, needed)
+        const lineage = Graph.lineageLookup(store)
+        // the walk goes chunk by chunk: its memory stays bounded, the plan holds only entries
+        const merged = new Map<string, { plan: Plan.FeaturePlan; entries: Array<Plan.Entry>; seen: Set<string> }>()
+        for (const chunk of chunked(ids)) {
+          const graph = Graph.make(mesh, source, store, false)
+          yield* Graph.expand(graph, label, chunk)
+          const needed = yield* Graph.check(graph, label, chunk, false)
+          const part = yield* planOf(graph, label, chunk, needed, lineage)
+          for (const f of part.features) {
+            let m = merged.get(f.feature)
+            if (m === undefined) merged.set(f.feature, (m = { plan: f, entries: [], seen: new Set() }))
+            for (const e of f.entries) {
+              if (m.seen.has(e.entity)) continue
+              m.seen.add(e.entity)
+              m.entries.push(e)
+            }
+          }
+        }
+        const features = Mesh.upstreamOf(mesh, label)
+          .filter((l) => merged.has(l))
+          .map((l) => ({ ...merged.get(l)!.plan, entries: merged.get(l)!.entries }))
+        return { _tag: "Plan" as const, feature: label, entities: ids, features }
       })
+
+    interface Totals {
+      computed: number
+      cached: number
+      readonly failed: Array<ComputeFailure>
+      readonly perFeature: Record<string, { computed: number; cached: number; failed: number }>
+    }
 
     const materialize: Service["materialize"] = (feature, entities, runOptions = {}) =>
       Effect.gen(function* () {
@@ -386,10 +425,43 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
         const label = yield* labelOf(feature)
         const ids = [...new Set(entities)]
         const run = runOptions.run ?? (yield* newRun)
+        const totals: Totals = { computed: 0, cached: 0, failed: [], perFeature: {} }
+        for (const chunk of chunked(ids)) yield* materializeChunk(label, chunk, run, runOptions, totals)
+        const result: RunResult = {
+          run,
+          feature: label,
+          entities: ids.length,
+          computed: totals.computed,
+          cached: totals.cached,
+          failed: totals.failed,
+          features: totals.perFeature,
+          ms: performance.now() - started
+        }
+        yield* publish({
+          _tag: "Finished",
+          run,
+          feature: label,
+          computed: result.computed,
+          cached: result.cached,
+          failed: result.failed.length,
+          ms: result.ms
+        })
+        return result
+      })
+
+    const materializeChunk = (
+      label: string,
+      ids: ReadonlyArray<string>,
+      run: string,
+      runOptions: { readonly batchSize?: number },
+      totals: Totals
+    ) =>
+      Effect.gen(function* () {
+        const started = performance.now()
         const graph = Graph.make(mesh, source, store, true)
         yield* Graph.expand(graph, label, ids)
         const needed = yield* Graph.check(graph, label, ids, true)
-        const thePlan = yield* planOf(graph, label, ids, needed)
+        const thePlan = yield* planOf(graph, label, ids, needed, undefined)
         const levels = Plan.tasks(thePlan, runOptions.batchSize ?? batchSize)
         const counts: Record<string, Plan.Counts> = {}
         for (const f of thePlan.features) counts[f.feature] = Plan.counts(f)
@@ -428,52 +500,39 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
             )
         })
         // blocked values found while walking: failures of this run too
-        const failed: Array<ComputeFailure> = []
-        const perFeature: Record<string, { computed: number; cached: number; failed: number }> = {}
-        const add = (feature: string) => (perFeature[feature] ??= { computed: 0, cached: 0, failed: 0 })
+        const add = (feature: string) => (totals.perFeature[feature] ??= { computed: 0, cached: 0, failed: 0 })
         const now = yield* Clock.currentTimeMillis
         for (const f of thePlan.features) {
           const c = add(f.feature)
-          for (const e of f.entries) if (e.state === "stored") c.cached++
+          let stored = 0
+          for (const e of f.entries) if (e.state === "stored") stored++
+          c.cached += stored
+          totals.cached += stored
+          if (stored > 0) {
+            // a failure recorded earlier whose value is stored now (another process computed it) is over
+            const recorded = yield* state.failures({ name: f.name, version: f.version })
+            if (recorded.length > 0) {
+              const storedNow = new Set(f.entries.filter((e) => e.state === "stored").map((e) => e.entity))
+              const over = recorded.filter((r) => storedNow.has(r.entity)).map((r) => r.entity)
+              if (over.length > 0) yield* state.clearFailures(f.name, f.version, over)
+            }
+          }
           const blocked = f.entries
             .filter((e) => e.state === "blocked")
             .map((e) => graph.features.get(f.feature)!.nodes.get(e.entity)!.failure!)
           c.failed += blocked.length
-          failed.push(...blocked)
+          totals.failed.push(...blocked)
           yield* state.recordFailures(blocked.map((b) => ({ ...failureJson(b), fingerprint: null, run, at: now })))
         }
-        let computed = 0
-        let cached = 0
         for (const r of results) {
           const c = add(r.feature)
           c.computed += r.computed.length
           c.cached += r.cached.length
           c.failed += r.failed.length
-          computed += r.computed.length
-          cached += r.cached.length
-          failed.push(...r.failed)
+          totals.computed += r.computed.length
+          totals.cached += r.cached.length
+          totals.failed.push(...r.failed)
         }
-        for (const f of thePlan.features) cached += f.entries.filter((e) => e.state === "stored").length
-        const result: RunResult = {
-          run,
-          feature: label,
-          entities: ids.length,
-          computed,
-          cached,
-          failed,
-          features: perFeature,
-          ms: performance.now() - started
-        }
-        yield* publish({
-          _tag: "Finished",
-          run,
-          feature: label,
-          computed,
-          cached,
-          failed: failed.length,
-          ms: result.ms
-        })
-        return result
       })
 
     const runTask: Service["runTask"] = (task, runOptions = {}) =>
