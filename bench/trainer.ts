@@ -1,17 +1,23 @@
 /**
  * @org/trainer in one run:
- *  - WGSL tiled matmul GFLOP/s at several sizes against the CPU backend on the same machine;
- *  - MLP training samples/s on 2 devices against 1 device (WebGPU when an adapter exists, and CPU);
- *  - the CPU backend's MLP training step against @tensorflow/tfjs on its pure JavaScript CPU backend
- *    (same model, batch and optimizer).
+ *  - WGSL tiled matmul GFLOP/s at 512^3 and 1024^3 (and any `--sizes`) against the CPU backend on the same machine,
+ *    with the adapter and the compute limits it reports (and the share of `--peak-gflops` when given);
+ *  - MLP training samples/s for 1, 2 and 4 devices on each backend (CPU devices in worker threads; WebGPU devices
+ *    placed on distinct adapters where there are several), the CPU time per sample (all threads), and the share of
+ *    a step spent in host synchronisation (handing out shards, waiting for results, averaging);
+ *  - the CPU backend's MLP training step against @tensorflow/tfjs on its pure JavaScript CPU backend;
+ *  - with `--sizes N` (N >= 2048): the data-parallel MLP at a size where a real GPU is busy (hidden width N, batch
+ *    N), samples/s for 1 and 2 WebGPU devices and the scaling efficiency.
  *
  * Run: npm run bench -- trainer
- * On a GPU machine: node_modules/.bin/tsx --conditions=@org/source bench/trainer.ts --sizes 4096 [--peak-gflops 67000]
+ * On a GPU machine: npm run bench -- trainer --sizes 4096 --peak-gflops <the card's fp32 peak>
  * (`--sizes` takes N or MxKxN, comma separated; `TRAINER_BENCH_SIZES` works too; `--backend vulkan|opengles|...`.)
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Stream } from "effect"
-import { type Backend, Cpu, Dataset, Model, Optimizer, Random, Trainer, WebGpu } from "@org/trainer"
+import * as os from "node:os"
+import { Worker } from "node:worker_threads"
+import { type Backend, Cpu, Dataset, Devices, Model, Optimizer, Random, Trainer, WebGpu } from "@org/trainer"
 import { report, row, type Row } from "./lib/report.js"
 
 const arg = (name: string): string | undefined => {
@@ -21,19 +27,31 @@ const arg = (name: string): string | undefined => {
   return eq?.slice(name.length + 3)
 }
 
-const sizes = (arg("sizes") ?? process.env.TRAINER_BENCH_SIZES ?? "128,256,512").split(",").map((s) => {
-  const parts = s.trim().split("x").map(Number)
-  const [m, k, n] = parts.length === 3 ? parts : [parts[0]!, parts[0]!, parts[0]!]
-  return [m!, k!, n!] as const
-})
+const parseSizes = (text: string) =>
+  text.split(",").map((s) => {
+    const parts = s.trim().split("x").map(Number)
+    const [m, k, n] = parts.length === 3 ? parts : [parts[0]!, parts[0]!, parts[0]!]
+    return [m!, k!, n!] as const
+  })
+const extraSizes = arg("sizes") ?? process.env.TRAINER_BENCH_SIZES
+const sizes = [...parseSizes("512,1024"), ...(extraSizes ? parseSizes(extraSizes) : [])]
+// the busy-GPU MLP's width: `--mlp-size N`, else the largest `--sizes` from 2048 up (none by default)
+const bigSize = arg("mlp-size")
+  ? Number(arg("mlp-size"))
+  : extraSizes
+    ? Math.max(...parseSizes(extraSizes).map(([m]) => m))
+    : 0
+// `--only big` runs only the busy-GPU MLP (to check it quickly), `--only cpu` only the CPU device scaling
+const only = arg("only")
 const peak = arg("peak-gflops") ? Number(arg("peak-gflops")) : undefined
 const adapterBackend = (arg("backend") ?? "auto") as WebGpu.AdapterBackend
 const CPU_MATMUL_LIMIT = 2 * 1024 ** 3 // flops: larger sizes take too long in plain TypeScript
 
 const rows: Array<Row> = []
 const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1)
 
-/** GFLOP/s of `repeat` matmuls enqueued back to back, after one warm-up, waiting for the device at the end. */
+/** GFLOP/s of one matmul, median of `repeat` after a warm-up, waiting for the device each time. */
 const matmulGflops = async (b: Backend.Backend, m: number, k: number, n: number, repeat: number) => {
   const random = Random.make(1)
   const a = b.upload([m, k], Random.uniform(random, m * k, -1, 1))
@@ -53,52 +71,110 @@ const matmulGflops = async (b: Backend.Backend, m: number, k: number, n: number,
   return (2 * m * k * n) / (median(times) / 1000) / 1e9
 }
 
-// MLP used by the training rows: 64 -> 128 -> 128 -> 10, ReLU, softmax cross-entropy
-const IN = 64
-const HIDDEN = 128
-const CLASSES = 10
-const BATCH = 256
-const makeData = (rowsCount: number) => {
+interface Shape {
+  readonly inputs: number
+  readonly hidden: number
+  readonly classes: number
+  readonly batch: number
+}
+// the MLP of the training rows: 64 -> 128 -> 128 -> 10, ReLU, softmax cross-entropy, batch 256
+const SMALL: Shape = { inputs: 64, hidden: 128, classes: 10, batch: 256 }
+
+const makeData = (shape: Shape, rowsCount: number) => {
   const random = Random.make(3)
-  const x = Random.uniform(random, rowsCount * IN, -1, 1)
-  const y = Float32Array.from({ length: rowsCount }, (_, i) => (x[i * IN]! > 0 ? 1 : 0) + (x[i * IN + 1]! > 0 ? 2 : 0))
+  const x = Random.uniform(random, rowsCount * shape.inputs, -1, 1)
+  const y = Float32Array.from(
+    { length: rowsCount },
+    (_, i) => ((x[i * shape.inputs]! > 0 ? 1 : 0) + (x[i * shape.inputs + 1]! > 0 ? 2 : 0)) % shape.classes
+  )
   return { x, y }
 }
 
-const trainRate = (devices: ReadonlyArray<Backend.Backend>, rowsCount: number, epochs: number) =>
+/** Trains `steps` batches (after one warm-up step) and measures samples/s, CPU time and the synchronisation share. */
+const trainRate = (devices: ReadonlyArray<Backend.Backend>, shape: Shape, steps: number) =>
   Effect.gen(function* () {
     const model = yield* Model.mlp({
-      inputs: IN,
-      hidden: [HIDDEN, HIDDEN],
-      outputs: CLASSES,
+      inputs: shape.inputs,
+      hidden: [shape.hidden, shape.hidden],
+      outputs: shape.classes,
       loss: "softmaxCrossEntropy"
     })
-    const { x, y } = makeData(rowsCount)
+    const rowsCount = shape.batch * (steps + 1)
+    const { x, y } = makeData(shape, rowsCount)
     const data = yield* Dataset.make({ size: rowsCount, inputs: { x }, target: y })
+    let cpu0 = process.cpuUsage()
+    let first = true
     const events = yield* Stream.runCollect(
       Trainer.stream({
         model,
         data,
         devices,
-        batchSize: BATCH,
-        epochs,
+        batchSize: shape.batch,
+        epochs: 1,
         optimizer: Optimizer.sgd({ learningRate: 0.01 }),
-        seed: 1,
-        progress: false
-      })
+        seed: 1
+      }).pipe(
+        Stream.tap((e) =>
+          Effect.sync(() => {
+            // CPU time counts from the end of the warm-up step (pipeline compilation, thread start)
+            if (e._tag === "Step" && first) {
+              first = false
+              cpu0 = process.cpuUsage()
+            }
+          })
+        )
+      )
     )
-    const steps = [...events].filter((e) => e._tag === "Step")
-    // skip the first epoch's first step (pipeline compilation)
-    const timed = steps.slice(1)
+    const cpu = process.cpuUsage(cpu0)
+    const timed = [...events].filter((e) => e._tag === "Step").slice(1)
     const samples = timed.reduce((s, e) => s + e.samples, 0)
     const ms = timed.reduce((s, e) => s + e.milliseconds, 0)
-    return { samplesPerSecond: samples / (ms / 1000), stepMs: median(timed.map((e) => e.milliseconds)) }
+    return {
+      samplesPerSecond: samples / (ms / 1000),
+      stepMs: median(timed.map((e) => e.milliseconds)),
+      cpuMicrosPerSample: (cpu.user + cpu.system) / samples,
+      syncShare: mean(timed.map((e) => e.syncMilliseconds)) / mean(timed.map((e) => e.milliseconds))
+    }
+  })
+
+type Rate = Effect.Effect.Success<ReturnType<typeof trainRate>>
+
+/**
+ * Each device count `repeat` times, the counts taking turns (1, 2, 4, 1, 2, 4, ...) so that all of them meet the same
+ * spells of load; per count the best run (highest samples/s, lowest CPU time per sample): on a shared machine the
+ * least disturbed run is the closest to what the code does.
+ */
+const bestRates = (
+  counts: ReadonlyArray<number>,
+  devices: (count: number) => Effect.Effect<ReadonlyArray<Backend.Backend>>,
+  shape: Shape,
+  steps: number,
+  repeat: number
+) =>
+  Effect.gen(function* () {
+    const runs = new Map<number, Array<Rate>>(counts.map((c) => [c, []]))
+    for (let i = 0; i < repeat; i++) {
+      for (const count of counts) runs.get(count)!.push(yield* trainRate(yield* devices(count), shape, steps))
+    }
+    return counts.map((count) => {
+      const r = runs.get(count)!
+      return {
+        count,
+        r: {
+          samplesPerSecond: Math.max(...r.map((x) => x.samplesPerSecond)),
+          stepMs: Math.min(...r.map((x) => x.stepMs)),
+          cpuMicrosPerSample: Math.min(...r.map((x) => x.cpuMicrosPerSample)),
+          syncShare: median(r.map((x) => x.syncShare))
+        }
+      }
+    })
   })
 
 const tfjsStepMs = async (repeat: number) => {
   await tf.setBackend("cpu")
   await tf.ready()
-  const { x, y } = makeData(BATCH)
+  const { inputs: IN, hidden: HIDDEN, classes: CLASSES, batch: BATCH } = SMALL
+  const { x, y } = makeData(SMALL, BATCH)
   const xs = tf.tensor2d(x, [BATCH, IN])
   const labels = tf.oneHot(tf.tensor1d(Int32Array.from(y), "int32"), CLASSES)
   const glorot = (i: number, o: number) =>
@@ -130,71 +206,195 @@ const tfjsStepMs = async (repeat: number) => {
   return median(times)
 }
 
+/**
+ * What the machine allows right now: the wall time of `count` worker threads each summing square roots against one
+ * thread doing the same work alone (2.0 on two idle cores). The trainer's ratios read against this ceiling.
+ */
+const rawThreadScaling = async (count: number) => {
+  const code = `const { parentPort, workerData } = require("node:worker_threads")
+let s = 0
+for (let i = 0; i < workerData; i++) s += Math.sqrt(i)
+parentPort.postMessage(s)`
+  const run = async (n: number) => {
+    const t0 = performance.now()
+    await Promise.all(
+      Array.from(
+        { length: n },
+        () =>
+          new Promise<void>((resolve) => {
+            const w = new Worker(code, { eval: true, workerData: 1e8 })
+            w.once("message", () => void w.terminate().then(() => resolve()))
+          })
+      )
+    )
+    return performance.now() - t0
+  }
+  const ratios: Array<number> = []
+  for (let r = 0; r < 3; r++) {
+    const one = await run(1)
+    ratios.push((count * one) / (await run(count)))
+  }
+  return Math.max(...ratios)
+}
+
+const load = () => `load average ${os.loadavg()[0]!.toFixed(1)} on ${os.availableParallelism()} cores`
+
 const main = Effect.gen(function* () {
   const discovery = yield* WebGpu.discover({ backend: adapterBackend })
-  const gpuName = discovery.adapter
-    ? `${discovery.adapter.device || discovery.adapter.description} (${discovery.adapter.backend})`
-    : undefined
-  console.log(gpuName ? `WebGPU adapter: ${gpuName}` : `no WebGPU adapter: ${JSON.stringify(discovery.attempts)}`)
+  const adapter = discovery.adapter
+  const gpuName = adapter ? `${adapter.device || adapter.description} (${adapter.backend})` : undefined
+  console.log(
+    adapter
+      ? `WebGPU adapters: ${discovery.adapters.join("; ")} (${adapter.backend}); limits ${JSON.stringify(adapter.limits)}`
+      : `no WebGPU adapter: ${JSON.stringify(discovery.attempts)}`
+  )
+  console.log(`machine: ${load()}`)
   const cpu = Cpu.unsafeMake()
-  const gpus = gpuName ? yield* WebGpu.makeMany(2, { backend: discovery.adapter!.backend }) : []
+  const webgpu = (count: number) =>
+    Devices.make({ count, kind: "webgpu", webgpu: { backend: adapter!.backend } }).pipe(Effect.map((d) => d))
 
   // 1. matmul GFLOP/s
-  for (const [m, k, n] of sizes) {
+  const gpu = adapter ? (yield* webgpu(1)).devices[0]! : undefined
+  for (const [m, k, n] of only === undefined ? sizes : []) {
     const flops = 2 * m * k * n
     const repeat = flops > 1e10 ? 5 : 3
     const cpuGflops = flops <= CPU_MATMUL_LIMIT ? yield* Effect.promise(() => matmulGflops(cpu, m, k, n, repeat)) : null
-    if (gpus.length > 0) {
-      const gpuGflops = yield* Effect.promise(() => matmulGflops(gpus[0]!, m, k, n, repeat))
-      const notes = [`${gpuName}`, cpuGflops === null ? "CPU baseline skipped (too large)" : "baseline: CPU backend"]
-      if (peak) notes.push(`${((100 * gpuGflops) / peak).toFixed(1)}% of ${peak} GFLOP/s peak`)
+    if (gpu) {
+      const gpuGflops = yield* Effect.promise(() => matmulGflops(gpu, m, k, n, repeat))
+      const limits = adapter!.limits
+      const notes = [
+        `${gpuName}`,
+        `adapter limits: ${limits.maxComputeInvocationsPerWorkgroup} invocations/workgroup, ${limits.maxComputeWorkgroupStorageSize} B workgroup storage, ${(limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB per binding (kernel: 256 invocations, 8 KiB)`,
+        cpuGflops === null ? "CPU baseline skipped (too large)" : "baseline: CPU backend",
+        peak ? `${((100 * gpuGflops) / peak).toFixed(2)}% of ${peak} GFLOP/s peak` : "no --peak-gflops given"
+      ]
       rows.push(row(`matmul ${m}x${k}x${n} WebGPU`, gpuGflops, "GFLOP/s", cpuGflops, notes.join("; ")))
     } else if (cpuGflops !== null) {
       rows.push(row(`matmul ${m}x${k}x${n} CPU backend`, cpuGflops, "GFLOP/s", null, "no WebGPU adapter"))
     }
   }
 
-  // 2. MLP training samples/s, 2 devices against 1
-  const rowsCount = 2048
-  if (gpus.length > 0) {
-    const one = yield* trainRate([gpus[0]!], rowsCount, 2)
-    const two = yield* trainRate(gpus, rowsCount, 2)
+  // 2. MLP training, 1, 2 and 4 devices per backend
+  const STEPS = 20
+  const REPEAT = 3
+  const shapeNote = `batch ${SMALL.batch}, ${SMALL.inputs}-${SMALL.hidden}-${SMALL.hidden}-${SMALL.classes}, SGD`
+  const scaling = (name: string, results: ReadonlyArray<{ count: number; r: Rate }>, where: string) => {
+    const one = results[0]!.r
+    for (const { count, r } of results) {
+      rows.push(
+        row(
+          `MLP train ${name}, ${count} device${count === 1 ? "" : "s"} vs 1`,
+          r.samplesPerSecond,
+          "samples/s",
+          count === 1 ? null : one.samplesPerSecond,
+          `${shapeNote}; best of ${name.startsWith("CPU") ? REPEAT : 2} runs of ${STEPS} steps; ${where}; ${(r.cpuMicrosPerSample / 1000).toFixed(3)} ms CPU per sample (all threads; 1 device: ${(one.cpuMicrosPerSample / 1000).toFixed(3)}); host synchronisation ${(100 * r.syncShare).toFixed(1)}% of a step; ${load()}`
+        )
+      )
+    }
+  }
+  // start and warm 4 worker threads first (JIT compilation of the kernels in each), so every count runs warm threads
+  if (only !== "big") yield* trainRate(yield* Cpu.makeMany(4), SMALL, 6)
+  const cpuResults = only === "big" ? [] : yield* bestRates([1, 2, 4], (n) => Cpu.makeMany(n), SMALL, STEPS, REPEAT)
+  if (only !== "big") {
+    scaling("CPU backend", cpuResults, "one worker thread per device")
+    const raw = yield* Effect.promise(() => rawThreadScaling(2))
+    const trainer = cpuResults[1]!.r.samplesPerSecond / cpuResults[0]!.r.samplesPerSecond
     rows.push(
       row(
-        "MLP train WebGPU, 2 devices vs 1",
-        two.samplesPerSecond,
-        "samples/s",
-        one.samplesPerSecond,
-        `batch ${BATCH}, ${IN}-${HIDDEN}-${HIDDEN}-${CLASSES}`
+        "machine: 2 plain JS threads vs 1 (the ceiling now)",
+        raw,
+        "x",
+        null,
+        `best of 3; the same fixed work per thread; 2.0 on two idle cores; ${load()}`
+      )
+    )
+    rows.push(
+      row(
+        "MLP train CPU backend, 2 devices: share of that ceiling",
+        trainer / raw,
+        "fraction",
+        null,
+        `(2-device samples/s / 1-device) / the machine's 2-thread ratio measured just after`
       )
     )
   }
-  const cpuOne = yield* trainRate(yield* Cpu.makeMany(1), rowsCount, 2)
-  const cpuTwo = yield* trainRate(yield* Cpu.makeMany(2), rowsCount, 2)
-  rows.push(
-    row(
-      "MLP train CPU backend, 2 devices vs 1",
-      cpuTwo.samplesPerSecond,
-      "samples/s",
-      cpuOne.samplesPerSecond,
-      "CPU devices share one JS thread"
-    )
-  )
+  if (adapter && only === undefined) {
+    const opened = new Map<number, ReadonlyArray<Backend.Backend>>()
+    let placement = ""
+    for (const count of [1, 2, 4]) {
+      const d = yield* webgpu(count)
+      opened.set(count, d.devices)
+      if (count > 1) placement = d.discovery.message
+    }
+    const gpuResults = yield* bestRates([1, 2, 4], (n) => Effect.succeed(opened.get(n)!), SMALL, STEPS, 2)
+    scaling("WebGPU", gpuResults, placement)
+  }
 
   // 3. CPU backend MLP step against tfjs (pure JS CPU backend)
-  const tfMs = yield* Effect.promise(() => tfjsStepMs(15))
-  rows.push(
-    row(
-      "MLP step CPU backend vs tfjs cpu",
-      cpuOne.stepMs,
-      "ms",
-      tfMs,
-      `batch ${BATCH}, SGD; ours: full Trainer step on 1 CPU device`
+  if (only === undefined) {
+    const cpuOne = yield* trainRate([Cpu.unsafeMake()], SMALL, STEPS)
+    const tfMs = yield* Effect.promise(() => tfjsStepMs(15))
+    rows.push(
+      row(
+        "MLP step CPU backend vs tfjs cpu",
+        cpuOne.stepMs,
+        "ms",
+        tfMs,
+        `${shapeNote}; ours: full Trainer step on 1 CPU device on the main thread`
+      )
     )
-  )
-  if (gpus.length > 0) {
-    const gpuOne = yield* trainRate([gpus[0]!], rowsCount, 1)
-    rows.push(row("MLP step WebGPU (1 device) vs tfjs cpu", gpuOne.stepMs, "ms", tfMs, `${gpuName}`))
+    if (gpu) {
+      const gpuOne = yield* trainRate([gpu], SMALL, STEPS)
+      rows.push(row("MLP step WebGPU (1 device) vs tfjs cpu", gpuOne.stepMs, "ms", tfMs, `${gpuName}`))
+    }
+  }
+
+  // 4. the data-parallel MLP at a size where a real GPU is busy (only with --sizes N, N >= 2048, and an adapter)
+  if ((bigSize >= 2048 || arg("mlp-size")) && adapter) {
+    const big: Shape = {
+      inputs: Math.min(1024, bigSize),
+      hidden: bigSize,
+      classes: Math.min(1000, bigSize),
+      batch: bigSize
+    }
+    const flopsPerSample = 6 * (big.inputs * big.hidden + big.hidden * big.hidden + big.hidden * big.classes)
+    const results = []
+    const placements: Array<string> = []
+    for (const count of [1, 2]) {
+      const opened = yield* webgpu(count)
+      placements.push(opened.discovery.message)
+      results.push(yield* trainRate(opened.devices, big, 8))
+    }
+    const [one, two] = results as [(typeof results)[number], (typeof results)[number]]
+    const note = (k: number) =>
+      `batch ${big.batch}, ${big.inputs}-${big.hidden}-${big.hidden}-${big.classes}; ${placements[k]}; ${load()}`
+    rows.push(
+      row(
+        `MLP ${bigSize} train WebGPU, 1 device`,
+        one.samplesPerSecond,
+        "samples/s",
+        null,
+        `${note(0)}; ${((one.samplesPerSecond * flopsPerSample) / 1e9).toFixed(1)} GFLOP/s; sync ${(100 * one.syncShare).toFixed(1)}%`
+      )
+    )
+    rows.push(
+      row(
+        `MLP ${bigSize} train WebGPU, 2 devices vs 1`,
+        two.samplesPerSecond,
+        "samples/s",
+        one.samplesPerSecond,
+        `${note(1)}; sync ${(100 * two.syncShare).toFixed(1)}%`
+      )
+    )
+    rows.push(
+      row(
+        `MLP ${bigSize} scaling efficiency, 2 devices`,
+        two.samplesPerSecond / (2 * one.samplesPerSecond),
+        "fraction",
+        null,
+        "samples/s of 2 devices / (2 x samples/s of 1 device)"
+      )
+    )
   }
   report("trainer", rows)
 })

@@ -1,7 +1,9 @@
 // Lints every publishable package as npm would publish it: publint and
-// @arethetypeswrong/cli (attw --pack). Run `npm run build` first.
+// @arethetypeswrong/cli on its tarball. Run `npm run build` first: the tarball is packed without the `prepack`
+// build (`test:pack` packs with it, from an unbuilt copy, and runs both tools on those tarballs too).
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 
 const root = path.resolve(import.meta.dirname, "..")
@@ -19,9 +21,16 @@ for (const dir of packages) {
     failed++
     continue
   }
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), "org-check-"))
+  const packed = execFileSync("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", out], {
+    cwd: dir,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  const tarball = path.join(out, JSON.parse(packed.slice(packed.indexOf("[")))[0].filename)
   for (const [tool, args] of [
     ["publint", ["--strict", dir]],
-    ["attw", ["--pack", dir, "--format", "table-flipped", "--profile", "node16"]]
+    ["attw", [tarball, "--format", "table-flipped", "--profile", "node16"]]
   ]) {
     try {
       const out = execFileSync(bin(tool), args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })
@@ -32,6 +41,7 @@ for (const dir of packages) {
       console.error(`✗ ${name}: ${tool}\n${e.stdout ?? ""}${e.stderr ?? ""}`)
     }
   }
+  fs.rmSync(out, { recursive: true, force: true })
 }
 if (failed > 0) {
   console.error(`${failed} check(s) failed`)

@@ -296,7 +296,6 @@ export const run = (options: Options) => {
         batchSize: 512,
         epochs: epochsWanted,
         seed,
-        progress: false,
         optimizer: Optimizer.adam({ learningRate: 0.01 })
       }).pipe(
         Stream.runForEach((event) =>

@@ -104,7 +104,11 @@ export const pcmFromFile = (
       const channels = options.mono === false ? meta.channels : 1
       const bin = yield* Effect.mapError(Process.ffmpeg, (e) => fail(e.message, e))
       const range = options.range
-      const startNs = range?.startNs ?? 0
+      // times on the presentation timeline: the first sample plays at the stream's start;
+      // ffmpeg's -ss counts from the container's start
+      const audioStart = meta.startNs ?? 0
+      const containerStart = meta.containerStartNs ?? 0
+      const startNs = range ? Math.max(range.startNs, audioStart) : audioStart
       const rate = { num: sampleRate, den: 1 }
       return Process.stream({
         command: bin,
@@ -113,10 +117,10 @@ export const pcmFromFile = (
           "-hide_banner",
           "-loglevel",
           "error",
-          ...(range ? ["-ss", Time.formatSeconds(range.startNs)] : []),
+          ...(range ? ["-ss", Time.formatSeconds(Math.max(0, startNs - containerStart))] : []),
           "-i",
           file,
-          ...(range ? ["-t", Time.formatSeconds(range.endNs - range.startNs)] : []),
+          ...(range ? ["-t", Time.formatSeconds(Math.max(0, range.endNs - startNs))] : []),
           "-vn",
           "-sn",
           "-ac",
@@ -152,7 +156,14 @@ export const pcmFromFile = (
 const knownAudio = (source: Reader.Source): AudioMetadata | undefined => {
   const m = typeof source === "string" ? undefined : (source as { metadata?: any }).metadata
   if (m?._tag === "audio") return m as AudioMetadata
-  if (m?._tag === "video" && m.audio) return { _tag: "audio", durationNs: m.durationNs, ...m.audio }
+  if (m?._tag === "video" && m.audio) {
+    return {
+      _tag: "audio",
+      durationNs: m.durationNs,
+      ...m.audio,
+      ...(m.containerStartNs !== undefined ? { containerStartNs: m.containerStartNs } : {})
+    }
+  }
   return undefined
 }
 

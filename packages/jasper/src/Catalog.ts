@@ -7,14 +7,14 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Context, Effect, type Either, Layer, Option, ParseResult, Schema, Stream } from "effect"
+import { Chunk, Clock, Context, Effect, type Either, Layer, Option, ParseResult, Queue, Schema, Stream } from "effect"
 import { type Kysely, sql } from "kysely"
 import * as crypto from "node:crypto"
 import { Database, StorageError as StorageErrors } from "@org/storage"
 
 type StorageError = StorageErrors.StorageError
 const StorageError = StorageErrors.StorageError
-import { migrations, readJson } from "./internal/migrations.js"
+import { migrations } from "./internal/migrations.js"
 import {
   AssetNotFoundError,
   type DecodeError,
@@ -126,7 +126,11 @@ export interface Service {
   ) => Effect.Effect<ReadonlyArray<Media.Change>, StorageError>
   /** The position of the latest change (0 when none). */
   readonly head: Effect.Effect<number, StorageError>
-  /** Follows the change feed from `since`, polling every `pollMs` when caught up (never ends). */
+  /**
+   * Follows the change feed from `since` (never ends). Caught up, it waits for a
+   * commit: on PostgreSQL it is woken by LISTEN/NOTIFY (polling every `pollMs` stays
+   * as the fallback); elsewhere (SQLite) it polls every `pollMs` (default 1000).
+   */
   readonly follow: (since: number, options?: { readonly pollMs?: number }) => Stream.Stream<Media.Change, StorageError>
 }
 
@@ -148,7 +152,12 @@ const decodeAsset = Schema.decodeUnknown(Media.Asset)
 const decodeEntity = Schema.decodeUnknown(Media.Entity)
 const decodeChange = Schema.decodeUnknown(Media.Change)
 
-const toAsset = (row: any) =>
+/** The PostgreSQL channel a commit to the change feed notifies. */
+const CHANGES_CHANNEL = "jasper_changes"
+
+type ReadJson = (value: unknown) => unknown
+
+const toAsset = (row: any, readJson: ReadJson) =>
   decodeAsset({
     id: row.id,
     entityId: row.entity_id,
@@ -164,7 +173,7 @@ const toAsset = (row: any) =>
     updatedAtMs: Number(row.updated_at)
   }).pipe(Effect.mapError(corrupt("catalog.read-asset")))
 
-const toEntity = (row: any) =>
+const toEntity = (row: any, readJson: ReadJson) =>
   decodeEntity({
     id: row.id,
     kind: row.kind,
@@ -184,6 +193,23 @@ const toChange = (row: any) =>
     sha256: row.sha256,
     atMs: Number(row.at)
   }).pipe(Effect.mapError(corrupt("catalog.read-change")))
+
+/** Metadata probed by this version (older rows lack the display and timeline fields and are probed again). */
+const isCurrent = (m: Media.Metadata): boolean =>
+  m._tag === "image"
+    ? m.displayWidth !== undefined
+    : m._tag === "video"
+      ? m.startNs !== undefined && m.endNs !== undefined
+      : m._tag === "audio"
+        ? m.startNs !== undefined
+        : true
+
+/** Text metadata carries the registration's language; the rest is the content's. */
+const withLanguage = (m: Media.Metadata, language: string | undefined): Media.Metadata => {
+  if (m._tag !== "text") return m
+  const { language: _, ...rest } = m
+  return language ? { ...rest, language } : rest
+}
 
 /**
  * The deterministic id of the asset with this content under this entity and role.
@@ -207,6 +233,9 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
     const reader = yield* Reader.Reader
     yield* db.migrate("@org/jasper", migrations)
     const use = <A>(operation: string, f: (k: Kysely<any>) => Promise<A>) => db.use(operation, f)
+    const readJson = db.capabilities.readJson
+    const assetFrom = (row: any) => toAsset(row, readJson)
+    const entityFrom = (row: any) => toEntity(row, readJson)
 
     const getEntity = (id: string): Effect.Effect<Media.Entity, EntityNotFoundError | StorageError> =>
       Effect.flatMap(
@@ -214,7 +243,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
           k.selectFrom("jasper_entities").selectAll().where("id", "=", id).executeTakeFirst()
         ),
         (row): Effect.Effect<Media.Entity, EntityNotFoundError | StorageError> =>
-          row ? toEntity(row) : Effect.fail(new EntityNotFoundError({ entityId: id, message: `no entity ${id}` }))
+          row ? entityFrom(row) : Effect.fail(new EntityNotFoundError({ entityId: id, message: `no entity ${id}` }))
       )
 
     const ancestors = (id: string) =>
@@ -255,10 +284,11 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
           parent_id: entity.parentId ?? null,
           attributes: JSON.stringify(entity.attributes)
         }
+        const createdAt = yield* Clock.currentTimeMillis
         yield* use("catalog.put-entity", (k) =>
           k
             .insertInto("jasper_entities")
-            .values({ ...row, created_at: Date.now() })
+            .values({ ...row, created_at: createdAt })
             .onConflict((oc) =>
               oc
                 .column("id")
@@ -276,7 +306,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
           if (opts?.kind) q = q.where("kind", "=", opts.kind)
           return q.orderBy("id").execute()
         }),
-        (rows) => Effect.forEach(rows, toEntity)
+        (rows) => Effect.forEach(rows, entityFrom)
       )
 
     const withinPixelLimit = (asset: Media.Asset) =>
@@ -322,10 +352,15 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
           .execute()
       )
 
+    // on PostgreSQL, followers are woken on commit (NOTIFY inside the transaction)
+    const notify = db.capabilities.listenNotify
+      ? use("catalog.notify", (k) => sql`select pg_notify(${CHANGES_CHANNEL}, '')`.execute(k))
+      : Effect.void
+
     const findAsset = (where: (q: any) => any, operation: string) =>
       Effect.flatMap(
         use(operation, (k) => where(k.selectFrom("jasper_assets").selectAll()).executeTakeFirst()),
-        (row) => (row ? Effect.map(toAsset(row), Option.some) : Effect.succeed(Option.none<Media.Asset>()))
+        (row) => (row ? Effect.map(assetFrom(row), Option.some) : Effect.succeed(Option.none<Media.Asset>()))
       )
 
     const get: Service["get"] = (id) =>
@@ -360,15 +395,28 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
           if (Option.isSome(known) && known.value.mediaType === mediaType && withinPixelLimit(known.value)) {
             return known.value
           }
-          const metadata = yield* Probe.probe(
-            local.path,
-            mediaType,
-            { uri },
-            {
-              ...(options.pixelLimit ? { pixelLimit: options.pixelLimit } : {}),
-              language: reg.language
-            }
+          // the same bytes anywhere in the catalog (another entity or role) were probed already:
+          // reuse that metadata (when it has every field this version probes) instead of probing again
+          const twin = yield* findAsset(
+            (q) =>
+              q.where("sha256", "=", local.sha256).where("media_type", "=", mediaType).orderBy("added_seq").limit(1),
+            "catalog.register.twin"
           )
+          const reused =
+            Option.isSome(twin) && withinPixelLimit(twin.value) && isCurrent(twin.value.metadata)
+              ? Option.some(withLanguage(twin.value.metadata, reg.language))
+              : Option.none<Media.Metadata>()
+          const metadata = Option.isSome(reused)
+            ? reused.value
+            : yield* Probe.probe(
+                local.path,
+                mediaType,
+                { uri },
+                {
+                  ...(options.pixelLimit ? { pixelLimit: options.pixelLimit } : {}),
+                  language: reg.language
+                }
+              )
           return yield* db.transaction(
             Effect.gen(function* () {
               yield* lockFeed
@@ -391,7 +439,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
               )
               const version = Number(top?.v ?? 0) + 1
               const seq = yield* nextSeq
-              const now = Date.now()
+              const now = yield* Clock.currentTimeMillis
               const asset: Media.Asset = {
                 id,
                 entityId: reg.entityId,
@@ -427,6 +475,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
                   .execute()
               )
               yield* appendChange(version === 1 ? "added" : "changed", asset, seq, now)
+              yield* notify
               return asset
             })
           )
@@ -477,7 +526,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
               if (filter.offset !== undefined) q = q.offset(filter.offset)
               return q.execute()
             }),
-            (rows) => Effect.forEach(rows, toAsset)
+            (rows) => Effect.forEach(rows, assetFrom)
           )
 
     const updateLabels: Service["updateLabels"] = (id, labels, opts) =>
@@ -490,7 +539,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
             yield* lockFeed
             const asset = yield* get(id)
             const next = opts?.merge ? { ...asset.labels, ...decoded } : decoded
-            const now = Date.now()
+            const now = yield* Clock.currentTimeMillis
             yield* use("catalog.update-labels", (k) =>
               k
                 .updateTable("jasper_assets")
@@ -500,6 +549,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
             )
             const seq = yield* nextSeq
             yield* appendChange("metadata", asset, seq, now)
+            yield* notify
             return { ...asset, labels: next, updatedAtMs: now }
           })
         )
@@ -540,7 +590,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
               .orderBy("version")
               .execute()
           ),
-          (rows) => Effect.forEach(rows, toAsset)
+          (rows) => Effect.forEach(rows, assetFrom)
         ),
       updateLabels,
       changes,
@@ -550,17 +600,31 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
         ),
         (r) => Number(r?.value ?? 0)
       ),
-      follow: (since, opts) =>
-        Stream.unfoldChunkEffect(since, (cursor) =>
-          Effect.flatMap(changes(cursor), (batch) =>
-            batch.length > 0
-              ? Effect.succeed(Option.some([Chunk.fromIterable(batch), batch[batch.length - 1]!.seq] as const))
-              : Effect.as(
-                  Effect.sleep(opts?.pollMs ?? 1000),
-                  Option.some([Chunk.empty<Media.Change>(), cursor] as const)
-                )
+      follow: (since, opts) => {
+        const pollMs = opts?.pollMs ?? 1000
+        const feed = (wait: Effect.Effect<void>) =>
+          Stream.unfoldChunkEffect(since, (cursor) =>
+            Effect.flatMap(changes(cursor), (batch) =>
+              batch.length > 0
+                ? Effect.succeed(Option.some([Chunk.fromIterable(batch), batch[batch.length - 1]!.seq] as const))
+                : Effect.as(wait, Option.some([Chunk.empty<Media.Change>(), cursor] as const))
+            )
+          )
+        const listen = db.capabilities.listenNotify ? db.listen : undefined
+        if (!listen) return feed(Effect.sleep(pollMs))
+        // LISTEN first, then read: a change committed in between wakes the next wait;
+        // polling stays as the fallback (a lost connection, a missed notification)
+        return Stream.unwrapScoped(
+          Effect.map(listen(CHANGES_CHANNEL), (wake) =>
+            feed(
+              Effect.zipRight(
+                Effect.race(Effect.asVoid(Queue.take(wake)), Effect.sleep(pollMs)),
+                Effect.asVoid(Queue.takeAll(wake))
+              )
+            )
           )
         )
+      }
     }
     return service
   })

@@ -7,15 +7,15 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Option, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Option, Schedule, Stream } from "effect"
 import type { Kysely } from "kysely"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import { Database, type StorageError as StorageErrors } from "@org/storage"
 import * as Catalog from "./Catalog.js"
 import * as Image from "./Image.js"
-import { readJson } from "./internal/migrations.js"
 import {
   type AssetNotFoundError,
   type DecodeError,
@@ -297,7 +297,13 @@ export interface Service {
  */
 export class Derivatives extends Context.Tag("@org/jasper/Derivatives")<Derivatives, Service>() {}
 
-const toEntry = (row: any): Entry => ({
+const CLAIMS = "jasper_derivative_claims"
+/** How long a claim holds without renewal (the producer renews it every third of this). */
+const CLAIM_LEASE_MS = 30_000
+/** How often a waiting process looks again. */
+const CLAIM_POLL_MS = 50
+
+const toEntry = (row: any, readJson: (value: unknown) => unknown): Entry => ({
   sha256: row.sha256,
   spec: row.spec,
   specVersion: Number(row.spec_version),
@@ -335,7 +341,7 @@ export const make = (options: {
             .where("spec_version", "=", spec.version)
             .executeTakeFirst()
         ),
-        (row) => (row ? Option.some(toEntry(row)) : Option.none())
+        (row) => (row ? Option.some(toEntry(row, db.capabilities.readJson)) : Option.none())
       )
 
     const exists = (p: string) =>
@@ -351,9 +357,71 @@ export const make = (options: {
     const stripes = yield* Effect.forEach(Array.from({ length: 64 }), () => Effect.makeSemaphore(1))
     const stripeOf = (key: string) => stripes[crypto.createHash("sha1").update(key).digest()[0]! % stripes.length]!
 
+    // across processes: a claim row in the database (with a lease the producer renews);
+    // the others poll until the derivative is indexed or the lease runs out
+    const owner = `${os.hostname()}:${process.pid}:${crypto.randomUUID()}`
+    type Key = { readonly sha256: string; readonly spec: string; readonly spec_version: number }
+    const whereKey = <Q extends { where: (...args: Array<any>) => Q }>(q: Q, key: Key): Q =>
+      q.where("sha256", "=", key.sha256).where("spec", "=", key.spec).where("spec_version", "=", key.spec_version)
+    const claim = (key: Key) =>
+      db.transaction(
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          const inserted = yield* use("derivatives.claim", (k) =>
+            k
+              .insertInto(CLAIMS)
+              .values({ ...key, owner, expires_at: now + CLAIM_LEASE_MS })
+              .onConflict((oc) => oc.doNothing())
+              .returning("owner")
+              .execute()
+          )
+          if (inserted.length > 0) return true
+          const held = yield* use("derivatives.claim.held", (k) =>
+            whereKey(k.selectFrom(CLAIMS).select(["owner", "expires_at"]), key).executeTakeFirst()
+          )
+          if (held === undefined) return false // released just now: look again
+          if (held.owner === owner) return true
+          if (Number(held.expires_at) > now) return false
+          // the holder's lease ran out (it died): take over, unless another waiter just did
+          const taken = yield* use("derivatives.claim.takeover", (k) =>
+            whereKey(k.updateTable(CLAIMS).set({ owner, expires_at: now + CLAIM_LEASE_MS }), key)
+              .where("owner", "=", held.owner)
+              .where("expires_at", "=", held.expires_at)
+              .executeTakeFirst()
+          )
+          return Number(taken?.numUpdatedRows ?? 0) === 1
+        })
+      )
+    const renew = (key: Key) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        use("derivatives.claim.renew", (k) =>
+          whereKey(k.updateTable(CLAIMS).set({ expires_at: now + CLAIM_LEASE_MS }), key)
+            .where("owner", "=", owner)
+            .execute()
+        )
+      )
+    const release = (key: Key) =>
+      use("derivatives.claim.release", (k) => whereKey(k.deleteFrom(CLAIMS), key).where("owner", "=", owner).execute())
+
+    const ensureClaimed = <A>(asset: Media.Asset, spec: Spec<A>) => {
+      const key: Key = { sha256: asset.sha256, spec: spec.name, spec_version: spec.version }
+      const attempt: Effect.Effect<Entry & { readonly produced: boolean }, DerivativesError> = Effect.gen(function* () {
+        const stored = yield* lookup(asset.sha256, spec)
+        if (Option.isSome(stored) && (yield* exists(stored.value.path))) return { ...stored.value, produced: false }
+        if (!(yield* claim(key))) return yield* Effect.zipRight(Effect.sleep(CLAIM_POLL_MS), attempt)
+        return yield* Effect.scoped(
+          Effect.gen(function* () {
+            yield* Effect.forkScoped(Effect.repeat(renew(key), Schedule.spaced(CLAIM_LEASE_MS / 3)))
+            return yield* ensureUnlocked(asset, spec)
+          })
+        ).pipe(Effect.ensuring(Effect.ignore(release(key))))
+      })
+      return attempt
+    }
+
     const ensure: Service["ensure"] = (input, spec) =>
       Effect.flatMap(typeof input === "string" ? catalog.get(input) : Effect.succeed(input), (asset) =>
-        stripeOf(`${asset.sha256}/${spec.name}/${spec.version}`).withPermits(1)(ensureUnlocked(asset, spec))
+        stripeOf(`${asset.sha256}/${spec.name}/${spec.version}`).withPermits(1)(ensureClaimed(asset, spec))
       )
 
     const ensureUnlocked = <A>(asset: Media.Asset, spec: Spec<A>) =>
@@ -387,7 +455,7 @@ export const make = (options: {
           path: target,
           byteSize: stat.size,
           metadata,
-          createdAtMs: Date.now()
+          createdAtMs: yield* Clock.currentTimeMillis
         }
         yield* use("derivatives.index", (k) =>
           k
@@ -423,7 +491,7 @@ export const make = (options: {
           use("derivatives.list", (k) =>
             k.selectFrom("jasper_derivatives").selectAll().where("sha256", "=", sha256).orderBy("spec").execute()
           ),
-          (rows) => rows.map(toEntry)
+          (rows) => rows.map((r) => toEntry(r, db.capabilities.readJson))
         )
     }
   })

@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Effect } from "effect"
+import * as fs from "node:fs"
 import sharp from "sharp"
 import { DecodeError, InvalidInputError, PixelLimitError, type ReadError } from "./JasperError.js"
 import type { ImageMetadata } from "./Media.js"
@@ -60,8 +61,22 @@ export interface DecodeOptions {
   readonly layout?: "hwc" | "chw"
   /** Largest accepted `width * height` of the source (default 100 megapixels). */
   readonly pixelLimit?: number
-  /** Apply EXIF orientation (default true). */
+  /**
+   * Apply EXIF orientation (default true), so the tensor has the display size the
+   * probe reports as `displayWidth`/`displayHeight`; false keeps the stored pixels.
+   */
   readonly autoOrient?: boolean
+  /**
+   * The page (animation frame) of a multi-page image (GIF, WebP, TIFF) to decode,
+   * from 0 (the default: only the first page is decoded; the probe's `pages` says
+   * how many there are).
+   */
+  readonly page?: number
+  /**
+   * `srgb` (default) converts to sRGB (CMYK, grey, wide-gamut sources); `keep` leaves
+   * the decoded values as they are, which saves a little when sources are sRGB already.
+   */
+  readonly colourspace?: "srgb" | "keep"
 }
 
 /**
@@ -89,6 +104,23 @@ const decodeError = (label: Label, stage: "probe" | "decode", cause: unknown) =>
     cause
   })
 
+/**
+ * The message every decoder and the probe give for a file of zero bytes.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const EMPTY_FILE = "empty file (0 bytes)"
+
+const isEmpty = (input: string | Uint8Array) => {
+  if (typeof input !== "string") return input.byteLength === 0
+  try {
+    return fs.statSync(input).size === 0
+  } catch {
+    return false
+  }
+}
+
 const isPositiveInt = (n: number) => Number.isSafeInteger(n) && n > 0
 
 const checkOptions = (options: DecodeOptions): InvalidInputError | undefined => {
@@ -107,6 +139,12 @@ const checkOptions = (options: DecodeOptions): InvalidInputError | undefined => 
       crop.top < 0)
   ) {
     return bad(`crop ${JSON.stringify(crop)} is not a rectangle of non-negative integers`)
+  }
+  if (options.page !== undefined && (!Number.isSafeInteger(options.page) || options.page < 0)) {
+    return bad(`page ${options.page} is not a non-negative integer`)
+  }
+  if (options.colourspace !== undefined && options.colourspace !== "srgb" && options.colourspace !== "keep") {
+    return bad(`colourspace must be srgb or keep, not ${String(options.colourspace)}`)
   }
   if (options.channels !== undefined && options.channels !== 3 && options.channels !== 4) {
     return bad(`channels must be 3 or 4, not ${options.channels}`)
@@ -150,6 +188,7 @@ export const probe = (
 ): Effect.Effect<ImageMetadata, DecodeError | PixelLimitError> =>
   Effect.gen(function* () {
     const limit = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT
+    if (isEmpty(input)) return yield* decodeError(label, "probe", new Error(EMPTY_FILE))
     const m = yield* header(input, label)
     if (!m.width || !m.height) return yield* decodeError(label, "probe", new Error("no image dimensions"))
     if (m.width * m.height > limit) return yield* overLimit(input, label, limit)
@@ -160,6 +199,8 @@ export const probe = (
         catch: (cause) => decodeError(label, "probe", cause)
       })
     }
+    const orientation = m.orientation !== undefined && m.orientation >= 1 && m.orientation <= 8 ? m.orientation : 1
+    const turned = orientation >= 5
     return {
       _tag: "image" as const,
       width: m.width,
@@ -167,7 +208,11 @@ export const probe = (
       format: m.format ?? "unknown",
       colorSpace: m.space ?? "unknown",
       channels: m.channels ?? 3,
-      hasAlpha: m.hasAlpha ?? false
+      hasAlpha: m.hasAlpha ?? false,
+      ...(m.orientation !== undefined ? { orientation } : {}),
+      displayWidth: turned ? m.height : m.width,
+      displayHeight: turned ? m.width : m.height,
+      ...(m.pages !== undefined && m.pages > 1 ? { pages: m.pages } : {})
     }
   })
 
@@ -185,11 +230,16 @@ export const decodeInput = (
   Effect.suspend((): Effect.Effect<Tensor, DecodeError | PixelLimitError | InvalidInputError> => {
     const invalid = checkOptions(options)
     if (invalid) return Effect.fail(invalid)
+    if (isEmpty(input)) return Effect.fail(decodeError(label, "decode", new Error(EMPTY_FILE)))
     const limit = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT
     const channels = options.channels ?? 3
     return Effect.tryPromise({
       try: () => {
-        let img = sharp(input, { limitInputPixels: limit, failOn: "warning" })
+        let img = sharp(input, {
+          limitInputPixels: limit,
+          failOn: "warning",
+          ...(options.page !== undefined ? { page: options.page } : {})
+        })
         if (options.autoOrient ?? true) img = img.autoOrient()
         if (options.crop) img = img.extract(options.crop)
         if (options.resize) {
@@ -199,7 +249,8 @@ export const decodeInput = (
           })
         }
         img = channels === 4 ? img.ensureAlpha() : img.removeAlpha()
-        return img.toColourspace("srgb").raw().toBuffer({ resolveWithObject: true })
+        if ((options.colourspace ?? "srgb") === "srgb") img = img.toColourspace("srgb")
+        return img.raw().toBuffer({ resolveWithObject: true })
       },
       catch: (cause) => cause
     }).pipe(

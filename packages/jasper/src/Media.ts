@@ -104,11 +104,22 @@ export const ImageMetadata = Schema.TaggedStruct("image", {
   /** `srgb`, `b-w`, `cmyk`, ... */
   colorSpace: Schema.String,
   channels: Schema.Int,
-  hasAlpha: Schema.Boolean
+  hasAlpha: Schema.Boolean,
+  /** The EXIF orientation (1 to 8) when the file has one; 5 to 8 swap width and height on display. */
+  orientation: Schema.optional(Schema.Int),
+  /** The size as shown (EXIF orientation applied), which `Image.decode` returns by default. */
+  displayWidth: Schema.optional(Schema.Int),
+  displayHeight: Schema.optional(Schema.Int),
+  /** The number of pages or animation frames (GIF, WebP, TIFF) when more than one. */
+  pages: Schema.optional(Schema.Int)
 })
 
 /**
- * Probed metadata of a video; `frameRate` is exact (e.g. 24000/1001).
+ * Probed metadata of a video; `frameRate` is exact (e.g. 24000/1001). `width` and
+ * `height` are the stored (coded) size; `rotation` is the clockwise turn the display
+ * matrix asks for, and `displayWidth`/`displayHeight` the size frames are decoded to
+ * by default. Times are on the file's presentation timeline: `startNs` is when the
+ * first frame shows (not always 0), `timeBase` the stream's clock tick.
  *
  * @since 0.1.0
  * @category schemas
@@ -122,7 +133,31 @@ export const VideoMetadata = Schema.TaggedStruct("video", {
   /** The number of frames, when the container says so. */
   frameCount: Schema.optional(Schema.Int),
   /** The audio stream, when there is one. */
-  audio: Schema.optional(Schema.Struct({ sampleRate: Schema.Int, channels: Schema.Int, codec: Schema.String }))
+  audio: Schema.optional(
+    Schema.Struct({
+      sampleRate: Schema.Int,
+      channels: Schema.Int,
+      codec: Schema.String,
+      /** When the sound track's first sample plays (ns, presentation timeline). */
+      startNs: Schema.optional(Schema.Int)
+    })
+  ),
+  /** Clockwise rotation for display: 0, 90, 180 or 270. */
+  rotation: Schema.optional(Schema.Literal(0, 90, 180, 270)),
+  displayWidth: Schema.optional(Schema.Int),
+  displayHeight: Schema.optional(Schema.Int),
+  /** When the first frame shows, on the file's presentation timeline (ns). */
+  startNs: Schema.optional(Schema.Int),
+  /** The container's start time (ns): where `-ss 0` of ffmpeg points, the earliest stream start. */
+  containerStartNs: Schema.optional(Schema.Int),
+  /** The video stream's time base (seconds per tick). */
+  timeBase: Schema.optional(Time.RationalSchema),
+  /** False when frames do not follow `frameRate` (variable frame rate): their own timestamps are used. */
+  constantRate: Schema.optional(Schema.Boolean),
+  /** When the last frame stops showing (ns, on the presentation timeline). */
+  endNs: Schema.optional(Schema.Int),
+  /** The start timecode (a `tmcd` track or a `timecode` tag), such as `01:00:00:00`. */
+  timecode: Schema.optional(Schema.String)
 })
 
 /**
@@ -135,7 +170,11 @@ export const AudioMetadata = Schema.TaggedStruct("audio", {
   durationNs: Schema.Int,
   sampleRate: Schema.Int,
   channels: Schema.Int,
-  codec: Schema.String
+  codec: Schema.String,
+  /** When the first sample plays, on the file's presentation timeline (ns). */
+  startNs: Schema.optional(Schema.Int),
+  /** The container's start time (ns): where `-ss 0` of ffmpeg points. */
+  containerStartNs: Schema.optional(Schema.Int)
 })
 
 /**
@@ -187,6 +226,20 @@ export type AudioMetadata = typeof AudioMetadata.Type
  * @category models
  */
 export type TextMetadata = typeof TextMetadata.Type
+
+/**
+ * The size an image or video is shown at: its display size when probed, else the
+ * stored one.
+ *
+ * @since 0.2.0
+ * @category helpers
+ */
+export const displaySize = (
+  metadata: ImageMetadata | VideoMetadata
+): { readonly width: number; readonly height: number } => ({
+  width: metadata.displayWidth ?? metadata.width,
+  height: metadata.displayHeight ?? metadata.height
+})
 
 /**
  * A lowercase hex sha256.

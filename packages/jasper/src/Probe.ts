@@ -8,6 +8,7 @@ import { Effect, Either } from "effect"
 import * as fs from "node:fs"
 import * as Image from "./Image.js"
 import * as Process from "./internal/process.js"
+import * as Timeline from "./internal/timeline.js"
 import {
   DecodeError,
   type MediaKind,
@@ -85,6 +86,16 @@ export const ffprobe = (
     })
   })
 
+/** Fails a file of zero bytes with the one message every decoder gives. */
+const nonEmpty = (file: string, label: Label, media: MediaKind) =>
+  Effect.flatMap(
+    Effect.tryPromise({
+      try: () => fs.promises.stat(file),
+      catch: (cause) => fail(label, media, "cannot stat", cause)
+    }),
+    (stat) => (stat.size === 0 ? Effect.fail(fail(label, media, Image.EMPTY_FILE)) : Effect.void)
+  )
+
 const durationOf = (stream: any, format: any): number => {
   for (const d of [stream?.duration, format?.duration]) {
     if (typeof d === "string") {
@@ -97,16 +108,50 @@ const durationOf = (stream: any, format: any): number => {
 
 const known = (codec: unknown) => typeof codec === "string" && codec !== "" && codec !== "none" && codec !== "unknown"
 
+const decimalNs = (value: unknown): number | undefined => {
+  if (typeof value !== "string") return undefined
+  const ns = Time.decimalSecondsToNs(value)
+  return Either.isRight(ns) ? ns.right : undefined
+}
+
 /**
- * Video metadata from ffprobe: exact frame rate, duration, size, codec, audio.
+ * The clockwise rotation a video stream asks for on display: from its display
+ * matrix (ffprobe reports it counter-clockwise) or an old `rotate` tag.
+ */
+const rotationOf = (v: any): 0 | 90 | 180 | 270 => {
+  const matrix = (v.side_data_list ?? []).find(
+    (d: any) => typeof d?.rotation === "number" && /display matrix/i.test(String(d.side_data_type))
+  )
+  const clockwise = matrix !== undefined ? -Number(matrix.rotation) : Number(v.tags?.rotate ?? 0)
+  if (!Number.isFinite(clockwise)) return 0
+  const r = (((Math.round(clockwise / 90) * 90) % 360) + 360) % 360
+  return r as 0 | 90 | 180 | 270
+}
+
+/** The video stream ffmpeg decodes by default: the first that is not cover art. */
+const videoStream = (streams: ReadonlyArray<any>) =>
+  streams.find((s) => s.codec_type === "video" && s.disposition?.attached_pic !== 1)
+
+/**
+ * Video metadata from ffprobe: exact frame rate, duration, stored and display size,
+ * rotation, codec, audio, the presentation timeline (start time, time base, whether
+ * the rate is constant, where it ends) and the start timecode.
  *
  * @since 0.1.0
  * @category probing
  */
 export const video = (file: string, label: Label): Effect.Effect<VideoMetadata, DecodeError | UnsupportedMediaError> =>
+  Effect.map(videoWithTimeline(file, label), ([meta]) => meta)
+
+/** The metadata and the frame timeline it was computed from (the timeline is cached by file). */
+const videoWithTimeline = (
+  file: string,
+  label: Label
+): Effect.Effect<readonly [VideoMetadata, Timeline.Timeline], DecodeError | UnsupportedMediaError> =>
   Effect.gen(function* () {
+    yield* nonEmpty(file, label, "video")
     const { format, streams } = yield* ffprobe(file, label, "video")
-    const v = streams.find((s) => s.codec_type === "video" && s.disposition?.attached_pic !== 1)
+    const v = videoStream(streams)
     if (!v) return yield* fail(label, "video", "no video stream")
     if (!known(v.codec_name)) {
       return yield* new UnsupportedMediaError({
@@ -118,20 +163,55 @@ export const video = (file: string, label: Label): Effect.Effect<VideoMetadata, 
       .map((r) => (typeof r === "string" ? Time.parseRational(r) : undefined))
       .find((r) => r !== undefined && Either.isRight(r) && r.right.num > 0)
     if (!rate || Either.isLeft(rate)) return yield* fail(label, "video", "no frame rate")
+    const tbParsed = typeof v.time_base === "string" ? Time.parseRational(v.time_base) : undefined
+    const timeBase = tbParsed && Either.isRight(tbParsed) && tbParsed.right.num > 0 ? tbParsed.right : undefined
+    if (!timeBase) return yield* fail(label, "video", "no time base")
+    const streamStart = decimalNs(v.start_time) ?? decimalNs(format.start_time) ?? 0
+    const streamDuration = decimalNs(v.duration)
+    const streamEnd = streamDuration !== undefined ? streamStart + streamDuration : undefined
+    const bin = yield* Effect.mapError(Process.ffprobe, (e) => fail(label, "video", e.message, e))
+    const timeline = yield* Effect.mapError(
+      Timeline.scan(bin, file, Number(v.index), timeBase, rate.right, streamEnd),
+      (e) => fail(label, "video", e.message, e)
+    )
+    if (timeline.pts.length === 0) return yield* fail(label, "video", "the video stream has no frames")
     const a = streams.find((s) => s.codec_type === "audio")
-    const frames = Number(v.nb_frames)
-    return {
+    const rotation = rotationOf(v)
+    const [width, height] = [Number(v.width), Number(v.height)]
+    const turned = rotation === 90 || rotation === 270
+    const tmcd = streams.find((s) => s.codec_tag_string === "tmcd")
+    const timecode = [v.tags?.timecode, tmcd?.tags?.timecode, format.tags?.timecode].find(
+      (t) => typeof t === "string" && t !== ""
+    )
+    const meta: VideoMetadata = {
       _tag: "video" as const,
       durationNs: durationOf(v, format),
       frameRate: rate.right,
-      width: Number(v.width),
-      height: Number(v.height),
+      width,
+      height,
       codec: String(v.codec_name),
-      ...(Number.isSafeInteger(frames) && frames > 0 ? { frameCount: frames } : {}),
+      frameCount: timeline.pts.length,
       ...(a && known(a.codec_name)
-        ? { audio: { sampleRate: Number(a.sample_rate), channels: Number(a.channels), codec: String(a.codec_name) } }
-        : {})
+        ? {
+            audio: {
+              sampleRate: Number(a.sample_rate),
+              channels: Number(a.channels),
+              codec: String(a.codec_name),
+              ...(decimalNs(a.start_time) !== undefined ? { startNs: decimalNs(a.start_time)! } : {})
+            }
+          }
+        : {}),
+      rotation,
+      displayWidth: turned ? height : width,
+      displayHeight: turned ? width : height,
+      startNs: timeline.pts[0]!,
+      containerStartNs: decimalNs(format.start_time) ?? 0,
+      timeBase,
+      constantRate: timeline.constantRate,
+      endNs: timeline.endNs,
+      ...(timecode ? { timecode } : {})
     }
+    return [meta, timeline] as const
   })
 
 /**
@@ -142,6 +222,7 @@ export const video = (file: string, label: Label): Effect.Effect<VideoMetadata, 
  */
 export const audio = (file: string, label: Label): Effect.Effect<AudioMetadata, DecodeError | UnsupportedMediaError> =>
   Effect.gen(function* () {
+    yield* nonEmpty(file, label, "audio")
     const { format, streams } = yield* ffprobe(file, label, "audio")
     const a = streams.find((s) => s.codec_type === "audio")
     if (!a) return yield* fail(label, "audio", "no audio stream")
@@ -153,7 +234,9 @@ export const audio = (file: string, label: Label): Effect.Effect<AudioMetadata, 
       durationNs: durationOf(a, format),
       sampleRate: Number(a.sample_rate),
       channels: Number(a.channels),
-      codec: String(a.codec_name)
+      codec: String(a.codec_name),
+      startNs: decimalNs(a.start_time) ?? decimalNs(format.start_time) ?? 0,
+      containerStartNs: decimalNs(format.start_time) ?? 0
     }
   })
 
@@ -210,7 +293,7 @@ export const probe = (
       try: () => fs.promises.stat(file),
       catch: (cause) => fail(label, mediaType, "cannot stat", cause)
     })
-    if (stat.size === 0) return yield* fail(label, mediaType, "empty file (0 bytes)")
+    if (stat.size === 0) return yield* fail(label, mediaType, Image.EMPTY_FILE)
     switch (mediaType) {
       case "image":
         return yield* Image.probe(file, label, { ...(options.pixelLimit ? { pixelLimit: options.pixelLimit } : {}) })

@@ -8,7 +8,9 @@ import { DecodeError, type ReadError, SubtitleError } from "./JasperError.js"
 import * as Reader from "./Reader.js"
 
 /**
- * One cue: `[startNs, endNs)` and its text (lines joined with `\n`).
+ * One cue: `[startNs, endNs)`, its `text` as written in the file (lines joined with
+ * `\n`, markup such as `<i>`, `<v Narrator>` and entities such as `&amp;` kept) and
+ * its `plain` text (tags and `{\...}` overrides removed, entities decoded).
  *
  * @since 0.1.0
  * @category models
@@ -19,7 +21,39 @@ export interface Cue {
   readonly startNs: number
   readonly endNs: number
   readonly text: string
+  readonly plain: string
 }
+
+const ENTITIES: Record<string, string> = {
+  amp: "&",
+  lt: "<",
+  gt: ">",
+  quot: '"',
+  apos: "'",
+  nbsp: "\u00a0",
+  lrm: "\u200e",
+  rlm: "\u200f"
+}
+
+/**
+ * The plain text of cue markup: WebVTT/SRT tags (`<i>`, `<b>`, `<v Narrator>`,
+ * `<c.loud>`, `<00:01.000>`, `<font ...>`) and `{\an8}`-style overrides removed,
+ * character references (`&amp;`, `&#233;`, `&#xE9;`) decoded.
+ *
+ * @since 0.2.0
+ * @category parsing
+ */
+export const plainText = (text: string): string =>
+  text
+    .replace(/<[^>\n]*>/g, "")
+    .replace(/\{\\[^}\n]*\}/g, "")
+    .replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (all, name: string) => {
+      if (name[0] === "#") {
+        const code = name[1] === "x" || name[1] === "X" ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10)
+        return Number.isFinite(code) && code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : all
+      }
+      return ENTITIES[name.toLowerCase()] ?? all
+    })
 
 /**
  * The subtitle formats understood.
@@ -92,7 +126,8 @@ const parseCues = (
       ...(id !== undefined ? { id } : {}),
       startNs: t.right[0],
       endNs: t.right[1],
-      text: body.join("\n")
+      text: body.join("\n"),
+      plain: plainText(body.join("\n"))
     })
   }
   return Either.right(cues)

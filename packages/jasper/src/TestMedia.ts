@@ -35,6 +35,20 @@ export interface Fixtures {
   readonly tone: string
   readonly srt: string
   readonly vtt: string
+  /** 320x240 H.264 (10 frames at 25 fps), left half blue, right half red, with a display matrix turning it 90 degrees clockwise (shown 240x320, blue on top). */
+  readonly rotated: string
+  /** 160x90 H.264 at a variable rate: 1 s of red at 10 fps, then 2 s of blue at 30 fps (70 frames). */
+  readonly vfr: string
+  /** 160x90 H.264, 2 s of testsrc at 25 fps whose stream starts at 10 s, with a start timecode 01:00:00:00 (tmcd). */
+  readonly offset: string
+  /** MKV: 3 s of 160x90 H.264 at 25 fps that starts 25 ms after the container (the audio starts at 0). */
+  readonly lagged: string
+  /** 400x300 JPEG (left half blue, right half red) with EXIF orientation 6: shown 300x400, blue on top. */
+  readonly exifRotated: string
+  /** 64x48 animated GIF of 3 frames (red, green, blue). */
+  readonly animated: string
+  /** WebVTT with markup: italics, a voice span and entities. */
+  readonly markup: string
   readonly broken: {
     /** The first half of `poster`. */
     readonly truncatedJpeg: string
@@ -138,6 +152,8 @@ export const video = (
     readonly audioHz?: number
     /** x264 preset (default `veryfast`; `ultrafast` for big bench files). */
     readonly preset?: string
+    /** Frames between keyframes, fixed (no extra keyframes at scene cuts), as streaming renditions are encoded. */
+    readonly keyframeInterval?: number
   } = {}
 ): Effect.Effect<string, TestMediaError> => {
   const width = options.width ?? 160
@@ -174,8 +190,9 @@ export const video = (
     "1",
     "-pix_fmt",
     "yuv420p",
-    "-g",
-    String(frames)
+    ...(options.keyframeInterval
+      ? ["-g", String(options.keyframeInterval), "-keyint_min", String(options.keyframeInterval), "-sc_threshold", "0"]
+      : ["-g", String(frames)])
   ]).pipe(Effect.as(file))
 }
 
@@ -292,6 +309,154 @@ Blue.
 `
 
 /**
+ * Sets the display matrix of the first track of an MP4 (its `tkhd` box) to a
+ * clockwise rotation of 0, 90, 180 or 270 degrees, as phones record upright video.
+ *
+ * @since 0.2.0
+ * @category generators
+ */
+export const setRotation = (mp4: Uint8Array, degrees: 0 | 90 | 180 | 270): Buffer => {
+  const b = Buffer.from(mp4)
+  const at = b.indexOf("tkhd")
+  if (at < 0) throw new Error("no tkhd box")
+  const matrix = at + 8 + (b[at + 4] === 1 ? 32 : 20) + 16
+  const [cos, sin] = ({ 0: [1, 0], 90: [0, 1], 180: [-1, 0], 270: [0, -1] } as const)[degrees]
+  const values = [cos * 65536, sin * 65536, 0, -sin * 65536, cos * 65536, 0, 0, 0, 0x40000000]
+  values.forEach((v, k) => b.writeInt32BE(v, matrix + 4 * k))
+  return b
+}
+
+/**
+ * The WebVTT text with markup {@link generate} writes.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const MARKUP_VTT = `WEBVTT
+
+00:00.000 --> 00:01.000
+<v Narrator>It was <i>dark</i> &amp; stormy</v>
+
+00:01.000 --> 00:02.000
+<c.loud>Thunder</c> &lt;boom&gt;
+`
+
+const halves = (width: number, height: number, rate: number) =>
+  `color=c=red:s=${width}x${height}:r=${rate},drawbox=x=0:y=0:w=${width / 2}:h=${height}:c=blue:t=fill`
+
+const x264 = ["-c:v", "libx264", "-preset", "veryfast", "-threads", "1", "-pix_fmt", "yuv420p"]
+
+/**
+ * Writes the fixtures of odd but ordinary media: rotated, variable-rate, offset,
+ * lagged, EXIF-rotated, animated, subtitles with markup.
+ */
+const oddities = (p: (name: string) => string, fixtures: Fixtures) =>
+  Effect.gen(function* () {
+    const scratch = p("scratch-rotated.mp4")
+    const stored = p("scratch-lagged.mp4")
+    yield* Effect.all(
+      [
+        ffmpeg(scratch, ["-f", "lavfi", "-i", halves(320, 240, 25), "-frames:v", "10", ...x264]),
+        ffmpeg(fixtures.vfr, [
+          "-f",
+          "lavfi",
+          "-i",
+          "color=c=red:s=160x90:r=10:d=1",
+          "-f",
+          "lavfi",
+          "-i",
+          "color=c=blue:s=160x90:r=30:d=2",
+          "-filter_complex",
+          "[0:v][1:v]concat=n=2:v=1[v]",
+          "-map",
+          "[v]",
+          "-r",
+          "30",
+          "-vsync",
+          "vfr",
+          ...x264,
+          "-g",
+          "30"
+        ]),
+        ffmpeg(fixtures.offset, [
+          "-f",
+          "lavfi",
+          "-i",
+          "testsrc=s=160x90:r=25:d=2",
+          "-output_ts_offset",
+          "10",
+          "-timecode",
+          "01:00:00:00",
+          ...x264
+        ]),
+        ffmpeg(stored, ["-f", "lavfi", "-i", "testsrc=s=160x90:r=25:d=3", ...x264, "-bf", "0", "-g", "25"]),
+        Effect.tryPromise({
+          try: () => {
+            const [w, h] = [64, 48]
+            const pages = Buffer.alloc(w * h * 3 * 3)
+            const colours = [
+              [255, 0, 0],
+              [0, 255, 0],
+              [0, 0, 255]
+            ]
+            colours.forEach((c, p) => {
+              for (let i = 0; i < w * h; i++) pages.set(c, (p * w * h + i) * 3)
+            })
+            return sharp(pages, { raw: { width: w, height: h * 3, channels: 3, pageHeight: h } })
+              .gif({ delay: [200, 200, 200], loop: 0 })
+              .toFile(fixtures.animated)
+          },
+          catch: (e) => fail(fixtures.animated, e)
+        }),
+        Effect.tryPromise({
+          try: () =>
+            sharp({ create: { width: 400, height: 300, channels: 3, background: "red" } })
+              .composite([
+                {
+                  input: { create: { width: 200, height: 300, channels: 3, background: "blue" } },
+                  left: 0,
+                  top: 0
+                }
+              ])
+              .jpeg({ quality: 90 })
+              .withMetadata({ orientation: 6 })
+              .toFile(fixtures.exifRotated),
+          catch: (e) => fail(fixtures.exifRotated, e)
+        }),
+        write(fixtures.markup, MARKUP_VTT)
+      ],
+      { concurrency: 2 }
+    )
+    yield* ffmpeg(fixtures.lagged, [
+      "-itsoffset",
+      "0.025",
+      "-i",
+      stored,
+      "-f",
+      "lavfi",
+      "-i",
+      "sine=frequency=440:sample_rate=8000:duration=3",
+      "-map",
+      "0:v",
+      "-map",
+      "1:a",
+      "-c:v",
+      "copy",
+      "-c:a",
+      "pcm_s16le"
+    ])
+    const rotated = yield* Effect.tryPromise({
+      try: async () => setRotation(await fs.promises.readFile(scratch), 90),
+      catch: (e) => fail(fixtures.rotated, e)
+    })
+    yield* write(fixtures.rotated, rotated)
+    yield* Effect.tryPromise({
+      try: () => Promise.all([scratch, stored].map((f) => fs.promises.rm(f, { force: true }))),
+      catch: (e) => fail(scratch, e)
+    })
+  })
+
+/**
  * Writes every fixture into `dir` (created if missing) and returns their paths.
  * The same inputs give the same bytes (bit-exact encoders, one thread).
  *
@@ -312,6 +477,13 @@ export const generate = (dir: string): Effect.Effect<Fixtures, TestMediaError> =
       tone: p("tone.wav"),
       srt: p("subtitles.srt"),
       vtt: p("subtitles.vtt"),
+      rotated: p("rotated.mp4"),
+      vfr: p("vfr.mp4"),
+      offset: p("offset.mp4"),
+      lagged: p("lagged.mkv"),
+      exifRotated: p("exif-rotated.jpg"),
+      animated: p("animated.gif"),
+      markup: p("subtitles-markup.vtt"),
       broken: {
         truncatedJpeg: p("broken-truncated.jpg"),
         truncatedMp4: p("broken-truncated.mp4"),
@@ -341,6 +513,7 @@ export const generate = (dir: string): Effect.Effect<Fixtures, TestMediaError> =
       ],
       { concurrency: 2 }
     )
+    yield* oddities(p, fixtures)
     const read = (f: string) => Effect.tryPromise({ try: () => fs.promises.readFile(f), catch: (e) => fail(f, e) })
     const jpeg = yield* read(fixtures.poster)
     const mp4 = yield* read(fixtures.cuts)

@@ -5,9 +5,12 @@
  *
  * @since 0.1.0
  */
-import { Effect, Either, Stream } from "effect"
+import { Chunk, Effect, Either, Queue, Stream, type Take } from "effect"
+import * as os from "node:os"
 import * as Process from "./internal/process.js"
+import * as Timeline from "./internal/timeline.js"
 import { DecodeError, InvalidInputError, type ReadError, type UnsupportedMediaError } from "./JasperError.js"
+import * as Media from "./Media.js"
 import type { VideoMetadata } from "./Media.js"
 import * as Probe from "./Probe.js"
 import * as Reader from "./Reader.js"
@@ -31,10 +34,16 @@ export interface Frame {
 }
 
 /**
- * Options of {@link frames}. Give `fps` (the frames showing at the times `k / fps`,
- * each frame once), or `at` (the frames showing at these times, in ns), or neither
- * (every frame). A frame's `ptsNs` is its own start time. `width`/`height` scale
- * the output (one of them keeps the aspect ratio); `range` limits the time span.
+ * Options of {@link frames}. Give `fps` (the frames showing at the sample times
+ * `startNs + k / fps`, each frame once), or `at` (the frames showing at these times,
+ * in ns on the presentation timeline), or neither (every frame). A frame's `ptsNs`
+ * is its own start time on that timeline. `range` keeps the frames showing in
+ * `[startNs, endNs)` (the one already showing at `startNs` included). `width`/`height`
+ * scale the output (one of them keeps the aspect ratio of the display size).
+ * `orientation` is `display` (default: the display matrix applied, so a phone video
+ * shot upright is upright) or `stored` (the coded picture as stored).
+ * `concurrency` bounds the ffmpeg processes decoding segments at once (default: the
+ * number of cores); frames always come in order.
  *
  * @since 0.1.0
  * @category models
@@ -45,6 +54,8 @@ export interface FrameOptions {
   readonly width?: number
   readonly height?: number
   readonly range?: Time.TimeRange
+  readonly orientation?: "display" | "stored"
+  readonly concurrency?: number
 }
 
 /**
@@ -104,8 +115,130 @@ const toRational = (fps: number | Time.Rational): Either.Either<Time.Rational, I
 const seconds = (ns: number) => Time.formatSeconds(Math.max(0, ns))
 
 const base = ["-nostdin", "-hide_banner", "-loglevel", "error"]
-const out = (w: number, h: number, src: VideoMetadata) =>
-  w === src.width && h === src.height ? [] : [`scale=${w}:${h}:flags=bilinear`]
+
+/** The display size of a video, or its stored size when asked for. */
+const sourceSize = (meta: VideoMetadata, orientation: "display" | "stored") =>
+  orientation === "stored" ? { width: meta.width, height: meta.height } : Media.displaySize(meta)
+
+/**
+ * The frame timeline of a local video: cached by file, built from the metadata for
+ * a constant-rate stream (unless keyframes are needed), else scanned from the packets.
+ */
+const timelineFor = (
+  file: string,
+  meta: VideoMetadata,
+  label: Label,
+  needKeyframes: boolean
+): Effect.Effect<Timeline.Timeline, DecodeError | UnsupportedMediaError> =>
+  Effect.gen(function* () {
+    const key = Timeline.keyOf(file)
+    const hit = Timeline.cached(key)
+    if (hit) return hit
+    if (!needKeyframes && meta.constantRate === true && meta.startNs !== undefined && meta.frameCount) {
+      return Timeline.constant(meta.startNs, meta.frameCount, meta.frameRate)
+    }
+    yield* Probe.video(file, label) // scans the packets and caches the timeline
+    const scanned = Timeline.cached(key)
+    if (scanned) return scanned
+    return yield* decodeError(label, "no frame timeline")
+  })
+
+/** A run of frames decoded by one ffmpeg: it seeks to `from` and keeps `wanted` (ascending, >= from). */
+interface Segment {
+  readonly from: number
+  readonly wanted: ReadonlyArray<number>
+}
+
+/** The keyframe at or before frame `i` (0 when keyframes are unknown). */
+const keyframeOf = (t: Timeline.Timeline, i: number) => {
+  let lo = 0
+  let hi = t.keyframes.length - 1
+  let best = 0
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1
+    if (t.keyframes[mid]! <= i) {
+      best = t.keyframes[mid]!
+      lo = mid + 1
+    } else hi = mid - 1
+  }
+  return best
+}
+
+/** Frames skipped before starting a new ffmpeg (with a seek) pays off. */
+const SEEK_GAP = 24
+/** The most frames a select expression names. */
+const MAX_SELECT = 200
+/** Contiguous runs longer than this are split at keyframes to decode concurrently. */
+const SPLIT_RUN = 600
+
+/**
+ * Groups wanted frames (ascending, unique) into segments: a new segment (a new
+ * ffmpeg seeking to the next frame) starts where a keyframe lies between two wanted
+ * frames more than {@link SEEK_GAP} frames apart; long contiguous runs are cut at
+ * keyframes into about `pieces` parts.
+ */
+const plan = (t: Timeline.Timeline, wanted: ReadonlyArray<number>, pieces: number, seek: boolean): Array<Segment> => {
+  const segments: Array<Segment> = []
+  let current: Array<number> = []
+  for (const w of wanted) {
+    const previous = current[current.length - 1]
+    if (
+      previous !== undefined &&
+      (current.length >= MAX_SELECT || (seek && keyframeOf(t, w) > previous && w - previous > SEEK_GAP))
+    ) {
+      segments.push({ from: current[0]!, wanted: current })
+      current = []
+    }
+    current.push(w)
+  }
+  if (current.length > 0) segments.push({ from: current[0]!, wanted: current })
+  if (pieces <= 1 || t.keyframes.length < 2) return segments
+  return segments.flatMap((seg) => {
+    const n = seg.wanted.length
+    const contiguous = seg.wanted[n - 1]! - seg.wanted[0]! === n - 1
+    if (!contiguous || n < SPLIT_RUN) return [seg]
+    const target = Math.ceil(n / pieces)
+    const cuts = t.keyframes.filter((k) => k > seg.wanted[0]! && k <= seg.wanted[n - 1]!)
+    const out: Array<Segment> = []
+    let start = seg.wanted[0]!
+    for (const k of cuts) {
+      if (k - start >= target) {
+        out.push({ from: start, wanted: Array.from({ length: k - start }, (_, j) => start + j) })
+        start = k
+      }
+    }
+    const end = seg.wanted[n - 1]! + 1
+    out.push({ from: start, wanted: Array.from({ length: end - start }, (_, j) => start + j) })
+    return out
+  })
+}
+
+/**
+ * Streams several streams' elements in order while up to `concurrency` of them run
+ * at once (each buffering a couple of elements ahead). Permits are taken in order,
+ * so the stream being read always runs.
+ */
+const ordered = <A, E>(streams: ReadonlyArray<Stream.Stream<A, E>>, concurrency: number): Stream.Stream<A, E> =>
+  streams.length === 1 || concurrency <= 1
+    ? Stream.concatAll(Chunk.fromIterable(streams))
+    : Stream.unwrapScoped(
+        Effect.gen(function* () {
+          const permits = yield* Effect.makeSemaphore(concurrency)
+          const queues = yield* Effect.forEach(streams, () => Queue.bounded<Take.Take<A, E>>(2))
+          yield* Effect.forkScoped(
+            Effect.forEach(
+              streams,
+              (s, i) =>
+                Effect.zipRight(
+                  permits.take(1),
+                  Effect.forkScoped(Effect.ensuring(Stream.runIntoQueue(s, queues[i]!), permits.release(1)))
+                ),
+              { discard: true }
+            )
+          )
+          return Stream.concatAll(Chunk.fromIterable(queues.map((q) => Stream.flattenTake(Stream.fromQueue(q)))))
+        })
+      )
 
 /**
  * Streams frames from a local video file whose metadata is known.
@@ -128,122 +261,150 @@ export const framesFromFile = (
         if (v !== undefined && (!Number.isSafeInteger(v) || v < 2))
           return yield* invalid(`size ${v} is not an integer >= 2`)
       }
+      const orientation = options.orientation ?? "display"
+      if (orientation !== "display" && orientation !== "stored") {
+        return yield* invalid(`orientation ${String(orientation)} is neither display nor stored`)
+      }
+      const concurrency = options.concurrency ?? Math.max(1, os.availableParallelism())
+      if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
+        return yield* invalid(`concurrency ${concurrency} is not a positive integer`)
+      }
+      for (const t of options.at ?? [])
+        if (!Number.isSafeInteger(t)) return yield* invalid(`time ${t} ns is not an integer`)
+      const fps = options.fps !== undefined ? yield* toRational(options.fps) : undefined
       const bin = yield* Effect.mapError(Process.ffmpeg, (e) => decodeError(label, e.message, e))
-      const { height, width } = outputSize(meta, options)
+      const sparse = fps !== undefined || options.at !== undefined
+      const timeline = yield* Effect.catchTag(
+        timelineFor(file, meta, label, sparse || concurrency > 1),
+        "UnsupportedMediaError",
+        (e) => Effect.fail(decodeError(label, e.message, e))
+      )
+      const { height, width } = outputSize(sourceSize(meta, orientation), options)
       const frameBytes = width * height * 3
       const onFailure = (exit: Process.Exit) => decodeError(label, `ffmpeg failed: ${Process.summarize(exit.stderr)}`)
-      const raw = ["-an", "-sn", "-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1"]
-      const rate = meta.frameRate
-      const range = options.range
-      const startNs = range?.startNs ?? 0
 
+      // the frames wanted, ascending and unique; `order` maps them back to the order asked for
+      let wanted: Array<number>
+      let order: Array<number> | undefined
       if (options.at !== undefined) {
-        const at = options.at
-        for (const t of at)
-          if (!Number.isSafeInteger(t) || t < 0) return yield* invalid(`time ${t} ns is not a non-negative integer`)
-        return Stream.fromIterable(at).pipe(
-          Stream.mapEffect((t) => {
-            const frame = Time.nsToFrame(t, rate)
-            const frameStart = Time.frameToNs(frame, rate)
-            // a little before the frame's start, so that the frame itself is the first kept
-            const seek = Math.max(0, frameStart - 200_000)
-            const filters = out(width, height, meta)
-            return Process.stream({
-              command: bin,
-              args: [
-                ...base,
-                "-ss",
-                seconds(seek),
-                "-i",
-                file,
-                ...(filters.length ? ["-vf", filters.join(",")] : []),
-                "-frames:v",
-                "1",
-                ...raw
-              ],
-              pieceBytes: frameBytes,
-              keepPartial: false,
-              onFailure
-            }).pipe(
-              Stream.runHead,
-              Effect.flatMap((head) =>
-                head._tag === "Some"
-                  ? Effect.succeed({ data: head.value, sourceFrame: frame, ptsNs: frameStart })
-                  : Effect.fail(decodeError(label, `no frame at ${Time.formatSeconds(t)} s`))
-              )
+        const indices: Array<number> = []
+        for (const t of options.at) {
+          const i = Timeline.showing(timeline, t)
+          if (i < 0) {
+            return yield* decodeError(
+              label,
+              `no frame at ${Time.formatSeconds(t)} s (frames show from ${Time.formatSeconds(timeline.pts[0] ?? 0)} s to ${Time.formatSeconds(timeline.endNs)} s)`
             )
-          }),
-          Stream.zipWithIndex,
-          Stream.map(([f, index]) => ({
-            index,
-            sourceFrame: f.sourceFrame,
-            ptsNs: f.ptsNs,
-            width,
-            height,
-            data: f.data
-          }))
-        )
+          }
+          indices.push(i)
+        }
+        wanted = [...new Set(indices)].sort((a, b) => a - b)
+        order = indices
+      } else if (fps !== undefined) {
+        wanted = Timeline.sampled(timeline, fps, options.range)
+      } else {
+        const { end, first } = options.range
+          ? Timeline.framesIn(timeline, options.range)
+          : { first: 0, end: timeline.pts.length }
+        wanted = Array.from({ length: Math.max(0, end - first) }, (_, j) => first + j)
       }
+      if (wanted.length === 0) return Stream.empty
 
-      // frames from `first` on; with fps, only the frames showing at the sample times k / fps
-      const first = Time.nsToFrame(startNs, rate)
-      const seekArgs = range
-        ? [
-            "-ss",
-            seconds(Math.max(0, Time.frameToNs(first, rate) - 200_000)),
+      const containerStart = meta.containerStartNs ?? 0
+      // `at` seeks per keyframe range; regular `fps` samples decode in one pass (measured faster
+      // than one ffmpeg per keyframe range under load, see bench/jasper)
+      const segments = plan(timeline, wanted, concurrency, options.at !== undefined)
+      // several ffmpegs at once each decode on one thread; a single one uses its own threads
+      const threads = segments.length > 1 && concurrency > 1 ? ["-threads", "1"] : []
+      const decodeSegment = (seg: Segment): Stream.Stream<Buffer, DecodeError> => {
+        // seek half way between the frame before `from` and `from`: exact whatever the rounding
+        const seek =
+          seg.from > 0 ? Math.floor((timeline.pts[seg.from - 1]! + timeline.pts[seg.from]!) / 2) - containerStart : 0
+        const last = seg.wanted[seg.wanted.length - 1]!
+        const contiguous = last - seg.from === seg.wanted.length - 1
+        const filters = [
+          ...(contiguous ? [] : [`select='${seg.wanted.map((w) => `eq(n,${w - seg.from})`).join("+")}'`]),
+          ...(width === sourceSize(meta, orientation).width && height === sourceSize(meta, orientation).height
+            ? []
+            : [`scale=${width}:${height}:flags=bilinear`])
+        ]
+        return Process.stream({
+          command: bin,
+          args: [
+            ...base,
+            ...threads,
+            ...(orientation === "stored" ? ["-noautorotate"] : []),
+            ...(seg.from > 0 ? ["-ss", seconds(seek)] : []),
             "-i",
             file,
-            "-t",
-            seconds(range.endNs - Time.frameToNs(first, rate))
-          ]
-        : ["-i", file]
-      const filters = out(width, height, meta)
-      let next: () => number
-      if (options.fps !== undefined) {
-        const fps = yield* toRational(options.fps)
-        // frame n holds a sample time k / fps  <=>  floor(k * R / fps) = n  <=>  ceil(n * C / D) < (n + 1) * C / D
-        const C = BigInt(fps.num) * BigInt(rate.den)
-        const D = BigInt(fps.den) * BigInt(rate.num)
-        const g = gcdBig(C, D)
-        const [c, d] = [C / g, D / g]
-        filters.unshift(`select='lt(ceil((n+${first})*${c}/${d}),(n+${first + 1})*${c}/${d})'`)
-        // the same frames, in order, computed exactly
-        let k = (BigInt(first) * c + d - 1n) / d
-        let last = first - 1
-        next = () => {
-          for (;;) {
-            const frame = Number((k * d) / c)
-            k++
-            if (frame > last) {
-              last = frame
-              return frame
-            }
-          }
-        }
-      } else {
-        let n = first
-        next = () => n++
+            ...(filters.length ? ["-vf", filters.join(",")] : []),
+            "-frames:v",
+            String(seg.wanted.length),
+            "-vsync",
+            "0",
+            "-an",
+            "-sn",
+            "-pix_fmt",
+            "rgb24",
+            "-f",
+            "rawvideo",
+            "pipe:1"
+          ],
+          pieceBytes: frameBytes,
+          keepPartial: false,
+          onFailure
+        }).pipe((frames) =>
+          Stream.suspend(() => {
+            let count = 0
+            const short = Effect.suspend(() =>
+              count < seg.wanted.length
+                ? Effect.fail(
+                    decodeError(
+                      label,
+                      `ffmpeg gave ${count} of ${seg.wanted.length} frames from ${Time.formatSeconds(timeline.pts[seg.from]!)} s`
+                    )
+                  )
+                : Effect.void
+            )
+            return Stream.concat(
+              Stream.tap(frames, () => Effect.sync(() => count++)),
+              Stream.drain(Stream.fromEffect(short))
+            )
+          })
+        )
       }
-      return Process.stream({
-        command: bin,
-        args: [...base, ...seekArgs, ...(filters.length ? ["-vf", filters.join(",")] : []), "-vsync", "0", ...raw],
-        pieceBytes: frameBytes,
-        keepPartial: false,
-        onFailure
-      }).pipe(
+      const decoded = ordered(segments.map(decodeSegment), concurrency).pipe(
         Stream.zipWithIndex,
-        Stream.map(([data, index]) => {
-          const sourceFrame = next()
-          return { index, sourceFrame, ptsNs: Time.frameToNs(sourceFrame, rate), width, height, data }
+        Stream.map(([data, j]) => ({ data, sourceFrame: wanted[Number(j)]! }))
+      )
+      const frame = (index: number, f: { data: Buffer; sourceFrame: number }): Frame => ({
+        index,
+        sourceFrame: f.sourceFrame,
+        ptsNs: timeline.pts[f.sourceFrame]!,
+        width,
+        height,
+        data: f.data
+      })
+      if (order === undefined) return Stream.map(Stream.zipWithIndex(decoded), ([f, i]) => frame(i, f))
+      const ascending = order.every((x, i) => i === 0 || x >= order![i - 1]!)
+      if (ascending) {
+        // the same frame may be asked for several times in a row
+        const counts = new Map<number, number>()
+        for (const i of order) counts.set(i, (counts.get(i) ?? 0) + 1)
+        return decoded.pipe(
+          Stream.flatMap((f) => Stream.fromIterable(Array.from({ length: counts.get(f.sourceFrame)! }, () => f))),
+          Stream.zipWithIndex,
+          Stream.map(([f, i]) => frame(i, f))
+        )
+      }
+      return Stream.unwrap(
+        Effect.map(Stream.runCollect(decoded), (chunk) => {
+          const byFrame = new Map(Chunk.toArray(chunk).map((f) => [f.sourceFrame, f]))
+          return Stream.fromIterable(order!.map((i, k) => frame(k, byFrame.get(i)!)))
         })
       )
     })
   )
-
-const gcdBig = (a: bigint, b: bigint): bigint => {
-  while (b !== 0n) [a, b] = [b, a % b]
-  return a
-}
 
 /** An asset's probed video metadata, so that decoding it skips ffprobe. */
 const knownVideo = (source: Reader.Source): VideoMetadata | undefined => {
@@ -306,6 +467,9 @@ export const shotsFromFile = (
     const threshold = options.threshold ?? 0.3
     if (!(threshold > 0 && threshold < 1)) return yield* invalid(`threshold ${threshold} is not between 0 and 1`)
     const bin = yield* Effect.mapError(Process.ffmpeg, (e) => decodeError(label, e.message, e))
+    const timeline = yield* Effect.catchTag(timelineFor(file, meta, label, false), "UnsupportedMediaError", (e) =>
+      Effect.fail(decodeError(label, e.message, e))
+    )
     const res = yield* Process.run(
       bin,
       [
@@ -325,18 +489,32 @@ export const shotsFromFile = (
       64 * 1024 * 1024
     )
     if (res.code !== 0) return yield* decodeError(label, `ffmpeg failed: ${Process.summarize(res.stderr)}`)
-    const rate = meta.frameRate
-    const half = Math.floor(Time.frameToNs(1, rate) / 2)
-    const end = meta.frameCount ? Time.frameToNs(meta.frameCount, rate) : meta.durationNs
+    if (timeline.pts.length === 0) return []
+    // showinfo prints integer pts in the filter's time base, counted from the container's start
+    const tbMatch = /Parsed_showinfo.*?time_base:\s*(\d+)\/(\d+)/.exec(res.stderr)
+    const tb = tbMatch ? { num: Number(tbMatch[1]), den: Number(tbMatch[2]) } : meta.timeBase
+    const containerStart = meta.containerStartNs ?? 0
+    const start = timeline.pts[0]!
+    const end = timeline.endNs
     const cuts: Array<number> = []
-    for (const m of res.stderr.matchAll(/Parsed_showinfo.*?pts_time:\s*([0-9.]+)/g)) {
-      const ns = Time.decimalSecondsToNs(m[1]!)
-      if (Either.isLeft(ns)) continue
-      const at = Time.frameToNs(Time.nsToFrame(ns.right + half, rate), rate)
-      const previous = cuts.length ? cuts[cuts.length - 1]! : 0
+    for (const m of res.stderr.matchAll(/Parsed_showinfo.*?\bpts:\s*(-?\d+)\s+pts_time:\s*(-?[0-9.]+)/g)) {
+      let ns: number
+      if (tb) ns = Timeline.ticksToNs(BigInt(m[1]!), tb)
+      else {
+        const parsed = Time.decimalSecondsToNs(m[2]!)
+        if (Either.isLeft(parsed)) continue
+        ns = parsed.right
+      }
+      // the frame that starts nearest to the reported time
+      const t = ns + containerStart
+      const i = Timeline.showing(timeline, t)
+      if (i < 0) continue
+      const next = i + 1 < timeline.pts.length ? timeline.pts[i + 1]! : Infinity
+      const at = next - t < t - timeline.pts[i]! ? next : timeline.pts[i]!
+      const previous = cuts.length ? cuts[cuts.length - 1]! : start
       if (at > previous && at < end && at - previous >= (options.minShotNs ?? 0)) cuts.push(at)
     }
-    const bounds = [0, ...cuts, end]
+    const bounds = [start, ...cuts, end]
     const ranges: Array<Time.TimeRange> = []
     for (let i = 0; i + 1 < bounds.length; i++) {
       if (bounds[i + 1]! > bounds[i]!) ranges.push({ startNs: bounds[i]!, endNs: bounds[i + 1]! })

@@ -1,5 +1,5 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Chunk, Effect, Either, Layer, Option, Stream } from "effect"
+import { Chunk, Effect, Either, Fiber, Layer, Option, Stream, TestServices } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import { spawn } from "node:child_process"
@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { sql } from "kysely"
+import sharp from "sharp"
 import { Database } from "@org/storage"
 import { StorageTesting } from "@org/storage/testing"
 import { Audio, Catalog, Derivative, Image, Jasper, JasperError, Reader, Subtitles, Video } from "@org/jasper"
@@ -166,8 +167,21 @@ for (const adapter of StorageTesting.adapters()) {
           height: 90,
           codec: "h264",
           frameCount: 90,
-          audio: { sampleRate: 48000, channels: 1, codec: "aac" }
+          audio: { sampleRate: 48000, channels: 1, codec: "aac", startNs: 0 },
+          rotation: 0,
+          displayWidth: 160,
+          displayHeight: 90,
+          startNs: 0,
+          containerStartNs: 0,
+          timeBase: { num: 1, den: 30000 },
+          constantRate: true,
+          endNs: 3_003_000_000
         })
+        // an EXIF-rotated poster: the catalog stores the display size decode returns, beside the stored one
+        const turned = yield* catalog.register({ entityId: "ep-1", role: "exif-poster", uri: fx.exifRotated })
+        expect(turned.metadata).toMatchObject({ width: 400, height: 300, displayWidth: 300, displayHeight: 400 })
+        const shown = yield* Image.decode(turned)
+        expect([shown.width, shown.height]).toEqual([300, 400])
         const film = yield* catalog.register({ entityId: "ep-1", role: "source", uri: fx.ntsc24 })
         expect(film.metadata).toMatchObject({ frameRate: { num: 24000, den: 1001 }, frameCount: 48 })
         const tone = yield* catalog.register({ entityId: "ep-1", role: "audio", uri: fx.tone })
@@ -176,7 +190,9 @@ for (const adapter of StorageTesting.adapters()) {
           durationNs: 1_000_000_000,
           sampleRate: 48000,
           channels: 2,
-          codec: "pcm_s16le"
+          codec: "pcm_s16le",
+          startNs: 0,
+          containerStartNs: 0
         })
         const subs = yield* catalog.register({ entityId: "ep-1", role: "subtitles:en", uri: fx.vtt, language: "en" })
         expect(subs.metadata).toEqual({ _tag: "text", format: "vtt", cues: 3, language: "en" })
@@ -329,6 +345,61 @@ for (const adapter of StorageTesting.adapters()) {
         })
     )
 
+    it.effect("a follower caught up is woken by a commit: LISTEN/NOTIFY on PostgreSQL, polling elsewhere", () =>
+      TestServices.provideLive(
+        Effect.gen(function* () {
+          const catalog = yield* setup
+          const database = yield* Database.Database
+          const notified = database.capabilities.listenNotify
+          expect(database.listen !== undefined).toBe(notified)
+          const start = yield* catalog.head
+          // with LISTEN, a poll interval of a minute: only the notification can deliver in time
+          const follower = yield* Effect.fork(
+            Stream.runCollect(Stream.take(catalog.follow(start, { pollMs: notified ? 60_000 : 50 }), 1))
+          )
+          yield* Effect.sleep("300 millis")
+          const uri = memory.put(`notes/${adapter.name}-follow-${Date.now()}.txt`, "wake up")
+          const asset = yield* catalog.register({ entityId: "ep-1", role: `follow-${Date.now()}`, uri })
+          const got = yield* Fiber.join(follower).pipe(Effect.timeout("15 seconds"))
+          expect(Chunk.toArray(got).map((c) => c.assetId)).toEqual([asset.id])
+        })
+      )
+    )
+
+    it.effect("content already in the catalog under another entity or role is not probed again", () =>
+      Effect.gen(function* () {
+        const catalog = yield* setup
+        const bytes = yield* Effect.promise(() =>
+          sharp({
+            create: { width: 20, height: 10, channels: 3, background: { r: adapter.name.length * 9, g: 1, b: 2 } }
+          })
+            .png()
+            .toBuffer()
+        )
+        const first = yield* catalog.register({
+          entityId: "art-1",
+          role: `twin-a-${Date.now()}`,
+          uri: memory.put(`twin-a-${adapter.name}-${Date.now()}.png`, bytes)
+        })
+        // mark the stored metadata: a second probe would not reproduce the mark
+        const marked = { ...first.metadata, format: "marked-at-first-probe" }
+        yield* Database.use("mark", (k) =>
+          k
+            .updateTable("jasper_assets")
+            .set({ metadata: JSON.stringify(marked) })
+            .where("id", "=", first.id)
+            .execute()
+        )
+        const second = yield* catalog.register({
+          entityId: "art-2",
+          role: "twin-b",
+          uri: memory.put(`twin-b-${adapter.name}-${Date.now()}.png`, bytes)
+        })
+        expect(second.id).not.toBe(first.id)
+        expect(second.metadata).toEqual(marked)
+      })
+    )
+
     it.effect("derivatives are produced once per content hash and spec version, then read", () =>
       Effect.gen(function* () {
         const catalog = yield* setup
@@ -439,43 +510,102 @@ for (const adapter of StorageTesting.adapters()) {
   })
 
   if (adapter.name !== "sqlite-memory") {
-    it.live(`two processes registering at once get one gap-free feed (${adapter.name})`, () =>
-      Effect.gen(function* () {
-        const key = `jasper_procs_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`
-        const shared = adapter.shared(key)
-        yield* Effect.addFinalizer(() => dropShared(shared))
-        // migrate first, so that the children race on registrations rather than on migrations
-        yield* Effect.scoped(Layer.build(jasperOn(shared.layer)))
-        const child = (prefix: string) =>
-          Effect.async<number>((resume) => {
-            const p = spawn(
-              path.join(root, "node_modules/.bin/tsx"),
-              [
-                "--conditions=@org/source",
-                path.join(import.meta.dirname, "child-register.ts"),
-                JSON.stringify(shared.location),
-                prefix,
-                "6"
-              ],
-              { cwd: root, stdio: ["ignore", "ignore", "inherit"] }
+    it.live(
+      `two processes registering at once get one gap-free feed (${adapter.name})`,
+      () =>
+        Effect.gen(function* () {
+          const key = `jasper_procs_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`
+          const shared = adapter.shared(key)
+          yield* Effect.addFinalizer(() => dropShared(shared))
+          // migrate first, so that the children race on registrations rather than on migrations
+          yield* Effect.scoped(Layer.build(jasperOn(shared.layer)))
+          const child = (prefix: string) =>
+            Effect.async<number>((resume) => {
+              const p = spawn(
+                path.join(root, "node_modules/.bin/tsx"),
+                [
+                  "--conditions=@org/source",
+                  path.join(import.meta.dirname, "child-register.ts"),
+                  JSON.stringify(shared.location),
+                  prefix,
+                  "6"
+                ],
+                { cwd: root, stdio: ["ignore", "ignore", "inherit"] }
+              )
+              p.on("close", (code) => resume(Effect.succeed(code ?? -1)))
+              return Effect.sync(() => p.kill("SIGKILL"))
+            })
+          const codes = yield* Effect.all([child("a"), child("b")], { concurrency: 2 })
+          expect(codes).toEqual([0, 0])
+          const feed = yield* Effect.scoped(
+            Effect.flatMap(Layer.build(jasperOn(shared.layer)), (ctx) =>
+              Effect.provide(
+                Effect.flatMap(Catalog.Catalog, (c) => c.changes(0)),
+                ctx
+              )
             )
-            p.on("close", (code) => resume(Effect.succeed(code ?? -1)))
-            return Effect.sync(() => p.kill("SIGKILL"))
-          })
-        const codes = yield* Effect.all([child("a"), child("b")], { concurrency: 2 })
-        expect(codes).toEqual([0, 0])
-        const feed = yield* Effect.scoped(
-          Effect.flatMap(Layer.build(jasperOn(shared.layer)), (ctx) =>
+          )
+          expect(feed.map((c) => c.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1))
+          expect(new Set(feed.map((c) => c.role)).size).toBe(12)
+          expect(feed.every((c) => c.kind === "added")).toBe(true)
+        }).pipe(Effect.scoped),
+      // two tsx processes: slow on a loaded machine
+      240_000
+    )
+
+    it.live(
+      `two processes asking for one derivative: one produces it, the other waits and reads it (${adapter.name})`,
+      () =>
+        Effect.gen(function* () {
+          const key = `jasper_derive_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`
+          const shared = adapter.shared(key)
+          yield* Effect.addFinalizer(() => dropShared(shared))
+          const work = yield* Effect.acquireRelease(
+            Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "jasper-derive-"))),
+            (d) => Effect.sync(() => fs.rmSync(d, { recursive: true, force: true }))
+          )
+          const log = path.join(work, "produced.log")
+          // the fixtures live until the test ends (the children read them)
+          const asset = yield* Effect.flatMap(Layer.build(jasperOn(shared.layer)), (ctx) =>
             Effect.provide(
-              Effect.flatMap(Catalog.Catalog, (c) => c.changes(0)),
+              Effect.gen(function* () {
+                const catalog = yield* setup
+                const fx = yield* Fixtures
+                return { asset: yield* catalog.register({ entityId: "art-1", role: "poster", uri: fx.poster }), fx }
+              }),
               ctx
             )
           )
-        )
-        expect(feed.map((c) => c.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1))
-        expect(new Set(feed.map((c) => c.role)).size).toBe(12)
-        expect(feed.every((c) => c.kind === "added")).toBe(true)
-      }).pipe(Effect.scoped)
+          const child = () =>
+            Effect.async<{ code: number; out: string }>((resume) => {
+              let out = ""
+              const p = spawn(
+                path.join(root, "node_modules/.bin/tsx"),
+                [
+                  "--conditions=@org/source",
+                  path.join(import.meta.dirname, "child-derive.ts"),
+                  JSON.stringify(shared.location),
+                  asset.fx.dir,
+                  path.join(work, "derivatives"),
+                  asset.asset.id,
+                  log
+                ],
+                { cwd: root, stdio: ["ignore", "pipe", "inherit"] }
+              )
+              p.stdout.on("data", (d) => (out += d))
+              p.on("close", (code) => resume(Effect.succeed({ code: code ?? -1, out })))
+              return Effect.sync(() => p.kill("SIGKILL"))
+            })
+          const results = yield* Effect.all([child(), child()], { concurrency: 2 })
+          expect(results.map((r) => r.code)).toEqual([0, 0])
+          const entries = results.map((r) => JSON.parse(r.out.trim().split("\n").pop()!))
+          expect(fs.readFileSync(log, "utf8").trim().split("\n")).toHaveLength(1)
+          expect(entries.map((e) => e.produced).sort()).toEqual([false, true])
+          expect(entries[0].path).toBe(entries[1].path)
+          expect(fs.existsSync(entries[0].path)).toBe(true)
+        }).pipe(Effect.scoped),
+      // two tsx processes and the fixtures: slow on a loaded machine
+      240_000
     )
 
     it.effect(`the change feed survives reopening the database (${adapter.name})`, () =>

@@ -2,10 +2,14 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Stream } from "effect"
 import * as fs from "node:fs"
 import sharp from "sharp"
-import { Audio, Image, Reader, Subtitles, Video } from "@org/jasper"
+import { Audio, Image, Jasper, Probe, Reader, Subtitles, Video } from "@org/jasper"
 import { childDecoders, Fixtures, withReader, zeroCrossings } from "./fixtures.js"
 
 const memory = new Reader.MemoryStore()
+
+/** The build under test, in the suite's name (CI runs this file on Debian's ffmpeg and on the bundled fallback). */
+const build = await Effect.runPromise(Jasper.diagnostics)
+const buildName = `ffmpeg ${build.ffmpeg.version ?? "?"} (${build.ffmpeg.source}), ffprobe ${build.ffprobe.version ?? "?"}`
 
 /** The mean RGB of a packed RGB frame. */
 const mean = (data: Uint8Array) => {
@@ -21,8 +25,18 @@ const isBlue = (data: Uint8Array) => {
   const [r, g, b] = mean(data)
   return b! > 200 && r! < 40 && g! < 40
 }
+/** The rows `[from, to)` of a packed RGB picture `width` wide. */
+const rows = (data: Uint8Array, width: number, from: number, to: number) =>
+  data.subarray(from * width * 3, to * width * 3)
+/** The columns `[from, to)` of a packed RGB picture. */
+const columns = (data: Uint8Array, width: number, height: number, from: number, to: number) => {
+  const out: Array<number> = []
+  for (let y = 0; y < height; y++) out.push(...data.subarray((y * width + from) * 3, (y * width + to) * 3))
+  return Uint8Array.from(out)
+}
+const collect = <A, E, R>(stream: Stream.Stream<A, E, R>) => Effect.map(Stream.runCollect(stream), Chunk.toArray)
 
-layer(withReader(memory), { timeout: 60_000 })("decoders on generated fixtures", (it) => {
+layer(withReader(memory), { timeout: 60_000 })(`decoders on generated fixtures, ${buildName}`, (it) => {
   describe("Image", () => {
     it.effect("decodes to Uint8 HWC and normalized Float32 CHW that agree pixel for pixel", () =>
       Effect.gen(function* () {
@@ -214,6 +228,167 @@ layer(withReader(memory), { timeout: 60_000 })("decoders on generated fixtures",
         }
         const options = yield* Effect.flip(Stream.runCollect(Video.frames(fx.cuts, { fps: 1, at: [0] })))
         expect(options._tag).toBe("InvalidInputError")
+      })
+    )
+  })
+
+  describe("real-world time and geometry", () => {
+    it.effect("a video with a 90 degree display matrix: stored size, rotation, display size, frames upright", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const meta = yield* Probe.video(fx.rotated, { uri: fx.rotated })
+        expect(meta).toMatchObject({ width: 320, height: 240, rotation: 90, displayWidth: 240, displayHeight: 320 })
+        const [upright] = yield* collect(Video.frames(fx.rotated, { at: [0] }))
+        expect([upright!.width, upright!.height, upright!.data.length]).toEqual([240, 320, 240 * 320 * 3])
+        // the left (blue) half of the stored picture is on top once turned clockwise
+        expect(isBlue(rows(upright!.data, 240, 0, 150))).toBe(true)
+        expect(isRed(rows(upright!.data, 240, 170, 320))).toBe(true)
+        const [scaled] = yield* collect(Video.frames(fx.rotated, { at: [0], width: 120 }))
+        expect([scaled!.width, scaled!.height, scaled!.data.length]).toEqual([120, 160, 120 * 160 * 3])
+        expect(isBlue(rows(scaled!.data, 120, 0, 70))).toBe(true)
+        const stored = yield* collect(Video.frames(fx.rotated, { orientation: "stored" }))
+        expect(stored.length).toBe(10)
+        expect([stored[0]!.width, stored[0]!.height]).toEqual([320, 240])
+        expect(isBlue(columns(stored[0]!.data, 320, 240, 0, 150))).toBe(true)
+        expect(isRed(columns(stored[0]!.data, 320, 240, 170, 320))).toBe(true)
+      })
+    )
+
+    it.effect("a JPEG with EXIF orientation 6: the probe's display size is what decode returns", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const meta = yield* Probe.probe(fx.exifRotated, "image", { uri: fx.exifRotated })
+        expect(meta).toMatchObject({ width: 400, height: 300, orientation: 6, displayWidth: 300, displayHeight: 400 })
+        const shown = yield* Image.decode(fx.exifRotated)
+        expect(shown.shape).toEqual([400, 300, 3])
+        expect(isBlue(rows(shown.data as Uint8Array, 300, 0, 190))).toBe(true)
+        const raw = yield* Image.decode(fx.exifRotated, { autoOrient: false })
+        expect(raw.shape).toEqual([300, 400, 3])
+        const plain = yield* Probe.probe(fx.poster, "image", { uri: fx.poster })
+        expect(plain).toMatchObject({ width: 240, height: 360, displayWidth: 240, displayHeight: 360 })
+      })
+    )
+
+    it.effect("variable frame rate: real timestamps for every frame, fps, at, ranges and shots", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const meta = yield* Probe.video(fx.vfr, { uri: fx.vfr })
+        expect(meta).toMatchObject({ constantRate: false, frameCount: 70, startNs: 0 })
+        expect(meta.endNs).toBeGreaterThanOrEqual(2_990_000_000)
+        const all = yield* collect(Video.frames(fx.vfr))
+        expect(all.length).toBe(70)
+        expect(all.slice(0, 11).map((f) => f.ptsNs)).toEqual(Array.from({ length: 11 }, (_, i) => i * 100_000_000))
+        expect(Math.abs(all[11]!.ptsNs - 1_033_333_333)).toBeLessThanOrEqual(1)
+        expect(Math.abs(all[69]!.ptsNs - 2_966_666_667)).toBeLessThanOrEqual(1)
+        expect(isRed(all[9]!.data) && isBlue(all[10]!.data)).toBe(true)
+        const sampled = yield* collect(Video.frames(fx.vfr, { fps: 1 }))
+        expect(sampled.slice(0, 3).map((f) => [f.sourceFrame, f.ptsNs])).toEqual([
+          [0, 0],
+          [10, 1_000_000_000],
+          [40, 2_000_000_000]
+        ])
+        // the 2018 muxer gives the last frame a longer duration, so 3 s is still inside the video there
+        expect(sampled.map((f) => f.sourceFrame).slice(3)).toEqual(meta.endNs! > 3_000_000_000 ? [69] : [])
+        const at = yield* collect(Video.frames(fx.vfr, { at: [950_000_000, 1_500_000_000] }))
+        expect(at.map((f) => [f.sourceFrame, f.ptsNs])).toEqual([
+          [9, 900_000_000],
+          [25, 1_500_000_000]
+        ])
+        expect(isRed(at[0]!.data) && isBlue(at[1]!.data)).toBe(true)
+        const ranged = yield* collect(Video.frames(fx.vfr, { range: { startNs: 500_000_000, endNs: 1_100_000_000 } }))
+        expect(ranged.map((f) => f.sourceFrame)).toEqual([5, 6, 7, 8, 9, 10, 11, 12])
+        ranged.forEach((f) => expect(Buffer.from(f.data).equals(Buffer.from(all[f.sourceFrame]!.data))).toBe(true))
+        const shots = yield* Video.shots(fx.vfr)
+        expect(shots).toEqual([
+          { startNs: 0, endNs: 1_000_000_000 },
+          { startNs: 1_000_000_000, endNs: meta.endNs }
+        ])
+      })
+    )
+
+    it.effect(
+      "a stream that starts at 10 s: frames on the presentation timeline, start time, time base, timecode",
+      () =>
+        Effect.gen(function* () {
+          const fx = yield* Fixtures
+          const meta = yield* Probe.video(fx.offset, { uri: fx.offset })
+          expect(meta).toMatchObject({
+            startNs: 10_000_000_000,
+            containerStartNs: 10_000_000_000,
+            timeBase: { num: 1, den: 12800 },
+            constantRate: true,
+            frameCount: 50,
+            endNs: 12_000_000_000,
+            timecode: "01:00:00:00"
+          })
+          const all = yield* collect(Video.frames(fx.offset))
+          expect(all.length).toBe(50)
+          expect([all[0]!.ptsNs, all[49]!.ptsNs]).toEqual([10_000_000_000, 11_960_000_000])
+          const at = yield* collect(Video.frames(fx.offset, { at: [10_500_000_000, 10_000_000_000] }))
+          expect(at.map((f) => f.sourceFrame)).toEqual([12, 0])
+          expect(Buffer.from(at[0]!.data).equals(Buffer.from(all[12]!.data))).toBe(true)
+          const before = yield* Effect.flip(Stream.runCollect(Video.frames(fx.offset, { at: [5_000_000_000] })))
+          expect(before.message).toContain("no frame at 5.000000000 s")
+          const ranged = yield* collect(
+            Video.frames(fx.offset, { range: { startNs: 11_000_000_000, endNs: 11_200_000_000 } })
+          )
+          expect(ranged.map((f) => f.sourceFrame)).toEqual([25, 26, 27, 28, 29])
+          const sampled = yield* collect(Video.frames(fx.offset, { fps: 1 }))
+          expect(sampled.map((f) => f.ptsNs)).toEqual([10_000_000_000, 11_000_000_000])
+          const shots = yield* Video.shots(fx.offset)
+          expect(shots[0]!.startNs).toBe(10_000_000_000)
+          expect(shots[shots.length - 1]!.endNs).toBe(12_000_000_000)
+        })
+    )
+
+    it.effect("an MKV whose video starts 25 ms in: a range holds every frame showing in it, exactly", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const meta = yield* Probe.video(fx.lagged, { uri: fx.lagged })
+        expect(meta).toMatchObject({ startNs: 25_000_000, containerStartNs: 0, timeBase: { num: 1, den: 1000 } })
+        const all = yield* collect(Video.frames(fx.lagged))
+        expect(all.length).toBe(75)
+        expect(all[0]!.ptsNs).toBe(25_000_000)
+        const ranged = yield* collect(
+          Video.frames(fx.lagged, { range: { startNs: 1_000_000_000, endNs: 1_500_000_000 } })
+        )
+        // 0.985 s (already showing at 1.0 s) to 1.465 s
+        expect(ranged.length).toBe(13)
+        expect([ranged[0]!.ptsNs, ranged[12]!.ptsNs]).toEqual([985_000_000, 1_465_000_000])
+        ranged.forEach((f) => expect(Buffer.from(f.data).equals(Buffer.from(all[f.sourceFrame]!.data))).toBe(true))
+        // the sound track is on the same timeline: it starts at 0, and a range cuts it exactly
+        const sound = yield* collect(
+          Audio.pcm(fx.lagged, { sampleRate: 8000, range: { startNs: 1_000_000_000, endNs: 1_500_000_000 } })
+        )
+        expect(sound[0]!.startNs).toBe(1_000_000_000)
+        expect(sound.reduce((n, c) => n + c.frames, 0)).toBe(4000)
+        const at = yield* collect(Video.frames(fx.lagged, { at: [10_000_000, 2_000_000_000] }))
+        expect(at.length).toBe(1)
+      }).pipe(
+        Effect.flip,
+        Effect.map((e) => expect(e.message).toContain("no frame at 0.010000000 s"))
+      )
+    )
+
+    it.effect("GIF pages, one empty-file message, subtitle markup kept raw and given plain", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const meta = yield* Probe.probe(fx.animated, "image", { uri: fx.animated })
+        expect(meta).toMatchObject({ format: "gif", pages: 3 })
+        const first = yield* Image.decode(fx.animated)
+        const last = yield* Image.decode(fx.animated, { page: 2 })
+        expect(isRed(first.data as Uint8Array)).toBe(true)
+        expect(isBlue(last.data as Uint8Array)).toBe(true)
+        const decodeEmpty = yield* Effect.flip(Image.decode(fx.broken.empty))
+        const probeEmpty = yield* Effect.flip(Probe.probe(fx.broken.empty, "image", { uri: fx.broken.empty }))
+        const videoEmpty = yield* Effect.flip(Stream.runCollect(Video.frames(fx.broken.empty)))
+        for (const e of [decodeEmpty, probeEmpty, videoEmpty]) expect(e.message).toContain("empty file (0 bytes)")
+        const cues = yield* Subtitles.decode(fx.markup)
+        expect(cues.map((c) => c.text)).toEqual([
+          "<v Narrator>It was <i>dark</i> &amp; stormy</v>",
+          "<c.loud>Thunder</c> &lt;boom&gt;"
+        ])
+        expect(cues.map((c) => c.plain)).toEqual(["It was dark & stormy", "Thunder <boom>"])
       })
     )
   })

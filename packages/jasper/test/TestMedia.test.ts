@@ -15,6 +15,13 @@ const files = (fx: TestMedia.Fixtures): Array<string> => [
   fx.tone,
   fx.srt,
   fx.vtt,
+  fx.rotated,
+  fx.vfr,
+  fx.offset,
+  fx.lagged,
+  fx.exifRotated,
+  fx.animated,
+  fx.markup,
   ...Object.values(fx.broken)
 ]
 const digest = (f: string) => crypto.createHash("sha256").update(fs.readFileSync(f)).digest("hex")

@@ -1,8 +1,8 @@
 // A child process for the cross-process feed test: registers `count` text assets on a shared database.
 // Usage: tsx --conditions=@org/source child-register.ts '<location json>' <prefix> <count>
 import { Effect, Layer } from "effect"
-import { StorageTesting } from "@org/storage/testing"
 import { Catalog, Reader } from "@org/jasper"
+import { runChild } from "./child-main.js"
 
 const [location, prefix, count] = process.argv.slice(2)
 const memory = new Reader.MemoryStore()
@@ -14,19 +14,8 @@ const program = Effect.gen(function* () {
     yield* catalog.register({ entityId: "shared", role: `${prefix}-${i}`, uri })
   }
 })
-Effect.runPromise(
+runChild(location!, (storage) =>
   program.pipe(
-    Effect.provide(
-      Catalog.layer().pipe(
-        Layer.provide(Reader.layer({ memory, http: false })),
-        Layer.provide(StorageTesting.fromLocation(JSON.parse(location!)))
-      )
-    )
+    Effect.provide(Catalog.layer().pipe(Layer.provide(Reader.layer({ memory, http: false })), Layer.provide(storage)))
   )
-).then(
-  () => process.exit(0),
-  (e) => {
-    console.error(e)
-    process.exit(1)
-  }
 )

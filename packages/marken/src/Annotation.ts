@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import { JsonValue } from "./internal/codec.js"
 import { Region } from "./Region.js"
 import { FrameRate, TimeRange } from "./Time.js"
 
@@ -43,7 +44,7 @@ export const Fields = {
   time: Schema.optional(TimeRange),
   frameRate: Schema.optional(FrameRate),
   region: Schema.optional(Region),
-  payload: Schema.Unknown,
+  payload: JsonValue,
   label: Schema.optional(Schema.String.pipe(Schema.maxLength(1000))),
   confidence: Schema.optional(Schema.Number.pipe(Schema.between(0, 1)))
 }
@@ -147,7 +148,7 @@ export const Patch = Schema.Struct({
   time: Schema.optional(TimeRange),
   frameRate: Schema.optional(FrameRate),
   region: Schema.optional(Region),
-  payload: Schema.optional(Schema.Unknown),
+  payload: Schema.optional(JsonValue),
   label: Schema.optional(Schema.String.pipe(Schema.maxLength(1000))),
   confidence: Schema.optional(Schema.Number.pipe(Schema.between(0, 1))),
   vectors: Schema.optional(Vectors)

@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import { JSONSchema, Schema } from "effect"
+import { JsonValue } from "./internal/codec.js"
 
 /**
  * A vector field of a type: its dimension and the distance the index uses.
@@ -33,7 +34,7 @@ export type VectorField = Schema.Schema.Type<typeof VectorField>
 export const Definition = Schema.Struct({
   name: Schema.String,
   version: Schema.String,
-  jsonSchema: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  jsonSchema: Schema.Record({ key: Schema.String, value: JsonValue }),
   vectors: Schema.optionalWith(Schema.Record({ key: Schema.String, value: VectorField }), { default: () => ({}) })
 })
 

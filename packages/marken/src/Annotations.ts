@@ -6,12 +6,13 @@
  * @since 0.1.0
  */
 import { Database, Vector, type StorageError as StorageErrors } from "@org/storage"
-import { Context, Effect, Either, Layer, ParseResult, Schema } from "effect"
+import { Context, Effect, Either, Layer, type ParseResult, Schema } from "effect"
 import type { Scope } from "effect"
 import { sql, type Expression, type SqlBool } from "kysely"
 import * as Annotation from "./Annotation.js"
 import type * as AnnotationType from "./AnnotationType.js"
-import { formatPath } from "./internal/codec.js"
+import { describeParseError, formatPath } from "./internal/codec.js"
+import * as crypto from "node:crypto"
 import { keyString, TopK, VectorIndex, type IndexKey, type IndexTuning, type Row } from "./internal/hnsw.js"
 import { uuidv7 } from "./internal/ids.js"
 import * as Sql from "./internal/query.js"
@@ -25,7 +26,7 @@ import {
   type UnknownType
 } from "./MarkenError.js"
 import type * as Operation from "./Operation.js"
-import type * as Query from "./Query.js"
+import * as Query from "./Query.js"
 import * as Region from "./Region.js"
 import * as Registries from "./Registry.js"
 import { Registry } from "./Registry.js"
@@ -152,6 +153,13 @@ export interface Service {
     patch: Annotation.Patch
   ) => Effect.Effect<Annotation.Annotation, AnnotationNotFound | InvalidAnnotation | UnknownType | StorageError>
   readonly remove: (id: string) => Effect.Effect<void, AnnotationNotFound | StorageError>
+  /** Deletes annotations by id in one transaction, the indexes updated once; unknown ids are skipped. */
+  readonly removeMany: (ids: ReadonlyArray<string>) => Effect.Effect<{ readonly removed: number }, StorageError>
+  /**
+   * Deletes every annotation a query matches (its runs: the current ones, or `operationId`'s;
+   * `limit` and `cursor` are ignored) in one transaction, the indexes updated once.
+   */
+  readonly removeWhere: (query: Query.Query) => Effect.Effect<{ readonly removed: number }, InvalidQuery | StorageError>
   readonly query: (query: Query.Query) => Effect.Effect<Page, InvalidQuery | StorageError>
   /** Counts the annotations matching a query, grouped (largest groups first, at most 1000). */
   readonly count: (
@@ -198,7 +206,19 @@ const Base = Schema.Struct(Annotation.Fields)
 const decodeBase = Schema.decodeUnknownEither(Base, { onExcessProperty: "error" })
 const decodeProducer = Schema.decodeUnknownEither(Annotation.Producer, { onExcessProperty: "error" })
 
-const firstIssue = (e: ParseResult.ParseError) => ParseResult.ArrayFormatter.formatErrorSync(e)[0]
+const firstIssue = (e: ParseResult.ParseError) => describeParseError(e)
+
+/** A query that fails its schema: `InvalidQuery` with the field path and a one-line message. */
+const invalidQuery = (e: ParseResult.ParseError, prefix = "") => {
+  const issue = describeParseError(e)
+  return new InvalidQuery({ path: formatPath(prefix, issue.path) || "query", message: issue.message })
+}
+
+/** Queries from code are decoded as HTTP decodes them: one validation, one error. */
+const decodeQuery = <A, I>(schema: Schema.Schema<A, I>, value: unknown, prefix = "") =>
+  Effect.mapError(Schema.decodeUnknown(schema)(value), (e) => invalidQuery(e, prefix))
+
+const decodeKnn = Schema.decodeUnknownEither(Query.Knn)
 
 interface Prepared {
   readonly key: string | undefined
@@ -231,6 +251,9 @@ export const make = (
   Effect.gen(function* () {
     const db = yield* Database.Database
     const registry = yield* Registry
+    const clock = yield* Effect.clock
+    /** Milliseconds from the `Clock` (tests drive it with `TestClock`). */
+    const nowMs = () => clock.unsafeCurrentTimeMillis()
     const caps = db.capabilities
     const tuning: IndexTuning = {
       m: options.m ?? 16,
@@ -257,39 +280,49 @@ export const make = (
       currentOps.add(op)
       generation++
     }
-    const loadCurrent = db
-      .use("marken.current", (k) => k.selectFrom("marken_current").selectAll().execute())
-      .pipe(
-        Effect.map((rows) => {
-          const seen = new Set<string>()
-          for (const r of rows) {
-            const key = opKey(r.type, r.version, r.producer_key)
-            seen.add(key)
-            setCurrent(key, r.operation_id)
-          }
-          for (const [key, op] of [...current]) {
-            if (!seen.has(key)) {
-              current.delete(key)
-              currentOps.delete(op)
-              generation++
-            }
-          }
-        })
-      )
+    const readCurrent = db.use("marken.current", (k) => k.selectFrom("marken_current").selectAll().execute())
+    /** Mirrors the pointer rows read by `readCurrent` (synchronous: readers see the whole change at once). */
+    const applyCurrent = (rows: ReadonlyArray<Record<string, any>>) => {
+      const seen = new Set<string>()
+      for (const r of rows) {
+        const key = opKey(r.type, r.version, r.producer_key)
+        seen.add(key)
+        setCurrent(key, r.operation_id)
+      }
+      for (const [key, op] of [...current]) {
+        if (!seen.has(key)) {
+          current.delete(key)
+          currentOps.delete(op)
+          generation++
+        }
+      }
+    }
+    const loadCurrent = Effect.map(readCurrent, applyCurrent)
     yield* loadCurrent
 
     // ---- vector indexes ----
     interface Entry {
       idx: VectorIndex | undefined
+      /** Held while the index changes (readers on the hot path never yield, so they see it before or after). */
       readonly lock: Effect.Semaphore
+      /** One sync at a time per index. */
+      readonly syncLock: Effect.Semaphore
       lastSync: number
+      /** A sync is reading the database: readers keep searching the state before it. */
+      syncing: boolean
     }
     const indexes = new Map<string, Entry>()
     const entryOf = (key: IndexKey): Entry => {
       const ks = keyString(key)
       let e = indexes.get(ks)
       if (!e) {
-        e = { idx: undefined, lock: Effect.unsafeMakeSemaphore(1), lastSync: Date.now() }
+        e = {
+          idx: undefined,
+          lock: Effect.unsafeMakeSemaphore(1),
+          syncLock: Effect.unsafeMakeSemaphore(1),
+          lastSync: nowMs(),
+          syncing: false
+        }
         indexes.set(ks, e)
       }
       return e
@@ -335,6 +368,8 @@ export const make = (
             if (entry.idx) return entry.idx
             const idx = new VectorIndex(key, spec.dimension, spec.metric, tuning)
             const reason = directory === undefined ? "no index folder" : idx.load(directory, instance.value)
+            // pointers first: the vectors of every run they name were committed before them
+            const pointers = yield* readCurrent
             const rows = yield* readRows(key)
             yield* Effect.try({
               try: () => {
@@ -368,19 +403,41 @@ export const make = (
               catch: failure(`index.load ${keyString(key)}`)
             })
             entry.idx = idx
-            entry.lastSync = Date.now()
+            entry.lastSync = nowMs()
+            applyCurrent(pointers)
             return idx
           })
         )
       })
 
-    /** Picks up writes of other processes: pointer rows, new vectors, deletions. */
+    /**
+     * Picks up writes of other processes: pointer rows, new vectors, deletions. The
+     * pointers are read first (a finished run's vectors were committed before its
+     * pointer), then the vectors; the index takes the vectors before the pointers
+     * move, in one step without yielding, so a reader sees the previous complete run
+     * or the new one, never a run whose vectors the index lacks. While the sync reads,
+     * readers keep searching the state before it.
+     */
     const sync = (entry: Entry, idx: VectorIndex, force = false) =>
+      Effect.suspend(() =>
+        !force && nowMs() - entry.lastSync < syncInterval
+          ? Effect.void
+          : entry.syncLock.withPermits(1)(
+              Effect.suspend(() => {
+                if (!force && nowMs() - entry.lastSync < syncInterval) return Effect.void
+                const startedAt = nowMs()
+                entry.syncing = true
+                return syncNow(entry, idx).pipe(
+                  Effect.tap(() => Effect.sync(() => (entry.lastSync = startedAt))),
+                  Effect.ensuring(Effect.sync(() => (entry.syncing = false)))
+                )
+              })
+            )
+      )
+
+    const syncNow = (entry: Entry, idx: VectorIndex) =>
       Effect.gen(function* () {
-        const now = Date.now()
-        if (!force && now - entry.lastSync < syncInterval) return
-        entry.lastSync = now
-        yield* loadCurrent
+        const pointers = yield* readCurrent
         // rows the index holds already are not decoded (re-checked under the lock below)
         const fresh = yield* readRows(idx.key, Math.max(0, idx.maxSeq - 1000), (seq) => idx.labels.has(seq))
         const total = yield* db.use("marken.index.count", (k) =>
@@ -392,17 +449,12 @@ export const make = (
             .where("field", "=", idx.key.field)
             .executeTakeFirstOrThrow()
         )
-        yield* entry.lock.withPermits(1)(
-          Effect.gen(function* () {
-            for (const r of fresh) {
-              if (!idx.labels.has(r.seq)) {
-                idx.add(r)
-                generation++
-              }
-            }
-            if (Number(total.n) !== idx.size) {
-              generation++
-              const all = yield* db.use("marken.index.labels", (k) =>
+        const expected = Number(total.n)
+        const known = idx.size + fresh.filter((r) => !idx.labels.has(r.seq)).length
+        // deletions or rows older than the window: the full label list, and the rows still missing
+        const all =
+          expected !== known
+            ? yield* db.use("marken.index.labels", (k) =>
                 k
                   .selectFrom("marken_vectors")
                   .select("seq")
@@ -411,13 +463,36 @@ export const make = (
                   .where("field", "=", idx.key.field)
                   .execute()
               )
-              const live = new Set(all.map((r) => Number(r.seq)))
-              for (const label of [...idx.labels.keys()]) if (!live.has(label)) idx.remove(label)
-              if (live.size > idx.size) {
-                const missing = yield* readRows(idx.key, 0, (seq) => idx.labels.has(seq))
-                for (const r of missing) if (!idx.labels.has(r.seq)) idx.add(r)
+            : undefined
+        const fetched = new Set(fresh.map((r) => r.seq))
+        const missing =
+          all !== undefined && all.some((r) => !idx.labels.has(Number(r.seq)) && !fetched.has(Number(r.seq)))
+            ? yield* readRows(idx.key, 0, (seq) => idx.labels.has(seq) || fetched.has(seq))
+            : []
+        yield* entry.lock.withPermits(1)(
+          Effect.sync(() => {
+            for (const r of fresh) {
+              if (!idx.labels.has(r.seq)) {
+                idx.add(r)
+                generation++
               }
             }
+            for (const r of missing) {
+              if (!idx.labels.has(r.seq)) {
+                idx.add(r)
+                generation++
+              }
+            }
+            if (all !== undefined) {
+              generation++
+              const live = new Set(all.map((r) => Number(r.seq)))
+              // labels added by this process after the read are newer than every row it saw
+              let newest = 0
+              for (const seq of live) if (seq > newest) newest = seq
+              for (const label of [...idx.labels.keys()]) if (label <= newest && !live.has(label)) idx.remove(label)
+            }
+            // last, and in the same step: the pointers move once the index holds their vectors
+            applyCurrent(pointers)
           })
         )
       })
@@ -533,7 +608,7 @@ export const make = (
       status: "open" | "finished"
     ) =>
       Effect.gen(function* () {
-        const now = Date.now()
+        const now = nowMs()
         const row = {
           id: uuidv7(now),
           type,
@@ -589,7 +664,7 @@ export const make = (
         const r = yield* db.transaction(
           Effect.gen(function* () {
             const r = yield* lockOperation(operationId).pipe(Effect.flatMap(requireOpen))
-            const now = Date.now()
+            const now = nowMs()
             yield* db.use("marken.operation.finish", async (k) => {
               await k
                 .updateTable("marken_operations")
@@ -645,7 +720,7 @@ export const make = (
             yield* db.use("marken.operation.cancel", (k) =>
               k
                 .updateTable("marken_operations")
-                .set({ status: "cancelled", finished_ms: Date.now() })
+                .set({ status: "cancelled", finished_ms: nowMs() })
                 .where("id", "=", operationId)
                 .execute()
             )
@@ -773,7 +848,7 @@ export const make = (
       ch: ReturnType<typeof changes>
     ) =>
       Effect.gen(function* () {
-        const now = Date.now()
+        const now = nowMs()
         // the last item with a key wins within a batch
         const lastOfKey = new Map<string, number>()
         prepared.forEach(({ p }, i) => {
@@ -958,9 +1033,48 @@ export const make = (
     const where = (conds: ReadonlyArray<Expression<SqlBool>>) =>
       conds.length === 0 ? sql<SqlBool>`1 = 1` : sql<SqlBool>`${sql.join(conds, sql` and `)}`
 
-    const query = (q: Query.Query) =>
+    /** The current runs a query reads (its type, version and producer narrow them), sorted. */
+    const currentRuns = (q: Query.Query) =>
+      db
+        .use("marken.query.runs", (k) => {
+          let r = k.selectFrom("marken_current").select("operation_id")
+          if (q.type !== undefined) r = r.where("type", "=", q.type)
+          if (q.version !== undefined) r = r.where("version", "=", q.version)
+          if (q.producer !== undefined) r = r.where("producer_key", "=", q.producer)
+          return r.execute()
+        })
+        .pipe(Effect.map((rows) => rows.map((r) => r.operation_id as string).sort()))
+    const digestOf = (ops: ReadonlyArray<string>) =>
+      crypto.createHash("sha256").update(ops.join(",")).digest("base64url").slice(0, 22)
+    /** A cursor carries the runs themselves up to this many; beyond, their digest. */
+    const maxPinned = 40
+
+    const query = (input: Query.Query) =>
       Effect.gen(function* () {
-        const conds = yield* compile(() => Sql.conditions(caps, q))
+        const q = yield* decodeQuery(Query.Query, input)
+        // the runs of the first page: later pages read the same ones (see `Sql.Cursor`)
+        let ops: ReadonlyArray<string> | undefined
+        let pin: { ops?: ReadonlyArray<string>; digest?: string } = {}
+        if (q.operationId === undefined) {
+          const cursor = q.cursor === undefined ? undefined : yield* compile(() => Sql.decodeCursor(q.cursor!))
+          if (cursor?.ops !== undefined) {
+            ops = cursor.ops
+            pin = { ops }
+          } else {
+            const now = yield* currentRuns(q)
+            const digest = digestOf(now)
+            if (cursor?.digest !== undefined && cursor.digest !== digest) {
+              return yield* new InvalidQuery({
+                path: "cursor",
+                message:
+                  "the runs this query reads changed since its first page (an operation finished); query again without a cursor"
+              })
+            }
+            ops = now
+            pin = now.length <= maxPinned ? { ops: now } : { digest }
+          }
+        }
+        const conds = yield* compile(() => Sql.conditions(caps, q, ops))
         const pg = yield* compile(() => Sql.page(q))
         const limit = q.limit ?? 100
         const rows = yield* db.use("marken.query", (k) =>
@@ -978,12 +1092,14 @@ export const make = (
         const last = pageRows[pageRows.length - 1]
         return {
           items: pageRows.map((r) => toAnnotation(r, vs ? (vs.get(r.id) ?? {}) : undefined)),
-          ...(more && last ? { next: Sql.encodeCursor({ v: pg.sortValue(last), id: last.id }) } : {})
+          ...(more && last ? { next: Sql.encodeCursor({ v: pg.sortValue(last), id: last.id, ...pin }) } : {})
         } satisfies Page
       })
 
-    const count = (q: Query.Query, by: Query.GroupBy) =>
+    const count = (input: Query.Query, by: Query.GroupBy) =>
       Effect.gen(function* () {
+        const q = yield* decodeQuery(Query.Query, input)
+        yield* decodeQuery(Query.GroupBy, by, "by")
         const conds = yield* compile(() => Sql.conditions(caps, q))
         const g = yield* compile(() => Sql.groupExpression(caps, by))
         const rows = yield* db.use("marken.count", (k) =>
@@ -1116,6 +1232,38 @@ export const make = (
         yield* applyChanges(ch.map)
       })
 
+    const removeIds = (ids: ReadonlyArray<string>) =>
+      Effect.gen(function* () {
+        const ch = changes()
+        const removed = yield* db.transaction(
+          Effect.gen(function* () {
+            const known = yield* Effect.forEach(chunk([...new Set(ids)], 500), (part) =>
+              db.use("marken.removeMany.ids", (k) =>
+                k.selectFrom("marken_annotations").select("id").where("id", "in", part).execute()
+              )
+            )
+            const found = known.flat().map((r) => r.id as string)
+            yield* deleteAnnotations(found, ch)
+            return found.length
+          })
+        )
+        yield* applyChanges(ch.map)
+        return { removed }
+      })
+
+    const removeMany = (ids: ReadonlyArray<string>) =>
+      ids.length === 0 ? Effect.succeed({ removed: 0 }) : removeIds(ids)
+
+    const removeWhere = (input: Query.Query) =>
+      Effect.gen(function* () {
+        const q = yield* decodeQuery(Query.Query, input)
+        const conds = yield* compile(() => Sql.conditions(caps, { ...q, cursor: undefined }))
+        const rows = yield* db.use("marken.removeWhere.ids", (k) =>
+          k.selectFrom("marken_annotations as a").select("a.id").where(where(conds)).execute()
+        )
+        return yield* removeMany(rows.map((r) => r.id as string))
+      })
+
     // ---- vector search ----
     const hot = new Map<string, { readonly entry: Entry; readonly spec: AnnotationType.VectorField }>()
     const indexFor = (type: string, version: string, field: string) =>
@@ -1221,12 +1369,46 @@ export const make = (
       }
     }
 
+    /** The payloads of the hits, in one query (`includePayload`). */
+    const withPayloads = (hits: ReadonlyArray<Query.Hit>) =>
+      hits.length === 0
+        ? Effect.succeed(hits)
+        : db
+            .use("marken.search.payloads", (k) =>
+              k
+                .selectFrom("marken_annotations")
+                .select(["id", "payload"])
+                .where(
+                  "id",
+                  "in",
+                  hits.map((h) => h.id)
+                )
+                .execute()
+            )
+            .pipe(
+              Effect.map((rows) => {
+                const payloads = new Map(rows.map((r) => [r.id as string, caps.readJson(r.payload)]))
+                return hits.map((h) => ({ ...h, payload: payloads.get(h.id) ?? null }))
+              })
+            )
+
     const search = (knn: Query.Knn) =>
+      knn.includePayload === true ? Effect.flatMap(searchHits(knn), withPayloads) : searchHits(knn)
+
+    const searchHits = (knn: Query.Knn) =>
       Effect.suspend(() => {
+        // the vector is checked on its own (it may be a Float32Array); the rest against the schema
+        const checked = decodeKnn({ ...knn, vector: [] })
+        if (Either.isLeft(checked)) return Effect.fail(invalidQuery(checked.left))
         const memory = memoryOnly(knn.filter, knn.type, knn.version)
         // hot path: a loaded index, synced recently, no SQL filter: no database round trip
         const ready = hot.get(keyString(knn))
-        if (memory && ready && ready.entry.idx && Date.now() - ready.entry.lastSync < syncInterval) {
+        if (
+          memory &&
+          ready &&
+          ready.entry.idx &&
+          (ready.entry.syncing || nowMs() - ready.entry.lastSync < syncInterval)
+        ) {
           return searchNow(ready.entry.idx, ready.spec, knn, undefined)
         }
         return Effect.gen(function* () {
@@ -1236,8 +1418,9 @@ export const make = (
         })
       })
 
-    const pairs = (p: Query.Pairs) =>
+    const pairs = (input: Query.Pairs) =>
       Effect.gen(function* () {
+        const p = yield* decodeQuery(Query.Pairs, input)
         const { idx, entry } = yield* indexFor(p.type, p.version, p.field)
         const left = yield* matchingLabels(idx, entry, p.left)
         const right = yield* matchingLabels(idx, entry, p.right)
@@ -1417,6 +1600,8 @@ export const make = (
       get,
       update,
       remove,
+      removeMany,
+      removeWhere,
       query,
       count,
       search,

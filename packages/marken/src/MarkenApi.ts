@@ -7,13 +7,13 @@
 import {
   HttpApi,
   HttpApiEndpoint,
-  HttpApiError,
   HttpApiGroup,
   HttpApiMiddleware,
   HttpApiSchema,
   HttpApiSecurity,
   OpenApi
 } from "@effect/platform"
+import type { HttpMethod } from "@effect/platform/HttpMethod"
 import { Context, Schema } from "effect"
 import * as Annotation from "./Annotation.js"
 import * as AnnotationType from "./AnnotationType.js"
@@ -25,8 +25,10 @@ import {
   MarkenFailure,
   OperationClosed,
   OperationNotFound,
+  TypeNotFound,
   UnknownType
 } from "./MarkenError.js"
+import { finishDocument } from "./internal/openapi.js"
 import * as Operation from "./Operation.js"
 import * as Query from "./Query.js"
 
@@ -80,16 +82,142 @@ export class Caller extends Context.Tag("@org/marken/MarkenApi/Caller")<
 >() {}
 
 /**
- * Bearer-token authentication of every endpoint.
+ * The request body exceeds the server's limit (413).
  *
- * @since 0.1.0
+ * @since 0.2.0
+ * @category errors
+ */
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
+  "PayloadTooLarge",
+  { maxBytes: Schema.Number, message: Schema.String },
+  HttpApiSchema.annotations({ status: 413 })
+) {}
+
+/**
+ * The request body is not JSON (415): send `Content-Type: application/json`.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
+  "UnsupportedMediaType",
+  { contentType: Schema.String, message: Schema.String },
+  HttpApiSchema.annotations({ status: 415 })
+) {}
+
+/**
+ * The request does not match the endpoint's schema (400): the body is not valid
+ * JSON, a field is missing or out of range. `path` names the field
+ * (`"body"`, `"time.endNs"`, `"items.3.payload"`), `message` says what is wrong in one line.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()(
+  "InvalidRequest",
+  { path: Schema.String, message: Schema.String },
+  HttpApiSchema.annotations({ status: 400 })
+) {}
+
+/**
+ * No route has this path (404).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class RouteNotFound extends Schema.TaggedError<RouteNotFound>()(
+  "RouteNotFound",
+  { method: Schema.String, path: Schema.String, message: Schema.String },
+  HttpApiSchema.annotations({ status: 404 })
+) {}
+
+/**
+ * The path exists but not with this method (405); `allowed` lists the methods it
+ * has (also in the `Allow` header).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class MethodNotAllowed extends Schema.TaggedError<MethodNotAllowed>()(
+  "MethodNotAllowed",
+  { method: Schema.String, path: Schema.String, allowed: Schema.Array(Schema.String), message: Schema.String },
+  HttpApiSchema.annotations({ status: 405 })
+) {}
+
+/**
+ * Bearer-token authentication of the endpoints that read: the token must be known
+ * (401) and carry the `read` scope (403).
+ *
+ * @since 0.2.0
  * @category middleware
  */
-export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("@org/marken/MarkenApi/Authorization", {
-  failure: Unauthorized,
-  provides: Caller,
-  security: { bearer: HttpApiSecurity.bearer }
-}) {}
+export class ReadAuthorization extends HttpApiMiddleware.Tag<ReadAuthorization>()(
+  "@org/marken/MarkenApi/ReadAuthorization",
+  {
+    failure: Schema.Union(Unauthorized, Forbidden),
+    provides: Caller,
+    security: { bearer: HttpApiSecurity.bearer }
+  }
+) {}
+
+/**
+ * Bearer-token authentication of the endpoints that write: the token must be known
+ * (401) and carry the `write` scope (403). `write` does not imply `read`.
+ *
+ * @since 0.2.0
+ * @category middleware
+ */
+export class WriteAuthorization extends HttpApiMiddleware.Tag<WriteAuthorization>()(
+  "@org/marken/MarkenApi/WriteAuthorization",
+  {
+    failure: Schema.Union(Unauthorized, Forbidden),
+    provides: Caller,
+    security: { bearer: HttpApiSecurity.bearer }
+  }
+) {}
+
+type Endpoint<N extends string, M extends HttpMethod, P, U, Pl, H, S, E, R, RE> = HttpApiEndpoint.HttpApiEndpoint<
+  N,
+  M,
+  P,
+  U,
+  Pl,
+  H,
+  S,
+  E,
+  R,
+  RE
+>
+
+/** The summary, description and scope of an endpoint in the OpenAPI document. */
+const doc = (scope: Scope, summary: string, description?: string) =>
+  Context.make(OpenApi.Summary, summary).pipe(
+    Context.add(
+      OpenApi.Description,
+      `${description ? `${description}\n\n` : ""}Needs a bearer token with the \`${scope}\` scope.`
+    ),
+    // the requirement names the scope (OpenAPI 3.1 allows role names for non-OAuth schemes)
+    Context.add(OpenApi.Transform, (op: Record<string, any>) => ({ ...op, security: [{ bearer: [scope] }] }))
+  )
+
+/** An endpoint that reads: bearer token with the `read` scope. */
+const read = <N extends string, M extends HttpMethod, P, U, Pl, H, S, E, R, RE>(
+  endpoint: Endpoint<N, M, P, U, Pl, H, S, E, R, RE>,
+  summary: string,
+  description?: string
+) => endpoint.middleware(ReadAuthorization).annotateContext(doc("read", summary, description))
+
+/** An endpoint that writes: bearer token with the `write` scope. */
+const write = <N extends string, M extends HttpMethod, P, U, Pl, H, S, E, R, RE>(
+  endpoint: Endpoint<N, M, P, U, Pl, H, S, E, R, RE>,
+  summary: string,
+  description?: string
+) => endpoint.middleware(WriteAuthorization).annotateContext(doc("write", summary, description))
+
+/** An endpoint with a JSON body can also answer 413 and 415. */
+const withBody = <N extends string, M extends HttpMethod, P, U, Pl, H, S, E, R, RE>(
+  endpoint: Endpoint<N, M, P, U, Pl, H, S, E, R, RE>
+) => endpoint.addError(PayloadTooLarge).addError(UnsupportedMediaType)
 
 const id = HttpApiSchema.param("id", Schema.String)
 const name = HttpApiSchema.param("name", Schema.String)
@@ -118,18 +246,32 @@ export const Group = Schema.Struct({ key: Schema.NullOr(Schema.String), count: S
  * @category groups
  */
 export class Types extends HttpApiGroup.make("types")
-  .add(HttpApiEndpoint.get("list", "/types").addSuccess(Schema.Array(AnnotationType.Definition)))
   .add(
-    HttpApiEndpoint.get("get")`/types/${name}/${version}`
-      .addSuccess(AnnotationType.Definition)
-      .addError(HttpApiError.NotFound)
+    read(
+      HttpApiEndpoint.get("list", "/types").addSuccess(Schema.Array(AnnotationType.Definition)),
+      "List annotation types",
+      "Every registered type version."
+    )
   )
   .add(
-    HttpApiEndpoint.post("register", "/types")
-      .setPayload(AnnotationType.Definition)
-      .addSuccess(AnnotationType.Definition, { status: 201 })
-      .addError(IncompatibleType)
-      .addError(Forbidden)
+    read(
+      HttpApiEndpoint.get("get")`/types/${name}/${version}`
+        .addSuccess(AnnotationType.Definition)
+        .addError(TypeNotFound),
+      "Get one annotation type version"
+    )
+  )
+  .add(
+    write(
+      withBody(
+        HttpApiEndpoint.post("register", "/types")
+          .setPayload(AnnotationType.Definition)
+          .addSuccess(AnnotationType.Definition, { status: 201 })
+          .addError(IncompatibleType)
+      ),
+      "Register an annotation type version",
+      "Idempotent for the same schema; a minor version may only add optional fields."
+    )
   )
   .annotate(OpenApi.Description, "Annotation types: each version with the JSON Schema of its payload") {}
 
@@ -141,36 +283,77 @@ export class Types extends HttpApiGroup.make("types")
  */
 export class Annotations extends HttpApiGroup.make("annotations")
   .add(
-    HttpApiEndpoint.post("create", "/annotations")
-      .setPayload(Annotation.Input)
-      .addSuccess(Annotation.Annotation, { status: 201 })
-      .addError(InvalidAnnotation)
-      .addError(UnknownType)
-      .addError(Forbidden)
+    write(
+      withBody(
+        HttpApiEndpoint.post("create", "/annotations")
+          .setPayload(Annotation.Input)
+          .addSuccess(Annotation.Annotation, { status: 201 })
+          .addError(InvalidAnnotation)
+          .addError(UnknownType)
+      ),
+      "Create an annotation",
+      "The annotation joins the current run of its producer for its type version."
+    )
   )
   .add(
-    HttpApiEndpoint.get("get")`/annotations/${id}`
-      .setUrlParams(Schema.Struct({ withVectors: Schema.optional(Schema.BooleanFromString) }))
-      .addSuccess(Annotation.Annotation)
-      .addError(AnnotationNotFound)
+    read(
+      HttpApiEndpoint.get("get")`/annotations/${id}`
+        .setUrlParams(Schema.Struct({ withVectors: Schema.optional(Schema.BooleanFromString) }))
+        .addSuccess(Annotation.Annotation)
+        .addError(AnnotationNotFound),
+      "Get an annotation"
+    )
   )
   .add(
-    HttpApiEndpoint.patch("update")`/annotations/${id}`
-      .setPayload(Annotation.Patch)
-      .addSuccess(Annotation.Annotation)
-      .addError(AnnotationNotFound)
-      .addError(InvalidAnnotation)
-      .addError(UnknownType)
-      .addError(Forbidden)
+    write(
+      withBody(
+        HttpApiEndpoint.patch("update")`/annotations/${id}`
+          .setPayload(Annotation.Patch)
+          .addSuccess(Annotation.Annotation)
+          .addError(AnnotationNotFound)
+          .addError(InvalidAnnotation)
+          .addError(UnknownType)
+      ),
+      "Update an annotation",
+      "The fields given replace the stored ones."
+    )
   )
-  .add(HttpApiEndpoint.del("remove")`/annotations/${id}`.addError(AnnotationNotFound).addError(Forbidden))
-  .add(HttpApiEndpoint.post("query", "/query").setPayload(Query.Query).addSuccess(Page).addError(InvalidQuery))
+  .add(write(HttpApiEndpoint.del("remove")`/annotations/${id}`.addError(AnnotationNotFound), "Delete an annotation"))
   .add(
-    HttpApiEndpoint.post("count", "/count")
-      .setPayload(Schema.Struct({ query: Query.Query, by: Query.GroupBy }))
-      .addSuccess(Schema.Array(Group))
-      .addError(InvalidQuery)
-  ) {}
+    read(
+      withBody(HttpApiEndpoint.post("query", "/query").setPayload(Query.Query).addSuccess(Page).addError(InvalidQuery)),
+      "Query annotations",
+      "By entity, type, time range, region, payload conditions, label and confidence; pages with a cursor."
+    )
+  )
+  .add(
+    read(
+      withBody(
+        HttpApiEndpoint.post("count", "/count")
+          .setPayload(Schema.Struct({ query: Query.Query, by: Query.GroupBy }))
+          .addSuccess(Schema.Array(Group))
+          .addError(InvalidQuery)
+      ),
+      "Count annotations by group"
+    )
+  )
+  .annotate(OpenApi.Description, "Annotations: create, read, update, delete, query and count") {}
+
+/**
+ * The body of an upsert: the items, and whether one invalid item fails the call.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const UpsertBody = Schema.Struct({
+  items: Schema.Array(Annotation.Item).pipe(Schema.maxItems(10_000)),
+  atomic: Schema.optional(Schema.Boolean).annotations({
+    description:
+      "true (the default over HTTP): the first invalid item fails the call with 400 and nothing is written, so " +
+      "`rejected` is empty. false: invalid items are listed in `rejected` (index, field path, message) and the " +
+      "others are written."
+  })
+}).annotations({ identifier: "UpsertBody" })
 
 /**
  * Annotation operations: start, upsert, finish, cancel.
@@ -180,48 +363,77 @@ export class Annotations extends HttpApiGroup.make("annotations")
  */
 export class Operations extends HttpApiGroup.make("operations")
   .add(
-    HttpApiEndpoint.post("start", "/operations")
-      .setPayload(Operation.Start)
-      .addSuccess(Operation.Operation, { status: 201 })
-      .addError(UnknownType)
-      .addError(InvalidAnnotation)
-      .addError(Forbidden)
+    write(
+      withBody(
+        HttpApiEndpoint.post("start", "/operations")
+          .setPayload(Operation.Start)
+          .addSuccess(Operation.Operation, { status: 201 })
+          .addError(UnknownType)
+          .addError(InvalidAnnotation)
+      ),
+      "Start an operation",
+      "A run of a producer over a type version, invisible to readers until it finishes."
+    )
   )
   .add(
-    HttpApiEndpoint.get("list", "/operations")
-      .setUrlParams(
-        Schema.Struct({
-          type: Schema.String,
-          version: Schema.optional(Schema.String),
-          producer: Schema.optional(Schema.String)
-        })
-      )
-      .addSuccess(Schema.Array(Operation.Operation))
-  )
-  .add(HttpApiEndpoint.get("get")`/operations/${id}`.addSuccess(Operation.Operation).addError(OperationNotFound))
-  .add(
-    HttpApiEndpoint.post("upsert")`/operations/${id}/annotations`
-      .setPayload(Schema.Struct({ items: Schema.Array(Annotation.Item).pipe(Schema.maxItems(10_000)) }))
-      .addSuccess(Operation.UpsertResult)
-      .addError(OperationNotFound)
-      .addError(OperationClosed)
-      .addError(InvalidAnnotation)
-      .addError(UnknownType)
-      .addError(Forbidden)
+    read(
+      HttpApiEndpoint.get("list", "/operations")
+        .setUrlParams(
+          Schema.Struct({
+            type: Schema.String,
+            version: Schema.optional(Schema.String),
+            producer: Schema.optional(Schema.String)
+          })
+        )
+        .addSuccess(Schema.Array(Operation.Operation)),
+      "List operations",
+      "Operations of a type version (and producer key), newest first."
+    )
   )
   .add(
-    HttpApiEndpoint.post("finish")`/operations/${id}/finish`
-      .addSuccess(Operation.Operation)
-      .addError(OperationNotFound)
-      .addError(OperationClosed)
-      .addError(Forbidden)
+    read(
+      HttpApiEndpoint.get("get")`/operations/${id}`.addSuccess(Operation.Operation).addError(OperationNotFound),
+      "Get an operation"
+    )
   )
   .add(
-    HttpApiEndpoint.post("cancel")`/operations/${id}/cancel`
-      .addSuccess(Operation.Operation)
-      .addError(OperationNotFound)
-      .addError(OperationClosed)
-      .addError(Forbidden)
+    write(
+      withBody(
+        HttpApiEndpoint.post("upsert")`/operations/${id}/annotations`
+          .setPayload(UpsertBody)
+          .addSuccess(Operation.UpsertResult)
+          .addError(OperationNotFound)
+          .addError(OperationClosed)
+          .addError(InvalidAnnotation)
+          .addError(UnknownType)
+      ),
+      "Write annotations into an open operation",
+      "An item with the key of an earlier one in the same operation replaces it. Atomic by default (see `atomic`)."
+    )
+  )
+  .add(
+    write(
+      HttpApiEndpoint.post("finish")`/operations/${id}/finish`
+        .addSuccess(Operation.Operation)
+        .addError(OperationNotFound)
+        .addError(OperationClosed),
+      "Finish an operation",
+      "Makes it the run readers see for its producer, replacing the previous one at once."
+    )
+  )
+  .add(
+    write(
+      HttpApiEndpoint.post("cancel")`/operations/${id}/cancel`
+        .addSuccess(Operation.Operation)
+        .addError(OperationNotFound)
+        .addError(OperationClosed),
+      "Cancel an operation",
+      "Removes what it wrote."
+    )
+  )
+  .annotate(
+    OpenApi.Description,
+    "Annotation operations: runs of a producer that readers see at once when they finish"
   ) {}
 
 /**
@@ -232,19 +444,31 @@ export class Operations extends HttpApiGroup.make("operations")
  */
 export class Search extends HttpApiGroup.make("search")
   .add(
-    HttpApiEndpoint.post("knn", "/search")
-      .setPayload(Query.Knn)
-      .addSuccess(Schema.Array(Query.Hit))
-      .addError(InvalidQuery)
-      .addError(UnknownType)
+    read(
+      withBody(
+        HttpApiEndpoint.post("knn", "/search")
+          .setPayload(Query.Knn)
+          .addSuccess(Schema.Array(Query.Hit))
+          .addError(InvalidQuery)
+          .addError(UnknownType)
+      ),
+      "Nearest annotations to a vector",
+      "The k nearest annotations (HNSW) among those matching the filter; k hits whenever k match."
+    )
   )
   .add(
-    HttpApiEndpoint.post("pairs", "/pairs")
-      .setPayload(Query.Pairs)
-      .addSuccess(Schema.Array(Query.Pair))
-      .addError(InvalidQuery)
-      .addError(UnknownType)
-  ) {}
+    read(
+      withBody(
+        HttpApiEndpoint.post("pairs", "/pairs")
+          .setPayload(Query.Pairs)
+          .addSuccess(Schema.Array(Query.Pair))
+          .addError(InvalidQuery)
+          .addError(UnknownType)
+      ),
+      "Most similar pairs between two sets"
+    )
+  )
+  .annotate(OpenApi.Description, "Vector search: filtered kNN and the most similar pairs between two sets") {}
 
 /**
  * The whole API.
@@ -258,9 +482,13 @@ export class MarkenApi extends HttpApi.make("marken")
   .add(Operations)
   .add(Search)
   .addError(MarkenFailure)
-  .middleware(Authorization)
+  .addError(InvalidRequest)
   .annotate(OpenApi.Title, "Marken")
-  .annotate(OpenApi.Description, "Typed, versioned annotations with temporal, spatial, payload and vector search") {}
+  .annotate(OpenApi.Version, "0.2.0")
+  .annotate(OpenApi.Description, "Typed, versioned annotations with temporal, spatial, payload and vector search")
+  .annotate(OpenApi.License, { name: "MIT", url: "https://opensource.org/licenses/MIT" })
+  .annotate(OpenApi.Servers, [{ url: "http://127.0.0.1:8080", description: "A local Marken server" }])
+  .annotate(OpenApi.Transform, (spec) => finishDocument(spec as any) as any) {}
 
 /**
  * The OpenAPI document of the API.

@@ -113,3 +113,16 @@ export class MarkenFailure extends Schema.TaggedError<MarkenFailure>()(
   { operation: Schema.String, message: Schema.String },
   HttpApiSchema.annotations({ status: 500 })
 ) {}
+
+/**
+ * No annotation type version with this name and version is registered (404 of
+ * `GET /types/{name}/{version}`).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class TypeNotFound extends Schema.TaggedError<TypeNotFound>()(
+  "TypeNotFound",
+  { type: Schema.String, version: Schema.String, message: Schema.String },
+  HttpApiSchema.annotations({ status: 404 })
+) {}

@@ -8,7 +8,7 @@
  */
 import {
   HttpApiBuilder,
-  HttpApiError,
+  type HttpApiError,
   HttpServerRequest,
   HttpServerResponse,
   type HttpApp,
@@ -20,9 +20,24 @@ import { Effect, Layer, Option, Redacted, type Schema } from "effect"
 import * as crypto from "node:crypto"
 import { createServer } from "node:http"
 import type * as Annotation from "./Annotation.js"
+import { fromIssues } from "./internal/codec.js"
 import * as Annotations from "./Annotations.js"
-import { MarkenFailure } from "./MarkenError.js"
-import { Authorization, Caller, Forbidden, MarkenApi, openApi, Unauthorized, type Scope } from "./MarkenApi.js"
+import { InvalidQuery, MarkenFailure, TypeNotFound } from "./MarkenError.js"
+import {
+  type Caller,
+  Forbidden,
+  InvalidRequest,
+  MarkenApi,
+  MethodNotAllowed,
+  openApi,
+  PayloadTooLarge,
+  ReadAuthorization,
+  RouteNotFound,
+  Unauthorized,
+  UnsupportedMediaType,
+  WriteAuthorization,
+  type Scope
+} from "./MarkenApi.js"
 import { Registry } from "./Registry.js"
 
 /**
@@ -53,40 +68,39 @@ export interface Options {
 const digest = (s: string) => crypto.createHash("sha256").update(s).digest()
 
 /**
- * The bearer-token middleware: the token must be one of `tokens` (compared in
- * constant time).
+ * The bearer-token middlewares: the token must be one of `tokens` (compared in
+ * constant time, else 401) and carry the scope the endpoint needs (else 403).
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerAuthorization = (tokens: ReadonlyArray<Token>): Layer.Layer<Authorization> =>
-  Layer.sync(Authorization, () => {
-    // digests and callers once, not on every request
-    const known = tokens.map((t) => ({
-      digest: digest(Redacted.isRedacted(t.token) ? Redacted.value(t.token) : t.token),
-      name: t.name ?? "token",
-      scopes: t.scopes
-    }))
-    return {
-      bearer: (presented) =>
-        Effect.suspend(() => {
-          const value = Redacted.value(presented)
-          if (value.length === 0) return Effect.fail(new Unauthorized({ message: "a bearer token is required" }))
-          const d = digest(value)
-          for (const t of known) {
-            if (crypto.timingSafeEqual(d, t.digest)) return Effect.succeed({ name: t.name, scopes: new Set(t.scopes) })
-          }
-          return Effect.fail(new Unauthorized({ message: "the bearer token is not valid" }))
-        })
-    }
-  })
-
-const requireScope = (scope: Scope) =>
-  Effect.flatMap(Caller, (caller) =>
-    caller.scopes.has(scope)
-      ? Effect.void
-      : Effect.fail(new Forbidden({ scope, message: `this token has no ${scope} scope` }))
+export const layerAuthorization = (
+  tokens: ReadonlyArray<Token>
+): Layer.Layer<ReadAuthorization | WriteAuthorization> => {
+  // digests and callers once, not on every request
+  const known = tokens.map((t) => ({
+    digest: digest(Redacted.isRedacted(t.token) ? Redacted.value(t.token) : t.token),
+    caller: { name: t.name ?? "token", scopes: new Set(t.scopes) }
+  }))
+  const check = (scope: Scope) => (presented: Redacted.Redacted<string>) =>
+    Effect.suspend((): Effect.Effect<Caller["Type"], Unauthorized | Forbidden> => {
+      const value = Redacted.value(presented)
+      if (value.length === 0) return Effect.fail(new Unauthorized({ message: "a bearer token is required" }))
+      const d = digest(value)
+      for (const t of known) {
+        if (crypto.timingSafeEqual(d, t.digest)) {
+          return t.caller.scopes.has(scope)
+            ? Effect.succeed(t.caller)
+            : Effect.fail(new Forbidden({ scope, message: `this token has no ${scope} scope` }))
+        }
+      }
+      return Effect.fail(new Unauthorized({ message: "the bearer token is not valid" }))
+    })
+  return Layer.mergeAll(
+    Layer.succeed(ReadAuthorization, { bearer: check("read") }),
+    Layer.succeed(WriteAuthorization, { bearer: check("write") })
   )
+}
 
 const storageFailure = <A, E, R>(self: Effect.Effect<A, E, R>) =>
   Effect.catchIf(
@@ -110,12 +124,12 @@ const TypesLive = HttpApiBuilder.group(MarkenApi, "types", (handlers) =>
       .handle("list", () => storageFailure(registry.list()))
       .handle("get", ({ path }) =>
         storageFailure(registry.get(path.name, path.version)).pipe(
-          Effect.catchTag("UnknownType", () => Effect.fail(new HttpApiError.NotFound()))
+          Effect.catchTag("UnknownType", (e) =>
+            Effect.fail(new TypeNotFound({ type: path.name, version: path.version, message: e.message }))
+          )
         )
       )
-      .handle("register", ({ payload }) =>
-        requireScope("write").pipe(Effect.zipRight(storageFailure(registry.registerDefinition(payload))))
-      )
+      .handle("register", ({ payload }) => storageFailure(registry.registerDefinition(payload)))
   })
 )
 
@@ -123,23 +137,16 @@ const AnnotationsLive = HttpApiBuilder.group(MarkenApi, "annotations", (handlers
   Effect.gen(function* () {
     const annotations = yield* Annotations.Annotations
     return handlers
-      .handle("create", ({ payload }) =>
-        requireScope("write").pipe(Effect.zipRight(storageFailure(annotations.create(payload))), Effect.map(toJson))
-      )
+      .handle("create", ({ payload }) => storageFailure(annotations.create(payload)).pipe(Effect.map(toJson)))
       .handle("get", ({ path, urlParams }) =>
         storageFailure(annotations.get(path.id, { withVectors: urlParams.withVectors ?? false })).pipe(
           Effect.map(toJson)
         )
       )
       .handle("update", ({ path, payload }) =>
-        requireScope("write").pipe(
-          Effect.zipRight(storageFailure(annotations.update(path.id, payload))),
-          Effect.map(toJson)
-        )
+        storageFailure(annotations.update(path.id, payload)).pipe(Effect.map(toJson))
       )
-      .handle("remove", ({ path }) =>
-        requireScope("write").pipe(Effect.zipRight(storageFailure(annotations.remove(path.id))))
-      )
+      .handle("remove", ({ path }) => storageFailure(annotations.remove(path.id)))
       .handle("query", ({ payload }) =>
         storageFailure(annotations.query(payload)).pipe(Effect.map((p) => ({ ...p, items: p.items.map(toJson) })))
       )
@@ -151,22 +158,14 @@ const OperationsLive = HttpApiBuilder.group(MarkenApi, "operations", (handlers) 
   Effect.gen(function* () {
     const annotations = yield* Annotations.Annotations
     return handlers
-      .handle("start", ({ payload }) =>
-        requireScope("write").pipe(Effect.zipRight(storageFailure(annotations.start(payload))))
-      )
+      .handle("start", ({ payload }) => storageFailure(annotations.start(payload)))
       .handle("list", ({ urlParams }) => storageFailure(annotations.operations(urlParams)))
       .handle("get", ({ path }) => storageFailure(annotations.operation(path.id)))
       .handle("upsert", ({ path, payload }) =>
-        requireScope("write").pipe(
-          Effect.zipRight(storageFailure(annotations.upsert(path.id, payload.items, { atomic: true })))
-        )
+        storageFailure(annotations.upsert(path.id, payload.items, { atomic: payload.atomic ?? true }))
       )
-      .handle("finish", ({ path }) =>
-        requireScope("write").pipe(Effect.zipRight(storageFailure(annotations.finish(path.id))))
-      )
-      .handle("cancel", ({ path }) =>
-        requireScope("write").pipe(Effect.zipRight(storageFailure(annotations.cancel(path.id))))
-      )
+      .handle("finish", ({ path }) => storageFailure(annotations.finish(path.id)))
+      .handle("cancel", ({ path }) => storageFailure(annotations.cancel(path.id)))
   })
 )
 
@@ -179,6 +178,30 @@ const SearchLive = HttpApiBuilder.group(MarkenApi, "search", (handlers) =>
   })
 )
 
+/** The endpoints whose body is a query: their schema failures are `InvalidQuery`, as in the library. */
+const queryPaths = new Set(["/query", "/count", "/search", "/pairs"])
+
+/**
+ * The platform's decode error becomes `InvalidRequest` (`InvalidQuery` on the query
+ * endpoints): a field path and a one-line message.
+ */
+const invalidRequests = HttpApiBuilder.middleware(
+  MarkenApi,
+  (app) =>
+    Effect.catchIf(
+      app as Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, HttpServerRequest.HttpServerRequest>,
+      (e): e is HttpApiError.HttpApiDecodeError =>
+        typeof e === "object" && e !== null && (e as any)._tag === "HttpApiDecodeError",
+      (e) =>
+        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+          const issue = fromIssues(e.issues, e.message)
+          return Effect.fail(
+            queryPaths.has(request.url.split("?")[0]!) ? new InvalidQuery(issue) : new InvalidRequest(issue)
+          )
+        })
+    ) as typeof app
+)
+
 /**
  * The API implementation (needs `Annotations` and `Registry`).
  *
@@ -187,14 +210,26 @@ const SearchLive = HttpApiBuilder.group(MarkenApi, "search", (handlers) =>
  */
 export const layerApi = (options: Options) =>
   HttpApiBuilder.api(MarkenApi).pipe(
-    Layer.provide([TypesLive, AnnotationsLive, OperationsLive, SearchLive, layerAuthorization(options.tokens)])
+    Layer.provide(
+      Layer.mergeAll(TypesLive, AnnotationsLive, OperationsLive, SearchLive).pipe(
+        Layer.provide(layerAuthorization(options.tokens))
+      )
+    ),
+    Layer.merge(invalidRequests)
+  )
+
+const json = (
+  error: { readonly _tag: string; readonly message: string },
+  status: number,
+  headers?: Record<string, string>
+) =>
+  HttpServerResponse.unsafeJson(
+    { ...error, _tag: error._tag, message: error.message },
+    { status, ...(headers ? { headers } : {}) }
   )
 
 const tooLarge = (max: number) =>
-  HttpServerResponse.unsafeJson(
-    { _tag: "PayloadTooLarge", message: `the request body exceeds ${max} bytes`, maxBytes: max },
-    { status: 413 }
-  )
+  json(new PayloadTooLarge({ maxBytes: max, message: `the request body exceeds ${max} bytes` }), 413)
 
 const errorText = (u: unknown): string =>
   u instanceof Error
@@ -203,49 +238,103 @@ const errorText = (u: unknown): string =>
       ? errorText((u as any).cause)
       : String(u ?? "")
 
-const badJson = (text: string) =>
-  HttpServerResponse.unsafeJson(
-    {
-      _tag: "HttpApiDecodeError",
-      issues: [{ _tag: "Type", path: ["body"], message: `the body is not valid JSON: ${text.trim()}` }],
-      message: "the body is not valid JSON"
-    },
-    { status: 400 }
-  )
+/** The routes of the API: a pattern per path and the methods it has. */
+const routes = (() => {
+  const paths = openApi().paths as Record<string, Record<string, unknown>>
+  return Object.entries(paths).map(([path, ops]) => ({
+    pattern: new RegExp(`^${path.replace(/\{[^}]+\}/g, "[^/]+")}$`),
+    methods: Object.keys(ops).map((m) => m.toUpperCase())
+  }))
+})()
 
 /**
- * The body limit and JSON check, before any handler: a `content-length` over the
- * limit is refused unread, a chunked body is cut at the limit (413 either way), a
- * JSON body that does not parse gets a 400 naming the body. `GET /openapi.json`
- * serves the OpenAPI document without a token.
+ * What every request passes before the API: the OpenAPI document at
+ * `GET /openapi.json` (no token); a `content-length` over the limit is refused
+ * unread, a chunked body is cut at the limit (413 either way); an unknown path
+ * gets a JSON 404 and a known path with another method a JSON 405 with `Allow`;
+ * a body that is not JSON gets 415, a JSON body that does not parse a 400
+ * `InvalidRequest` naming the body.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category middleware
  */
-export const bodyLimit =
+export const guard =
   (max: number) =>
   (app: HttpApp.Default): HttpApp.Default =>
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
-      if (request.method === "GET" && request.url.split("?")[0] === "/openapi.json") {
-        return HttpServerResponse.unsafeJson(openApi())
+      const pathname = request.url.split("?")[0]!
+      if (pathname === "/openapi.json" && (request.method === "GET" || request.method === "HEAD")) {
+        const host = request.headers["host"]
+        const doc = openApi()
+        return HttpServerResponse.unsafeJson(
+          host ? { ...doc, servers: [{ url: `http://${host}`, description: "This server" }] } : doc
+        )
       }
       const length = Number(request.headers["content-length"] ?? Number.NaN)
       if (Number.isFinite(length) && length > max) return tooLarge(max)
+      const route = routes.find((r) => r.pattern.test(pathname))
+      if (route === undefined) {
+        return json(
+          new RouteNotFound({
+            method: request.method,
+            path: pathname,
+            message: `no route ${pathname} (the routes are in /openapi.json)`
+          }),
+          404
+        )
+      }
+      if (!route.methods.includes(request.method)) {
+        return json(
+          new MethodNotAllowed({
+            method: request.method,
+            path: pathname,
+            allowed: route.methods,
+            message: `${pathname} does not take ${request.method}; it takes ${route.methods.join(", ")}`
+          }),
+          405,
+          { allow: route.methods.join(", ") }
+        )
+      }
       const hasBody =
         request.method !== "GET" &&
         request.method !== "HEAD" &&
-        (request.headers["content-length"] !== undefined || request.headers["transfer-encoding"] !== undefined)
-      if (hasBody && (request.headers["content-type"] ?? "application/json").includes("json")) {
+        (request.headers["transfer-encoding"] !== undefined || (Number.isFinite(length) && length > 0))
+      if (hasBody) {
+        const contentType = (request.headers["content-type"] ?? "application/json").toLowerCase()
+        if (!/^application\/([a-z0-9.+-]+\+)?json\b/.test(contentType.trim())) {
+          return json(
+            new UnsupportedMediaType({
+              contentType,
+              message: `the body is ${contentType}; send JSON with Content-Type: application/json`
+            }),
+            415
+          )
+        }
         // read once here (the request caches its text) so a bad body never reaches a handler
         const parsed = yield* Effect.either(request.json.pipe(HttpServerRequest.withMaxBodySize(Option.some(max))))
         if (parsed._tag === "Left") {
           const text = errorText(parsed.left.cause)
-          return text.includes("maxBytes exceeded") ? tooLarge(max) : badJson(text)
+          if (text.includes("maxBytes exceeded")) return tooLarge(max)
+          return json(
+            new InvalidRequest({
+              path: "body",
+              message: `the body is not valid JSON: ${text.trim().split("\n")[0]}`
+            }),
+            400
+          )
         }
       }
       return yield* app
     })
+
+/**
+ * The body limit of earlier versions: now {@link guard}.
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const bodyLimit = guard
 
 /**
  * The server: the API, the body limit and `/openapi.json`, on the `HttpServer` in context.
@@ -259,7 +348,7 @@ export const layer = (
   never,
   never,
   HttpServer.HttpServer | HttpRouter.HttpRouter.DefaultServices | Annotations.Annotations | Registry
-> => HttpApiBuilder.serve(bodyLimit(options.maxBodyBytes ?? 1024 * 1024)).pipe(Layer.provide(layerApi(options)))
+> => HttpApiBuilder.serve(guard(options.maxBodyBytes ?? 1024 * 1024)).pipe(Layer.provide(layerApi(options)))
 
 /**
  * The server on Node's HTTP server at `host:port` (port 0 picks a free port; read

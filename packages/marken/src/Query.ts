@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import { JsonValue } from "./internal/codec.js"
 import { Region } from "./Region.js"
 import { TimeRange } from "./Time.js"
 
@@ -131,7 +132,9 @@ export const Knn = Schema.Struct({
   k: Schema.Int.pipe(Schema.between(1, 1000)),
   /** Search effort (HNSW `ef`); raised automatically to at least `k`. */
   ef: Schema.optional(Schema.Int.pipe(Schema.between(1, 10000))),
-  filter: Schema.optional(Query)
+  filter: Schema.optional(Query),
+  /** Return each hit's payload too (one more query, instead of a round trip per hit). */
+  includePayload: Schema.optional(Schema.Boolean)
 }).pipe(Schema.annotations({ identifier: "Knn" }))
 
 /**
@@ -146,12 +149,17 @@ export type Knn = Omit<Schema.Schema.Type<typeof Knn>, "vector"> & {
 
 /**
  * One vector search hit: the annotation id and its distance (cosine distance
- * `1 - cos`, or squared L2), nearest first.
+ * `1 - cos`, or squared L2), nearest first; its payload with `includePayload`.
  *
  * @since 0.1.0
  * @category models
  */
-export const Hit = Schema.Struct({ id: Schema.String, distance: Schema.Number })
+export const Hit = Schema.Struct({
+  id: Schema.String,
+  distance: Schema.Number,
+  /** The annotation's payload, with `includePayload`. */
+  payload: Schema.optional(JsonValue)
+})
 
 /**
  * @since 0.1.0

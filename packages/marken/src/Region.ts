@@ -18,7 +18,8 @@ export const Box = Schema.TaggedStruct("Box", { x: Unit, y: Unit, width: Unit, h
     if (b.x + b.width > 1 + 1e-9) return { path: ["width"], message: "x + width must be within [0, 1]" }
     if (b.y + b.height > 1 + 1e-9) return { path: ["height"], message: "y + height must be within [0, 1]" }
     return true
-  })
+  }),
+  Schema.annotations({ identifier: "Box" })
 )
 
 /**
@@ -29,7 +30,7 @@ export const Box = Schema.TaggedStruct("Box", { x: Unit, y: Unit, width: Unit, h
  */
 export const Polygon = Schema.TaggedStruct("Polygon", {
   points: Schema.Array(Schema.Tuple(Unit, Unit)).pipe(Schema.minItems(3))
-})
+}).pipe(Schema.annotations({ identifier: "Polygon" }))
 
 /**
  * A region: a box or a polygon.

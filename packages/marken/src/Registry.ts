@@ -64,6 +64,7 @@ const keyOf = (name: string, version: string) => `${name}@${version}`
  * @category constructors
  */
 export const make: Effect.Effect<Service, StorageError, Database.Database> = Effect.gen(function* () {
+  const clock = yield* Effect.clock
   const db = yield* Database.Database
   yield* db.migrate("@org/marken", migrations)
   const cache = new Map<string, AnnotationType.Definition>()
@@ -207,7 +208,7 @@ export const make: Effect.Effect<Service, StorageError, Database.Database> = Eff
                 minor: v.minor,
                 json_schema: JSON.stringify(def.jsonSchema),
                 vectors: JSON.stringify(def.vectors),
-                created_ms: Date.now()
+                created_ms: clock.unsafeCurrentTimeMillis()
               })
               .execute()
           )

@@ -7,12 +7,24 @@
 import { Schema } from "effect"
 
 /**
- * A point in media time, in integer nanoseconds (non-negative).
+ * A point in media time, in integer nanoseconds (non-negative, at most 2^53 - 1 so it
+ * stays exact in JSON; `format: int64` in the OpenAPI document).
  *
  * @since 0.1.0
  * @category models
  */
-export const Nanos = Schema.Int.pipe(Schema.nonNegative(), Schema.annotations({ identifier: "Nanos" }))
+export const Nanos = Schema.Int.pipe(
+  Schema.nonNegative(),
+  Schema.lessThanOrEqualTo(Number.MAX_SAFE_INTEGER, {
+    message: () => `must be at most ${Number.MAX_SAFE_INTEGER} (2^53 - 1, the largest exact integer in JSON)`
+  }),
+  Schema.annotations({
+    identifier: "Nanos",
+    title: "Nanos",
+    description: "Integer nanoseconds of media time, from 0 to 2^53 - 1",
+    jsonSchema: { format: "int64", maximum: Number.MAX_SAFE_INTEGER }
+  })
+)
 
 /**
  * A time range `[startNs, endNs]` in nanoseconds; `startNs <= endNs`.

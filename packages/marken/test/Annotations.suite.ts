@@ -238,6 +238,167 @@ for (const adapter of StorageTesting.adapters()) {
         })
     )
 
+    it.effect("queries from code are decoded against their schema: one validation, one error", () =>
+      Effect.gen(function* () {
+        const { annotations } = yield* setup
+        const cases: Array<[string, Effect.Effect<unknown, { readonly _tag: string }>, string]> = [
+          ["inverted time range", annotations.query({ time: { startNs: 1_000_000_005, endNs: 1 } }), "time.endNs"],
+          ["limit out of range", annotations.query({ limit: 5000 }), "limit"],
+          ["negative time", annotations.query({ time: { startNs: -5, endNs: 1 } }), "time.startNs"],
+          ["a bad condition", annotations.query({ where: [{ field: "a b", op: "exists" }] }), "where.0.field"],
+          ["count by nonsense", annotations.count({}, "nonsense" as any), "by"],
+          ["count with a bad query", annotations.count({ minConfidence: 2 }, "entity"), "minConfidence"],
+          [
+            "kNN with k = 0",
+            annotations.search({ type: "shot", version: "1.0", field: "embedding", vector: vec(rng(1)), k: 0 }),
+            "k"
+          ],
+          [
+            "kNN with a bad filter",
+            annotations.search({
+              type: "shot",
+              version: "1.0",
+              field: "embedding",
+              vector: vec(rng(1)),
+              k: 3,
+              filter: { time: { startNs: 9, endNs: 2 } }
+            }),
+            "filter.time.endNs"
+          ],
+          [
+            "pairs with a bad side",
+            annotations.pairs({
+              type: "shot",
+              version: "1.0",
+              field: "embedding",
+              left: { limit: 0 },
+              right: {},
+              k: 3
+            }),
+            "left.limit"
+          ]
+        ]
+        for (const [what, effect, path] of cases) {
+          const e = yield* Effect.flip(effect)
+          expect({ what, tag: e._tag, path: (e as any).path }).toEqual({ what, tag: "InvalidQuery", path })
+          expect((e as any).message, what).not.toContain("\n")
+        }
+      })
+    )
+
+    it.effect("cursor pages are pinned to the runs of their first page, across a finish", () =>
+      Effect.gen(function* () {
+        const { annotations } = yield* setup
+        const entity = "title:pages"
+        const prod = { algorithm: "pager", version: "1" }
+        const run = (tag: string) =>
+          Effect.gen(function* () {
+            const op = yield* annotations.start({ type: "shot", version: "1.0", producer: prod })
+            const r = yield* annotations.upsert(
+              op.id,
+              Array.from({ length: 10 }, (_, i) => ({
+                entity,
+                key: `${tag}${i}`,
+                payload: { kind: "cut" as const, score: i / 10 }
+              }))
+            )
+            yield* annotations.finish(op.id)
+            return { op, ids: r.written.map((w) => w.id) }
+          })
+        const a = yield* run("a")
+        const page1 = yield* annotations.query({ entities: [entity], limit: 4, sort: "confidence" })
+        const b = yield* run("b")
+        const page2 = yield* annotations.query({
+          entities: [entity],
+          limit: 4,
+          sort: "confidence",
+          cursor: page1.next!
+        })
+        const page3 = yield* annotations.query({
+          entities: [entity],
+          limit: 4,
+          sort: "confidence",
+          cursor: page2.next!
+        })
+        expect(page3.next).toBeUndefined()
+        const pagedIds = [...page1.items, ...page2.items, ...page3.items].map((x) => x.id)
+        expect(new Set(pagedIds)).toEqual(new Set(a.ids))
+        expect(pagedIds.length).toBe(10)
+        // a query without a cursor reads the new run
+        const fresh = yield* annotations.query({ entities: [entity], limit: 100 })
+        expect(new Set(fresh.items.map((x) => x.id))).toEqual(new Set(b.ids))
+
+        // more runs than a cursor carries: the cursor keeps their digest and fails clearly when they change
+        const many = "title:many"
+        for (let p = 0; p < 45; p++) {
+          const op = yield* annotations.start({ type: "shot", version: "1.0", producer: { ...prod, key: `p${p}` } })
+          yield* annotations.upsert(op.id, [{ entity: many, payload: { kind: "fade" as const, score: 0.5 } }])
+          yield* annotations.finish(op.id)
+        }
+        const first = yield* annotations.query({ entities: [many], limit: 10 })
+        const second = yield* annotations.query({ entities: [many], limit: 10, cursor: first.next! })
+        expect(second.items.length).toBe(10)
+        const op = yield* annotations.start({ type: "shot", version: "1.0", producer: { ...prod, key: "p3" } })
+        yield* annotations.finish(op.id)
+        const stale = yield* Effect.flip(annotations.query({ entities: [many], limit: 10, cursor: second.next! }))
+        expect(stale._tag).toBe("InvalidQuery")
+        expect((stale as any).path).toBe("cursor")
+        expect(stale.message).toContain("changed since its first page")
+      })
+    )
+
+    it.effect("bulk delete by ids and by query: one transaction, the index updated once", () =>
+      Effect.gen(function* () {
+        const { annotations } = yield* setup
+        const entity = "title:bulk"
+        const r = rng(11)
+        const op = yield* annotations.start({ type: "shot", version: "1.0", producer: { ...producer, key: "bulk" } })
+        const written = yield* annotations.upsert(
+          op.id,
+          Array.from({ length: 1200 }, (_, i) => ({
+            entity,
+            key: `b${i}`,
+            payload: { kind: i % 2 ? ("cut" as const) : ("fade" as const), score: (i % 100) / 100 },
+            vectors: { embedding: vec(r) }
+          }))
+        )
+        yield* annotations.finish(op.id)
+        const ids = written.written.map((w) => w.id)
+        const total = () =>
+          annotations.count({ entities: [entity] }, "entity").pipe(Effect.map((g) => g[0]?.count ?? 0))
+        expect(yield* total()).toBe(1200)
+        // by query: every "cut" with score >= 0.5 (300 of them)
+        const byQuery = yield* annotations.removeWhere({
+          entities: [entity],
+          where: [
+            { field: "kind", op: "eq", value: "cut" },
+            { field: "score", op: "range", gte: 0.5 }
+          ]
+        })
+        expect(byQuery.removed).toBe(300)
+        expect(yield* total()).toBe(900)
+        // by ids, unknown ids skipped
+        const some = ids.filter((_, i) => i % 2 === 0).slice(0, 500)
+        expect((yield* annotations.removeMany([...some, "00000000-0000-7000-8000-000000000000"])).removed).toBe(500)
+        expect(yield* total()).toBe(400)
+        const left = new Set((yield* annotations.query({ entities: [entity], limit: 1000 })).items.map((a) => a.id))
+        // the index holds only what is left
+        const hits = yield* annotations.search({
+          type: "shot",
+          version: "1.0",
+          field: "embedding",
+          vector: vec(r),
+          k: 50,
+          filter: { entities: [entity] }
+        })
+        expect(hits.length).toBe(50)
+        for (const h of hits) expect(left.has(h.id)).toBe(true)
+        const bad = yield* Effect.flip(annotations.removeWhere({ limit: 0 }))
+        expect(bad._tag).toBe("InvalidQuery")
+        expect(yield* total()).toBe(400)
+      })
+    )
+
     it.effect("an operation becomes visible at finish, replaces the previous run, and can be cancelled", () =>
       Effect.gen(function* () {
         const { annotations } = yield* setup

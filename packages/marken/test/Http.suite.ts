@@ -1,74 +1,11 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { FetchHttpClient, HttpServer } from "@effect/platform"
+import { FetchHttpClient } from "@effect/platform"
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
-import * as http from "node:http"
 import * as path from "node:path"
-import { AnnotationType, MarkenClient, MarkenServer } from "@org/marken"
-import { type Database } from "@org/storage"
+import { Annotations, AnnotationType, MarkenApi, MarkenClient } from "@org/marken"
 import { StorageTesting } from "@org/storage/testing"
-import { clustered, marken, Shot, withShared } from "./fixtures.js"
-
-const tokens = [
-  { token: "reader-token", scopes: ["read"] as const, name: "reader" },
-  { token: "writer-token", scopes: ["read", "write"] as const, name: "writer" }
-]
-const MAX = 256 * 1024
-
-const server = (storage: Layer.Layer<Database.Database, any>, indexDirectory?: string) =>
-  MarkenServer.layerNode({
-    tokens: tokens.map((t) => ({ ...t, scopes: [...t.scopes] })),
-    port: 0,
-    maxBodyBytes: MAX
-  }).pipe(Layer.provideMerge(marken(indexDirectory ? { indexDirectory } : {})(storage)))
-
-const baseUrl = Effect.map(HttpServer.HttpServer, (s) =>
-  s.address._tag === "TcpAddress" ? `http://127.0.0.1:${s.address.port}` : "unix"
-)
-
-/** Raw HTTP, as an untyped client would send it. */
-const raw = (
-  method: string,
-  url: string,
-  options: { token?: string; body?: unknown; text?: string; chunked?: boolean } = {}
-) =>
-  Effect.promise(
-    () =>
-      new Promise<{ status: number; body: any }>((resolve, reject) => {
-        const text = options.text ?? (options.body === undefined ? undefined : JSON.stringify(options.body))
-        const req = http.request(url, {
-          method,
-          headers: {
-            ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-            ...(text !== undefined ? { "content-type": "application/json" } : {}),
-            ...(text !== undefined && !options.chunked ? { "content-length": Buffer.byteLength(text) } : {})
-          }
-        })
-        req.on("response", (res) => {
-          const chunks: Array<Buffer> = []
-          res.on("data", (c) => chunks.push(c))
-          res.on("end", () => {
-            const s = Buffer.concat(chunks).toString("utf8")
-            let body: unknown = s
-            try {
-              body = s ? JSON.parse(s) : undefined
-            } catch {
-              // not JSON
-            }
-            resolve({ status: res.statusCode ?? 0, body })
-          })
-        })
-        req.on("error", (e: any) =>
-          e.code === "EPIPE" || e.code === "ECONNRESET" ? resolve({ status: -1, body: undefined }) : reject(e)
-        )
-        if (text !== undefined) {
-          if (options.chunked) {
-            for (let i = 0; i < text.length; i += 16 * 1024) req.write(text.slice(i, i + 16 * 1024))
-          } else req.write(text)
-        }
-        req.end()
-      })
-  )
+import { baseUrl, clustered, raw, server, Shot, tokens, withShared } from "./fixtures.js"
 
 /** The failing field of a 400 answer: `path` of Marken errors, the first issue's path of decode errors. */
 const fieldOf = (body: any): string =>
@@ -133,17 +70,20 @@ for (const adapter of StorageTesting.adapters()) {
             { key: "e1", count: 10 },
             { key: "e2", count: 10 }
           ])
-          const hits = yield* client.search.knn({
-            payload: {
-              type: "shot",
-              version: "1.0",
-              field: "embedding",
-              vector: vector(4),
-              k: 3,
-              filter: { producer: "http" }
-            }
-          })
+          const knn = {
+            type: "shot",
+            version: "1.0",
+            field: "embedding",
+            vector: vector(4),
+            k: 3,
+            filter: { producer: "http" }
+          }
+          const hits = yield* client.search.knn({ payload: knn })
           expect(hits.length).toBe(3)
+          expect(hits[0]!.payload).toBeUndefined()
+          const withPayload = yield* client.search.knn({ payload: { ...knn, includePayload: true } })
+          expect(withPayload.map((h) => h.id)).toEqual(hits.map((h) => h.id))
+          expect(withPayload[0]!.payload).toEqual({ kind: "fade", score: 4 / 30 })
           const top = yield* client.annotations.get({ path: { id: hits[0]!.id }, urlParams: { withVectors: true } })
           expect(top.key).toBe("k4")
           expect(top.vectors!.embedding!.length).toBe(8)
@@ -172,6 +112,61 @@ for (const adapter of StorageTesting.adapters()) {
             expect.arrayContaining(["/annotations", "/query", "/search", "/operations/{id}/finish", "/types"])
           )
           expect(doc.body.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" })
+        })
+      )
+
+      it.effect("a query failing its schema is the same InvalidQuery from code and over HTTP", () =>
+        Effect.gen(function* () {
+          const url = yield* baseUrl
+          const annotations = yield* Annotations.Annotations
+          for (const q of [{ time: { startNs: 1_000_000_005, endNs: 1 } }, { limit: 0 }, { minConfidence: 7 }]) {
+            const fromCode = yield* Effect.flip(annotations.query(q))
+            const overHttp = yield* raw("POST", `${url}/query`, { token: "reader-token", body: q })
+            expect(overHttp.status).toBe(400)
+            expect(overHttp.body).toEqual({
+              _tag: "InvalidQuery",
+              path: (fromCode as any).path,
+              message: fromCode.message
+            })
+          }
+        })
+      )
+
+      it.effect("every endpoint checks its scope: a table of every endpoint and every token", () =>
+        Effect.gen(function* () {
+          const url = yield* baseUrl
+          const paths = MarkenApi.openApi().paths as Record<string, Record<string, any>>
+          const endpoints = Object.entries(paths).flatMap(([p, ops]) =>
+            Object.entries(ops).map(([method, op]) => ({
+              method: method.toUpperCase(),
+              path: p.replace(/\{[^}]+\}/g, "00000000-0000-7000-8000-000000000000"),
+              scope: op.security[0].bearer[0] as "read" | "write",
+              body: op.requestBody ? {} : undefined
+            }))
+          )
+          expect(endpoints.length).toBe(17)
+          expect(endpoints.filter((e) => e.scope === "read").length).toBe(9)
+          const callers: Array<[string, string | undefined, ReadonlyArray<string>]> = [
+            ["no token", undefined, []],
+            ["unknown token", "not-a-token", []],
+            ...tokens.map((t): [string, string, ReadonlyArray<string>] => [t.name, t.token, t.scopes])
+          ]
+          const table: Array<string> = []
+          const expected: Array<string> = []
+          for (const e of endpoints) {
+            for (const [who, token, scopes] of callers) {
+              const r = yield* raw(e.method, `${url}${e.path}`, {
+                ...(token ? { token } : {}),
+                ...(e.body ? { body: e.body } : {})
+              })
+              const want = token === undefined || token === "not-a-token" ? 401 : scopes.includes(e.scope) ? "ok" : 403
+              const got = r.status === 401 || r.status === 403 ? r.status : "ok"
+              table.push(`${e.method} ${e.path} as ${who}: ${got}`)
+              expected.push(`${e.method} ${e.path} as ${who}: ${want}`)
+              if (got === 403) expect(r.body).toMatchObject({ _tag: "Forbidden", scope: e.scope })
+            }
+          }
+          expect(table).toEqual(expected)
         })
       )
 

@@ -3,3 +3,6 @@
 import "./Annotations.suite.js"
 import "./Search.suite.js"
 import "./Http.suite.js"
+import "./Contract.suite.js"
+import "./Runs.suite.js"
+import "./Packaging.suite.js"

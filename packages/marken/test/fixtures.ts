@@ -1,9 +1,11 @@
+import { HttpServer } from "@effect/platform"
 import { Effect, Layer, Schema } from "effect"
 import { sql } from "kysely"
 import * as fs from "node:fs"
+import * as http from "node:http"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Annotations, AnnotationType } from "@org/marken"
+import { Annotations, AnnotationType, MarkenServer } from "@org/marken"
 import { Database } from "@org/storage"
 import type { StorageTesting } from "@org/storage/testing"
 
@@ -126,3 +128,70 @@ export const withShared = <A, E, R>(
         )
       )
   )
+
+export const baseUrl = Effect.map(HttpServer.HttpServer, (s) =>
+  s.address._tag === "TcpAddress" ? `http://127.0.0.1:${s.address.port}` : "unix"
+)
+
+/** Raw HTTP, as an untyped client would send it. */
+export const raw = (
+  method: string,
+  url: string,
+  options: { token?: string; body?: unknown; text?: string; chunked?: boolean; contentType?: string | null } = {}
+) =>
+  Effect.promise(
+    () =>
+      new Promise<{ status: number; body: any; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
+        const text = options.text ?? (options.body === undefined ? undefined : JSON.stringify(options.body))
+        const req = http.request(url, {
+          method,
+          headers: {
+            ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+            ...(text !== undefined && options.contentType !== null
+              ? { "content-type": options.contentType ?? "application/json" }
+              : {}),
+            ...(text !== undefined && !options.chunked ? { "content-length": Buffer.byteLength(text) } : {})
+          }
+        })
+        req.on("response", (res) => {
+          const chunks: Array<Buffer> = []
+          res.on("data", (c) => chunks.push(c))
+          res.on("end", () => {
+            const s = Buffer.concat(chunks).toString("utf8")
+            let body: unknown = s
+            try {
+              body = s ? JSON.parse(s) : undefined
+            } catch {
+              // not JSON
+            }
+            resolve({ status: res.statusCode ?? 0, body, headers: res.headers })
+          })
+        })
+        req.on("error", (e: any) =>
+          e.code === "EPIPE" || e.code === "ECONNRESET"
+            ? resolve({ status: -1, body: undefined, headers: {} })
+            : reject(e)
+        )
+        if (text !== undefined) {
+          if (options.chunked) {
+            for (let i = 0; i < text.length; i += 16 * 1024) req.write(text.slice(i, i + 16 * 1024))
+          } else req.write(text)
+        }
+        req.end()
+      })
+  )
+
+export const tokens = [
+  { token: "reader-token", scopes: ["read"] as const, name: "reader" },
+  { token: "writer-token", scopes: ["read", "write"] as const, name: "writer" },
+  { token: "write-only-token", scopes: ["write"] as const, name: "write-only" },
+  { token: "no-scope-token", scopes: [] as const, name: "no scope" }
+]
+export const MAX = 256 * 1024
+
+export const server = (storage: Layer.Layer<Database.Database, any>, indexDirectory?: string) =>
+  MarkenServer.layerNode({
+    tokens: tokens.map((t) => ({ ...t, scopes: [...t.scopes] as Array<"read" | "write"> })),
+    port: 0,
+    maxBodyBytes: MAX
+  }).pipe(Layer.provideMerge(marken(indexDirectory ? { indexDirectory } : {})(storage)))

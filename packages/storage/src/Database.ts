@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import { Context, Effect, Exit, FiberRef, Schedule } from "effect"
+import type { Queue, Scope } from "effect"
 import type { ColumnDefinitionBuilder, Kysely, Transaction } from "kysely"
 import { Migrator } from "kysely"
 import type { Migration as KyselyMigration } from "kysely"
@@ -115,6 +116,16 @@ export interface Service {
    * nothing behind.
    */
   readonly migrate: (name: string, migrations: Migrations) => Effect.Effect<void, StorageError>
+  /**
+   * Where {@link Capabilities.listenNotify} holds: listens on a channel on a
+   * connection of its own, until the scope closes. The effect succeeds once the
+   * `LISTEN` is active; each notification's payload is offered to the queue (the
+   * oldest are dropped past 1024 unread). Send with `select pg_notify(channel, payload)`
+   * (inside a transaction, delivered on commit). Absent elsewhere: poll instead.
+   *
+   * @since 0.2.0
+   */
+  readonly listen?: (channel: string) => Effect.Effect<Queue.Dequeue<string>, StorageError, Scope.Scope>
 }
 
 /**
@@ -144,6 +155,8 @@ export const fromKysely = (options: {
    * migrator from mistaking another schema's tables of the same name for its own.
    */
   readonly migrationSchema?: string | undefined
+  /** LISTEN support (PostgreSQL). */
+  readonly listen?: Service["listen"]
 }): Service => {
   const { capabilities, kysely, label } = options
   const current = FiberRef.unsafeMake<Transaction<any> | undefined>(undefined)
@@ -239,7 +252,8 @@ export const fromKysely = (options: {
     use,
     transaction,
     inTransaction: Effect.map(FiberRef.get(current), (t) => t !== undefined),
-    migrate
+    migrate,
+    ...(options.listen ? { listen: options.listen } : {})
   }
 }
 

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Config, Effect, Layer, Redacted, Schema } from "effect"
+import { Config, Effect, Layer, Queue, Redacted, Schema } from "effect"
 import type { Scope } from "effect"
 import { Kysely, PostgresDialect, sql } from "kysely"
 import pg from "pg"
@@ -148,7 +148,32 @@ export const make = (
       })
     )
     const migrationSchema = yield* connect
+    // LISTEN holds a client of the pool for as long as the listener's scope lives
+    const listen = (channel: string) =>
+      Effect.gen(function* () {
+        const queue = yield* Effect.acquireRelease(Queue.sliding<string>(1024), Queue.shutdown)
+        const client = yield* Effect.acquireRelease(
+          Effect.tryPromise({
+            try: () => pool.connect(),
+            catch: (cause) => StorageError.fromCause(`listen ${channel}`, cause)
+          }),
+          (c) =>
+            Effect.promise(async () => {
+              await c.query(`unlisten ${pg.escapeIdentifier(channel)}`).catch(() => undefined)
+              c.release(true)
+            })
+        )
+        client.on("notification", (n) => {
+          if (n.channel === channel) Queue.unsafeOffer(queue, n.payload ?? "")
+        })
+        yield* Effect.tryPromise({
+          try: () => client.query(`listen ${pg.escapeIdentifier(channel)}`),
+          catch: (cause) => StorageError.fromCause(`listen ${channel}`, cause)
+        })
+        return queue as Queue.Dequeue<string>
+      })
     return Database.fromKysely({
+      listen,
       kysely,
       capabilities,
       label,

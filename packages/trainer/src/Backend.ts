@@ -102,6 +102,8 @@ export interface Backend {
   readonly id: string
   /** What the device is (adapter, driver, backend). */
   readonly description: string
+  /** The physical adapter a WebGPU device runs on, by the name Dawn lists it under. */
+  readonly adapter?: string
   /** Why the device was lost, when it was. */
   readonly lost: () => string | undefined
 
@@ -147,6 +149,11 @@ export interface Backend {
   /** In-place Adam update of `param`, `m` and `v`. */
   readonly adam: (param: Tensor, grad: Tensor, m: Tensor, v: Tensor, step: AdamStep) => void
 
+  /**
+   * How many times the device's queue was handed work so far, where the backend queues work (WebGPU records
+   * kernels into one command encoder and submits it when something waits: a read or a sync).
+   */
+  readonly submits?: () => number
   /** Waits until all queued work finished (and surfaces an asynchronous device error). */
   readonly sync: () => Promise<void>
   /** Releases the device. A destroyed device is lost. */

@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import { Effect, Stream } from "effect"
+import * as Shard from "./internal/shard.js"
 import * as Random from "./Random.js"
 import { TrainerConfigError } from "./TrainerError.js"
 
@@ -139,3 +140,13 @@ export const sequentialBatches = (dataset: Dataset, batchSize: number): Stream.S
     })
   )
 }
+
+/**
+ * An order-sensitive 32-bit digest (FNV-1a) of a batch's values: the inputs in name
+ * order, then the target. Each device reports the digest of the rows it trained on
+ * in the `Step` event, so a test can check that a shard holds exactly its rows.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const checksum: (batch: Batch) => number = Shard.checksum

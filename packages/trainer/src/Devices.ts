@@ -20,7 +20,14 @@ import * as WebGpu from "./WebGpu.js"
 export interface Discovery {
   readonly kind: "webgpu" | "cpu"
   readonly webgpu: WebGpu.Discovery
-  /** One line for logs: `"2 x webgpu (llvmpipe, opengles)"` or why the CPU backend was used. */
+  /** Which physical adapter each opened WebGPU device got (empty for CPU devices and for `discover`). */
+  readonly placement: ReadonlyArray<{ readonly device: string; readonly adapter: string }>
+  /** Whether several devices run on one physical adapter (then they share its compute: no speed-up from it). */
+  readonly shared: boolean
+  /**
+   * One line for logs: `"2 x webgpu on 2 adapters: webgpu:0 on A, webgpu:1 on B (vulkan, core)"`, a plain
+   * `"... share one adapter ..."` when they do, or why the CPU backend was used.
+   */
   readonly message: string
 }
 
@@ -35,6 +42,11 @@ export interface Options {
   /** Defaults to `"auto"`. */
   readonly kind?: "auto" | "webgpu" | "cpu"
   readonly webgpu?: WebGpu.Options
+  /**
+   * The physical adapter of each WebGPU device by name (or part of it), one per device; see
+   * `WebGpu.adapters`. Without it devices go to distinct adapters while there are enough.
+   */
+  readonly devices?: ReadonlyArray<string>
 }
 
 /**
@@ -68,11 +80,15 @@ export const discover = (options: { readonly webgpu?: WebGpu.Options } = {}): Ef
       ? {
           kind: "webgpu" as const,
           webgpu,
-          message: `webgpu: ${webgpu.adapter.device || webgpu.adapter.description} (${webgpu.adapter.backend}, ${webgpu.adapter.featureLevel})`
+          placement: [],
+          shared: false,
+          message: `webgpu: ${webgpu.adapters.length} adapter${webgpu.adapters.length === 1 ? "" : "s"} (${webgpu.adapters.join("; ") || webgpu.adapter.device}) (${webgpu.adapter.backend}, ${webgpu.adapter.featureLevel})`
         }
       : {
           kind: "cpu" as const,
           webgpu,
+          placement: [],
+          shared: false,
           message: `no WebGPU adapter (${webgpu.attempts.map((a) => `${a.backend}: ${a.message}`).join("; ")}): using the CPU backend`
         }
   )
@@ -93,12 +109,24 @@ export const make = (options: Options): Effect.Effect<Service, BackendError | Tr
         message: `device count must be a positive integer, got ${options.count}`
       })
     }
+    if (options.devices !== undefined && options.devices.length !== options.count) {
+      return yield* new TrainerConfigError({
+        option: "devices",
+        message: `${options.count} devices but ${options.devices.length} adapters named (${options.devices.join(", ")})`
+      })
+    }
     const kind = options.kind ?? "auto"
     if (kind === "cpu") {
-      const webgpu: WebGpu.Discovery = { adapter: undefined, attempts: [] }
+      const webgpu: WebGpu.Discovery = { adapter: undefined, adapters: [], attempts: [] }
       return {
         devices: yield* Cpu.makeMany(options.count),
-        discovery: { kind: "cpu", webgpu, message: `${options.count} x cpu (requested)` }
+        discovery: {
+          kind: "cpu",
+          webgpu,
+          placement: [],
+          shared: false,
+          message: `${options.count} x cpu (requested), a worker thread each`
+        }
       }
     }
     const discovery = yield* discover(options.webgpu === undefined ? {} : { webgpu: options.webgpu })
@@ -108,9 +136,28 @@ export const make = (options: Options): Effect.Effect<Service, BackendError | Tr
     }
     const devices = yield* WebGpu.makeMany(options.count, {
       ...options.webgpu,
-      ...(discovery.webgpu.adapter ? { backend: discovery.webgpu.adapter.backend } : {})
+      ...(discovery.webgpu.adapter ? { backend: discovery.webgpu.adapter.backend } : {}),
+      ...(options.devices ? { adapters: options.devices } : {})
     })
-    return { devices, discovery: { ...discovery, message: `${options.count} x ${discovery.message}` } }
+    const placement = devices.map((d) => ({ device: d.id, adapter: d.adapter ?? d.description }))
+    const distinct = [...new Set(placement.map((p) => p.adapter))]
+    const shared = distinct.length < placement.length
+    const adapter = discovery.webgpu.adapter!
+    const where = `(${adapter.backend}, ${adapter.featureLevel})`
+    const message = shared
+      ? `${options.count} x webgpu share ${distinct.length === 1 ? "one adapter" : `${distinct.length} adapters`}: ${distinct
+          .map(
+            (a) =>
+              `${placement
+                .filter((p) => p.adapter === a)
+                .map((p) => p.device)
+                .join(", ")} on ${a}`
+          )
+          .join("; ")} ${where}: they share its compute, so devices there add no throughput`
+      : `${options.count} x webgpu on ${distinct.length} adapter${distinct.length === 1 ? "" : "s"}: ${placement
+          .map((p) => `${p.device} on ${p.adapter}`)
+          .join(", ")} ${where}`
+    return { devices, discovery: { ...discovery, placement, shared, message } }
   })
 
 /**

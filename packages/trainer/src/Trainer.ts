@@ -8,24 +8,19 @@
  * @since 0.1.0
  */
 import { Chunk, Effect, Stream } from "effect"
-import cliProgress from "cli-progress"
 import type { Backend, Tensor } from "./Backend.js"
 import * as Checkpoint from "./Checkpoint.js"
 import * as Dataset from "./Dataset.js"
-import { forward, forwardBackward, type Grad } from "./internal/execute.js"
+import { onDevice } from "./internal/device.js"
+import { forward } from "./internal/execute.js"
+import { checkWidths, openReplicas, readParameters, validate } from "./internal/setup.js"
+import * as Shard from "./internal/shard.js"
+import { makeStep } from "./internal/step.js"
 import type { Model, Parameters } from "./Model.js"
 import * as ModelModule from "./Model.js"
-import * as Optimizer from "./Optimizer.js"
+import type * as Optimizer from "./Optimizer.js"
 import * as Random from "./Random.js"
-import {
-  BackendError,
-  DeviceLostError,
-  NonFiniteError,
-  ReplicaMismatchError,
-  ShapeError,
-  TrainerConfigError,
-  type TrainerError
-} from "./TrainerError.js"
+import { type BackendError, type DeviceLostError, TrainerConfigError, type TrainerError } from "./TrainerError.js"
 
 /**
  * Where the batches come from: an in-memory dataset (shuffled per epoch from the
@@ -57,8 +52,6 @@ export interface Options<E = never> {
   readonly checkpoint?: { readonly directory: string; readonly every?: number }
   /** Continue from the checkpoint in this directory (`true`: the `checkpoint` directory) when one exists. */
   readonly resume?: string | boolean
-  /** Show a progress bar; defaults to whether stdout is a terminal. */
-  readonly progress?: boolean
   /** Read every replica after each step and fail with `ReplicaMismatchError` when one differs. */
   readonly checkReplicas?: boolean
   /** Called before each step with its number and the devices (to inject faults in tests). */
@@ -87,10 +80,28 @@ export type Event =
       readonly epoch: number
       readonly batch: number
       readonly samples: number
+      /** Rows per device, in device order. */
       readonly shards: ReadonlyArray<number>
+      /**
+       * What each device computed on, as the device reported it: its rows, the digest of their values
+       * (`Dataset.checksum`), its mean loss over them, and the thread it ran on (`worker_threads.threadId`; 0 is
+       * the main thread, threaded CPU devices have one each).
+       */
+      readonly devices: ReadonlyArray<{
+        readonly device: string
+        readonly rows: number
+        readonly checksum: number
+        readonly loss: number
+        readonly thread: number
+      }>
       readonly loss: number
       readonly samplesPerSecond: number
       readonly milliseconds: number
+      /**
+       * The part of the step that was not a device computing: handing out shards, waiting for results to come
+       * back, averaging gradients (the step's time minus the busiest device's own compute time).
+       */
+      readonly syncMilliseconds: number
       /** Largest difference between replicas after the update (only with `checkReplicas`). */
       readonly replicaDifference?: number
     }
@@ -120,46 +131,6 @@ export interface Result {
   readonly losses: ReadonlyArray<number>
 }
 
-interface Replica {
-  readonly device: Backend
-  readonly params: Map<string, Tensor>
-  readonly grads: Map<string, Tensor>
-  readonly state: Map<string, ReadonlyArray<Tensor>>
-}
-
-/** Runs `f` on a device; failures become `DeviceLostError` (naming device and step) or `BackendError`. */
-const onDevice = <A>(
-  device: Backend,
-  step: number,
-  operation: string,
-  f: () => Promise<A>
-): Effect.Effect<A, DeviceLostError | BackendError> =>
-  Effect.tryPromise({
-    try: async () => f(),
-    catch: (cause) => {
-      const lost = device.lost()
-      if (cause instanceof DeviceLostError || lost !== undefined) {
-        return new DeviceLostError({
-          device: device.id,
-          step,
-          message: `device ${device.id} was lost at step ${step}: ${lost ?? (cause as DeviceLostError).message}`
-        })
-      }
-      if (cause instanceof BackendError) return cause
-      return new BackendError({
-        device: device.id,
-        operation,
-        message: `${operation} on ${device.id} failed at step ${step}: ${cause instanceof Error ? cause.message : String(cause)}`,
-        cause
-      })
-    }
-  })
-
-const firstNonFinite = (data: Float32Array): number => {
-  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) return i
-  return -1
-}
-
 /**
  * Row counts of the shards of `size` rows over `n` devices: contiguous, the first
  * ones one row larger when `size` does not divide evenly.
@@ -167,58 +138,7 @@ const firstNonFinite = (data: Float32Array): number => {
  * @since 0.1.0
  * @category training
  */
-export const shardSizes = (size: number, n: number): ReadonlyArray<number> =>
-  Array.from({ length: n }, (_, k) => Math.floor(size / n) + (k < size % n ? 1 : 0))
-
-const validate = <E>(options: Options<E>): Effect.Effect<void, TrainerConfigError | ShapeError> =>
-  Effect.gen(function* () {
-    const config = (option: string, message: string) => new TrainerConfigError({ option, message })
-    if (options.devices.length === 0) return yield* config("devices", "at least one device is needed")
-    const ids = options.devices.map((d) => d.id)
-    if (new Set(ids).size !== ids.length) return yield* config("devices", `device ids repeat: ${ids.join(", ")}`)
-    if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
-      return yield* config("batchSize", `batchSize must be a positive integer, got ${options.batchSize}`)
-    }
-    if (!Number.isInteger(options.epochs) || options.epochs < 0) {
-      return yield* config("epochs", `epochs must be a non-negative integer, got ${options.epochs}`)
-    }
-    const bad = Optimizer.validate(options.optimizer)
-    if (bad) return yield* config("optimizer", bad)
-    if (options.checkpoint?.every !== undefined && !(options.checkpoint.every >= 1)) {
-      return yield* config("checkpoint.every", `checkpoint.every must be >= 1, got ${options.checkpoint.every}`)
-    }
-    const data = options.data
-    if (typeof data !== "function") {
-      yield* checkWidths(options.model, (name) => data.inputs[name]?.width, data.target.width)
-    }
-  })
-
-const checkWidths = (
-  model: Model,
-  widthOf: (input: string) => number | undefined,
-  targetWidth: number
-): Effect.Effect<void, ShapeError> =>
-  Effect.gen(function* () {
-    for (const [name, width] of Object.entries(model.inputs)) {
-      const actual = widthOf(name)
-      if (actual !== width) {
-        return yield* new ShapeError({
-          layer: `input:${name}`,
-          expected: [width],
-          actual: actual === undefined ? [] : [actual],
-          message: `input:${name}: the model reads ${width} features per row, the data has ${actual ?? "none"}`
-        })
-      }
-    }
-    if (targetWidth !== model.targetWidth) {
-      yield* new ShapeError({
-        layer: "target",
-        expected: [model.targetWidth],
-        actual: [targetWidth],
-        message: `target: the loss ${model.loss} needs ${model.targetWidth} values per row, the data has ${targetWidth}`
-      })
-    }
-  })
+export const shardSizes: (size: number, n: number) => ReadonlyArray<number> = Shard.shardSizes
 
 /**
  * Trains and reports progress as a stream of events. The stream fails with a
@@ -235,7 +155,6 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
     Effect.gen(function* () {
       yield* validate(options)
       const { devices, model, optimizer } = options
-      const stateNames = Optimizer.stateNames(optimizer)
       const resumeDir =
         options.resume === true ? options.checkpoint?.directory : options.resume === false ? undefined : options.resume
       const resumed =
@@ -249,35 +168,16 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
         })
       }
       const initial = resumed?.parameters ?? ModelModule.initialize(model, options.seed)
-
-      // one replica per device, released with the scope
-      const replicas: Array<Replica> = []
-      yield* Effect.addFinalizer(() =>
-        Effect.sync(() => {
-          for (const r of replicas) {
-            if (r.device.lost() !== undefined) continue
-            for (const t of [...r.params.values(), ...r.grads.values(), ...[...r.state.values()].flat()]) {
-              r.device.dispose(t)
-            }
-          }
-        })
-      )
-      for (const device of devices) {
-        const replica = yield* onDevice(device, 0, "upload parameters", async () => {
-          const r: Replica = { device, params: new Map(), grads: new Map(), state: new Map() }
-          for (const p of model.parameters) {
-            r.params.set(p.name, device.upload(p.shape, initial.get(p.name)!))
-            r.grads.set(p.name, device.zeros(p.shape))
-            const saved = resumed?.optimizerState.get(p.name)
-            r.state.set(
-              p.name,
-              stateNames.map((_, i) => (saved ? device.upload(p.shape, saved[i]!) : device.zeros(p.shape)))
-            )
-          }
-          return r
-        })
-        replicas.push(replica)
-      }
+      const opened = yield* openReplicas(devices, model, optimizer, initial, resumed)
+      // checkpoints and the final parameters come from the first replica (all are identical)
+      const primary = opened.replicas[0]!
+      const trainStep = makeStep({
+        ...opened,
+        model,
+        devices,
+        checkReplicas: options.checkReplicas === true,
+        beforeStep: options.beforeStep
+      })
 
       const rng = resumed ? Random.fromState(resumed.manifest.rng) : Random.derive(options.seed, "shuffle")
       let step = resumed?.manifest.step ?? 0
@@ -285,47 +185,11 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
       const skip = resumed?.manifest.batch ?? 0
       const every = options.checkpoint?.every
       const parameterCount = model.parameters.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0)
-      // gradient sums and the update, allocated once and reused every step (devices copy what they are given)
-      const combined = new Map(
-        model.parameters.map((p) => [p.name, new Float64Array(p.shape.reduce((a, b) => a * b, 1))])
-      )
-      const update = new Map(
-        model.parameters.map((p) => [p.name, new Float32Array(p.shape.reduce((a, b) => a * b, 1))])
-      )
-
-      const batchesPerEpoch =
-        typeof options.data === "function" ? undefined : Math.ceil(options.data.size / options.batchSize)
-      const bar =
-        (options.progress ?? process.stdout.isTTY === true)
-          ? new cliProgress.SingleBar(
-              {
-                format: "epoch {epoch} [{bar}] {value}/{total} steps | loss {loss} | {rate} samples/s",
-                hideCursor: true,
-                stream: process.stdout
-              },
-              cliProgress.Presets.shades_classic
-            )
-          : undefined
-      if (bar) {
-        bar.start((batchesPerEpoch ?? 0) * options.epochs, step, { epoch: startEpoch, loss: "-", rate: "-" })
-        yield* Effect.addFinalizer(() => Effect.sync(() => bar.stop()))
-      }
-
-      const readParameters = (replica: Replica, at: number) =>
-        onDevice(replica.device, at, "read parameters", async () => {
-          const values = await replica.device.readMany(model.parameters.map((p) => replica.params.get(p.name)!))
-          return new Map(model.parameters.map((p, i) => [p.name, values[i]!])) as Parameters
-        })
 
       const saveCheckpoint = (epoch: number, batch: number, epochRng: Random.State) =>
         Effect.gen(function* () {
-          const replica = replicas[0]!
-          const parameters = yield* readParameters(replica, step)
-          const optimizerState = yield* onDevice(replica.device, step, "read optimizer state", async () => {
-            const k = stateNames.length
-            const values = await replica.device.readMany(model.parameters.flatMap((p) => replica.state.get(p.name)!))
-            return new Map(model.parameters.map((p, i) => [p.name, values.slice(i * k, (i + 1) * k)]))
-          })
+          const parameters = yield* readParameters(primary, model, step)
+          const state = yield* onDevice(primary.device, step, "read optimizer state", () => primary.readState())
           const path = yield* Checkpoint.save(options.checkpoint!.directory, {
             manifest: {
               format: "org-trainer-checkpoint/1",
@@ -339,152 +203,9 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
               tensors: ""
             },
             parameters,
-            optimizerState
+            optimizerState: new Map(model.parameters.map((p, i) => [p.name, state[i]!]))
           })
           return { _tag: "Checkpoint" as const, step, path }
-        })
-
-      const trainStep = (batch: Dataset.Batch, epoch: number, batchIndex: number) =>
-        Effect.gen(function* () {
-          step += 1
-          const at = step
-          const t0 = performance.now()
-          for (const [name, data] of [...Object.entries(batch.inputs), ["target", batch.target] as const]) {
-            const i = firstNonFinite(data)
-            if (i >= 0) {
-              return yield* new NonFiniteError({
-                step: at,
-                what: name === "target" ? "batch target" : `batch input ${name}`,
-                message: `step ${at}: batch ${name === "target" ? "target" : `input ${name}`} holds ${data[i]} at value ${i}`
-              })
-            }
-          }
-          options.beforeStep?.(at, devices)
-          const shards = shardSizes(batch.size, devices.length)
-          const starts = shards.map((_, k) => shards.slice(0, k).reduce((a, b) => a + b, 0))
-          const results = yield* Effect.forEach(
-            replicas,
-            (replica, k) =>
-              shards[k] === 0
-                ? Effect.succeed(undefined)
-                : onDevice(replica.device, at, "forward/backward", async () => {
-                    const d = replica.device
-                    const shard = Dataset.slice(batch, starts[k]!, starts[k]! + shards[k]!)
-                    const temps: Array<Tensor> = []
-                    try {
-                      const { grads, loss } = forwardBackward(d, model, replica.params, shard, temps)
-                      const entries = [...grads]
-                      const tensors = entries.map(([, g]: [string, Grad]) =>
-                        g._tag === "Dense" ? g.value : g.value.values
-                      )
-                      temps.push(loss, ...tensors)
-                      const [lossValue, ...values] = await d.readMany([loss, ...tensors])
-                      const host = new Map<string, { indices?: Int32Array; values: Float32Array }>()
-                      entries.forEach(([name, g], i) => {
-                        host.set(
-                          name,
-                          g._tag === "Dense" ? { values: values[i]! } : { indices: g.value.indices, values: values[i]! }
-                        )
-                      })
-                      return { loss: lossValue![0]!, grads: host }
-                    } finally {
-                      for (const t of temps) d.dispose(t)
-                    }
-                  }),
-            { concurrency: "unbounded" }
-          )
-          // weighted average in device order: the same sums in the same order every time
-          let loss = 0
-          for (const acc of combined.values()) acc.fill(0)
-          results.forEach((r, k) => {
-            if (r === undefined) return
-            const w = shards[k]! / batch.size
-            loss += w * r.loss
-            for (const p of model.parameters) {
-              const acc = combined.get(p.name)!
-              const g = r.grads.get(p.name)!
-              if (g.indices === undefined) {
-                for (let i = 0; i < acc.length; i++) acc[i]! += w * g.values[i]!
-              } else {
-                const width = p.shape[1]!
-                g.indices.forEach((row, u) => {
-                  for (let d = 0; d < width; d++) acc[row * width + d]! += w * g.values[u * width + d]!
-                })
-              }
-            }
-          })
-          if (!Number.isFinite(loss)) {
-            return yield* new NonFiniteError({ step: at, what: "loss", message: `step ${at}: the loss is ${loss}` })
-          }
-          for (const p of model.parameters) {
-            const g = update.get(p.name)!
-            g.set(combined.get(p.name)!)
-            const i = firstNonFinite(g)
-            if (i >= 0) {
-              return yield* new NonFiniteError({
-                step: at,
-                what: `gradient of ${p.name}`,
-                message: `step ${at}: the gradient of ${p.name} holds ${g[i]} at value ${i}`
-              })
-            }
-          }
-          // the same update on every replica
-          yield* Effect.forEach(
-            replicas,
-            (replica) =>
-              onDevice(replica.device, at, "update", async () => {
-                for (const p of model.parameters) {
-                  const grad = replica.grads.get(p.name)!
-                  replica.device.write(grad, update.get(p.name)!)
-                  Optimizer.apply(
-                    replica.device,
-                    optimizer,
-                    replica.params.get(p.name)!,
-                    grad,
-                    replica.state.get(p.name)!,
-                    at
-                  )
-                }
-                await replica.device.sync()
-              }),
-            { concurrency: "unbounded" }
-          )
-          const milliseconds = performance.now() - t0
-          let replicaDifference: number | undefined
-          if (options.checkReplicas) {
-            replicaDifference = 0
-            const reference = yield* readParameters(replicas[0]!, at)
-            for (const replica of replicas.slice(1)) {
-              const other = yield* readParameters(replica, at)
-              for (const [name, values] of reference) {
-                const o = other.get(name)!
-                let diff = 0
-                for (let i = 0; i < values.length; i++) diff = Math.max(diff, Math.abs(values[i]! - o[i]!))
-                if (diff !== 0 || o.length !== values.length) {
-                  return yield* new ReplicaMismatchError({
-                    step: at,
-                    device: replica.device.id,
-                    parameter: name,
-                    message: `step ${at}: ${name} on ${replica.device.id} differs from ${replicas[0]!.device.id} by ${diff}`
-                  })
-                }
-              }
-            }
-          }
-          const event: Event = {
-            _tag: "Step",
-            step: at,
-            epoch,
-            batch: batchIndex,
-            samples: batch.size,
-            shards,
-            loss,
-            samplesPerSecond: batch.size / (milliseconds / 1000),
-            milliseconds,
-            ...(replicaDifference === undefined ? {} : { replicaDifference })
-          }
-          bar?.update(at, { epoch, loss: loss.toFixed(4), rate: Math.round(batch.size / (milliseconds / 1000)) })
-          return event
         })
 
       const epochStream = (epoch: number): Stream.Stream<Event, TrainerError | E> =>
@@ -499,7 +220,6 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
             let samples = 0
             let lossSum = 0
             let steps = 0
-            let last = first
             const t0 = performance.now()
             const steps$ = source.pipe(
               Stream.drop(first),
@@ -513,15 +233,15 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
                       batch.target.length / batch.size
                     )
                   }
-                  const event = yield* trainStep(batch, epoch, first + i)
-                  if (event._tag === "Step") {
-                    samples += event.samples
-                    lossSum += event.loss * event.samples
-                    steps += 1
-                  }
-                  last = first + i + 1
+                  step += 1
+                  const event = yield* trainStep(batch, step, epoch, first + i)
+                  samples += event.samples
+                  lossSum += event.loss * event.samples
+                  steps += 1
                   const out: Array<Event> = [event]
-                  if (every !== undefined && step % every === 0) out.push(yield* saveCheckpoint(epoch, last, epochRng))
+                  if (every !== undefined && step % every === 0) {
+                    out.push(yield* saveCheckpoint(epoch, first + i + 1, epochRng))
+                  }
                   return Chunk.fromIterable(out)
                 })
               ),
@@ -562,7 +282,10 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
         parameters: parameterCount
       }
       const completed = Stream.fromEffect(
-        Effect.map(readParameters(replicas[0]!, step), (parameters): Event => ({ _tag: "Completed", step, parameters }))
+        Effect.map(
+          readParameters(primary, model, step),
+          (parameters): Event => ({ _tag: "Completed", step, parameters })
+        )
       )
       const epochs = Array.from({ length: Math.max(0, options.epochs - startEpoch) }, (_, i) => startEpoch + i)
       return Stream.make(started).pipe(
@@ -573,15 +296,16 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
   )
 
 /**
- * Trains to the end and returns the final parameters (read from the first replica),
- * the step count, the per-epoch metrics and the loss of every step.
+ * Runs a stream of training events to the end and gathers the final parameters,
+ * the step count, the per-epoch metrics and the loss of every step (what {@link fit}
+ * returns). Use it after tapping the stream, for example with `Progress.render`.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category training
  */
-export const fit = <E = never>(options: Options<E>): Effect.Effect<Result, TrainerError | E> =>
+export const collect = <E, R>(events: Stream.Stream<Event, E, R>): Effect.Effect<Result, E, R> =>
   Stream.runFold(
-    stream(options),
+    events,
     {
       parameters: new Map() as Parameters,
       steps: 0,
@@ -603,6 +327,15 @@ export const fit = <E = never>(options: Options<E>): Effect.Effect<Result, Train
       }
     }
   )
+
+/**
+ * Trains to the end and returns the final parameters (read from the first replica),
+ * the step count, the per-epoch metrics and the loss of every step.
+ *
+ * @since 0.1.0
+ * @category training
+ */
+export const fit = <E = never>(options: Options<E>): Effect.Effect<Result, TrainerError | E> => collect(stream(options))
 
 /**
  * The model's outputs for some rows on one device (scores for a two-tower model,

@@ -3,7 +3,9 @@
  * The WebGPU backend on Dawn (the `webgpu` package). The adapter backend is an
  * option: Dawn's default (Vulkan, Metal or D3D12) on machines with a GPU, OpenGL ES
  * in compatibility mode on Mesa's CPU renderer (llvmpipe) where there is none.
- * Each device comes from its own adapter (Dawn hands out one device per adapter).
+ * Each device comes from its own adapter object (Dawn hands out one device per
+ * adapter); devices are placed on distinct physical adapters when there are several,
+ * and each device says which one it got.
  *
  * @since 0.1.0
  */
@@ -36,6 +38,12 @@ export interface Options {
   readonly powerPreference?: "low-power" | "high-performance"
   /** Extra Dawn options passed to `create` (`"enable-dawn-features=..."`). */
   readonly dawnOptions?: ReadonlyArray<string>
+  /**
+   * The physical adapter of each device, by name (a part of the name is enough, as in Dawn's `adapter=` flag;
+   * `adapters()` lists them). Without it, devices go to distinct adapters in the order Dawn lists them, and share
+   * adapters only when there are more devices than adapters.
+   */
+  readonly adapters?: ReadonlyArray<string>
 }
 
 /**
@@ -51,7 +59,18 @@ export interface AdapterInfo {
   readonly architecture: string
   readonly device: string
   readonly description: string
+  /** The compute limits the adapter reports (the most a device on it can be asked for). */
+  readonly limits: Readonly<Record<(typeof computeLimits)[number], number>>
 }
+
+const computeLimits = [
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupsPerDimension",
+  "maxComputeWorkgroupStorageSize",
+  "maxStorageBufferBindingSize",
+  "maxBufferSize"
+] as const
 
 /**
  * The result of looking for an adapter: the first backend that gave one, and
@@ -62,6 +81,8 @@ export interface AdapterInfo {
  */
 export interface Discovery {
   readonly adapter: AdapterInfo | undefined
+  /** The names of every physical adapter on the backend that was found (as Dawn lists them). */
+  readonly adapters: ReadonlyArray<string>
   readonly attempts: ReadonlyArray<{ readonly backend: string; readonly found: boolean; readonly message: string }>
 }
 
@@ -71,9 +92,13 @@ const candidates = (backend: AdapterBackend): ReadonlyArray<Exclude<AdapterBacke
 const levelFor = (backend: string, options: Options) =>
   options.featureLevel ?? (backend === "opengles" || backend === "opengl" ? "compatibility" : "core")
 
-const open = async (backend: Exclude<AdapterBackend, "auto">, options: Options) => {
+const open = async (backend: Exclude<AdapterBackend, "auto">, options: Options, adapter?: string) => {
   if (backend === "opengles" || backend === "opengl") process.env.EGL_PLATFORM ??= "surfaceless"
-  const gpu = create([...(backend === "default" ? [] : [`backend=${backend}`]), ...(options.dawnOptions ?? [])])
+  const gpu = create([
+    ...(backend === "default" ? [] : [`backend=${backend}`]),
+    ...(adapter === undefined ? [] : [`adapter=${adapter}`]),
+    ...(options.dawnOptions ?? [])
+  ])
   const featureLevel = levelFor(backend, options)
   const request = () =>
     gpu.requestAdapter({
@@ -95,9 +120,35 @@ const describe = (
     vendor: info?.vendor ?? "",
     architecture: info?.architecture ?? "",
     device: info?.device ?? "",
-    description: info?.description ?? ""
+    description: info?.description ?? "",
+    limits: Object.fromEntries(computeLimits.map((k) => [k, Number(adapter.limits[k])])) as AdapterInfo["limits"]
   }
 }
+
+/** A name no adapter has: Dawn then refuses the request and lists the adapters it has. */
+const NO_ADAPTER = "org-trainer: list the adapters"
+
+const listAdapters = async (backend: Exclude<AdapterBackend, "auto">, options: Options): Promise<Array<string>> => {
+  const { request } = await open(backend, options, NO_ADAPTER)
+  try {
+    await request()
+    return []
+  } catch (error) {
+    const text = error instanceof Error ? error.message : String(error)
+    return [...text.matchAll(/^ \* backend: '[^']*', name: '(.*)'$/gm)].map((m) => m[1]!)
+  }
+}
+
+/**
+ * The physical adapters on a backend (by name, in Dawn's order); empty when it has none.
+ *
+ * @since 0.2.0
+ * @category discovery
+ */
+export const adapters = (
+  backend: Exclude<AdapterBackend, "auto">,
+  options: Options = {}
+): Effect.Effect<ReadonlyArray<string>> => Effect.promise(() => listAdapters(backend, options).catch(() => []))
 
 /**
  * Looks for a WebGPU adapter without opening a device.
@@ -115,14 +166,14 @@ export const discover = (options: Options = {}): Effect.Effect<Discovery> =>
         if (adapter) {
           const info = describe(backend, featureLevel, adapter)
           attempts.push({ backend, found: true, message: `${info.device || info.description} (${featureLevel})` })
-          return { adapter: info, attempts }
+          return { adapter: info, adapters: await listAdapters(backend, options).catch(() => []), attempts }
         }
         attempts.push({ backend, found: false, message: "no adapter" })
       } catch (error) {
         attempts.push({ backend, found: false, message: error instanceof Error ? error.message : String(error) })
       }
     }
-    return { adapter: undefined, attempts }
+    return { adapter: undefined, adapters: [], attempts }
   })
 
 /**
@@ -147,12 +198,39 @@ export const makeMany = (
       })
     }
     const { backend, featureLevel } = found.adapter
+    const names = found.adapters
+    const wanted = options.adapters
+    if (wanted !== undefined && wanted.length !== count) {
+      return yield* new BackendError({
+        device: "webgpu",
+        operation: "requestAdapter",
+        message: `${count} devices but ${wanted.length} adapters named (${wanted.join(", ")})`
+      })
+    }
+    const placement: Array<string | undefined> = []
+    for (let index = 0; index < count; index++) {
+      const name = wanted?.[index]
+      if (name === undefined) {
+        placement.push(names.length > 0 ? names[index % names.length] : undefined)
+        continue
+      }
+      const match = names.find((n) => n.includes(name))
+      if (match === undefined) {
+        return yield* new BackendError({
+          device: `webgpu:${index}`,
+          operation: "requestAdapter",
+          message: `no ${backend} adapter named "${name}" for webgpu:${index}; adapters: ${names.map((n) => `"${n}"`).join(", ") || "none"}`
+        })
+      }
+      placement.push(match)
+    }
     const devices: Array<Backend> = []
     for (let index = 0; index < count; index++) {
+      const adapterName = placement[index]
       const device = yield* Effect.acquireRelease(
         Effect.tryPromise({
           try: async () => {
-            const { gpu, request } = await open(backend, options)
+            const { gpu, request } = await open(backend, options, adapterName)
             const adapter = await request()
             if (!adapter) throw new Error(`adapter ${index} was not granted`)
             const limits = adapter.limits
@@ -166,11 +244,13 @@ export const makeMany = (
             })
             const info = describe(backend, featureLevel, adapter)
             // the instance from `create` must outlive its devices: collecting it tears Dawn down under them
+            const physical = adapterName ?? (info.device || info.description || "adapter")
             return makeWebGpu(
               `webgpu:${index}`,
               gpuDevice,
-              `webgpu:${index} ${info.device || info.description || "adapter"} (${backend}, ${featureLevel})`,
-              gpu
+              `webgpu:${index} on ${physical} (${backend}, ${featureLevel})`,
+              gpu,
+              physical
             )
           },
           catch: (cause) =>

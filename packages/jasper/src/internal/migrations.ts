@@ -72,8 +72,19 @@ export const migrations: Database.Migrations = {
         .addPrimaryKeyConstraint("jasper_derivatives_pk", ["sha256", "spec", "spec_version"])
         .execute()
     }
+  },
+  "0003_derivative_claims": {
+    up: async (db, caps) => {
+      // one process produces a derivative while the others wait: a claim with a lease
+      await db.schema
+        .createTable("jasper_derivative_claims")
+        .addColumn("sha256", "text", (c) => c.notNull())
+        .addColumn("spec", "text", (c) => c.notNull())
+        .addColumn("spec_version", "integer", (c) => c.notNull())
+        .addColumn("owner", "text", (c) => c.notNull())
+        .addColumn("expires_at", caps.types.bigint, (c) => c.notNull())
+        .addPrimaryKeyConstraint("jasper_derivative_claims_pk", ["sha256", "spec", "spec_version"])
+        .execute()
+    }
   }
 }
-
-/** JSON columns are text on SQLite and jsonb (parsed by the driver) on PostgreSQL. */
-export const readJson = (value: unknown): unknown => (typeof value === "string" ? JSON.parse(value) : value)

@@ -4,8 +4,8 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import type { Readable } from "node:stream"
 
-const onPath = (name: string): string | undefined => {
-  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+const onPath = (name: string, PATH = process.env.PATH): string | undefined => {
+  for (const dir of (PATH ?? "").split(path.delimiter)) {
     if (!dir) continue
     const candidate = path.join(dir, name)
     try {
@@ -18,32 +18,97 @@ const onPath = (name: string): string | undefined => {
   return undefined
 }
 
-let ffmpegCache: Promise<string> | undefined
-let ffprobeCache: Promise<string> | undefined
+/**
+ * One ffmpeg/ffprobe pair, chosen once per process:
+ * 1. `JASPER_FFMPEG` / `JASPER_FFPROBE` when set (one of them alone takes its partner
+ *    from the same folder when there is one there, else from the rules below);
+ * 2. else `ffmpeg` and `ffprobe` both on `PATH` (a system build, e.g. Debian's);
+ * 3. else the bundled fallbacks (@ffmpeg-installer/ffmpeg, @ffprobe-installer/ffprobe).
+ * An `ffmpeg` on PATH without an `ffprobe` beside it is not mixed with a bundled
+ * ffprobe: the bundled pair is used and the diagnostics say why.
+ */
+export interface Binary {
+  readonly path: string
+  /** Where it was found: the environment variable, `PATH`, or the bundled npm package. */
+  readonly source: "env" | "path" | "bundled"
+}
 
-/** ffmpeg: `JASPER_FFMPEG`, then `ffmpeg` on PATH, then @ffmpeg-installer/ffmpeg's binary. */
-export const ffmpeg: Effect.Effect<string, Error> = Effect.tryPromise({
-  try: () =>
-    (ffmpegCache ??= (async () => {
-      const found = process.env.JASPER_FFMPEG || onPath("ffmpeg")
-      if (found) return found
-      const mod: any = await import("@ffmpeg-installer/ffmpeg")
-      return (mod.default ?? mod).path as string
-    })()),
-  catch: (cause) => new Error(`ffmpeg not found (set JASPER_FFMPEG or put ffmpeg on PATH): ${String(cause)}`)
+export interface Pair {
+  readonly ffmpeg: Binary
+  readonly ffprobe: Binary
+  readonly notes: ReadonlyArray<string>
+}
+
+const bundled = async (name: "ffmpeg" | "ffprobe"): Promise<string> => {
+  const mod: any =
+    name === "ffmpeg" ? await import("@ffmpeg-installer/ffmpeg") : await import("@ffprobe-installer/ffprobe")
+  return (mod.default ?? mod).path as string
+}
+
+const besides = (file: string, name: string): string | undefined => {
+  const candidate = path.join(path.dirname(file), name)
+  try {
+    fs.accessSync(candidate, fs.constants.X_OK)
+    return candidate
+  } catch {
+    return undefined
+  }
+}
+
+/** Chooses the pair from an environment (exported for tests). */
+export const choosePair = async (env: Record<string, string | undefined> = process.env): Promise<Pair> => {
+  const notes: Array<string> = []
+  const envMpeg = env.JASPER_FFMPEG || undefined
+  const envProbe = env.JASPER_FFPROBE || undefined
+  const sysMpeg = onPath("ffmpeg", env.PATH)
+  const sysProbe = onPath("ffprobe", env.PATH)
+  const fallback = async (name: "ffmpeg" | "ffprobe"): Promise<Binary> => {
+    const sys = name === "ffmpeg" ? sysMpeg : sysProbe
+    if (sysMpeg && sysProbe) return { path: sys!, source: "path" }
+    return { path: await bundled(name), source: "bundled" }
+  }
+  if (envMpeg || envProbe) {
+    const ffmpeg: Binary = envMpeg
+      ? { path: envMpeg, source: "env" }
+      : besides(envProbe!, "ffmpeg")
+        ? { path: besides(envProbe!, "ffmpeg")!, source: "env" }
+        : await fallback("ffmpeg")
+    const ffprobe: Binary = envProbe
+      ? { path: envProbe, source: "env" }
+      : besides(envMpeg!, "ffprobe")
+        ? { path: besides(envMpeg!, "ffprobe")!, source: "env" }
+        : await fallback("ffprobe")
+    if (!envMpeg || !envProbe) notes.push(`only ${envMpeg ? "JASPER_FFMPEG" : "JASPER_FFPROBE"} is set`)
+    return { ffmpeg, ffprobe, notes }
+  }
+  if (sysMpeg && sysProbe)
+    return { ffmpeg: { path: sysMpeg, source: "path" }, ffprobe: { path: sysProbe, source: "path" }, notes }
+  if (sysMpeg || sysProbe) {
+    notes.push(
+      `${sysMpeg ? "ffmpeg" : "ffprobe"} is on PATH without ${sysMpeg ? "ffprobe" : "ffmpeg"}: using the bundled pair instead of mixing builds`
+    )
+  }
+  return {
+    ffmpeg: { path: await bundled("ffmpeg"), source: "bundled" },
+    ffprobe: { path: await bundled("ffprobe"), source: "bundled" },
+    notes
+  }
+}
+
+let pairCache: Promise<Pair> | undefined
+
+/** The pair in use (chosen once per process). */
+export const pair: Effect.Effect<Pair, Error> = Effect.tryPromise({
+  try: () => (pairCache ??= choosePair()),
+  catch: (cause) =>
+    new Error(`ffmpeg/ffprobe not found (set JASPER_FFMPEG and JASPER_FFPROBE, or put both on PATH): ${String(cause)}`)
 })
 
-/** ffprobe: `JASPER_FFPROBE`, then `ffprobe` on PATH, then @ffprobe-installer/ffprobe's binary. */
-export const ffprobe: Effect.Effect<string, Error> = Effect.tryPromise({
-  try: () =>
-    (ffprobeCache ??= (async () => {
-      const found = process.env.JASPER_FFPROBE || onPath("ffprobe")
-      if (found) return found
-      const mod: any = await import("@ffprobe-installer/ffprobe")
-      return (mod.default ?? mod).path as string
-    })()),
-  catch: (cause) => new Error(`ffprobe not found (set JASPER_FFPROBE or put ffprobe on PATH): ${String(cause)}`)
-})
+/** The ffmpeg of the chosen pair. */
+export const ffmpeg: Effect.Effect<string, Error> = Effect.map(pair, (p) => p.ffmpeg.path)
+
+/** The ffprobe of the chosen pair. */
+export const ffprobe: Effect.Effect<string, Error> = Effect.map(pair, (p) => p.ffprobe.path)
 
 export interface Exit {
   readonly code: number | null

@@ -77,7 +77,12 @@ const sortColumn = (sort: Query["sort"]) => {
 }
 
 /** Where clauses of a query (on `marken_annotations as a`). Throws `InvalidQuery`. */
-export const conditions = (caps: Database.Capabilities, q: Query): Array<Expression<SqlBool>> => {
+export const conditions = (
+  caps: Database.Capabilities,
+  q: Query,
+  /** The runs to read (a pinned cursor's); default: the current ones. */
+  operations?: ReadonlyArray<string>
+): Array<Expression<SqlBool>> => {
   const out: Array<Expression<SqlBool>> = []
   if (q.entities !== undefined) {
     if (q.entities.length === 0) out.push(sql<SqlBool>`1 = 0`)
@@ -108,21 +113,35 @@ export const conditions = (caps: Database.Capabilities, q: Query): Array<Express
   if (q.minConfidence !== undefined) out.push(sql<SqlBool>`a.confidence >= ${q.minConfidence}`)
   if (q.producer !== undefined) out.push(sql<SqlBool>`a.producer_key = ${q.producer}`)
   if (q.operationId !== undefined) out.push(sql<SqlBool>`a.operation_id = ${q.operationId}`)
-  else out.push(sql<SqlBool>`a.operation_id in (select c.operation_id from marken_current c)`)
+  else if (operations !== undefined) {
+    out.push(operations.length === 0 ? sql<SqlBool>`1 = 0` : sql<SqlBool>`a.operation_id in (${sql.join(operations)})`)
+  } else out.push(sql<SqlBool>`a.operation_id in (select c.operation_id from marken_current c)`)
   return out
 }
 
+/**
+ * Where a page ends, and the runs the first page read: their operation ids (the
+ * following pages read the same runs, even after a `finish`), or, when there are too
+ * many to carry, a digest of them (the following pages fail if the runs changed).
+ */
 export interface Cursor {
   readonly v: number | string
   readonly id: string
+  readonly ops?: ReadonlyArray<string> | undefined
+  readonly digest?: string | undefined
 }
 
-export const encodeCursor = (c: Cursor): string => Buffer.from(JSON.stringify([c.v, c.id])).toString("base64url")
+export const encodeCursor = (c: Cursor): string =>
+  Buffer.from(JSON.stringify([c.v, c.id, c.ops ?? c.digest ?? null])).toString("base64url")
 
 export const decodeCursor = (s: string): Cursor => {
   try {
-    const [v, id] = JSON.parse(Buffer.from(s, "base64url").toString("utf8"))
-    if ((typeof v === "number" || typeof v === "string") && typeof id === "string") return { v, id }
+    const [v, id, pin] = JSON.parse(Buffer.from(s, "base64url").toString("utf8"))
+    if ((typeof v === "number" || typeof v === "string") && typeof id === "string") {
+      if (Array.isArray(pin) && pin.every((o) => typeof o === "string")) return { v, id, ops: pin }
+      if (typeof pin === "string") return { v, id, digest: pin }
+      if (pin === null || pin === undefined) return { v, id }
+    }
   } catch {
     // fall through
   }

@@ -34,8 +34,25 @@ const liveInstances = new Set<{ readonly instance: GPU }>()
 
 const align = (bytes: number) => Math.max(256, Math.ceil(bytes / 256) * 256)
 
+/** Each dispatch's uniforms (`struct P`, 80 bytes) in a 256-byte slot (the uniform offset alignment). */
+const UNIFORM_BYTES = 80
+const UNIFORM_SLOT = 256
+const UNIFORM_CHUNK = 256 * UNIFORM_SLOT
+
+interface UniformChunk {
+  readonly buffer: GPUBuffer
+  readonly data: ArrayBuffer
+  used: number
+}
+
 /** A backend on one WebGPU device. `onDestroy` releases what the device was created from. */
-export const makeWebGpu = (id: string, device: GPUDevice, description: string, instance: GPU): Backend => {
+export const makeWebGpu = (
+  id: string,
+  device: GPUDevice,
+  description: string,
+  instance: GPU,
+  adapter: string
+): Backend => {
   const hold = { instance }
   liveInstances.add(hold)
   let lost: string | undefined
@@ -57,7 +74,6 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
   }
 
   const pool = new Map<number, Array<GPUBuffer>>()
-  const uniforms: Array<GPUBuffer> = []
   const pipelines = new Map<string, { readonly p: GPUComputePipeline; readonly layout: GPUBindGroupLayout }>()
 
   const allocate = (bytes: number): GPUBuffer => {
@@ -71,6 +87,54 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
     const list = pool.get(buffer.size) ?? []
     list.push(buffer)
     pool.set(buffer.size, list)
+  }
+
+  // Kernels are recorded into one command encoder (one compute pass between copies) and go to the queue in one
+  // submit when something waits for them (a read or a sync). Each dispatch's uniforms take a 256-byte slot of a
+  // chunk written just before that submit; buffers disposed while recorded work may still use them return to the
+  // pool only after it was submitted (queue order then keeps later writes behind it).
+  let encoder: GPUCommandEncoder | undefined
+  let pass: GPUComputePassEncoder | undefined
+  let recording: Array<UniformChunk> = []
+  const spareChunks: Array<UniformChunk> = []
+  let retiring: Array<GPUBuffer> = []
+  let submits = 0
+
+  const record = () => (encoder ??= device.createCommandEncoder())
+  const endPass = () => {
+    pass?.end()
+    pass = undefined
+  }
+  const uniformSlot = (): { readonly chunk: UniformChunk; readonly offset: number } => {
+    let chunk = recording[recording.length - 1]
+    if (!chunk || chunk.used + UNIFORM_SLOT > UNIFORM_CHUNK) {
+      chunk = spareChunks.pop() ?? {
+        buffer: device.createBuffer({ size: UNIFORM_CHUNK, usage: UNIFORM | COPY_DST }),
+        data: new ArrayBuffer(UNIFORM_CHUNK),
+        used: 0
+      }
+      chunk.used = 0
+      recording.push(chunk)
+    }
+    const offset = chunk.used
+    chunk.used += UNIFORM_SLOT
+    return { chunk, offset }
+  }
+  const flush = () => {
+    if (!encoder) return
+    endPass()
+    for (const chunk of recording) device.queue.writeBuffer(chunk.buffer, 0, chunk.data, 0, chunk.used)
+    device.queue.submit([encoder.finish()])
+    submits++
+    encoder = undefined
+    spareChunks.push(...recording)
+    recording = []
+    for (const buffer of retiring) release(buffer)
+    retiring = []
+  }
+  const retire = (buffer: GPUBuffer) => {
+    if (encoder) retiring.push(buffer)
+    else release(buffer)
   }
 
   const t = (x: Tensor, op: string): GpuTensor => {
@@ -99,27 +163,26 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
     buffers: ReadonlyArray<GPUBuffer>,
     groups: readonly [number, number]
   ) => {
-    const data = new ArrayBuffer(64)
-    const u = new Uint32Array(data, 0, 8)
-    const f = new Float32Array(data, 32, 8)
+    if (!(groups[0] > 0 && groups[1] > 0)) return
+    const { chunk, offset } = uniformSlot()
+    new Uint8Array(chunk.data, offset, UNIFORM_BYTES).fill(0)
+    const u = new Uint32Array(chunk.data, offset, 8)
+    const f = new Float32Array(chunk.data, offset + 32, 12)
     ;(params.u ?? []).forEach((x, i) => (u[i] = x))
     ;(params.f ?? []).forEach((x, i) => (f[i] = x))
-    const uniform = uniforms.pop() ?? device.createBuffer({ size: 64, usage: UNIFORM | COPY_DST })
-    device.queue.writeBuffer(uniform, 0, data)
     const { p, layout } = pipeline(name)
     const bindGroup = device.createBindGroup({
       layout,
-      entries: [uniform, ...buffers].map((buffer, binding) => ({ binding, resource: { buffer } }))
+      entries: [
+        { binding: 0, resource: { buffer: chunk.buffer, offset, size: UNIFORM_BYTES } },
+        ...buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))
+      ]
     })
-    const encoder = device.createCommandEncoder()
-    const pass = encoder.beginComputePass()
+    record()
+    pass ??= encoder!.beginComputePass()
     pass.setPipeline(p)
     pass.setBindGroup(0, bindGroup)
-    if (groups[0] > 0 && groups[1] > 0) pass.dispatchWorkgroups(groups[0], groups[1])
-    pass.end()
-    device.queue.submit([encoder.finish()])
-    // queue order makes the next writeBuffer to this uniform land after this dispatch
-    uniforms.push(uniform)
+    pass.dispatchWorkgroups(groups[0], groups[1])
   }
 
   const linear = (n: number): readonly [number, number] => {
@@ -158,11 +221,12 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
     if (total === 0) return tensors.map(() => new Float32Array(0))
     const staging = device.createBuffer({ size: total, usage: MAP_READ | COPY_DST })
     try {
-      const encoder = device.createCommandEncoder()
+      endPass()
+      const copies = record()
       tensors.forEach((x, i) => {
-        if (x.size > 0) encoder.copyBufferToBuffer(x.buffer!, 0, staging, offsets[i]!, align(x.size * 4))
+        if (x.size > 0) copies.copyBufferToBuffer(x.buffer!, 0, staging, offsets[i]!, align(x.size * 4))
       })
-      device.queue.submit([encoder.finish()])
+      flush()
       try {
         await staging.mapAsync(READ)
       } catch (cause) {
@@ -186,7 +250,7 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
       dispatch(name, { u }, [x.buffer!, y.buffer!, losses.buffer!, grad.buffer!], linear(perRow))
       const loss = out([1])
       dispatch("sum", { u: [perRow], f: [1 / Math.max(perRow, 1)] }, [losses.buffer!, loss.buffer!], [1, 1])
-      release(losses.buffer!)
+      retire(losses.buffer!)
       return { loss, grad }
     }
   }
@@ -198,6 +262,7 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
     kind: "webgpu",
     id,
     description,
+    adapter,
     lost: () => lost,
     upload: (shape, data) => {
       alive("upload")
@@ -207,21 +272,24 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
     zeros: (shape) => {
       alive("zeros")
       const x = out(shape)
-      const encoder = device.createCommandEncoder()
-      encoder.clearBuffer(x.buffer!)
-      device.queue.submit([encoder.finish()])
+      endPass()
+      record().clearBuffer(x.buffer!)
       return x
     },
     write: (x0, data) => {
       const x = t(x0, "write")
       require(data.length === x.size, id, "write", () => `${data.length} values for ${shapeText(x.shape)}`)
-      if (data.byteLength > 0) device.queue.writeBuffer(x.buffer!, 0, data.buffer, data.byteOffset, data.byteLength)
+      // Dawn takes no SharedArrayBuffer (the trainer's averaged gradients live in one)
+      // recorded kernels may still read the tensor: they go first
+      flush()
+      const own = data.buffer instanceof SharedArrayBuffer ? data.slice() : data
+      if (own.byteLength > 0) device.queue.writeBuffer(x.buffer!, 0, own.buffer, own.byteOffset, own.byteLength)
     },
     read: async (x) => (await readMany([x]))[0]!,
     readMany,
     dispose: (x0) => {
       if (x0 instanceof GpuTensor && x0.buffer !== undefined) {
-        release(x0.buffer)
+        retire(x0.buffer)
         x0.buffer = undefined
       }
     },
@@ -328,8 +396,8 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
       const pos = uploadRaw(positions.length > 0 ? positions : new Uint32Array(1))
       const values = out([indices.length, D])
       dispatch("embeddingGrad", { u: [values.size, D] }, [dy.buffer!, off, pos, values.buffer!], linear(values.size))
-      release(off)
-      release(pos)
+      retire(off)
+      retire(pos)
       return { indices, values }
     },
     rowDot: (a0, b0) => {
@@ -378,15 +446,20 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
             step.epsilon,
             step.weightDecay,
             1 - Math.pow(step.beta1, step.step),
-            1 - Math.pow(step.beta2, step.step)
+            1 - Math.pow(step.beta2, step.step),
+            0,
+            1 - step.beta1,
+            1 - step.beta2
           ]
         },
         [p.buffer!, g.buffer!, m.buffer!, v.buffer!],
         linear(p.size)
       )
     },
+    submits: () => submits,
     sync: async () => {
       alive("sync")
+      flush()
       try {
         await device.queue.onSubmittedWorkDone()
       } catch (cause) {
@@ -397,6 +470,8 @@ export const makeWebGpu = (id: string, device: GPUDevice, description: string, i
     },
     destroy: () => {
       lost ??= "destroyed"
+      endPass()
+      encoder = undefined
       for (const list of pool.values()) for (const b of list) b.destroy()
       pool.clear()
       device.destroy()
