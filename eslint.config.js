@@ -10,6 +10,7 @@ export default tseslint.config(
       "**/build/**",
       "bench/results/**",
       "**/out/**",
+      "examples/*/data/**",
       ".changeset/**",
       ".tmp/**",
       ".gl/**"

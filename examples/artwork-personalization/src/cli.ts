@@ -7,7 +7,9 @@ import * as path from "node:path"
 import { parseArgs } from "node:util"
 
 export interface Flags {
+  /** The data folder (`--data`, or its older name `--out`). */
   readonly out: string
+  readonly seed: number
   readonly pg: string | undefined
   readonly titles: number
   readonly members: number
@@ -16,6 +18,8 @@ export interface Flags {
   readonly kind: "auto" | "webgpu" | "cpu"
   readonly fresh: boolean
   readonly verbose: boolean
+  /** Check the flags, print what would run, stop. */
+  readonly dryRun: boolean
 }
 
 export type Parsed =
@@ -23,23 +27,26 @@ export type Parsed =
   | { readonly _tag: "Help" }
   | { readonly _tag: "Invalid"; readonly message: string }
 
-export const DEFAULT_OUT = path.resolve(import.meta.dirname, "..", "out")
+export const DEFAULT_OUT = path.resolve(import.meta.dirname, "..", "data")
 
-/** The largest number of titles the generator names. */
-export const MAX_TITLES = 12
+/** The most titles the generator makes. */
+export const MAX_TITLES = 500
 
 export const usage = `usage: npm run demo -- [options]
 
-  --out DIR        output folder: database, media, derivatives, indexes, report.html
+  --data DIR       data folder: database, media, derivatives, indexes, report.html, summary.json
                    (default ${path.relative(process.cwd(), DEFAULT_OUT) || DEFAULT_OUT}); reused between runs
-  --fresh          start over: remove the demo's own files in --out (or its PostgreSQL schema) first
+                   (--out DIR is the same)
+  --fresh          start over: remove the demo's own files in --data (or its PostgreSQL schema) first
   --pg URL         run on PostgreSQL (schema artwork_demo) instead of SQLite    [env DEMO_PG_URL]
-  --titles N       titles, 1-${MAX_TITLES} (default 8)
-  --members N      synthetic members, 4-100000 (default 400)
-  --epochs N       training epochs, 1-1000 (default 12)
+  --titles N       titles, 6-${MAX_TITLES} (default 60)
+  --members N      synthetic members, 20-100000 (default 2000)
+  --seed N         seed of the generated world, 0-1000000 (default 7)
+  --epochs N       training epochs, 1-1000 (default 8)
   --devices N      data-parallel devices, 1-8 (default 2)
   --kind KIND      auto | webgpu | cpu (default auto: WebGPU where an adapter exists, else CPU)
   --verbose        on failure, print the whole cause chain
+  --dry-run        check the flags, print what would run, and stop (touches nothing)
   --help           this text
 
 environment: DEMO_PG_URL (same as --pg), EGL_PLATFORM=surfaceless (WebGPU on Mesa without a GPU),
@@ -60,15 +67,18 @@ export const parse = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Pars
       strict: true,
       allowPositionals: false,
       options: {
+        data: { type: "string" },
         out: { type: "string" },
+        seed: { type: "string", default: "7" },
         pg: { type: "string" },
-        titles: { type: "string", default: "8" },
-        members: { type: "string", default: "400" },
-        epochs: { type: "string", default: "12" },
+        titles: { type: "string", default: "60" },
+        members: { type: "string", default: "2000" },
+        epochs: { type: "string", default: "8" },
         devices: { type: "string", default: "2" },
         kind: { type: "string", default: "auto" },
         fresh: { type: "boolean", default: false },
         verbose: { type: "boolean", default: false },
+        "dry-run": { type: "boolean", default: false },
         help: { type: "boolean", default: false }
       }
     }).values
@@ -77,8 +87,9 @@ export const parse = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Pars
   }
   if (values.help) return { _tag: "Help" }
   const numbers = {
-    titles: integer("titles", values.titles as string, 1, MAX_TITLES),
-    members: integer("members", values.members as string, 4, 100_000),
+    titles: integer("titles", values.titles as string, 6, MAX_TITLES),
+    members: integer("members", values.members as string, 20, 100_000),
+    seed: integer("seed", values.seed as string, 0, 1_000_000),
     epochs: integer("epochs", values.epochs as string, 1, 1000),
     devices: integer("devices", values.devices as string, 1, 8)
   }
@@ -97,12 +108,15 @@ export const parse = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Pars
     if (url === undefined || (url.protocol !== "postgres:" && url.protocol !== "postgresql:"))
       return { _tag: "Invalid", message: `--pg must be a postgres:// URL, got "${redact(pg)}"` }
   }
-  const out = (values.out as string | undefined) ?? DEFAULT_OUT
-  if (out.trim() === "") return { _tag: "Invalid", message: "--out must name a folder" }
+  if (values.data !== undefined && values.out !== undefined && values.data !== values.out)
+    return { _tag: "Invalid", message: "--data and --out are one option (--out is its older name); give one folder" }
+  const out = (values.data as string | undefined) ?? (values.out as string | undefined) ?? DEFAULT_OUT
+  if (out.trim() === "") return { _tag: "Invalid", message: "--data must name a folder" }
   return {
     _tag: "Flags",
     flags: {
       out,
+      seed: numbers.seed as number,
       pg,
       titles: numbers.titles as number,
       members: numbers.members as number,
@@ -110,7 +124,8 @@ export const parse = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Pars
       devices: numbers.devices as number,
       kind,
       fresh: values.fresh === true,
-      verbose: values.verbose === true
+      verbose: values.verbose === true,
+      dryRun: values["dry-run"] === true
     }
   }
 }
@@ -130,7 +145,10 @@ export const OWN_FILES = [
   "media",
   "derivatives",
   "indexes",
-  "report.html"
+  "frames",
+  "charts",
+  "report.html",
+  "summary.json"
 ] as const
 
 /**
@@ -143,14 +161,14 @@ export const prepareOutput = (
 ): { readonly _tag: "Ready" } | { readonly _tag: "Invalid"; readonly message: string } => {
   const marker = path.join(out, MARKER)
   if (fs.existsSync(out)) {
-    if (!fs.statSync(out).isDirectory()) return { _tag: "Invalid", message: `--out ${out} is a file, not a folder` }
+    if (!fs.statSync(out).isDirectory()) return { _tag: "Invalid", message: `--data ${out} is a file, not a folder` }
     const entries = fs.readdirSync(out)
     // a folder holding only what the demo writes is an earlier demo's output (made before the mark existed)
     const demoLike = entries.every((e) => (OWN_FILES as ReadonlyArray<string>).includes(e))
     if (entries.length > 0 && !entries.includes(MARKER) && !demoLike)
       return {
         _tag: "Invalid",
-        message: `--out ${out} is not empty and was not made by the demo; name a new or empty folder`
+        message: `--data ${out} is not empty and was not made by the demo; name a new or empty folder`
       }
     if (fresh) for (const name of OWN_FILES) fs.rmSync(path.join(out, name), { recursive: true, force: true })
   }
@@ -158,7 +176,7 @@ export const prepareOutput = (
     fs.mkdirSync(out, { recursive: true })
     fs.writeFileSync(marker, "This folder was made by the artwork-personalization demo; --fresh removes its files.\n")
   } catch (error) {
-    return { _tag: "Invalid", message: `--out ${out} cannot be written: ${(error as Error).message}` }
+    return { _tag: "Invalid", message: `--data ${out} cannot be written: ${(error as Error).message}` }
   }
   return { _tag: "Ready" }
 }

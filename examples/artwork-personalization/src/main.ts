@@ -2,20 +2,15 @@
  * `npm run demo`: the artwork-personalization pipeline on an embedded SQLite file
  * (or PostgreSQL with `--pg <url>` / `DEMO_PG_URL`), writing an HTML report.
  *
- *   npm run demo -- --members 800 --epochs 20 --devices 2 --kind auto
+ *   npm run demo -- --titles 60 --members 2000 --seed 7 --devices 2 --kind auto
  *
  * Every flag is checked before any work starts; a failure prints one line (the cause chain with `--verbose`).
  * The output folder is reused between runs (the feature store then computes nothing again); the demo never
  * deletes anything it did not create, and `--fresh` removes only its own files.
  */
-import { Cause, Effect, Exit } from "effect"
+import * as fs from "node:fs"
 import * as path from "node:path"
-import pg from "pg"
-import { PostgresStorage } from "@org/storage/pg"
-import { SqliteStorage } from "@org/storage/sqlite"
 import { parse, prepareOutput, redact, usage } from "./cli.js"
-import { run } from "./pipeline.js"
-import { write } from "./report.js"
 
 function fail(message: string, detail?: string): never {
   console.error(`artwork demo: ${message}`)
@@ -32,8 +27,24 @@ if (parsed._tag === "Invalid") fail(parsed.message)
 const flags = parsed.flags
 
 const out = path.resolve(flags.out)
+if (flags.dryRun) {
+  const where = flags.pg !== undefined ? `PostgreSQL ${redact(flags.pg)} (schema artwork_demo)` : `SQLite in ${out}`
+  console.log(
+    `would run: ${flags.titles} titles, ${flags.members} members, seed ${flags.seed}, ${flags.epochs} epochs on ` +
+      `${flags.devices} ${flags.kind} device(s), ${where}, data in ${out}${flags.fresh ? ", starting fresh" : ""}`
+  )
+  process.exit(0)
+}
 const prepared = prepareOutput(out, flags.fresh)
 if (prepared._tag === "Invalid") fail(prepared.message)
+
+// the pipeline's modules load only once the flags are known to be good (so --help and a bad flag answer at once)
+const { Cause, Effect, Exit } = await import("effect")
+const { default: pg } = await import("pg")
+const { PostgresStorage } = await import("@org/storage/pg")
+const { SqliteStorage } = await import("@org/storage/sqlite")
+const { run } = await import("./pipeline.js")
+const { replayTable, write } = await import("./report.js")
 
 const storage =
   flags.pg !== undefined
@@ -45,8 +56,9 @@ const exit = await Effect.runPromiseExit(
   Effect.gen(function* () {
     if (flags.pg !== undefined && flags.fresh) yield* dropDemoSchema(flags.pg)
     return yield* run({
-      out,
+      data: out,
       storage,
+      seed: flags.seed,
       titles: flags.titles,
       members: flags.members,
       epochs: flags.epochs,
@@ -63,8 +75,17 @@ if (Exit.isFailure(exit)) {
   fail(line, flags.verbose ? Cause.pretty(exit.cause) : "(run with --verbose for the cause chain)")
 }
 const summary = exit.value
+const reportStarted = Date.now()
 const report = await write(summary, out)
-console.log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s on ${summary.storage}`)
+const timings = { ...summary.timings, report: Date.now() - reportStarted, total: Date.now() - started }
+fs.writeFileSync(path.join(out, "summary.json"), JSON.stringify({ ...summary, timings }, null, 2))
+console.log("6/6 report")
+console.log("")
+for (const line of replayTable(summary)) console.log(line)
+for (const finding of summary.replay.findings) console.log(`  ${finding}`)
+console.log("")
+console.log(`done in ${(timings.total / 1000).toFixed(1)} s on ${summary.storage}`)
+console.log(`summary: ${path.join(out, "summary.json")}`)
 console.log(`report: ${report}`)
 
 /** `--fresh` on PostgreSQL: the demo's own schema (it created it), nothing else. */

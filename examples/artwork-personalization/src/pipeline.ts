@@ -1,437 +1,683 @@
 /**
- * The artwork-personalization pipeline, composed from the suite's layers:
+ * The artwork-personalization pipeline, composed from the suite's public APIs on one storage layer:
  *
- * 1. Jasper: generated artworks and trailers are registered in the catalog (content
- *    hashed while read, probed); the change feed records every registration.
- * 2. Amber store: a colour embedding per artwork is computed once, keyed by the
- *    artwork's content hash; a second pass computes nothing.
- * 3. Trainer: a two-tower ranker (member segment x artwork features -> play) is
- *    trained data-parallel on 2 devices (WebGPU where an adapter exists, else CPU).
- * 4. Marken: scores are written as one annotation operation, shots of the trailers
- *    as temporal annotations; queries and vector search read them back.
+ * 1. data: a world generated from the seed (titles, artworks, trailers, subtitles, members, exploration log);
+ * 2. Jasper registers every asset; an Amber trigger on the catalog's change feed materializes the feature mesh
+ *    (`mesh.ts`), memoized with lineage, so a second run computes nothing;
+ * 3. @org/trainer trains a two-tower ranker (member profile, artwork embedding) -> play on the train log;
+ * 4. Marken serves the scores (one annotation operation), similar artworks (kNN) and match-cut shot pairs;
+ * 5. replay evaluation of the learned policy against random and count baselines, warm and cold-start titles.
  */
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer, Schema, Stream } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { FeatureSpec, FeatureStore, Fingerprint } from "@org/amber-store"
-import { Catalog, Image, Jasper, TestMedia, Video } from "@org/jasper"
+import sharp from "sharp"
+import { EntitySource, Executor, Resolver, Trigger } from "@org/amber-compute"
+import { FeatureStore } from "@org/amber-store"
+import { Catalog, Jasper, Video } from "@org/jasper"
 import type { Media } from "@org/jasper"
 import { Annotations, AnnotationType, Registry } from "@org/marken"
 import { Database } from "@org/storage"
-import { Dataset, Devices, Model, Optimizer, Progress, Trainer } from "@org/trainer"
-import { colorDescriptor, DIMENSION } from "./features.js"
+import { Dataset, Devices, Model, Optimizer, Trainer } from "@org/trainer"
+import * as M from "./mesh.js"
+import { readValues } from "./mesh.js"
 import { rng } from "./random.js"
+import { type Estimate, kmeans, type Policy, replay } from "./replay.js"
+import { generate, type Impression } from "./world.js"
 
 export interface Options {
-  /** Output folder (media, derivatives, indexes, report). */
-  readonly out: string
+  /** The data folder: media, derivatives, indexes, report. */
+  readonly data: string
   readonly storage: Layer.Layer<Database.Database, unknown>
   readonly titles?: number
-  readonly artworksPerTitle?: number
   readonly members?: number
   readonly impressionsPerMember?: number
   readonly epochs?: number
-  readonly trailers?: number
-  readonly devices?: { readonly count: number; readonly kind: "auto" | "webgpu" | "cpu" }
   readonly seed?: number
+  readonly devices?: { readonly count: number; readonly kind: "auto" | "webgpu" | "cpu" }
+  readonly clusters?: number
   readonly log?: (line: string) => void
 }
-
-export const SEGMENTS = [
-  { id: "night-owls", label: "Night owls: dark, moody artwork" },
-  { id: "sunny-side", label: "Sunny side: bright artwork" },
-  { id: "warm-tones", label: "Warm tones: reds and oranges" },
-  { id: "cool-tones", label: "Cool tones: blues and cyans" }
-] as const
-
-const TITLE_NAMES = [
-  "Night Harbor",
-  "Paper Moons",
-  "The Last Orchard",
-  "Signal Lost",
-  "Copper Coast",
-  "Glass Garden",
-  "Northbound",
-  "Salt & Ember",
-  "Quiet Engines",
-  "Blue Hour",
-  "Lantern Street",
-  "Static Bloom"
-]
-
-/** What each segment really likes (hidden from the model, which only sees plays). */
-const utility = (segment: number, f: Float32Array): number => {
-  switch (segment) {
-    case 0:
-      return -f[6]! // dark
-    case 1:
-      return f[6]! // bright
-    case 2:
-      return f[8]! + f[9]! + f[15]! // red, orange, magenta hues
-    default:
-      return f[12]! + f[13]! + f[11]! // cyan, blue hues
-  }
-}
-
-const sigmoid = (x: number) => 1 / (1 + Math.exp(-x))
-
-export const ArtworkColor = FeatureSpec.embedding({
-  name: "artwork.color",
-  version: 1,
-  entity: "artwork",
-  dimension: DIMENSION
-})
 
 export const ArtworkScore = AnnotationType.make({
   name: "artwork-score",
   version: "1.0",
-  payload: Schema.Struct({ segment: Schema.String, title: Schema.String, score: Schema.Number, rank: Schema.Int }),
-  vectors: { color: { dimension: DIMENSION, metric: "cosine" } }
+  payload: Schema.Struct({ cluster: Schema.Int, title: Schema.String, score: Schema.Number, rank: Schema.Int })
 })
 
-export const Shot = AnnotationType.make({
-  name: "shot",
+export const ArtworkLook = AnnotationType.make({
+  name: "artwork-look",
   version: "1.0",
-  payload: Schema.Struct({ index: Schema.Int, durationMs: Schema.Number })
+  payload: Schema.Struct({ title: Schema.String, genre: Schema.String }),
+  vectors: { look: { dimension: M.EMBEDDING, metric: "cosine" } }
 })
+
+export const ShotKeyframe = AnnotationType.make({
+  name: "shot-keyframe",
+  version: "1.0",
+  payload: Schema.Struct({ video: Schema.String, title: Schema.String, index: Schema.Int }),
+  vectors: { keyframe: { dimension: M.EMBEDDING, metric: "cosine" } }
+})
+
+export const POLICIES = ["learned", "random", "most-played", "cluster-best"] as const
+export type PolicyName = (typeof POLICIES)[number]
+
+export interface FeatureCounts {
+  readonly entities: number
+  readonly computed: number
+  readonly reused: number
+  readonly failed: number
+}
 
 export interface Summary {
   readonly storage: string
+  readonly seed: number
   readonly devices: string
-  readonly titles: ReadonlyArray<{ readonly id: string; readonly name: string }>
-  readonly artworks: ReadonlyArray<{
-    readonly id: string
-    readonly title: string
-    readonly file: string
-    readonly sha256: string
+  readonly data: string
+  readonly titles: ReadonlyArray<{
+    id: string
+    name: string
+    genre: string
+    cold: boolean
+    artworks: ReadonlyArray<string>
   }>
-  readonly changes: number
-  readonly features: { readonly first: FeatureStore.Counters; readonly second: FeatureStore.Counters }
+  readonly artworkFiles: Readonly<Record<string, string>>
+  readonly catalog: {
+    readonly registered: number
+    readonly failed: number
+    readonly changes: number
+    readonly processed: number
+  }
+  /** Per feature label: what this run computed and what it found stored. */
+  readonly features: Readonly<Record<string, FeatureCounts>>
+  readonly log: {
+    readonly members: number
+    readonly train: number
+    readonly heldOut: number
+    readonly cold: number
+    readonly trainPlayRate: number
+  }
   readonly training: {
-    readonly samples: number
-    readonly positives: number
+    readonly rows: number
     readonly epochs: ReadonlyArray<{ epoch: number; loss: number; samplesPerSecond: number }>
+    readonly steps: number
+    readonly ms: number
   }
-  readonly picks: ReadonlyArray<{
-    readonly segment: string
-    readonly title: string
-    readonly artwork: string
-    readonly best: string
-    readonly score: number
-  }>
-  readonly evaluation: {
-    readonly accuracy: number
-    readonly randomAccuracy: number
-    readonly takeRate: number
-    readonly randomTakeRate: number
+  readonly replay: {
+    readonly warm: Readonly<Record<PolicyName, Estimate>>
+    readonly cold: Readonly<Record<PolicyName, Estimate>>
+    /** The hidden play model's best artwork per impression: a ceiling no policy can pass (in expectation). */
+    readonly oracle: { readonly warm: number; readonly cold: number }
+    readonly findings: ReadonlyArray<string>
   }
-  readonly operation: { readonly id: string; readonly written: number; readonly queried: number }
-  readonly similar: ReadonlyArray<{
-    readonly query: string
-    readonly hits: ReadonlyArray<{ id: string; distance: number }>
-  }>
-  readonly shots: ReadonlyArray<{ readonly title: string; readonly startMs: number; readonly endMs: number }>
-  readonly shotsInFirstSecond: number
+  readonly serving: {
+    readonly operation: string
+    readonly scores: number
+    readonly clusters: number
+    readonly picks: ReadonlyArray<{ cluster: number; title: string; artwork: string; score: number; members: number }>
+    readonly best: ReadonlyArray<{ member: number; cluster: number; title: string; artwork: string }>
+    readonly similar: ReadonlyArray<{
+      readonly query: string
+      readonly genre: string
+      readonly any: ReadonlyArray<{ artwork: string; distance: number }>
+      readonly sameGenre: ReadonlyArray<{ artwork: string; distance: number }>
+    }>
+    /** Shot pairs of identical footage across trailers (left out of the match cuts). */
+    readonly duplicates: number
+    readonly matchCuts: ReadonlyArray<{
+      readonly left: { video: string; index: number; startNs: number; image: string }
+      readonly right: { video: string; index: number; startNs: number; image: string }
+      readonly distance: number
+    }>
+  }
+  readonly timings: Readonly<Record<string, number>>
 }
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x))
 
 export const run = (options: Options) => {
   const log = options.log ?? ((line: string) => console.log(line))
-  const titles = options.titles ?? 8
-  const perTitle = options.artworksPerTitle ?? 4
-  const members = options.members ?? 400
-  const impressions = options.impressionsPerMember ?? 12
-  const epochs = options.epochs ?? 12
-  const trailers = options.trailers ?? 2
   const seed = options.seed ?? 7
-  const mediaDir = path.join(options.out, "media")
-  fs.mkdirSync(mediaDir, { recursive: true })
-
-  const App = Layer.mergeAll(
-    Jasper.layer({ roots: [mediaDir], derivatives: path.join(options.out, "derivatives") }),
-    FeatureStore.layer(),
-    Annotations.layerWithRegistry({ indexDirectory: path.join(options.out, "indexes") })
-  ).pipe(Layer.provideMerge(options.storage))
+  const data = options.data
+  const mediaDir = path.join(data, "media")
+  const timings: Record<string, number> = {}
+  const stage = <A, E, R>(name: string, effect: Effect.Effect<A, E, R>) =>
+    Effect.suspend(() => {
+      const t0 = Date.now()
+      return Effect.tap(effect, () => Effect.sync(() => (timings[name] = Date.now() - t0)))
+    })
 
   const program = Effect.gen(function* () {
-    const catalog = yield* Catalog.Catalog
-    const store = yield* FeatureStore.FeatureStore
-    const annotations = yield* Annotations.Annotations
-    const registry = yield* Registry.Registry
-    const database = yield* Database.Database
-
-    // 1. media: generate and register
-    log(`1/5 catalog: generating ${titles} titles x ${perTitle} artworks and ${trailers} trailers`)
-    const titleList = TITLE_NAMES.slice(0, titles).map((name, i) => ({ id: `title-${i + 1}`, name }))
-    const registrations: Array<Media.Registration> = []
-    const files = new Map<string, string>()
-    for (const [i, t] of titleList.entries()) {
-      yield* catalog.putEntity({ id: t.id, kind: "title", title: t.name })
-      for (let j = 0; j < perTitle; j++) {
-        const id = `${t.id}-art-${j + 1}`
-        const file = path.join(mediaDir, `${id}.jpg`)
-        yield* TestMedia.poster(file, { seed: seed * 101 + i * 17 + j * 5, width: 240, height: 360 })
-        yield* catalog.putEntity({ id, kind: "artwork", parentId: t.id })
-        registrations.push({ entityId: id, role: "poster", uri: file })
-        files.set(id, file)
-      }
-      if (i < trailers) {
-        const file = path.join(mediaDir, `${t.id}-trailer.mp4`)
-        yield* TestMedia.video(file, {
-          segments: ["color=c=0x203040", "testsrc", "color=c=0xd08040", "testsrc2"].slice(0, 3 + (i % 2)),
-          segmentFrames: 24,
-          rate: "24000/1001"
-        })
-        registrations.push({ entityId: t.id, role: "trailer", uri: file })
-      }
-    }
-    const results = yield* catalog.registerAll(registrations, { concurrency: 2 })
-    const assets = results.flatMap((r) => (r._tag === "Right" ? [r.right] : []))
-    const failures = results.filter((r) => r._tag === "Left").length
-    const changes = yield* catalog.head
-    log(`    registered ${assets.length} assets (${failures} failed); change feed at position ${changes}`)
-    const posters = assets.filter((a) => a.role === "poster")
-
-    // 2. features, computed once per content hash
-    const computeAll = Effect.forEach(
-      posters,
-      (asset) =>
-        Effect.gen(function* () {
-          const fingerprint = yield* Fingerprint.make({ assets: { image: asset.sha256 }, params: { size: [32, 48] } })
-          const value = yield* store.getOrCompute(
-            ArtworkColor,
-            asset.entityId,
-            fingerprint,
-            Effect.map(
-              Image.decode(asset, { resize: { width: 32, height: 48, fit: "cover" }, dtype: "float32" }),
-              colorDescriptor
-            ),
-            { producer: "example/artwork-color@1" }
-          )
-          return [asset.entityId, value] as const
-        }),
-      { concurrency: 4 }
-    )
-    log(`2/5 features: ${ArtworkColor.name} v${ArtworkColor.version} for ${posters.length} artworks`)
-    const before = yield* store.counters
-    const features = new Map(yield* computeAll)
-    const first = yield* store.counters
-    yield* computeAll // the second pass reads what the first stored
-    const second = yield* store.counters
-    const diff = (a: FeatureStore.Counters, b: FeatureStore.Counters): FeatureStore.Counters => ({
-      hits: a.hits - b.hits,
-      misses: a.misses - b.misses,
-      computations: a.computations - b.computations,
-      waits: a.waits - b.waits,
-      takeovers: a.takeovers - b.takeovers
-    })
-    const firstPass = diff(first, before)
-    const secondPass = diff(second, first)
+    // 1. data
     log(
-      `    first pass: ${firstPass.computations} computed, ${firstPass.hits} cached; second pass: ${secondPass.computations} computed, ${secondPass.hits} cached`
+      `1/6 data: ${options.titles ?? 60} titles, ${options.members ?? 2000} members (seed ${seed}); media cached in ${mediaDir}`
     )
-
-    // 3. synthetic members and plays, then the two-tower ranker on 2 devices
-    const artworkIds = posters.map((p) => p.entityId)
-    const raw = artworkIds.map((id) => features.get(id)!)
-    const mean = new Float32Array(DIMENSION)
-    const std = new Float32Array(DIMENSION)
-    for (const f of raw) for (let d = 0; d < DIMENSION; d++) mean[d]! += f[d]! / raw.length
-    for (const f of raw) for (let d = 0; d < DIMENSION; d++) std[d]! += (f[d]! - mean[d]!) ** 2 / raw.length
-    const normalized = new Map(
-      artworkIds.map((id, k) => [id, raw[k]!.map((x, d) => (x - mean[d]!) / (Math.sqrt(std[d]!) || 1))])
-    )
-    // per-segment utilities, standardised so every segment has the same spread
-    const util = SEGMENTS.map((_, s) => {
-      const u = artworkIds.map((id) => utility(s, features.get(id)!))
-      const m = u.reduce((a, b) => a + b, 0) / u.length
-      const sd = Math.sqrt(u.reduce((a, b) => a + (b - m) ** 2, 0) / u.length) || 1
-      return new Map(artworkIds.map((id, k) => [id, (u[k]! - m) / sd]))
-    })
-    // the chance that a member of segment `s` plays a title shown with artwork `id`
-    const playProbability = (s: number, id: string) => sigmoid(2.5 * util[s]!.get(id)! - 0.5)
-    const random = rng(seed)
-    const n = members * impressions
-    const member = new Float32Array(n)
-    const item = new Float32Array(n * DIMENSION)
-    const target = new Float32Array(n)
-    let positives = 0
-    for (let m = 0, row = 0; m < members; m++) {
-      const segment = m % SEGMENTS.length
-      for (let k = 0; k < impressions; k++, row++) {
-        const id = artworkIds[Math.floor(random() * artworkIds.length)]!
-        member[row] = segment
-        item.set(normalized.get(id)!, row * DIMENSION)
-        const play = random() < playProbability(segment, id) ? 1 : 0
-        target[row] = play
-        positives += play
-      }
-    }
-    const { devices, discovery } = yield* Devices.make(options.devices ?? { count: 2, kind: "auto" })
-    log(`3/5 training: ${n} impressions (${positives} plays) on ${discovery.message}`)
-    const model = yield* Model.twoTower({
-      member: [Model.embedding(SEGMENTS.length, 8), Model.dense(8, 8)],
-      item: [Model.dense(DIMENSION, 16), Model.activation("relu"), Model.dense(16, 8)]
-    })
-    const data = yield* Dataset.make({ size: n, inputs: { member, item }, target })
-    const fit = yield* Trainer.stream({
-      model,
-      data,
-      devices,
-      batchSize: 256,
-      epochs,
-      seed,
-      optimizer: Optimizer.adam({ learningRate: 0.02 })
-    }).pipe(Progress.render({ write: (line) => log(`    ${line}`) }), Trainer.collect)
-    const epochRows = fit.epochs.map((e) => ({ epoch: e.epoch, loss: e.loss, samplesPerSecond: e.samplesPerSecond }))
-    log(`    loss ${epochRows[0]?.loss.toFixed(4)} -> ${epochRows.at(-1)?.loss.toFixed(4)} in ${fit.steps} steps`)
-
-    // score every (segment, artwork)
-    const rows = SEGMENTS.length * artworkIds.length
-    const qMember = new Float32Array(rows)
-    const qItem = new Float32Array(rows * DIMENSION)
-    SEGMENTS.forEach((_, s) =>
-      artworkIds.forEach((id, k) => {
-        qMember[s * artworkIds.length + k] = s
-        qItem.set(normalized.get(id)!, (s * artworkIds.length + k) * DIMENSION)
+    const world = yield* stage(
+      "data",
+      generate({
+        seed,
+        titles: options.titles ?? 60,
+        members: options.members ?? 2000,
+        mediaDir,
+        ...(options.impressionsPerMember ? { impressionsPerMember: options.impressionsPerMember } : {})
       })
     )
-    const scores = yield* Trainer.predict(model, devices[0]!, fit.parameters, {
-      size: rows,
-      inputs: { member: qMember, item: qItem }
-    })
-    const position = new Map(artworkIds.map((id, k) => [id, k]))
-    const score = (s: number, id: string) => scores[s * artworkIds.length + position.get(id)!]!
 
-    // 4. marken: the scores as one operation, the trailers' shots as temporal annotations
-    log("4/5 annotations: writing scores as one operation, shots of the trailers")
-    yield* registry.register(ArtworkScore)
-    yield* registry.register(Shot)
-    const op = yield* annotations.start({
-      type: ArtworkScore.name,
-      version: ArtworkScore.version,
-      producer: { algorithm: "two-tower-ranker", version: "1", key: "artwork-ranker" }
+    // 2. catalog and features
+    const catalog = yield* Catalog.Catalog
+    const database = yield* Database.Database
+    const ingest = Effect.gen(function* () {
+      const registrations: Array<Media.Registration> = []
+      for (const [t, title] of world.titles.entries()) {
+        yield* catalog.putEntity({ id: title.id, kind: "title", title: title.name, attributes: { genre: title.genre } })
+        for (const a of world.artworks[t]!) {
+          yield* catalog.putEntity({ id: a.id, kind: "artwork", parentId: title.id })
+          registrations.push({ entityId: a.id, role: "image", uri: a.file })
+        }
+        const v = world.videos[t]!
+        yield* catalog.putEntity({ id: v.id, kind: "video", parentId: title.id })
+        registrations.push({ entityId: v.id, role: "trailer", uri: v.file })
+        registrations.push({ entityId: v.id, role: "subtitles", uri: v.subtitles })
+      }
+      const before = yield* catalog.head
+      const results = yield* catalog.registerAll(registrations, { concurrency: 4 })
+      const failed = results.filter((r) => r._tag === "Left")
+      for (const f of failed.slice(0, 3)) log(`    could not register: ${(f.left as { message?: string }).message}`)
+      const head = yield* catalog.head
+      return { registered: results.length - failed.length, failed: failed.length, changes: head - before }
     })
-    const picks: Array<Summary["picks"][number]> = []
-    const items: Array<Parameters<typeof annotations.upsert>[1][number]> = []
-    for (const [s, segment] of SEGMENTS.entries()) {
-      for (const t of titleList) {
-        const candidates = artworkIds.filter((id) => id.startsWith(`${t.id}-`))
-        const ranked = [...candidates].sort((a, b) => score(s, b) - score(s, a))
-        const best = [...candidates].sort((a, b) => util[s]!.get(b)! - util[s]!.get(a)!)[0]!
-        picks.push({ segment: segment.id, title: t.id, artwork: ranked[0]!, best, score: score(s, ranked[0]!) })
-        ranked.forEach((id, rank) =>
-          items.push({
-            entity: id,
-            key: `${segment.id}/${id}`,
-            payload: { segment: segment.id, title: t.id, score: score(s, id), rank: rank + 1 },
-            label: segment.id,
-            confidence: sigmoid(score(s, id)),
-            vectors: { color: features.get(id)! }
+    const ingested = yield* stage("ingest", ingest)
+    log(`2/6 catalog: ${ingested.registered} assets registered, ${ingested.changes} new changes in the feed`)
+
+    const features = Effect.gen(function* () {
+      const trigger = yield* Trigger.make({ name: "artwork-demo", features: [...M.TARGETS], batchSize: 200 })
+      const steps = yield* trigger.catchUp
+      // every target over every entity: finds them stored (and computes anything the feed did not cover)
+      const check = yield* Trigger.backfill([...M.TARGETS])
+      const computed = new Map<string, number>()
+      const failed = new Map<string, number>()
+      for (const r of [...steps.flatMap((s) => s.runs), ...check])
+        for (const [label, c] of Object.entries(r.features)) {
+          computed.set(label, (computed.get(label) ?? 0) + c.computed)
+          failed.set(label, (failed.get(label) ?? 0) + c.failed)
+        }
+      const entities = { artwork: world.artworks.flat().length, title: world.titles.length, video: world.videos.length }
+      const counts: Record<string, FeatureCounts> = {}
+      for (const spec of M.FEATURES) {
+        const label = `${spec.name}@${spec.version}`
+        const n = entities[spec.entity as keyof typeof entities]
+        const c = computed.get(label) ?? 0
+        const f = Math.min(
+          n,
+          check.reduce((s, r) => s + (r.features[label]?.failed ?? 0), 0)
+        )
+        counts[label] = { entities: n, computed: c, reused: Math.max(0, n - c - f), failed: f }
+      }
+      return { counts, processed: steps.reduce((s, x) => s + x.changes, 0) }
+    })
+    const materialized = yield* stage("features", features)
+    for (const [label, c] of Object.entries(materialized.counts))
+      log(
+        `    ${label.padEnd(22)} ${String(c.computed).padStart(4)} computed, ${String(c.reused).padStart(4)} reused${c.failed ? `, ${c.failed} failed` : ""}`
+      )
+
+    const artworkIds = world.artworks.flat().map((a) => a.id)
+    const embeddings = yield* readValues(M.ArtworkEmbedding, artworkIds)
+    const keyframes = yield* readValues(
+      M.VideoKeyframes,
+      world.videos.map((v) => v.id)
+    )
+
+    // 3. training: member profile (from the train log) x artwork embedding -> play
+    const D = M.EMBEDDING
+    const mean = new Float64Array(D)
+    const sd = new Float64Array(D)
+    for (const e of embeddings.values()) for (let d = 0; d < D; d++) mean[d]! += e[d]! / embeddings.size
+    for (const e of embeddings.values()) for (let d = 0; d < D; d++) sd[d]! += (e[d]! - mean[d]!) ** 2 / embeddings.size
+    const z = new Map(
+      [...embeddings].map(([id, e]) => [id, Float32Array.from(e, (x, d) => (x - mean[d]!) / (Math.sqrt(sd[d]!) || 1))])
+    )
+    const zOf = (i: Impression, k = i.artwork) => z.get(world.artworks[i.title]![k]!.id)!
+    const playRate = world.train.filter((i) => i.played).length / Math.max(1, world.train.length)
+    // a member's profile: the mean artwork embedding of what they saw, weighted by played minus the base rate
+    const sums = Array.from({ length: world.members }, () => new Float64Array(D))
+    const seen = new Int32Array(world.members)
+    for (const i of world.train) {
+      const e = zOf(i)
+      const w = (i.played ? 1 : 0) - playRate
+      for (let d = 0; d < D; d++) sums[i.member]![d]! += w * e[d]!
+      seen[i.member]!++
+    }
+    const MEMBER = D + 1
+    const profileInto = (out: Float32Array, offset: number, m: number, leaveOut?: Impression) => {
+      const n = seen[m]! - (leaveOut ? 1 : 0)
+      if (n > 0) {
+        const e = leaveOut ? zOf(leaveOut) : undefined
+        const w = leaveOut ? (leaveOut.played ? 1 : 0) - playRate : 0
+        for (let d = 0; d < D; d++) out[offset + d] = (sums[m]![d]! - (e ? w * e[d]! : 0)) / n
+      }
+      out[offset + D] = 1
+    }
+    const profiles = Array.from({ length: world.members }, (_, m) => {
+      const p = new Float32Array(MEMBER)
+      profileInto(p, 0, m)
+      return p
+    })
+
+    const { devices, discovery } = yield* Devices.make(options.devices ?? { count: 2, kind: "auto" })
+    const rows = world.train.length
+    const epochsWanted = options.epochs ?? 8
+    log(
+      `3/6 training: ${rows} impressions (${(playRate * 100).toFixed(1)}% played) on ${discovery.message}, ${epochsWanted} epochs`
+    )
+    const trainMember = new Float32Array(rows * MEMBER)
+    const trainItem = new Float32Array(rows * D)
+    const target = new Float32Array(rows)
+    world.train.forEach((i, r) => {
+      profileInto(trainMember, r * MEMBER, i.member, i) // leave the row's own play out of its profile
+      trainItem.set(zOf(i), r * D)
+      target[r] = i.played ? 1 : 0
+    })
+    const model = yield* Model.twoTower({
+      member: [Model.dense(MEMBER, 16), Model.activation("relu"), Model.dense(16, 8)],
+      item: [Model.dense(D, 16), Model.activation("relu"), Model.dense(16, 8)]
+    })
+    const dataset = yield* Dataset.make({ size: rows, inputs: { member: trainMember, item: trainItem }, target })
+    const trainStarted = Date.now()
+    const epochs: Array<{ epoch: number; loss: number; samplesPerSecond: number }> = []
+    let parameters: Trainer.Result["parameters"] | undefined
+    let steps = 0
+    yield* stage(
+      "training",
+      Trainer.stream({
+        model,
+        data: dataset,
+        devices,
+        batchSize: 512,
+        epochs: epochsWanted,
+        seed,
+        optimizer: Optimizer.adam({ learningRate: 0.01 })
+      }).pipe(
+        Stream.runForEach((event) =>
+          Effect.sync(() => {
+            if (event._tag === "Epoch") {
+              epochs.push({ epoch: event.epoch + 1, loss: event.loss, samplesPerSecond: event.samplesPerSecond })
+              log(
+                `    epoch ${event.epoch + 1}/${epochsWanted}: loss ${event.loss.toFixed(4)}, ${Math.round(event.samplesPerSecond)} rows/s`
+              )
+            } else if (event._tag === "Completed") {
+              parameters = event.parameters
+              steps = event.step
+            }
           })
         )
-      }
-    }
-    const written = yield* annotations.upsert(op.id, items)
-    yield* annotations.finish(op.id)
-    const top = yield* annotations.query({
-      type: ArtworkScore.name,
-      where: [
-        { field: "segment", op: "eq", value: "night-owls" },
-        { field: "rank", op: "eq", value: 1 }
-      ],
-      sort: "confidence",
-      order: "desc",
-      limit: 100
-    })
-    const similar: Array<Summary["similar"][number]> = []
-    for (const q of picks.filter((p) => p.segment === "night-owls").slice(0, 2)) {
-      const hits = yield* annotations.search({
-        type: ArtworkScore.name,
-        version: ArtworkScore.version,
-        field: "color",
-        vector: features.get(q.artwork)!,
-        k: 4,
-        filter: { where: [{ field: "segment", op: "eq", value: "night-owls" }] }
-      })
-      const entities = yield* Effect.forEach(hits, (h) =>
-        Effect.map(annotations.get(h.id), (a) => ({ id: a.entity, distance: h.distance }))
       )
-      similar.push({ query: q.artwork, hits: entities })
-    }
-    const trailerAssets = assets.filter((a) => a.role === "trailer")
-    const shotOp = yield* annotations.start({
-      type: Shot.name,
-      version: Shot.version,
-      producer: { algorithm: "jasper-shots", version: "1", key: "shots" }
-    })
-    const shots: Array<Summary["shots"][number]> = []
-    for (const trailer of trailerAssets) {
-      const ranges = yield* Video.shots(trailer)
-      const meta = trailer.metadata
-      const frameRate = meta && meta._tag === "video" ? meta.frameRate : undefined
-      yield* annotations.upsert(
-        shotOp.id,
-        ranges.map((r, index) => ({
-          entity: trailer.entityId,
-          key: `${trailer.entityId}/shot-${index}`,
-          time: r,
-          ...(frameRate ? { frameRate } : {}),
-          payload: { index, durationMs: (r.endNs - r.startNs) / 1e6 }
-        }))
-      )
-      for (const r of ranges) shots.push({ title: trailer.entityId, startMs: r.startNs / 1e6, endMs: r.endNs / 1e6 })
-    }
-    yield* annotations.finish(shotOp.id)
-    const firstSecond = yield* annotations.query({
-      type: Shot.name,
-      time: { startNs: 0, endNs: 1_000_000_000 },
-      limit: 1000
-    })
-    yield* annotations.persist
+    )
+    const trainMs = Date.now() - trainStarted
 
-    // evaluation: did the ranker find each segment's favourite artwork?
-    const correct = picks.filter((p) => p.artwork === p.best).length
-    const takeRate =
-      picks.reduce(
-        (a, p) =>
-          a +
-          playProbability(
-            SEGMENTS.findIndex((s) => s.id === p.segment),
-            p.artwork
-          ),
-        0
-      ) / picks.length
-    const randomTakeRate =
-      SEGMENTS.reduce(
-        (acc, _, s) => acc + artworkIds.reduce((a, id) => a + playProbability(s, id), 0) / artworkIds.length,
-        0
-      ) / SEGMENTS.length
+    // scores of every candidate for every (member, title) the evaluation needs
+    const scoreRows = (pairs: ReadonlyArray<readonly [Float32Array, Float32Array]>) =>
+      Effect.gen(function* () {
+        const member = new Float32Array(pairs.length * MEMBER)
+        const item = new Float32Array(pairs.length * D)
+        pairs.forEach(([p, e], r) => {
+          member.set(p, r * MEMBER)
+          item.set(e, r * D)
+        })
+        return yield* Trainer.predict(model, devices[0]!, parameters!, { size: pairs.length, inputs: { member, item } })
+      })
+    const evalLog = [...world.heldOut, ...world.cold]
+    const pairKeys = [...new Set(evalLog.map((i) => `${i.member}:${i.title}`))]
+    const pairRows: Array<readonly [Float32Array, Float32Array]> = []
+    const pairOffset = new Map<string, number>()
+    for (const key of pairKeys) {
+      const [m, t] = key.split(":").map(Number) as [number, number]
+      pairOffset.set(key, pairRows.length)
+      for (const a of world.artworks[t]!) pairRows.push([profiles[m]!, z.get(a.id)!])
+    }
+    const scores = yield* scoreRows(pairRows)
+
+    // member clusters over the profiles: the baseline's groups and the serving granularity
+    const k = options.clusters ?? 8
+    const { assignment, centroids } = kmeans(
+      profiles.map((p) => p.subarray(0, D)),
+      k,
+      seed
+    )
+
+    // 4. policies and replay
+    const argmax = (values: ArrayLike<number>) => {
+      let best = 0
+      for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i
+      return best
+    }
+    const randomChoice = (i: Impression, salt: number) => {
+      const r = rng(seed * 1_000_003 + salt + i.member * 7919 + i.title * 104_729 + Math.floor(i.time * 1e9))
+      return Math.floor(r() * world.artworks[i.title]!.length)
+    }
+    const shows = new Map<string, Array<[number, number]>>() // key -> per artwork [shown, played]
+    const count = (key: string, t: number, a: number, played: boolean) => {
+      let c = shows.get(key)
+      if (!c) shows.set(key, (c = world.artworks[t]!.map(() => [0, 0] as [number, number])))
+      c[a]![0]++
+      if (played) c[a]![1]++
+    }
+    for (const i of world.train) {
+      count(`t${i.title}`, i.title, i.artwork, i.played)
+      count(`c${assignment[i.member]}:${i.title}`, i.title, i.artwork, i.played)
+    }
+    const fromCounts = (key: string, i: Impression, useRate: boolean) => {
+      const c = shows.get(key)
+      if (!c) return randomChoice(i, 3) // no data (cold start): a random artwork
+      return argmax(c.map(([s, p]) => (useRate ? (p + 1) / (s + 2) : p)))
+    }
+    const policies: Record<PolicyName, Policy> = {
+      learned: (i) => {
+        const o = pairOffset.get(`${i.member}:${i.title}`)!
+        return argmax(scores.subarray(o, o + world.artworks[i.title]!.length))
+      },
+      random: (i) => randomChoice(i, 1),
+      "most-played": (i) => fromCounts(`t${i.title}`, i, false),
+      "cluster-best": (i) => fromCounts(`c${assignment[i.member]}:${i.title}`, i, true)
+    }
+    const evaluate = (events: ReadonlyArray<Impression>) =>
+      Object.fromEntries(POLICIES.map((p, n) => [p, replay(events, policies[p], seed + n)])) as Record<
+        PolicyName,
+        Estimate
+      >
     log(
-      `5/5 evaluation: favourite artwork found for ${correct}/${picks.length} (segment, title) pairs; expected take rate ${(takeRate * 100).toFixed(1)}% vs ${(randomTakeRate * 100).toFixed(1)}% for a random artwork`
+      `4/6 replay: ${world.heldOut.length} held-out impressions on warm titles, ${world.cold.length} on cold-start titles`
+    )
+    const replayWarm = yield* stage(
+      "replay",
+      Effect.sync(() => evaluate(world.heldOut))
+    )
+    const replayCold = evaluate(world.cold)
+    const oracle = (events: ReadonlyArray<Impression>) =>
+      events.reduce(
+        (s, i) => s + Math.max(...world.artworks[i.title]!.map((_, a) => world.playProbability(i.member, i.title, a))),
+        0
+      ) / Math.max(1, events.length)
+    const findings: Array<string> = []
+    const compare = (set: string, r: Record<PolicyName, Estimate>, other: PolicyName) => {
+      const l = r.learned
+      const o = r[other]
+      if (l.low > o.high) findings.push(`${set}: learned beats ${other} (intervals do not overlap)`)
+      else if (l.takeRate > o.takeRate)
+        findings.push(`${set}: learned is above ${other}, but the intervals overlap: not a clear win`)
+      else
+        findings.push(
+          `${set}: learned does NOT beat ${other} (${(l.takeRate * 100).toFixed(1)}% vs ${(o.takeRate * 100).toFixed(1)}%)`
+        )
+    }
+    for (const other of ["random", "most-played", "cluster-best"] as const) {
+      compare("warm titles", replayWarm, other)
+      compare("cold-start titles", replayCold, other)
+    }
+
+    // 5. serving through Marken
+    log(`5/6 serving: scores, artwork looks and shot keyframes written to Marken`)
+    const annotations = yield* Annotations.Annotations
+    const registry = yield* Registry.Registry
+    let lapAt = Date.now()
+    const lap = (name: string) => {
+      timings[`serving.${name}`] = Date.now() - lapAt
+      lapAt = Date.now()
+    }
+    const serving = yield* stage(
+      "serving",
+      Effect.gen(function* () {
+        yield* registry.register(ArtworkScore)
+        yield* registry.register(ArtworkLook)
+        yield* registry.register(ShotKeyframe)
+        // scores per (member cluster, artwork): the centroid's profile through the ranker, as one operation
+        const clusterRows: Array<readonly [Float32Array, Float32Array]> = []
+        const centroidProfiles = centroids.map((c) => {
+          const p = new Float32Array(MEMBER)
+          p.set(c)
+          p[D] = 1
+          return p
+        })
+        for (const p of centroidProfiles) for (const id of artworkIds) clusterRows.push([p, z.get(id)!])
+        const clusterScores = yield* scoreRows(clusterRows)
+        const op = yield* annotations.start({
+          type: ArtworkScore.name,
+          version: ArtworkScore.version,
+          producer: { algorithm: "two-tower-ranker", version: "1", key: "artwork-ranker" }
+        })
+        const items: Array<Parameters<typeof annotations.upsert>[1][number]> = []
+        centroidProfiles.forEach((_, c) => {
+          for (const [t, title] of world.titles.entries()) {
+            const list = world.artworks[t]!
+            const s = list.map((a) => clusterScores[c * artworkIds.length + artworkIds.indexOf(a.id)]!)
+            const order = s.map((_, i) => i).sort((a, b) => s[b]! - s[a]!)
+            order.forEach((i, rank) =>
+              items.push({
+                entity: list[i]!.id,
+                key: `${c}/${list[i]!.id}`,
+                payload: { cluster: c, title: title.id, score: s[i]!, rank: rank + 1 },
+                label: `cluster-${c}`,
+                confidence: sigmoid(s[i]!)
+              })
+            )
+          }
+        })
+        for (let i = 0; i < items.length; i += 1000) yield* annotations.upsert(op.id, items.slice(i, i + 1000))
+        yield* annotations.finish(op.id)
+        const sizes = new Array<number>(k).fill(0)
+        for (const c of assignment) sizes[c]!++
+        // "the best artwork for this cluster and title", answered by Marken
+        const shownTitles = world.titles
+          .filter((t) => !t.cold)
+          .slice(0, 3)
+          .concat(world.titles.filter((t) => t.cold).slice(0, 1))
+        const picks: Array<Summary["serving"]["picks"][number]> = []
+        for (const title of shownTitles) {
+          const page = yield* annotations.query({
+            type: ArtworkScore.name,
+            where: [
+              { field: "title", op: "eq", value: title.id },
+              { field: "rank", op: "eq", value: 1 }
+            ],
+            limit: 100
+          })
+          for (const a of page.items) {
+            const p = a.payload as { cluster: number; score: number }
+            picks.push({
+              cluster: p.cluster,
+              title: title.id,
+              artwork: a.entity,
+              score: p.score,
+              members: sizes[p.cluster]!
+            })
+          }
+        }
+        picks.sort((a, b) => a.title.localeCompare(b.title) || a.cluster - b.cluster)
+        const best: Array<Summary["serving"]["best"][number]> = []
+        for (const member of [0, 1, 2]) {
+          const title = shownTitles[member % shownTitles.length]!
+          const page = yield* annotations.query({
+            type: ArtworkScore.name,
+            where: [
+              { field: "cluster", op: "eq", value: assignment[member]! },
+              { field: "title", op: "eq", value: title.id },
+              { field: "rank", op: "eq", value: 1 }
+            ],
+            limit: 1
+          })
+          best.push({ member, cluster: assignment[member]!, title: title.id, artwork: page.items[0]?.entity ?? "" })
+        }
+
+        // artwork looks: kNN over the embeddings, and filtered by genre
+        const genreOf = new Map(world.titles.map((t) => [t.id, t.genre] as const))
+        lap("scores")
+        const lookOp = yield* annotations.start({
+          type: ArtworkLook.name,
+          version: ArtworkLook.version,
+          producer: { algorithm: "artwork-embedding", version: "1", key: "artwork-look" }
+        })
+        const looks = world.artworks.flat().map((a) => ({
+          entity: a.id,
+          key: a.id,
+          payload: { title: a.title, genre: genreOf.get(a.title)! },
+          vectors: { look: z.get(a.id)! }
+        }))
+        for (let i = 0; i < looks.length; i += 1000) yield* annotations.upsert(lookOp.id, looks.slice(i, i + 1000))
+        yield* annotations.finish(lookOp.id)
+        const entityOf = (id: string) => Effect.map(annotations.get(id), (a) => a.entity)
+        lap("looks")
+        const similar: Array<Summary["serving"]["similar"][number]> = []
+        for (const query of [world.artworks[0]![0]!, world.artworks[1]![0]!, world.artworks[2]![1]!]) {
+          const genre = genreOf.get(query.title)!
+          const search = (filter: boolean) =>
+            Effect.flatMap(
+              annotations.search({
+                type: ArtworkLook.name,
+                version: ArtworkLook.version,
+                field: "look",
+                vector: z.get(query.id)!,
+                k: 5,
+                ...(filter ? { filter: { where: [{ field: "genre", op: "eq" as const, value: genre }] } } : {})
+              }),
+              (hits) =>
+                Effect.forEach(hits, (h) =>
+                  Effect.map(entityOf(h.id), (artwork) => ({ artwork, distance: h.distance }))
+                )
+            )
+          const drop = (l: ReadonlyArray<{ artwork: string; distance: number }>) =>
+            l.filter((h) => h.artwork !== query.id).slice(0, 4)
+          similar.push({
+            query: query.id,
+            genre,
+            any: drop(yield* search(false)),
+            sameGenre: drop(yield* search(true))
+          })
+        }
+
+        // match cuts: the most similar keyframes of shots in different trailers
+        lap("similar")
+        const shotOp = yield* annotations.start({
+          type: ShotKeyframe.name,
+          version: ShotKeyframe.version,
+          producer: { algorithm: "keyframes", version: "1", key: "shot-keyframes" }
+        })
+        const shotItems = world.videos.flatMap((v) =>
+          keyframes.get(v.id)!.map((s, index) => ({
+            entity: v.id,
+            key: `${v.id}/${index}`,
+            time: { startNs: s.startNs, endNs: s.endNs },
+            payload: { video: v.id, title: v.title, index },
+            vectors: { keyframe: s.embedding }
+          }))
+        )
+        for (let i = 0; i < shotItems.length; i += 1000)
+          yield* annotations.upsert(shotOp.id, shotItems.slice(i, i + 1000))
+        yield* annotations.finish(shotOp.id)
+        const videoIds = world.videos.map((v) => v.id)
+        lap("shots")
+        const found: Array<{ left: string; right: string; distance: number }> = []
+        for (const [n, v] of videoIds.entries()) {
+          const later = videoIds.slice(n + 1)
+          if (later.length === 0) continue
+          const pairs = yield* annotations.pairs({
+            type: ShotKeyframe.name,
+            version: ShotKeyframe.version,
+            field: "keyframe",
+            left: { where: [{ field: "video", op: "eq", value: v }] },
+            right: { where: [{ field: "video", op: "in", values: later.slice(0, 1000) }] },
+            k: 12
+          })
+          found.push(...pairs)
+        }
+        found.sort((a, b) => a.distance - b.distance)
+        // identical footage in two trailers is a duplicate, not a match cut; each shot appears once
+        const SAME = 1e-3
+        const duplicates = found.filter((p) => p.distance < SAME).length
+        const used = new Set<string>()
+        const chosen = found.filter((p) => {
+          if (p.distance < SAME || used.has(p.left) || used.has(p.right)) return false
+          used.add(p.left).add(p.right)
+          return true
+        })
+        const framesDir = path.join(data, "frames")
+        fs.mkdirSync(framesDir, { recursive: true })
+        const shotOf = (id: string) =>
+          Effect.gen(function* () {
+            const a = yield* annotations.get(id)
+            const p = a.payload as { video: string; index: number }
+            const v = world.videos.find((x) => x.id === p.video)!
+            const startNs = a.time!.startNs
+            const image = path.join(framesDir, `${p.video}-${p.index}.jpg`)
+            if (!fs.existsSync(image)) {
+              const mid = Math.floor((a.time!.startNs + a.time!.endNs) / 2)
+              const frames: Array<Video.Frame> = []
+              yield* Video.frames(v.file, { at: [mid], width: 96 }).pipe(
+                Stream.runForEach((f) => Effect.sync(() => frames.push(f)))
+              )
+              const f = frames[0]!
+              yield* Effect.promise(() =>
+                sharp(Buffer.from(f.data), { raw: { width: f.width, height: f.height, channels: 3 } })
+                  .jpeg()
+                  .toFile(image)
+              )
+            }
+            return { video: p.video, index: p.index, startNs, image }
+          })
+        lap("pairs")
+        const matchCuts: Array<Summary["serving"]["matchCuts"][number]> = []
+        for (const pair of chosen.slice(0, 6))
+          matchCuts.push({ left: yield* shotOf(pair.left), right: yield* shotOf(pair.right), distance: pair.distance })
+        lap("frames")
+        yield* annotations.persist
+        return { operation: op.id, scores: items.length, clusters: k, picks, best, similar, matchCuts, duplicates }
+      })
     )
 
     const summary: Summary = {
       storage: database.label,
+      seed,
       devices: discovery.message,
-      titles: titleList,
-      artworks: posters.map((p) => ({
-        id: p.entityId,
-        title: p.entityId.replace(/-art-\d+$/, ""),
-        file: files.get(p.entityId)!,
-        sha256: p.sha256
+      data,
+      titles: world.titles.map((t, i) => ({
+        id: t.id,
+        name: t.name,
+        genre: t.genre,
+        cold: t.cold,
+        artworks: world.artworks[i]!.map((a) => a.id)
       })),
-      changes,
-      features: { first: firstPass, second: secondPass },
-      training: { samples: n, positives, epochs: epochRows },
-      picks,
-      evaluation: { accuracy: correct / picks.length, randomAccuracy: 1 / perTitle, takeRate, randomTakeRate },
-      operation: { id: op.id, written: written.written.length, queried: top.items.length },
-      similar,
-      shots,
-      shotsInFirstSecond: firstSecond.items.length
+      artworkFiles: Object.fromEntries(world.artworks.flat().map((a) => [a.id, a.file])),
+      catalog: { ...ingested, processed: materialized.processed },
+      features: materialized.counts,
+      log: {
+        members: world.members,
+        train: world.train.length,
+        heldOut: world.heldOut.length,
+        cold: world.cold.length,
+        trainPlayRate: playRate
+      },
+      training: { rows, epochs, steps, ms: trainMs },
+      replay: {
+        warm: replayWarm,
+        cold: replayCold,
+        oracle: { warm: oracle(world.heldOut), cold: oracle(world.cold) },
+        findings
+      },
+      serving,
+      timings
     }
     return summary
   })
 
+  const App = Layer.mergeAll(
+    Layer.unwrapEffect(Effect.map(M.mesh, (mesh) => Resolver.layer(mesh))).pipe(
+      Layer.provideMerge(
+        Layer.mergeAll(FeatureStore.layer(), EntitySource.layerJasper, Executor.layerLocal({ concurrency: 2 }))
+      )
+    ),
+    Annotations.layerWithRegistry({ indexDirectory: path.join(data, "indexes") })
+  ).pipe(
+    Layer.provideMerge(Jasper.layer({ roots: [mediaDir], derivatives: path.join(data, "derivatives") })),
+    Layer.provideMerge(options.storage)
+  )
   return program.pipe(Effect.provide(App), Effect.scoped)
 }

@@ -10,12 +10,22 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "artwork-cli-"))
 
 describe("demo flags", () => {
   it("parses every flag and checks it before any work", () => {
-    const ok = parse(["--titles", "3", "--members", "40", "--devices", "1", "--kind", "cpu", "--fresh"], {})
-    expect(ok).toMatchObject({ _tag: "Flags", flags: { titles: 3, members: 40, devices: 1, kind: "cpu", fresh: true } })
+    const ok = parse(
+      ["--titles", "12", "--members", "40", "--seed", "3", "--devices", "1", "--kind", "cpu", "--fresh", "--data", "d"],
+      {}
+    )
+    expect(ok).toMatchObject({
+      _tag: "Flags",
+      flags: { titles: 12, members: 40, seed: 3, devices: 1, kind: "cpu", fresh: true, out: "d" }
+    })
+    expect(parse(["--out", "o"], {})).toMatchObject({ flags: { out: "o" } }) // the older name of --data
+    expect(parse([], {})).toMatchObject({ flags: { titles: 60, members: 2000, seed: 7, devices: 2 } })
     expect(parse(["--help"], {})).toEqual({ _tag: "Help" })
     const bad: Array<[ReadonlyArray<string>, RegExp]> = [
-      [["--members", "abc"], /--members must be a whole number from 4 to 100000, got "abc"/],
-      [["--titles", "40"], /--titles must be from 1 to 12, got 40/],
+      [["--members", "abc"], /--members must be a whole number from 20 to 100000, got "abc"/],
+      [["--titles", "4000"], /--titles must be from 6 to 500, got 4000/],
+      [["--seed", "1.5"], /--seed must be a whole number from 0 to 1000000, got "1.5"/],
+      [["--data", "a", "--out", "b"], /--data and --out are one option/],
       [["--kind", "tpu"], /--kind must be auto, webgpu or cpu, got "tpu"/],
       [["--pg", "mysql://x"], /--pg must be a postgres:\/\/ URL/],
       [["--bogus"], /Unknown option '--bogus'/],
@@ -63,7 +73,26 @@ describe("demo flags", () => {
         .trim()
         .split("\n")
         .filter((l) => l.startsWith("artwork demo:"))
-    ).toEqual(['artwork demo: --members must be a whole number from 4 to 100000, got "abc"'])
-    expect(bad.stdout).not.toContain("1/5 catalog") // no work started
-  })
+    ).toEqual(['artwork demo: --members must be a whole number from 20 to 100000, got "abc"'])
+    expect(bad.stdout).not.toContain("1/6 data") // no work started
+  }, 180_000)
+
+  it("every `npm run demo` form of the README is accepted as written (checked with --dry-run)", () => {
+    const readme = fs.readFileSync(path.join(root, "examples/artwork-personalization/README.md"), "utf8")
+    const forms = readme
+      .split("\n")
+      .filter((l) => l.startsWith("npm run demo"))
+      .map((l) => l.replace(/\s+#.*$/, "").trim())
+    expect(forms.length).toBeGreaterThanOrEqual(5)
+    for (const form of forms) {
+      const args = form.split(/\s+/).slice(2) // after "npm run"
+      if (args.includes("--help")) continue // the test above runs --help
+      const r = spawnSync("npm", ["run", "--silent", ...args, ...(args.includes("--") ? [] : ["--"]), "--dry-run"], {
+        cwd: root,
+        encoding: "utf8"
+      })
+      expect(r.status, `${form}: ${r.stderr}`).toBe(0)
+      expect(r.stdout, form).toMatch(/^would run: /m)
+    }
+  }, 300_000)
 })
