@@ -14,6 +14,7 @@ import type { Optimizer } from "./Optimizer.js"
 import type * as Random from "./Random.js"
 import * as Safetensors from "./Safetensors.js"
 import { CheckpointError } from "./TrainerError.js"
+import { messageOf } from "./internal/common.js"
 
 /**
  * The manifest of a checkpoint (`manifest.json`).
@@ -91,7 +92,7 @@ export const save = (directory: string, checkpoint: Checkpoint): Effect.Effect<s
     catch: (cause) =>
       new CheckpointError({
         path: directory,
-        message: `could not write a checkpoint to ${directory}: ${cause instanceof Error ? cause.message : String(cause)}`,
+        message: `could not write a checkpoint to ${directory}: ${messageOf(cause)}`,
         cause
       })
   })

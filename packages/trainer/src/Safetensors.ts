@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Either } from "effect"
+import { messageOf } from "./internal/common.js"
 
 /**
  * A float32 tensor to store.
@@ -73,7 +74,7 @@ export const decode = (
   try {
     header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + headerLength)).toString("utf8"))
   } catch (error) {
-    return Either.left(`header is not JSON: ${error instanceof Error ? error.message : String(error)}`)
+    return Either.left(`header is not JSON: ${messageOf(error)}`)
   }
   if (header === null || typeof header !== "object") return Either.left("header is not a JSON object")
   const dataStart = 8 + headerLength

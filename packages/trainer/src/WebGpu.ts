@@ -14,6 +14,7 @@ import { create } from "webgpu"
 import type { Backend } from "./Backend.js"
 import { makeWebGpu } from "./internal/webgpu.js"
 import { BackendError } from "./TrainerError.js"
+import { messageOf } from "./internal/common.js"
 
 /**
  * Which Dawn backend to ask for. `"auto"` tries Dawn's default first and OpenGL ES
@@ -134,7 +135,7 @@ const listAdapters = async (backend: Exclude<AdapterBackend, "auto">, options: O
     await request()
     return []
   } catch (error) {
-    const text = error instanceof Error ? error.message : String(error)
+    const text = messageOf(error)
     return [...text.matchAll(/^ \* backend: '[^']*', name: '(.*)'$/gm)].map((m) => m[1]!)
   }
 }
@@ -170,7 +171,7 @@ export const discover = (options: Options = {}): Effect.Effect<Discovery> =>
         }
         attempts.push({ backend, found: false, message: "no adapter" })
       } catch (error) {
-        attempts.push({ backend, found: false, message: error instanceof Error ? error.message : String(error) })
+        attempts.push({ backend, found: false, message: messageOf(error) })
       }
     }
     return { adapter: undefined, adapters: [], attempts }
@@ -257,7 +258,7 @@ export const makeMany = (
             new BackendError({
               device: `webgpu:${index}`,
               operation: "requestDevice",
-              message: `could not open webgpu:${index}: ${cause instanceof Error ? cause.message : String(cause)}`,
+              message: `could not open webgpu:${index}: ${messageOf(cause)}`,
               cause
             })
         }),

@@ -72,3 +72,6 @@ export const groupIds = (ids: Int32Array): { indices: Int32Array; offsets: Uint3
   offsets.push(ids.length)
   return { indices: Int32Array.from(indices), offsets: Uint32Array.from(offsets), positions }
 }
+
+/** The message of a thrown value: an `Error`'s message, anything else as text. */
+export const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))

@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import type { Backend } from "../Backend.js"
 import { BackendError, DeviceLostError } from "../TrainerError.js"
+import { messageOf } from "./common.js"
 
 /** Runs `f` on a device; failures become `DeviceLostError` (naming device and step) or `BackendError`. */
 export const onDevice = <A>(
@@ -24,7 +25,7 @@ export const onDevice = <A>(
       return new BackendError({
         device: device.id,
         operation,
-        message: `${operation} on ${device.id} failed at step ${step}: ${cause instanceof Error ? cause.message : String(cause)}`,
+        message: `${operation} on ${device.id} failed at step ${step}: ${messageOf(cause)}`,
         cause
       })
     }

@@ -14,6 +14,7 @@ import type { Backend } from "../Backend.js"
 import type { Batch } from "../Dataset.js"
 import { BackendError, DeviceLostError } from "../TrainerError.js"
 import type { Replica, ReplicaInit, ShardResult } from "./replica.js"
+import { messageOf } from "./common.js"
 
 /** What a worker is asked to do. */
 export type Request =
@@ -137,7 +138,7 @@ const rethrow = (device: Backend, cause: unknown): never => {
   throw new BackendError({
     device: device.id,
     operation: "worker",
-    message: `${device.id}: ${cause instanceof Error ? cause.message : String(cause)}`,
+    message: `${device.id}: ${messageOf(cause)}`,
     cause
   })
 }

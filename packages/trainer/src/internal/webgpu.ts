@@ -2,7 +2,7 @@
 import type { Activation, AdamStep, Backend, LossResult, SgdStep, SparseGrad, Tensor } from "../Backend.js"
 import { sizeOf } from "../Backend.js"
 import { BackendError, DeviceLostError } from "../TrainerError.js"
-import { activationCode, cols, groupIds, require, rows, shapeText } from "./common.js"
+import { activationCode, cols, groupIds, messageOf, require, rows, shapeText } from "./common.js"
 import * as K from "./kernels.js"
 
 // GPUBufferUsage / GPUMapMode values (the globals need not be installed)
@@ -205,7 +205,7 @@ export const makeWebGpu = (
     throw new BackendError({
       device: id,
       operation: op,
-      message: `${op} on ${id} failed: ${asyncError ?? (cause instanceof Error ? cause.message : String(cause))}`,
+      message: `${op} on ${id} failed: ${asyncError ?? messageOf(cause)}`,
       cause
     })
   }
