@@ -13,7 +13,7 @@ import { Data } from "effect"
  * @since 0.1.0
  * @category errors
  */
-export class MeshCycle extends Data.TaggedError("MeshCycle")<{
+export class MeshCycleError extends Data.TaggedError("MeshCycleError")<{
   readonly path: ReadonlyArray<string>
   readonly message: string
 }> {}
@@ -24,7 +24,7 @@ export class MeshCycle extends Data.TaggedError("MeshCycle")<{
  * @since 0.1.0
  * @category errors
  */
-export class MeshUnknownInput extends Data.TaggedError("MeshUnknownInput")<{
+export class MeshUnknownInputError extends Data.TaggedError("MeshUnknownInputError")<{
   /** The consumer (`name@version`). */
   readonly feature: string
   /** The input that nothing produces (`name@version`). */
@@ -38,7 +38,7 @@ export class MeshUnknownInput extends Data.TaggedError("MeshUnknownInput")<{
  * @since 0.1.0
  * @category errors
  */
-export class MeshDuplicateProducer extends Data.TaggedError("MeshDuplicateProducer")<{
+export class MeshDuplicateProducerError extends Data.TaggedError("MeshDuplicateProducerError")<{
   readonly feature: string
   readonly algorithms: ReadonlyArray<string>
   readonly message: string
@@ -51,7 +51,7 @@ export class MeshDuplicateProducer extends Data.TaggedError("MeshDuplicateProduc
  * @since 0.1.0
  * @category errors
  */
-export class MeshInputMismatch extends Data.TaggedError("MeshInputMismatch")<{
+export class MeshInputMismatchError extends Data.TaggedError("MeshInputMismatchError")<{
   readonly feature: string
   readonly input: string
   readonly message: string
@@ -63,7 +63,7 @@ export class MeshInputMismatch extends Data.TaggedError("MeshInputMismatch")<{
  * @since 0.1.0
  * @category models
  */
-export type MeshError = MeshCycle | MeshUnknownInput | MeshDuplicateProducer | MeshInputMismatch
+export type MeshError = MeshCycleError | MeshUnknownInputError | MeshDuplicateProducerError | MeshInputMismatchError
 
 /**
  * A feature that the mesh does not produce was asked for.
@@ -71,7 +71,7 @@ export type MeshError = MeshCycle | MeshUnknownInput | MeshDuplicateProducer | M
  * @since 0.1.0
  * @category errors
  */
-export class UnknownFeature extends Data.TaggedError("UnknownFeature")<{
+export class UnknownFeatureError extends Data.TaggedError("UnknownFeatureError")<{
   readonly feature: string
   readonly message: string
 }> {}
@@ -105,7 +105,7 @@ export class SourceError extends Data.TaggedError("SourceError")<{
  * @since 0.1.0
  * @category errors
  */
-export class EntityNotFound extends Data.TaggedError("EntityNotFound")<{
+export class EntityNotFoundError extends Data.TaggedError("EntityNotFoundError")<{
   readonly entity: string
   readonly message: string
 }> {}
@@ -135,7 +135,9 @@ interface Failure {
  * @since 0.1.0
  * @category errors
  */
-export class ComputeFailed extends Data.TaggedError("ComputeFailed")<Failure & { readonly cause?: unknown }> {}
+export class ComputeFailedError extends Data.TaggedError("ComputeFailedError")<
+  Failure & { readonly cause?: unknown }
+> {}
 
 /**
  * The compute function ran past its algorithm's timeout for an entity.
@@ -143,7 +145,9 @@ export class ComputeFailed extends Data.TaggedError("ComputeFailed")<Failure & {
  * @since 0.1.0
  * @category errors
  */
-export class ComputeTimeout extends Data.TaggedError("ComputeTimeout")<Failure & { readonly timeoutMs: number }> {}
+export class ComputeTimeoutError extends Data.TaggedError("ComputeTimeoutError")<
+  Failure & { readonly timeoutMs: number }
+> {}
 
 /**
  * The compute function returned a value that fails the feature's schema or dimension (nothing is stored).
@@ -151,7 +155,7 @@ export class ComputeTimeout extends Data.TaggedError("ComputeTimeout")<Failure &
  * @since 0.1.0
  * @category errors
  */
-export class InvalidOutput extends Data.TaggedError("InvalidOutput")<Failure> {}
+export class InvalidOutputError extends Data.TaggedError("InvalidOutputError")<Failure> {}
 
 /**
  * The entity has no asset in a role the algorithm reads.
@@ -159,7 +163,7 @@ export class InvalidOutput extends Data.TaggedError("InvalidOutput")<Failure> {}
  * @since 0.1.0
  * @category errors
  */
-export class MissingAsset extends Data.TaggedError("MissingAsset")<Failure & { readonly role: string }> {}
+export class MissingAssetError extends Data.TaggedError("MissingAssetError")<Failure & { readonly role: string }> {}
 
 /**
  * The entity (or a related entity it needs, such as its parent) does not exist in the source.
@@ -167,7 +171,7 @@ export class MissingAsset extends Data.TaggedError("MissingAsset")<Failure & { r
  * @since 0.1.0
  * @category errors
  */
-export class MissingEntity extends Data.TaggedError("MissingEntity")<Failure> {}
+export class MissingEntityError extends Data.TaggedError("MissingEntityError")<Failure> {}
 
 /**
  * A dependency of the value failed, so it was not computed.
@@ -175,7 +179,7 @@ export class MissingEntity extends Data.TaggedError("MissingEntity")<Failure> {}
  * @since 0.1.0
  * @category errors
  */
-export class Blocked extends Data.TaggedError("Blocked")<
+export class BlockedError extends Data.TaggedError("BlockedError")<
   Failure & {
     /** The failed dependency (`name@version` of entity). */
     readonly dependency: { readonly feature: string; readonly version: number; readonly entity: string }
@@ -188,7 +192,7 @@ export class Blocked extends Data.TaggedError("Blocked")<
  * @since 0.1.0
  * @category errors
  */
-export class StoreFailed extends Data.TaggedError("StoreFailed")<Failure & { readonly cause?: unknown }> {}
+export class StoreFailedError extends Data.TaggedError("StoreFailedError")<Failure & { readonly cause?: unknown }> {}
 
 /**
  * The failure of one (feature, entity) pair in a run.
@@ -197,13 +201,13 @@ export class StoreFailed extends Data.TaggedError("StoreFailed")<Failure & { rea
  * @category models
  */
 export type ComputeFailure =
-  | ComputeFailed
-  | ComputeTimeout
-  | InvalidOutput
-  | MissingAsset
-  | MissingEntity
-  | Blocked
-  | StoreFailed
+  | ComputeFailedError
+  | ComputeTimeoutError
+  | InvalidOutputError
+  | MissingAssetError
+  | MissingEntityError
+  | BlockedError
+  | StoreFailedError
 
 /**
  * A failure as plain JSON (what `status` and tasks report across processes).
@@ -217,11 +221,11 @@ export interface FailureJson {
   readonly version: number
   readonly entity: string
   readonly message: string
-  /** `ComputeTimeout` only. */
+  /** `ComputeTimeoutError` only. */
   readonly timeoutMs?: number
-  /** `MissingAsset` only. */
+  /** `MissingAssetError` only. */
   readonly role?: string
-  /** `Blocked` only. */
+  /** `BlockedError` only. */
   readonly dependency?: { readonly feature: string; readonly version: number; readonly entity: string }
 }
 
@@ -251,22 +255,22 @@ export const failureJson = (failure: ComputeFailure | FailureJson): FailureJson 
 export const fromJson = (json: FailureJson & Record<string, unknown>): ComputeFailure => {
   const { _tag, ...fields } = json
   switch (_tag) {
-    case "ComputeFailed":
-      return new ComputeFailed(fields)
-    case "ComputeTimeout":
-      return new ComputeTimeout({ ...fields, timeoutMs: Number(json.timeoutMs ?? 0) })
-    case "InvalidOutput":
-      return new InvalidOutput(fields)
-    case "MissingAsset":
-      return new MissingAsset({ ...fields, role: String(json.role ?? "") })
-    case "MissingEntity":
-      return new MissingEntity(fields)
-    case "Blocked":
-      return new Blocked({
+    case "ComputeFailedError":
+      return new ComputeFailedError(fields)
+    case "ComputeTimeoutError":
+      return new ComputeTimeoutError({ ...fields, timeoutMs: Number(json.timeoutMs ?? 0) })
+    case "InvalidOutputError":
+      return new InvalidOutputError(fields)
+    case "MissingAssetError":
+      return new MissingAssetError({ ...fields, role: String(json.role ?? "") })
+    case "MissingEntityError":
+      return new MissingEntityError(fields)
+    case "BlockedError":
+      return new BlockedError({
         ...fields,
-        dependency: (json.dependency as Blocked["dependency"]) ?? { feature: "", version: 0, entity: "" }
+        dependency: (json.dependency as BlockedError["dependency"]) ?? { feature: "", version: 0, entity: "" }
       })
     default:
-      return new StoreFailed(fields)
+      return new StoreFailedError(fields)
   }
 }

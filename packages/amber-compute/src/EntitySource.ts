@@ -8,7 +8,7 @@
  */
 import { Context, Effect, Layer } from "effect"
 import type { Catalog as JasperCatalog } from "@org/jasper"
-import { EntityNotFound, type SourceError } from "./ComputeError.js"
+import { EntityNotFoundError, type SourceError } from "./ComputeError.js"
 import * as Jasper from "./internal/jasperSource.js"
 import * as Memory from "./internal/memorySource.js"
 
@@ -143,7 +143,7 @@ export interface MemorySource extends Service {
     readonly contentHash: string
     readonly uri?: string | undefined
     readonly labels?: Readonly<Record<string, unknown>> | undefined
-  }) => Effect.Effect<Change, EntityNotFound>
+  }) => Effect.Effect<Change, EntityNotFoundError>
 }
 
 /**
@@ -210,16 +210,16 @@ export const layerJasper: Layer.Layer<EntitySource, never, JasperCatalog.Catalog
 )
 
 /**
- * One entity by id, failing with `EntityNotFound`.
+ * One entity by id, failing with `EntityNotFoundError`.
  *
  * @since 0.1.0
  * @category accessors
  */
-export const get = (id: string): Effect.Effect<Entity, EntityNotFound | SourceError, EntitySource> =>
+export const get = (id: string): Effect.Effect<Entity, EntityNotFoundError | SourceError, EntitySource> =>
   Effect.flatMap(EntitySource, (source) =>
     Effect.flatMap(source.getMany([id]), ([entity]) =>
       entity === undefined
-        ? Effect.fail(new EntityNotFound({ entity: id, message: `no entity ${id} in the source` }))
+        ? Effect.fail(new EntityNotFoundError({ entity: id, message: `no entity ${id} in the source` }))
         : Effect.succeed(entity)
     )
   )

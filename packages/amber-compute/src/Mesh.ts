@@ -9,12 +9,12 @@ import { Effect } from "effect"
 import { FeatureSpec } from "@org/amber-store"
 import type * as Algorithm from "./Algorithm.js"
 import {
-  MeshCycle,
-  MeshDuplicateProducer,
+  MeshCycleError,
+  MeshDuplicateProducerError,
   type MeshError,
-  MeshInputMismatch,
-  MeshUnknownInput,
-  UnknownFeature
+  MeshInputMismatchError,
+  MeshUnknownInputError,
+  UnknownFeatureError
 } from "./ComputeError.js"
 
 /**
@@ -75,7 +75,7 @@ export const make = <const T extends ReadonlyArray<Algorithm.Algorithm<any, any>
       const other = byLabel.get(label)
       if (other !== undefined) {
         return Effect.fail(
-          new MeshDuplicateProducer({
+          new MeshDuplicateProducerError({
             feature: label,
             algorithms: [other.name, algorithm.name],
             message: `feature ${label} is produced by two algorithms: ${other.name} and ${algorithm.name}`
@@ -95,7 +95,7 @@ export const make = <const T extends ReadonlyArray<Algorithm.Algorithm<any, any>
             .filter((a) => a.feature.name === input.feature.name)
             .map((a) => FeatureSpec.label(a.feature))
           return Effect.fail(
-            new MeshUnknownInput({
+            new MeshUnknownInputError({
               feature: label,
               input: inputLabel,
               message: `${label}: input ${key} reads ${inputLabel}, which no algorithm of the mesh produces${
@@ -106,7 +106,7 @@ export const make = <const T extends ReadonlyArray<Algorithm.Algorithm<any, any>
         }
         if (!sameDefinition(producer.feature, input.feature)) {
           return Effect.fail(
-            new MeshInputMismatch({
+            new MeshInputMismatchError({
               feature: label,
               input: inputLabel,
               message: `${label}: input ${key} declares ${inputLabel} as ${describe(input.feature)}, but ${
@@ -122,12 +122,12 @@ export const make = <const T extends ReadonlyArray<Algorithm.Algorithm<any, any>
     const order: Array<string> = []
     const levels = new Map<string, number>()
     const stack: Array<string> = []
-    const visit = (label: string): MeshCycle | undefined => {
+    const visit = (label: string): MeshCycleError | undefined => {
       const s = state.get(label)
       if (s === "done") return undefined
       if (s === "visiting") {
         const path = [...stack.slice(stack.indexOf(label)), label]
-        return new MeshCycle({ path, message: `the mesh has a cycle: ${path.join(" -> ")}` })
+        return new MeshCycleError({ path, message: `the mesh has a cycle: ${path.join(" -> ")}` })
       }
       state.set(label, "visiting")
       stack.push(label)
@@ -164,7 +164,7 @@ export const make = <const T extends ReadonlyArray<Algorithm.Algorithm<any, any>
 export const algorithm = <R>(
   mesh: Mesh<R>,
   feature: string | FeatureSpec.FeatureSpec<any>
-): Effect.Effect<Algorithm.Algorithm<any, R>, UnknownFeature> => {
+): Effect.Effect<Algorithm.Algorithm<any, R>, UnknownFeatureError> => {
   if (typeof feature !== "string") {
     const found = mesh.byLabel.get(FeatureSpec.label(feature))
     return found ? Effect.succeed(found) : unknown(mesh, FeatureSpec.label(feature))
@@ -178,7 +178,7 @@ export const algorithm = <R>(
 
 const unknown = (mesh: Mesh<any>, feature: string) =>
   Effect.fail(
-    new UnknownFeature({
+    new UnknownFeatureError({
       feature,
       message: `no algorithm of the mesh produces ${feature} (produced: ${[...mesh.byLabel.keys()].join(", ")})`
     })

@@ -17,7 +17,7 @@ import {
   type ExecutorError,
   type FailureJson,
   type SourceError,
-  type UnknownFeature
+  type UnknownFeatureError
 } from "./ComputeError.js"
 import type { EntitySource } from "./EntitySource.js"
 import type { Executor, TaskResult } from "./Executor.js"
@@ -70,7 +70,7 @@ const decodeOptions = (options: Options): Effect.Effect<Options, ComputeConfigEr
  * @category models
  */
 export type ResolveError =
-  | UnknownFeature
+  | UnknownFeatureError
   | SourceError
   | ExecutorError
   | FeatureStore.ReadError
@@ -158,7 +158,7 @@ export interface Service {
   /** The failures recorded for a feature (or all), oldest first. */
   readonly failures: (
     feature?: string | FeatureSpec.FeatureSpec<any>
-  ) => Effect.Effect<ReadonlyArray<FailureRecord>, UnknownFeature | StorageError.StorageError>
+  ) => Effect.Effect<ReadonlyArray<FailureRecord>, UnknownFeatureError | StorageError.StorageError>
   /** A subscription to the events of every run from now on. */
   readonly subscribe: Effect.Effect<Queue.Dequeue<RunEvent>, never, Scope.Scope>
   /** The events of every run, from when the stream starts. */

@@ -44,7 +44,7 @@ const check = (label, storage, dropSchema) =>
       .map((f) => f._tag)
       .sort()
       .join(",")
-    if (first.computed !== 5 || tags !== "Blocked,Blocked,MissingAsset") {
+    if (first.computed !== 5 || tags !== "BlockedError,BlockedError,MissingAssetError") {
       throw new Error(`${label}: first run ${first.computed} computed, failures ${tags}`)
     }
     const second = yield* resolver.materialize(Total, ["t1"])

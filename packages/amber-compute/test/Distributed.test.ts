@@ -114,7 +114,7 @@ describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
           failed: r.failed.map((f) => [f._tag, f.entity])
         }))
         expect(byFeature).toContainEqual({ computed: ["a", "b"], failed: [] })
-        expect(byFeature).toContainEqual({ computed: [], failed: [["ComputeFailed", "c"]] })
+        expect(byFeature).toContainEqual({ computed: [], failed: [["ComputeFailedError", "c"]] })
         const failure = results.flatMap((r) => r.failed)[0]!
         expect(failure.message).toMatch(/failed after 2 attempt\(s\): broken batch c/)
         const status = yield* DistributedExecutor.status(options, "retry-run")

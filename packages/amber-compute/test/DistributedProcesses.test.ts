@@ -92,7 +92,7 @@ describe("amber CLI on SQLite", () => {
         expect(first.code).toBe(1)
         expect(first.stdout).toContain("art.score@1: 3 entities, 6 computed, 0 cached, 3 failed")
         expect(first.stderr).toMatch(/^planned run-\S+: art.score@1 on 3 entities, 9 value\(s\) to compute/m)
-        expect(first.stderr).toMatch(/^failed art.tensor@1 art-3: ComputeFailed: /m)
+        expect(first.stderr).toMatch(/^failed art.tensor@1 art-3: ComputeFailedError: /m)
         expect(first.stderr.trim().split("\n").at(-1)).toMatch(/^amber: ComputeConfigError: 3 value\(s\) failed/)
 
         const status = yield* run(["status", "--config", configPath], env)
@@ -122,7 +122,9 @@ describe("amber CLI on SQLite", () => {
         expect(badFlag.stdout + badFlag.stderr).toContain("'many' is not a integer")
         const unknown = yield* run(["run", "--config", configPath, "-f", "nope", "-e", "art-1"], env)
         expect(unknown.code).toBe(1)
-        expect(unknown.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^amber: UnknownFeature: .*nope/)])
+        expect(unknown.stderr.trim().split("\n")).toEqual([
+          expect.stringMatching(/^amber: UnknownFeatureError: .*nope/)
+        ])
         const verbose = yield* run(["run", "--config", configPath, "-f", "nope", "-e", "art-1", "--verbose"], env)
         expect(verbose.code).toBe(1)
         expect(verbose.stderr.trim().split("\n").length).toBeGreaterThan(1)

@@ -32,8 +32,8 @@ describe("Mesh.make", () => {
           algo(C, { b: Algorithm.feature(B) })
         ])
       )
-      expect(error._tag).toBe("MeshCycle")
-      if (error._tag !== "MeshCycle") return
+      expect(error._tag).toBe("MeshCycleError")
+      if (error._tag !== "MeshCycleError") return
       expect(error.path).toEqual(["a@1", "c@1", "b@1", "a@1"])
       expect(error.message).toBe("the mesh has a cycle: a@1 -> c@1 -> b@1 -> a@1")
       // a self-loop too
@@ -47,7 +47,7 @@ describe("Mesh.make", () => {
       const A = spec("a")
       const B = spec("b")
       const error = yield* Effect.flip(Mesh.make([algo(B, { a: Algorithm.feature(A) })]))
-      expect(error).toMatchObject({ _tag: "MeshUnknownInput", feature: "b@1", input: "a@1" })
+      expect(error).toMatchObject({ _tag: "MeshUnknownInputError", feature: "b@1", input: "a@1" })
       // another version is produced: said so
       const other = yield* Effect.flip(Mesh.make([algo(spec("a", "artwork", 2)), algo(B, { a: Algorithm.feature(A) })]))
       expect(other.message).toContain("produced: a@2")
@@ -58,7 +58,11 @@ describe("Mesh.make", () => {
     Effect.gen(function* () {
       const A = spec("a")
       const error = yield* Effect.flip(Mesh.make([algo(A, {}, "first"), algo(A, {}, "second")]))
-      expect(error).toMatchObject({ _tag: "MeshDuplicateProducer", feature: "a@1", algorithms: ["first", "second"] })
+      expect(error).toMatchObject({
+        _tag: "MeshDuplicateProducerError",
+        feature: "a@1",
+        algorithms: ["first", "second"]
+      })
       // two versions of one feature are fine
       const ok = yield* Mesh.make([algo(A), algo(spec("a", "artwork", 2))])
       expect(ok.order).toEqual(["a@1", "a@2"])
@@ -75,7 +79,7 @@ describe("Mesh.make", () => {
           algo(spec("use"), { e: Algorithm.feature(E8) })
         ])
       )
-      expect(dim).toMatchObject({ _tag: "MeshInputMismatch", feature: "use@1", input: "emb@1" })
+      expect(dim).toMatchObject({ _tag: "MeshInputMismatchError", feature: "use@1", input: "emb@1" })
       expect(dim.message).toContain("dimension 8")
       expect(dim.message).toContain("dimension 4")
       const S = FeatureSpec.make({ name: "s", version: 1, entity: "artwork", value: Schema.String })
@@ -85,7 +89,7 @@ describe("Mesh.make", () => {
           Algorithm.make({ feature: spec("t"), inputs: { s: Algorithm.feature(S) }, compute: () => Effect.succeed(1) })
         ])
       )
-      expect(schema._tag).toBe("MeshInputMismatch")
+      expect(schema._tag).toBe("MeshInputMismatchError")
       const kind = yield* Effect.flip(
         Mesh.make([algo(spec("k", "title")), algo(spec("u"), { k: Algorithm.children(spec("k", "artwork")) })])
       )
@@ -111,7 +115,7 @@ describe("Mesh.make", () => {
         )
       )
       const error = yield* Effect.flip(program)
-      expect(error._tag).toBe("MeshCycle")
+      expect(error._tag).toBe("MeshCycleError")
       expect(runs).toBe(0)
     })
   )
@@ -134,7 +138,7 @@ describe("Mesh.make", () => {
   )
 
   it("failures travel as JSON and come back as their tagged classes", () => {
-    const blocked = new ComputeError.Blocked({
+    const blocked = new ComputeError.BlockedError({
       feature: "f",
       version: 2,
       entity: "e",
@@ -142,14 +146,14 @@ describe("Mesh.make", () => {
       dependency: { feature: "g", version: 1, entity: "x" }
     })
     const back = ComputeError.fromJson(JSON.parse(JSON.stringify(ComputeError.failureJson(blocked))))
-    expect(back).toBeInstanceOf(ComputeError.Blocked)
+    expect(back).toBeInstanceOf(ComputeError.BlockedError)
     expect(back).toMatchObject({ feature: "f", version: 2, entity: "e", dependency: { feature: "g" } })
     const timeout = ComputeError.fromJson(
       ComputeError.failureJson(
-        new ComputeError.ComputeTimeout({ feature: "f", version: 1, entity: "e", message: "late", timeoutMs: 5 })
+        new ComputeError.ComputeTimeoutError({ feature: "f", version: 1, entity: "e", message: "late", timeoutMs: 5 })
       ) as any
     )
-    expect(timeout).toMatchObject({ _tag: "ComputeTimeout", timeoutMs: 5 })
+    expect(timeout).toMatchObject({ _tag: "ComputeTimeoutError", timeoutMs: 5 })
   })
 
   it("Algorithm.make refuses malformed options with a ComputeConfigError", () => {
@@ -187,7 +191,7 @@ describe("Mesh.make", () => {
       ])
       expect(Mesh.downstreamOf(mesh, "b@1")).toEqual(["b@1", "t@1"])
       expect(Mesh.upstreamOf(mesh, "b@1")).toEqual(["a@1", "b@1"])
-      expect((yield* Effect.flip(Mesh.algorithm(mesh, "zzz")))._tag).toBe("UnknownFeature")
+      expect((yield* Effect.flip(Mesh.algorithm(mesh, "zzz")))._tag).toBe("UnknownFeatureError")
       expect((yield* Mesh.algorithm(mesh, "t")).feature).toBe(T)
     })
   )

@@ -179,16 +179,16 @@ const conformance = (it: Vitest.MethodsNonLive<any, true>, build: Build, durable
         const byEntity = Object.fromEntries(result.failed.map((f) => [f.entity, f]))
         expect(result.computed).toBe(2)
         expect(byEntity[artworkIds[2]!]).toMatchObject({
-          _tag: "ComputeFailed",
+          _tag: "ComputeFailedError",
           feature: `${prefix}.score`,
           version: 1
         })
         expect(byEntity[artworkIds[2]!]!.message).toContain("model unavailable")
-        expect(byEntity[artworkIds[3]!]).toMatchObject({ _tag: "ComputeFailed" })
+        expect(byEntity[artworkIds[3]!]).toMatchObject({ _tag: "ComputeFailedError" })
         expect(byEntity[artworkIds[3]!]!.message).toContain("index out of range")
-        expect(byEntity[artworkIds[4]!]).toMatchObject({ _tag: "ComputeTimeout", timeoutMs: 200 })
-        expect(byEntity[artworkIds[5]!]).toMatchObject({ _tag: "InvalidOutput" })
-        expect(byEntity[bare]).toMatchObject({ _tag: "MissingAsset", role: "image" })
+        expect(byEntity[artworkIds[4]!]).toMatchObject({ _tag: "ComputeTimeoutError", timeoutMs: 200 })
+        expect(byEntity[artworkIds[5]!]).toMatchObject({ _tag: "InvalidOutputError" })
+        expect(byEntity[bare]).toMatchObject({ _tag: "MissingAssetError", role: "image" })
         expect(result.failed).toHaveLength(5)
         // nothing stored for the failures
         const store = yield* FeatureStore.FeatureStore
@@ -207,7 +207,7 @@ const conformance = (it: Vitest.MethodsNonLive<any, true>, build: Build, durable
         const titles = yield* resolver.materialize(Best, titleIds)
         expect(
           titles.failed
-            .filter((f) => f._tag === "Blocked")
+            .filter((f) => f._tag === "BlockedError")
             .map((f) => f.entity)
             .sort()
         ).toEqual([titleIds[1]!, titleIds[2]!].sort())
@@ -305,7 +305,7 @@ const conformance = (it: Vitest.MethodsNonLive<any, true>, build: Build, durable
         expect(computed.every((e) => e.ms >= 0)).toBe(true)
         const failed = events.filter((e): e is RunEvent.Failed => e._tag === "Failed")
         expect(failed.length).toBe(0) // blocked by the walk: reported in the result and the plan
-        expect(result.failed.map((f) => f._tag).sort()).toEqual(["Blocked", "Blocked", "MissingAsset"])
+        expect(result.failed.map((f) => f._tag).sort()).toEqual(["BlockedError", "BlockedError", "MissingAssetError"])
         const finished = events.at(-1)!
         expect(finished).toMatchObject({ _tag: "Finished", computed: 10, failed: 3 })
         yield* resolver.materialize(TitleSet, titleIds)
@@ -338,7 +338,7 @@ const conformance = (it: Vitest.MethodsNonLive<any, true>, build: Build, durable
       expect([...colors.cached].sort()).toEqual(artworkIds.slice(0, 2))
       expect([...colors.computed].sort()).toEqual(artworkIds.slice(2))
       const unknown = yield* Effect.flip(resolver.runTask({ feature: "nope@1", entities: [] }))
-      expect(unknown._tag).toBe("UnknownFeature")
+      expect(unknown._tag).toBe("UnknownFeatureError")
     })
   )
 

@@ -80,11 +80,11 @@ describe("blocking compute longer than the store's lease", () => {
           const ok = yield* resolver.materialize(Len, ["abc", "abcdef"])
           expect(ok).toMatchObject({ computed: 2, failed: [] })
           const bad = yield* resolver.materialize(Bad, ["abc"])
-          expect(bad.failed[0]).toMatchObject({ _tag: "ComputeFailed", entity: "abc" })
+          expect(bad.failed[0]).toMatchObject({ _tag: "ComputeFailedError", entity: "abc" })
           expect(bad.failed[0]!.message).toContain("no function export nope")
           const started = Date.now()
           const hang = yield* resolver.materialize(Hang, ["abc"])
-          expect(hang.failed[0]).toMatchObject({ _tag: "ComputeTimeout", timeoutMs: 300 })
+          expect(hang.failed[0]).toMatchObject({ _tag: "ComputeTimeoutError", timeoutMs: 300 })
           expect(Date.now() - started).toBeLessThan(3000)
         })
         yield* program.pipe(

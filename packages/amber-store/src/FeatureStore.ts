@@ -20,12 +20,12 @@ import { inputsText } from "./internal/fingerprints.js"
 import * as MemoryBackend from "./internal/memory.js"
 import * as SqlBackend from "./internal/sql.js"
 import {
-  CorruptValue,
-  FeatureMismatch,
-  ImmutableValue,
-  InvalidValue,
+  CorruptValueError,
+  FeatureMismatchError,
+  ImmutableValueError,
+  InvalidValueError,
   StoreConfigError,
-  UnknownFeature
+  UnknownFeatureError
 } from "./StoreError.js"
 
 type StorageError = Storage.StorageError
@@ -160,7 +160,7 @@ export interface Selector {
  * @since 0.1.0
  * @category models
  */
-export type ReadError = InvalidValue | CorruptValue | FeatureMismatch | StorageError
+export type ReadError = InvalidValueError | CorruptValueError | FeatureMismatchError | StorageError
 
 /**
  * The shape of the `FeatureStore` service.
@@ -170,7 +170,7 @@ export type ReadError = InvalidValue | CorruptValue | FeatureMismatch | StorageE
  */
 export interface Service {
   /** Records a spec; fails when the same name and version is already recorded with another definition. */
-  readonly register: (spec: FeatureSpec.FeatureSpec<any>) => Effect.Effect<void, FeatureMismatch | StorageError>
+  readonly register: (spec: FeatureSpec.FeatureSpec<any>) => Effect.Effect<void, FeatureMismatchError | StorageError>
   /** The live value under a key. */
   readonly get: <A>(
     spec: FeatureSpec.FeatureSpec<A>,
@@ -184,8 +184,8 @@ export interface Service {
   ) => Effect.Effect<ReadonlyArray<Option.Option<A>>, ReadError>
   /**
    * Stores a value. The same value again is a no-op; a different value under a key
-   * that holds one fails with `ImmutableValue`. A value that fails its schema
-   * fails with `InvalidValue` and writes nothing.
+   * that holds one fails with `ImmutableValueError`. A value that fails its schema
+   * fails with `InvalidValueError` and writes nothing.
    */
   readonly put: <A>(
     spec: FeatureSpec.FeatureSpec<A>,
@@ -193,7 +193,7 @@ export interface Service {
     fingerprint: Fingerprint.Fingerprint,
     value: A,
     provenance?: Provenance
-  ) => Effect.Effect<void, InvalidValue | ImmutableValue | FeatureMismatch | StorageError>
+  ) => Effect.Effect<void, InvalidValueError | ImmutableValueError | FeatureMismatchError | StorageError>
   /**
    * Stores many values in one transaction. Each item gets its own result: a bad
    * or conflicting item does not stop the others.
@@ -202,7 +202,10 @@ export interface Service {
     spec: FeatureSpec.FeatureSpec<A>,
     items: ReadonlyArray<Item<A>>,
     provenance?: Provenance
-  ) => Effect.Effect<ReadonlyArray<Either.Either<void, InvalidValue | ImmutableValue>>, FeatureMismatch | StorageError>
+  ) => Effect.Effect<
+    ReadonlyArray<Either.Either<void, InvalidValueError | ImmutableValueError>>,
+    FeatureMismatchError | StorageError
+  >
   /**
    * The stored value, or computes it once, stores it with its lineage and returns
    * it. Concurrent calls on one key, in this process or in others sharing the
@@ -214,36 +217,36 @@ export interface Service {
     fingerprint: Fingerprint.Fingerprint,
     compute: Effect.Effect<A, E, R>,
     provenance?: Omit<Provenance, "computeMs">
-  ) => Effect.Effect<A, E | ReadError | ImmutableValue, R>
+  ) => Effect.Effect<A, E | ReadError | ImmutableValueError, R>
   /** Whether a live value is stored under a key. */
   readonly has: (
     spec: FeatureSpec.FeatureSpec<any>,
     entity: string,
     fingerprint: Fingerprint.Fingerprint
-  ) => Effect.Effect<boolean, InvalidValue | FeatureMismatch | StorageError>
+  ) => Effect.Effect<boolean, InvalidValueError | FeatureMismatchError | StorageError>
   /** The lineage of stored values by entity and/or feature, oldest first. */
   readonly list: (
     selector: Selector
-  ) => Effect.Effect<ReadonlyArray<Lineage>, UnknownFeature | FeatureMismatch | StorageError>
+  ) => Effect.Effect<ReadonlyArray<Lineage>, UnknownFeatureError | FeatureMismatchError | StorageError>
   /** The lineage of the live value under a key. */
   readonly lineage: (
     spec: FeatureSpec.FeatureSpec<any>,
     entity: string,
     fingerprint: Fingerprint.Fingerprint
-  ) => Effect.Effect<Option.Option<Lineage>, InvalidValue | FeatureMismatch | StorageError>
+  ) => Effect.Effect<Option.Option<Lineage>, InvalidValueError | FeatureMismatchError | StorageError>
   /** Every value ever stored under a key, invalidated ones included, oldest first. */
   readonly history: (
     spec: FeatureSpec.FeatureSpec<any>,
     entity: string,
     fingerprint: Fingerprint.Fingerprint
-  ) => Effect.Effect<ReadonlyArray<Lineage>, InvalidValue | FeatureMismatch | StorageError>
+  ) => Effect.Effect<ReadonlyArray<Lineage>, InvalidValueError | FeatureMismatchError | StorageError>
   /**
    * Marks the selected live values invalidated (they stay as history; the next
    * `getOrCompute` recomputes). Returns how many were marked.
    */
   readonly invalidate: (
     selector: Selector & { readonly feature: string | FeatureSpec.FeatureSpec<any>; readonly reason?: string }
-  ) => Effect.Effect<number, UnknownFeature | FeatureMismatch | StorageError>
+  ) => Effect.Effect<number, UnknownFeatureError | FeatureMismatchError | StorageError>
   /** Hits, misses and computations of this store instance. */
   readonly counters: Effect.Effect<Counters>
 }
@@ -313,7 +316,7 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
   // specs are frozen: one that matched its stored definition once always does
   const verified = new WeakSet<FeatureSpec.FeatureSpec<any>>()
 
-  const ensure = (spec: FeatureSpec.FeatureSpec<any>): Effect.Effect<void, FeatureMismatch | StorageError> =>
+  const ensure = (spec: FeatureSpec.FeatureSpec<any>): Effect.Effect<void, FeatureMismatchError | StorageError> =>
     Effect.suspend(() => {
       if (verified.has(spec)) return Effect.void
       const label = FeatureSpec.label(spec)
@@ -321,7 +324,7 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
         sameDefinition(stored, spec)
           ? Effect.sync(() => void verified.add(spec))
           : Effect.fail(
-              new FeatureMismatch({
+              new FeatureMismatchError({
                 feature: spec.name,
                 version: spec.version,
                 message: `feature ${label} is already defined differently (entity ${stored.entity}, ${stored.kind}${
@@ -340,14 +343,18 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
     })
 
   const invalid = (spec: FeatureSpec.FeatureSpec<any>, entity: string, message: string) =>
-    new InvalidValue({
+    new InvalidValueError({
       feature: spec.name,
       version: spec.version,
       entity,
       message: `${FeatureSpec.label(spec)} for ${entity || "(empty entity)"}: ${message}`
     })
 
-  const checkRef = (spec: FeatureSpec.FeatureSpec<any>, entity: unknown, fp: unknown): InvalidValue | undefined => {
+  const checkRef = (
+    spec: FeatureSpec.FeatureSpec<any>,
+    entity: unknown,
+    fp: unknown
+  ): InvalidValueError | undefined => {
     if (typeof entity !== "string" || entity.length === 0 || entity.length > 1000) {
       return invalid(spec, String(entity ?? ""), "the entity id must be a non-empty string of at most 1000 characters")
     }
@@ -378,7 +385,7 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
     spec: FeatureSpec.FeatureSpec<A>,
     entity: string,
     value: A
-  ): Either.Either<Encoded, InvalidValue> => {
+  ): Either.Either<Encoded, InvalidValueError> => {
     if (spec.kind === "embedding") {
       if (!(value instanceof Float32Array)) {
         return Either.left(invalid(spec, entity, `an embedding must be a Float32Array, got ${describe(value)}`))
@@ -404,9 +411,9 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
     }
   }
 
-  const decode = <A>(spec: FeatureSpec.FeatureSpec<A>, row: ValueRow): Either.Either<A, CorruptValue> => {
+  const decode = <A>(spec: FeatureSpec.FeatureSpec<A>, row: ValueRow): Either.Either<A, CorruptValueError> => {
     const corrupt = (message: string) =>
-      new CorruptValue({
+      new CorruptValueError({
         feature: spec.name,
         version: spec.version,
         entity: row.entity,
@@ -428,7 +435,7 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
   const decodeEmbeddings = (
     spec: FeatureSpec.FeatureSpec<any>,
     rows: ReadonlyArray<ValueRow | undefined>
-  ): Either.Either<Array<Float32Array | undefined>, CorruptValue> => {
+  ): Either.Either<Array<Float32Array | undefined>, CorruptValueError> => {
     const dimension = spec.dimension!
     let n = 0
     for (const row of rows) {
@@ -481,7 +488,7 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
   })
 
   const conflict = (spec: FeatureSpec.FeatureSpec<any>, key: Key) =>
-    new ImmutableValue({
+    new ImmutableValueError({
       feature: spec.name,
       version: spec.version,
       entity: key.entity,
@@ -553,7 +560,7 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
     Effect.gen(function* () {
       yield* ensure(spec)
       const now = yield* Clock.currentTimeMillis
-      const results: Array<Either.Either<void, InvalidValue | ImmutableValue>> = new Array(items.length)
+      const results: Array<Either.Either<void, InvalidValueError | ImmutableValueError>> = new Array(items.length)
       const rows: Array<NewRow> = []
       const rowIndex: Array<number> = []
       const encodedOf: Array<Encoded> = []
@@ -612,7 +619,7 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
     fp: Fingerprint.Fingerprint,
     compute: Effect.Effect<A, E, R>,
     provenance: Provenance | undefined
-  ): Effect.Effect<A, E | ReadError | ImmutableValue, R> =>
+  ): Effect.Effect<A, E | ReadError | ImmutableValueError, R> =>
     Effect.gen(function* () {
       // keep the claim alive while computing
       yield* Effect.forkScoped(
@@ -651,7 +658,7 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
     compute: Effect.Effect<A, E, R>,
     provenance: Provenance | undefined,
     lookedUp: boolean
-  ): Effect.Effect<A, E | ReadError | ImmutableValue, R> =>
+  ): Effect.Effect<A, E | ReadError | ImmutableValueError, R> =>
     Effect.gen(function* () {
       if (!lookedUp) {
         const [row] = yield* backend.get(key.feature, key.version, key.params, [key])
@@ -684,7 +691,7 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
     fp: Fingerprint.Fingerprint,
     compute: Effect.Effect<A, E, R>,
     provenance?: Omit<Provenance, "computeMs">
-  ): Effect.Effect<A, E | ReadError | ImmutableValue, R> =>
+  ): Effect.Effect<A, E | ReadError | ImmutableValueError, R> =>
     Effect.gen(function* () {
       yield* ensure(spec)
       const bad = checkRef(spec, entity, fp)
@@ -702,7 +709,7 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
         lookedUp = true
       }
       while (true) {
-        const running = inflight.get(ks) as Deferred.Deferred<A, E | ReadError | ImmutableValue> | undefined
+        const running = inflight.get(ks) as Deferred.Deferred<A, E | ReadError | ImmutableValueError> | undefined
         if (running !== undefined) {
           const exit = yield* Effect.exit(Deferred.await(running))
           if (Exit.isSuccess(exit)) {
@@ -715,7 +722,7 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
           counts.misses++
           return yield* exit
         }
-        const deferred = yield* Deferred.make<A, E | ReadError | ImmutableValue>()
+        const deferred = yield* Deferred.make<A, E | ReadError | ImmutableValueError>()
         inflight.set(ks, deferred as Deferred.Deferred<unknown, unknown>)
         return yield* Effect.uninterruptibleMask((restore) =>
           restore(leader(spec, key, fp, compute, provenance, lookedUp)).pipe(
@@ -742,7 +749,10 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
   const resolveFeature = (
     feature: string | FeatureSpec.FeatureSpec<any> | undefined,
     version: number | undefined
-  ): Effect.Effect<{ feature?: string; version?: number }, UnknownFeature | FeatureMismatch | StorageError> => {
+  ): Effect.Effect<
+    { feature?: string; version?: number },
+    UnknownFeatureError | FeatureMismatchError | StorageError
+  > => {
     if (feature === undefined) return Effect.succeed(version === undefined ? {} : { version })
     if (typeof feature !== "string") {
       return Effect.as(ensure(feature), { feature: feature.name, version: version ?? feature.version })
@@ -750,11 +760,11 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
     return backend.definitions(feature).pipe(
       Effect.flatMap((defs) => {
         if (defs.length === 0) {
-          return Effect.fail(new UnknownFeature({ feature, message: `no feature named ${feature} is registered` }))
+          return Effect.fail(new UnknownFeatureError({ feature, message: `no feature named ${feature} is registered` }))
         }
         if (version !== undefined && !defs.some((d) => d.version === version)) {
           return Effect.fail(
-            new UnknownFeature({
+            new UnknownFeatureError({
               feature,
               version,
               message: `feature ${feature} has no version ${version} (registered: ${defs.map((d) => d.version).join(", ")})`
@@ -904,7 +914,7 @@ export const getOrCompute = <A, E, R>(
   fingerprint: Fingerprint.Fingerprint,
   compute: Effect.Effect<A, E, R>,
   provenance?: Omit<Provenance, "computeMs">
-): Effect.Effect<A, E | ReadError | ImmutableValue, R | FeatureStore> =>
+): Effect.Effect<A, E | ReadError | ImmutableValueError, R | FeatureStore> =>
   Effect.flatMap(FeatureStore, (store) => store.getOrCompute(spec, entity, fingerprint, compute, provenance))
 
 /**
@@ -932,5 +942,5 @@ export const put = <A>(
   fingerprint: Fingerprint.Fingerprint,
   value: A,
   provenance?: Provenance
-): Effect.Effect<void, InvalidValue | ImmutableValue | FeatureMismatch | StorageError, FeatureStore> =>
+): Effect.Effect<void, InvalidValueError | ImmutableValueError | FeatureMismatchError | StorageError, FeatureStore> =>
   Effect.flatMap(FeatureStore, (store) => store.put(spec, entity, fingerprint, value, provenance))

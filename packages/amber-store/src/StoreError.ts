@@ -26,7 +26,7 @@ export class FeatureSpecError extends Data.TaggedError("FeatureSpecError")<{
  * @since 0.1.0
  * @category errors
  */
-export class UnknownFeature extends Data.TaggedError("UnknownFeature")<{
+export class UnknownFeatureError extends Data.TaggedError("UnknownFeatureError")<{
   readonly feature: string
   readonly version?: number
   readonly message: string
@@ -40,7 +40,7 @@ export class UnknownFeature extends Data.TaggedError("UnknownFeature")<{
  * @since 0.1.0
  * @category errors
  */
-export class FeatureMismatch extends Data.TaggedError("FeatureMismatch")<{
+export class FeatureMismatchError extends Data.TaggedError("FeatureMismatchError")<{
   readonly feature: string
   readonly version: number
   readonly message: string
@@ -54,7 +54,7 @@ export class FeatureMismatch extends Data.TaggedError("FeatureMismatch")<{
  * @since 0.1.0
  * @category errors
  */
-export class InvalidValue extends Data.TaggedError("InvalidValue")<{
+export class InvalidValueError extends Data.TaggedError("InvalidValueError")<{
   readonly feature: string
   readonly version: number
   readonly entity: string
@@ -68,7 +68,7 @@ export class InvalidValue extends Data.TaggedError("InvalidValue")<{
  * @since 0.1.0
  * @category errors
  */
-export class ImmutableValue extends Data.TaggedError("ImmutableValue")<{
+export class ImmutableValueError extends Data.TaggedError("ImmutableValueError")<{
   readonly feature: string
   readonly version: number
   readonly entity: string
@@ -83,7 +83,7 @@ export class ImmutableValue extends Data.TaggedError("ImmutableValue")<{
  * @since 0.1.0
  * @category errors
  */
-export class CorruptValue extends Data.TaggedError("CorruptValue")<{
+export class CorruptValueError extends Data.TaggedError("CorruptValueError")<{
   readonly feature: string
   readonly version: number
   readonly entity: string
@@ -123,10 +123,10 @@ export class StoreConfigError extends Data.TaggedError("StoreConfigError")<{
  */
 export type StoreError =
   | FeatureSpecError
-  | UnknownFeature
-  | FeatureMismatch
-  | InvalidValue
-  | ImmutableValue
-  | CorruptValue
+  | UnknownFeatureError
+  | FeatureMismatchError
+  | InvalidValueError
+  | ImmutableValueError
+  | CorruptValueError
   | FingerprintError
   | StoreConfigError

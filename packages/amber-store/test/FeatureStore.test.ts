@@ -75,7 +75,7 @@ const conformance = (it: Vitest.MethodsNonLive<FeatureStore.FeatureStore, true>)
       ]
       for (const [value, message] of bad) {
         const error = yield* Effect.flip(store.put(Clip, b, f, value as Float32Array))
-        expect(error).toMatchObject({ _tag: "InvalidValue", feature: "artwork.clip", version: 1, entity: b })
+        expect(error).toMatchObject({ _tag: "InvalidValueError", feature: "artwork.clip", version: 1, entity: b })
         expect(error.message).toContain(message)
       }
       expect(yield* store.has(Clip, b, f)).toBe(false)
@@ -89,22 +89,22 @@ const conformance = (it: Vitest.MethodsNonLive<FeatureStore.FeatureStore, true>)
       const a = uid("artwork")
       const f = fp(uid("sha"))
       const e1 = yield* Effect.flip(store.put(Brightness, a, f, { mean: 1, std: -1 }))
-      expect(e1).toMatchObject({ _tag: "InvalidValue", entity: a, feature: "artwork.brightness" })
+      expect(e1).toMatchObject({ _tag: "InvalidValueError", entity: a, feature: "artwork.brightness" })
       expect(e1.message).toContain("std")
       const e2 = yield* Effect.flip(store.put(Brightness, a, f, { mean: "x" } as any))
-      expect(e2._tag).toBe("InvalidValue")
+      expect(e2._tag).toBe("InvalidValueError")
       const e3 = yield* Effect.flip(store.put(Brightness, "", f, { mean: 1, std: 1 }))
       expect(e3.message).toContain("entity id")
       const forged = { ...f, hash: "not-a-hash" }
       const e4 = yield* Effect.flip(store.put(Brightness, a, forged, { mean: 1, std: 1 }))
       expect(e4.message).toContain("Fingerprint.make")
       const e5 = yield* Effect.flip(store.get(Brightness, a, forged))
-      expect(e5._tag).toBe("InvalidValue")
+      expect(e5._tag).toBe("InvalidValueError")
       expect(yield* store.list({ entity: a, includeInvalidated: true })).toEqual([])
     })
   )
 
-  it.effect("values are immutable: the same value again is fine, a different one is an ImmutableValue error", () =>
+  it.effect("values are immutable: the same value again is fine, a different one is an ImmutableValueError error", () =>
     Effect.gen(function* () {
       const store = yield* Store
       const a = uid("artwork")
@@ -113,7 +113,7 @@ const conformance = (it: Vitest.MethodsNonLive<FeatureStore.FeatureStore, true>)
       yield* store.put(Brightness, a, f, { std: 0.1, mean: 0.5 })
       const error = yield* Effect.flip(store.put(Brightness, a, f, { mean: 0.6, std: 0.1 }))
       expect(error).toMatchObject({
-        _tag: "ImmutableValue",
+        _tag: "ImmutableValueError",
         feature: "artwork.brightness",
         entity: a,
         fingerprint: f.hash
@@ -121,7 +121,7 @@ const conformance = (it: Vitest.MethodsNonLive<FeatureStore.FeatureStore, true>)
       yield* store.put(Clip, a, f, vec(1))
       yield* store.put(Clip, a, f, vec(1))
       const e2 = yield* Effect.flip(store.put(Clip, a, f, vec(2)))
-      expect(e2._tag).toBe("ImmutableValue")
+      expect(e2._tag).toBe("ImmutableValueError")
       expect(yield* store.get(Brightness, a, f)).toEqual(Option.some({ mean: 0.5, std: 0.1 }))
       expect(Array.from(Option.getOrThrow(yield* store.get(Clip, a, f)))).toEqual(Array.from(vec(1)))
       expect(yield* store.history(Brightness, a, f)).toHaveLength(1)
@@ -145,11 +145,11 @@ const conformance = (it: Vitest.MethodsNonLive<FeatureStore.FeatureStore, true>)
       items.push({ entity: e[3]!, fingerprint: f, value: vec(999) }) // duplicate, different value
       const results = yield* store.putMany(Clip, items, { producer: "batch@1", run: "run-7" })
       expect(results).toHaveLength(42)
-      expect(Either.isLeft(results[0]!) && results[0].left._tag).toBe("ImmutableValue")
-      expect(Either.isLeft(results[1]!) && results[1].left._tag).toBe("InvalidValue")
+      expect(Either.isLeft(results[0]!) && results[0].left._tag).toBe("ImmutableValueError")
+      expect(Either.isLeft(results[1]!) && results[1].left._tag).toBe("InvalidValueError")
       expect(results.slice(2, 40).every(Either.isRight)).toBe(true)
       expect(Either.isRight(results[40]!)).toBe(true)
-      expect(Either.isLeft(results[41]!) && results[41].left._tag).toBe("ImmutableValue")
+      expect(Either.isLeft(results[41]!) && results[41].left._tag).toBe("ImmutableValueError")
       const got = yield* store.getMany(
         Clip,
         e.map((entity) => ({ entity, fingerprint: f }))
@@ -265,7 +265,7 @@ const conformance = (it: Vitest.MethodsNonLive<FeatureStore.FeatureStore, true>)
       expect(yield* store.has(Brightness, a, f)).toBe(false)
       // a value that fails the schema is refused the same way
       const bad = yield* Effect.flip(store.getOrCompute(Brightness, a, f, Effect.succeed({ mean: 1, std: -5 })))
-      expect(bad._tag).toBe("InvalidValue")
+      expect(bad._tag).toBe("InvalidValueError")
       expect(yield* store.has(Brightness, a, f)).toBe(false)
       // the claim was released: this computes at once
       expect(yield* store.getOrCompute(Brightness, a, f, counted({ mean: 1, std: 1 }, runs))).toEqual({
@@ -373,7 +373,7 @@ const conformance = (it: Vitest.MethodsNonLive<FeatureStore.FeatureStore, true>)
     })
   )
 
-  it.effect("lists by entity or by feature; an unknown feature or version is an UnknownFeature error", () =>
+  it.effect("lists by entity or by feature; an unknown feature or version is an UnknownFeatureError error", () =>
     Effect.gen(function* () {
       const store = yield* Store
       const a = uid("artwork")
@@ -388,24 +388,24 @@ const conformance = (it: Vitest.MethodsNonLive<FeatureStore.FeatureStore, true>)
       expect(byFeature.filter((l) => l.entity === a || l.entity === b)).toHaveLength(2)
       expect(byFeature.every((l) => l.feature === "artwork.clip")).toBe(true)
       const unknown = yield* Effect.flip(store.list({ feature: "no.such.feature" }))
-      expect(unknown).toMatchObject({ _tag: "UnknownFeature", feature: "no.such.feature" })
+      expect(unknown).toMatchObject({ _tag: "UnknownFeatureError", feature: "no.such.feature" })
       const version = yield* Effect.flip(store.list({ feature: "artwork.clip", version: 9 }))
-      expect(version).toMatchObject({ _tag: "UnknownFeature", feature: "artwork.clip", version: 9 })
+      expect(version).toMatchObject({ _tag: "UnknownFeatureError", feature: "artwork.clip", version: 9 })
       const inv = yield* Effect.flip(store.invalidate({ feature: "no.such.feature" }))
-      expect(inv._tag).toBe("UnknownFeature")
+      expect(inv._tag).toBe("UnknownFeatureError")
     })
   )
 
-  it.effect("a spec redefined under the same name and version is a FeatureMismatch", () =>
+  it.effect("a spec redefined under the same name and version is a FeatureMismatchError", () =>
     Effect.gen(function* () {
       const store = yield* Store
       yield* store.register(Clip)
       const Wider = FeatureSpec.embedding({ name: "artwork.clip", version: 1, entity: "artwork", dimension: 16 })
       const error = yield* Effect.flip(store.put(Wider, uid("artwork"), fp("x"), new Float32Array(16)))
-      expect(error).toMatchObject({ _tag: "FeatureMismatch", feature: "artwork.clip", version: 1 })
+      expect(error).toMatchObject({ _tag: "FeatureMismatchError", feature: "artwork.clip", version: 1 })
       expect(error.message).toContain("dimension 8")
       const Other = FeatureSpec.make({ name: "artwork.clip", version: 1, entity: "artwork", value: Schema.String })
-      expect((yield* Effect.flip(store.get(Other, "a", fp("x"))))._tag).toBe("FeatureMismatch")
+      expect((yield* Effect.flip(store.get(Other, "a", fp("x"))))._tag).toBe("FeatureMismatchError")
     })
   )
 }

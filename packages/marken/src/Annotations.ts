@@ -17,13 +17,13 @@ import { keyString, TopK, VectorIndex, type IndexKey, type IndexTuning, type Row
 import { uuidv7 } from "./internal/ids.js"
 import * as Sql from "./internal/query.js"
 import {
-  AnnotationNotFound,
-  InvalidAnnotation,
-  InvalidQuery,
-  MarkenFailure,
-  OperationClosed,
-  OperationNotFound,
-  type UnknownType
+  AnnotationNotFoundError,
+  InvalidAnnotationError,
+  InvalidQueryError,
+  MarkenFailureError,
+  OperationClosedError,
+  OperationNotFoundError,
+  type UnknownTypeError
 } from "./MarkenError.js"
 import type * as Operation from "./Operation.js"
 import * as Query from "./Query.js"
@@ -110,7 +110,7 @@ export interface Service {
   /** Starts an operation: a run of a producer over a type version, invisible until finished. */
   readonly start: (
     start: Operation.Start
-  ) => Effect.Effect<Operation.Operation, UnknownType | InvalidAnnotation | StorageError>
+  ) => Effect.Effect<Operation.Operation, UnknownTypeError | InvalidAnnotationError | StorageError>
   /**
    * Writes annotations into an open operation; an item with the `key` of an earlier
    * one in the same operation replaces it. Invalid items are refused one by one
@@ -123,17 +123,17 @@ export interface Service {
     options?: { readonly atomic?: boolean }
   ) => Effect.Effect<
     Operation.UpsertResult,
-    OperationNotFound | OperationClosed | InvalidAnnotation | UnknownType | StorageError
+    OperationNotFoundError | OperationClosedError | InvalidAnnotationError | UnknownTypeError | StorageError
   >
   /** Makes the operation the run readers see for its key, in one transaction. */
   readonly finish: (
     operationId: string
-  ) => Effect.Effect<Operation.Operation, OperationNotFound | OperationClosed | StorageError>
+  ) => Effect.Effect<Operation.Operation, OperationNotFoundError | OperationClosedError | StorageError>
   /** Cancels an open operation and removes what it wrote. */
   readonly cancel: (
     operationId: string
-  ) => Effect.Effect<Operation.Operation, OperationNotFound | OperationClosed | StorageError>
-  readonly operation: (operationId: string) => Effect.Effect<Operation.Operation, OperationNotFound | StorageError>
+  ) => Effect.Effect<Operation.Operation, OperationNotFoundError | OperationClosedError | StorageError>
+  readonly operation: (operationId: string) => Effect.Effect<Operation.Operation, OperationNotFoundError | StorageError>
   /** Operations of a type version (and producer key), newest first. */
   readonly operations: (filter: {
     readonly type: string
@@ -143,55 +143,63 @@ export interface Service {
   /** Creates one annotation in the current run of its producer (CRUD). */
   readonly create: (
     input: Annotation.Input
-  ) => Effect.Effect<Annotation.Annotation, InvalidAnnotation | UnknownType | StorageError>
+  ) => Effect.Effect<Annotation.Annotation, InvalidAnnotationError | UnknownTypeError | StorageError>
   readonly get: (
     id: string,
     options?: { readonly withVectors?: boolean }
-  ) => Effect.Effect<Annotation.Annotation, AnnotationNotFound | StorageError>
+  ) => Effect.Effect<Annotation.Annotation, AnnotationNotFoundError | StorageError>
   readonly update: (
     id: string,
     patch: Annotation.Patch
-  ) => Effect.Effect<Annotation.Annotation, AnnotationNotFound | InvalidAnnotation | UnknownType | StorageError>
-  readonly remove: (id: string) => Effect.Effect<void, AnnotationNotFound | StorageError>
+  ) => Effect.Effect<
+    Annotation.Annotation,
+    AnnotationNotFoundError | InvalidAnnotationError | UnknownTypeError | StorageError
+  >
+  readonly remove: (id: string) => Effect.Effect<void, AnnotationNotFoundError | StorageError>
   /** Deletes annotations by id in one transaction, the indexes updated once; unknown ids are skipped. */
   readonly removeMany: (ids: ReadonlyArray<string>) => Effect.Effect<{ readonly removed: number }, StorageError>
   /**
    * Deletes every annotation a query matches (its runs: the current ones, or `operationId`'s;
    * `limit` and `cursor` are ignored) in one transaction, the indexes updated once.
    */
-  readonly removeWhere: (query: Query.Query) => Effect.Effect<{ readonly removed: number }, InvalidQuery | StorageError>
-  readonly query: (query: Query.Query) => Effect.Effect<Page, InvalidQuery | StorageError>
+  readonly removeWhere: (
+    query: Query.Query
+  ) => Effect.Effect<{ readonly removed: number }, InvalidQueryError | StorageError>
+  readonly query: (query: Query.Query) => Effect.Effect<Page, InvalidQueryError | StorageError>
   /** Counts the annotations matching a query, grouped (largest groups first, at most 1000). */
   readonly count: (
     query: Query.Query,
     by: Query.GroupBy
-  ) => Effect.Effect<ReadonlyArray<Group>, InvalidQuery | StorageError>
+  ) => Effect.Effect<ReadonlyArray<Group>, InvalidQueryError | StorageError>
   /** The k nearest annotations to a vector among those matching the filter (k whenever k match). */
   readonly search: (
     knn: Query.Knn
-  ) => Effect.Effect<ReadonlyArray<Query.Hit>, InvalidQuery | UnknownType | MarkenFailure | StorageError>
+  ) => Effect.Effect<ReadonlyArray<Query.Hit>, InvalidQueryError | UnknownTypeError | MarkenFailureError | StorageError>
   /** The k most similar pairs between two sets. */
   readonly pairs: (
     pairs: Query.Pairs
-  ) => Effect.Effect<ReadonlyArray<Query.Pair>, InvalidQuery | UnknownType | MarkenFailure | StorageError>
+  ) => Effect.Effect<
+    ReadonlyArray<Query.Pair>,
+    InvalidQueryError | UnknownTypeError | MarkenFailureError | StorageError
+  >
   /** Rewrites the latest runs of a type version into a new version (old ones stay readable). */
   readonly migrate: <A, B>(
     migration: Migration<A, B>
   ) => Effect.Effect<
     { readonly operations: number; readonly annotations: number },
-    InvalidAnnotation | UnknownType | OperationNotFound | OperationClosed | StorageError
+    InvalidAnnotationError | UnknownTypeError | OperationNotFoundError | OperationClosedError | StorageError
   >
   /** Decodes an annotation's payload with its type (typed read). */
   readonly decode: <A>(
     type: AnnotationType.AnnotationType<A, any>,
     annotation: Annotation.Annotation
-  ) => Effect.Effect<Annotation.Typed<A>, InvalidAnnotation>
+  ) => Effect.Effect<Annotation.Typed<A>, InvalidAnnotationError>
   /** Writes every changed index to the index folder. */
-  readonly persist: Effect.Effect<void, MarkenFailure>
+  readonly persist: Effect.Effect<void, MarkenFailureError>
   /** Loads (or rebuilds) the index of a vector field now and tells where it came from. */
   readonly loadIndex: (
     key: IndexKey
-  ) => Effect.Effect<IndexStats, UnknownType | InvalidQuery | MarkenFailure | StorageError>
+  ) => Effect.Effect<IndexStats, UnknownTypeError | InvalidQueryError | MarkenFailureError | StorageError>
 }
 
 /**
@@ -208,10 +216,10 @@ const decodeProducer = Schema.decodeUnknownEither(Annotation.Producer, { onExces
 
 const firstIssue = (e: ParseResult.ParseError) => describeParseError(e)
 
-/** A query that fails its schema: `InvalidQuery` with the field path and a one-line message. */
+/** A query that fails its schema: `InvalidQueryError` with the field path and a one-line message. */
 const invalidQuery = (e: ParseResult.ParseError, prefix = "") => {
   const issue = describeParseError(e)
-  return new InvalidQuery({ path: formatPath(prefix, issue.path) || "query", message: issue.message })
+  return new InvalidQueryError({ path: formatPath(prefix, issue.path) || "query", message: issue.message })
 }
 
 /** Queries from code are decoded as HTTP decodes them: one validation, one error. */
@@ -328,7 +336,7 @@ export const make = (
       return e
     }
     const failure = (operation: string) => (cause: unknown) =>
-      new MarkenFailure({
+      new MarkenFailureError({
         operation,
         message: `${operation} failed: ${cause instanceof Error ? cause.message : String(cause)}`
       })
@@ -573,7 +581,9 @@ export const make = (
           Effect.flatMap((r) =>
             r
               ? Effect.succeed(r)
-              : Effect.fail(new OperationNotFound({ operationId, message: `operation ${operationId} does not exist` }))
+              : Effect.fail(
+                  new OperationNotFoundError({ operationId, message: `operation ${operationId} does not exist` })
+                )
           )
         )
 
@@ -595,7 +605,10 @@ export const make = (
       if (Either.isLeft(p)) {
         const issue = firstIssue(p.left)
         return Effect.fail(
-          new InvalidAnnotation({ path: formatPath(path, issue?.path ?? []), message: issue?.message ?? "invalid" })
+          new InvalidAnnotationError({
+            path: formatPath(path, issue?.path ?? []),
+            message: issue?.message ?? "invalid"
+          })
         )
       }
       return Effect.succeed(p.right)
@@ -644,7 +657,8 @@ export const make = (
             .returningAll()
             .executeTakeFirst()
         })
-        if (!r) return yield* new OperationNotFound({ operationId, message: `operation ${operationId} does not exist` })
+        if (!r)
+          return yield* new OperationNotFoundError({ operationId, message: `operation ${operationId} does not exist` })
         return r
       })
 
@@ -652,7 +666,7 @@ export const make = (
       r.status === "open"
         ? Effect.succeed(r)
         : Effect.fail(
-            new OperationClosed({
+            new OperationClosedError({
               operationId: r.id,
               status: r.status,
               message: `operation ${r.id} is ${r.status}: it takes no more writes`
@@ -754,13 +768,13 @@ export const make = (
     const prepare = (def: AnnotationType.Definition, item: Annotation.Item, prefix: string) =>
       Effect.gen(function* () {
         if (typeof item !== "object" || item === null) {
-          return yield* new InvalidAnnotation({ path: prefix || "item", message: "expected an object" })
+          return yield* new InvalidAnnotationError({ path: prefix || "item", message: "expected an object" })
         }
         const { vectors, ...rest } = item as Annotation.Item & Record<string, unknown>
         const decoded = decodeBase(rest)
         if (Either.isLeft(decoded)) {
           const issue = firstIssue(decoded.left)
-          return yield* new InvalidAnnotation({
+          return yield* new InvalidAnnotationError({
             path: formatPath(prefix, issue?.path ?? []),
             message: issue?.message ?? decoded.left.message,
             type: `${def.name}@${def.version}`
@@ -771,7 +785,7 @@ export const make = (
         const vs: Array<{ field: string; vector: Float32Array }> = []
         if (vectors !== undefined) {
           if (typeof vectors !== "object" || vectors === null) {
-            return yield* new InvalidAnnotation({
+            return yield* new InvalidAnnotationError({
               path: formatPath(prefix, ["vectors"]),
               message: "expected an object of vectors"
             })
@@ -780,16 +794,16 @@ export const make = (
             const spec = def.vectors[field]
             const path = formatPath(prefix, ["vectors", field])
             if (!spec) {
-              return yield* new InvalidAnnotation({
+              return yield* new InvalidAnnotationError({
                 path,
                 message: `${def.name} ${def.version} has no vector field ${field} (fields: ${Object.keys(def.vectors).join(", ") || "none"})`
               })
             }
             if (!(v instanceof Float32Array) && !(Array.isArray(v) && v.every((x) => typeof x === "number"))) {
-              return yield* new InvalidAnnotation({ path, message: "expected an array of numbers" })
+              return yield* new InvalidAnnotationError({ path, message: "expected an array of numbers" })
             }
             const bad = Vector.check(v, { dimension: spec.dimension, finite: true })
-            if (bad) return yield* new InvalidAnnotation({ path, message: bad.message, entity: base.entity })
+            if (bad) return yield* new InvalidAnnotationError({ path, message: bad.message, entity: base.entity })
             vs.push({ field, vector: v instanceof Float32Array ? v : Float32Array.from(v) })
           }
         }
@@ -940,7 +954,7 @@ export const make = (
         for (let i = 0; i < items.length; i++) {
           const r = yield* Effect.either(prepare(def, items[i]!, opts?.atomic ? `items.${i}` : ""))
           if (Either.isRight(r)) prepared.push({ index: i, p: r.right })
-          else if (r.left._tag === "InvalidAnnotation") {
+          else if (r.left._tag === "InvalidAnnotationError") {
             if (opts?.atomic) return yield* r.left
             rejected.push({ index: i, path: r.left.path, message: r.left.message })
           } else return yield* r.left
@@ -1013,7 +1027,7 @@ export const make = (
           Effect.flatMap((r) =>
             r
               ? Effect.succeed(r)
-              : Effect.fail(new AnnotationNotFound({ id, message: `annotation ${id} does not exist` }))
+              : Effect.fail(new AnnotationNotFoundError({ id, message: `annotation ${id} does not exist` }))
           )
         )
 
@@ -1027,7 +1041,8 @@ export const make = (
     const compile = <A>(f: () => A) =>
       Effect.try({
         try: f,
-        catch: (e) => (e instanceof InvalidQuery ? e : new InvalidQuery({ path: "query", message: String(e) }))
+        catch: (e) =>
+          e instanceof InvalidQueryError ? e : new InvalidQueryError({ path: "query", message: String(e) })
       })
 
     const where = (conds: ReadonlyArray<Expression<SqlBool>>) =>
@@ -1064,7 +1079,7 @@ export const make = (
             const now = yield* currentRuns(q)
             const digest = digestOf(now)
             if (cursor?.digest !== undefined && cursor.digest !== digest) {
-              return yield* new InvalidQuery({
+              return yield* new InvalidQueryError({
                 path: "cursor",
                 message:
                   "the runs this query reads changed since its first page (an operation finished); query again without a cursor"
@@ -1139,7 +1154,9 @@ export const make = (
             let op: any
             let created = false
             if (pointer)
-              op = yield* findOperation(pointer.operation_id).pipe(Effect.catchTag("OperationNotFound", Effect.die))
+              op = yield* findOperation(pointer.operation_id).pipe(
+                Effect.catchTag("OperationNotFoundError", Effect.die)
+              )
             else {
               op = yield* insertOperation(input.type, input.version, producer, "finished")
               yield* db.use("marken.create.pointer", (k) =>
@@ -1183,7 +1200,9 @@ export const make = (
         const ch = changes()
         yield* db.transaction(
           Effect.gen(function* () {
-            const op: any = yield* findOperation(r.operation_id).pipe(Effect.catchTag("OperationNotFound", Effect.die))
+            const op: any = yield* findOperation(r.operation_id).pipe(
+              Effect.catchTag("OperationNotFoundError", Effect.die)
+            )
             yield* deleteAnnotations([id], ch)
             const row = rowOf(p, id, op, Number(r.created_ms))
             yield* db.use("marken.update", (k) =>
@@ -1271,7 +1290,7 @@ export const make = (
         const def = yield* registry.get(type, version)
         const spec = def.vectors[field]
         if (!spec) {
-          return yield* new InvalidQuery({
+          return yield* new InvalidQueryError({
             path: "field",
             message: `${type} ${version} has no vector field ${field} (fields: ${Object.keys(def.vectors).join(", ") || "none"})`
           })
@@ -1353,9 +1372,9 @@ export const make = (
       spec: AnnotationType.VectorField,
       knn: Query.Knn,
       matching: Set<number> | undefined
-    ): Either.Either<ReadonlyArray<Query.Hit>, InvalidQuery | MarkenFailure> => {
+    ): Either.Either<ReadonlyArray<Query.Hit>, InvalidQueryError | MarkenFailureError> => {
       const bad = Vector.check(knn.vector, { dimension: spec.dimension, finite: true })
-      if (bad) return Either.left(new InvalidQuery({ path: "vector", message: bad.message }))
+      if (bad) return Either.left(new InvalidQueryError({ path: "vector", message: bad.message }))
       try {
         const q = knn.vector
         const ef = Math.max(knn.ef ?? tuning.ef, knn.k)
@@ -1521,7 +1540,7 @@ export const make = (
                 const a = toAnnotation(r)
                 const decoded = decodeFrom(a.payload)
                 if (Either.isLeft(decoded)) {
-                  return yield* new InvalidAnnotation({
+                  return yield* new InvalidAnnotationError({
                     path: "payload",
                     message: `stored annotation ${a.id}: ${decoded.left.message}`
                   })
@@ -1529,11 +1548,11 @@ export const make = (
                 const migrated = yield* Effect.try({
                   try: () => m.migrate(decoded.right),
                   catch: (e) =>
-                    new InvalidAnnotation({ path: "payload", message: `migration of ${a.id} threw: ${String(e)}` })
+                    new InvalidAnnotationError({ path: "payload", message: `migration of ${a.id} threw: ${String(e)}` })
                 })
                 const encoded = encodeTo(migrated)
                 if (Either.isLeft(encoded)) {
-                  return yield* new InvalidAnnotation({
+                  return yield* new InvalidAnnotationError({
                     path: "payload",
                     message: `migrated ${a.id}: ${encoded.left.message}`
                   })
@@ -1569,7 +1588,7 @@ export const make = (
         Effect.map((payload) => ({ ...a, payload }) as Annotation.Typed<A>),
         Effect.mapError((e) => {
           const issue = firstIssue(e)
-          return new InvalidAnnotation({
+          return new InvalidAnnotationError({
             path: formatPath("payload", issue?.path ?? []),
             message: issue?.message ?? e.message
           })

@@ -18,15 +18,15 @@ import { Context, Schema } from "effect"
 import * as Annotation from "./Annotation.js"
 import * as AnnotationType from "./AnnotationType.js"
 import {
-  AnnotationNotFound,
-  IncompatibleType,
-  InvalidAnnotation,
-  InvalidQuery,
-  MarkenFailure,
-  OperationClosed,
-  OperationNotFound,
-  TypeNotFound,
-  UnknownType
+  AnnotationNotFoundError,
+  IncompatibleTypeError,
+  InvalidAnnotationError,
+  InvalidQueryError,
+  MarkenFailureError,
+  OperationClosedError,
+  OperationNotFoundError,
+  TypeNotFoundError,
+  UnknownTypeError
 } from "./MarkenError.js"
 import { finishDocument } from "./internal/openapi.js"
 import * as Operation from "./Operation.js"
@@ -38,8 +38,8 @@ import * as Query from "./Query.js"
  * @since 0.1.0
  * @category errors
  */
-export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
-  "Unauthorized",
+export class UnauthorizedError extends Schema.TaggedError<UnauthorizedError>()(
+  "UnauthorizedError",
   { message: Schema.String },
   HttpApiSchema.annotations({ status: 401 })
 ) {}
@@ -50,8 +50,8 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
  * @since 0.1.0
  * @category errors
  */
-export class Forbidden extends Schema.TaggedError<Forbidden>()(
-  "Forbidden",
+export class ForbiddenError extends Schema.TaggedError<ForbiddenError>()(
+  "ForbiddenError",
   { scope: Schema.String, message: Schema.String },
   HttpApiSchema.annotations({ status: 403 })
 ) {}
@@ -87,8 +87,8 @@ export class Caller extends Context.Tag("@org/marken/MarkenApi/Caller")<
  * @since 0.2.0
  * @category errors
  */
-export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
-  "PayloadTooLarge",
+export class PayloadTooLargeError extends Schema.TaggedError<PayloadTooLargeError>()(
+  "PayloadTooLargeError",
   { maxBytes: Schema.Number, message: Schema.String },
   HttpApiSchema.annotations({ status: 413 })
 ) {}
@@ -99,8 +99,8 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
  * @since 0.2.0
  * @category errors
  */
-export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
-  "UnsupportedMediaType",
+export class UnsupportedMediaTypeError extends Schema.TaggedError<UnsupportedMediaTypeError>()(
+  "UnsupportedMediaTypeError",
   { contentType: Schema.String, message: Schema.String },
   HttpApiSchema.annotations({ status: 415 })
 ) {}
@@ -113,8 +113,8 @@ export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaTyp
  * @since 0.2.0
  * @category errors
  */
-export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()(
-  "InvalidRequest",
+export class InvalidRequestError extends Schema.TaggedError<InvalidRequestError>()(
+  "InvalidRequestError",
   { path: Schema.String, message: Schema.String },
   HttpApiSchema.annotations({ status: 400 })
 ) {}
@@ -125,8 +125,8 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()(
  * @since 0.2.0
  * @category errors
  */
-export class RouteNotFound extends Schema.TaggedError<RouteNotFound>()(
-  "RouteNotFound",
+export class RouteNotFoundError extends Schema.TaggedError<RouteNotFoundError>()(
+  "RouteNotFoundError",
   { method: Schema.String, path: Schema.String, message: Schema.String },
   HttpApiSchema.annotations({ status: 404 })
 ) {}
@@ -138,8 +138,8 @@ export class RouteNotFound extends Schema.TaggedError<RouteNotFound>()(
  * @since 0.2.0
  * @category errors
  */
-export class MethodNotAllowed extends Schema.TaggedError<MethodNotAllowed>()(
-  "MethodNotAllowed",
+export class MethodNotAllowedError extends Schema.TaggedError<MethodNotAllowedError>()(
+  "MethodNotAllowedError",
   { method: Schema.String, path: Schema.String, allowed: Schema.Array(Schema.String), message: Schema.String },
   HttpApiSchema.annotations({ status: 405 })
 ) {}
@@ -154,7 +154,7 @@ export class MethodNotAllowed extends Schema.TaggedError<MethodNotAllowed>()(
 export class ReadAuthorization extends HttpApiMiddleware.Tag<ReadAuthorization>()(
   "@org/marken/MarkenApi/ReadAuthorization",
   {
-    failure: Schema.Union(Unauthorized, Forbidden),
+    failure: Schema.Union(UnauthorizedError, ForbiddenError),
     provides: Caller,
     security: { bearer: HttpApiSecurity.bearer }
   }
@@ -170,7 +170,7 @@ export class ReadAuthorization extends HttpApiMiddleware.Tag<ReadAuthorization>(
 export class WriteAuthorization extends HttpApiMiddleware.Tag<WriteAuthorization>()(
   "@org/marken/MarkenApi/WriteAuthorization",
   {
-    failure: Schema.Union(Unauthorized, Forbidden),
+    failure: Schema.Union(UnauthorizedError, ForbiddenError),
     provides: Caller,
     security: { bearer: HttpApiSecurity.bearer }
   }
@@ -217,7 +217,7 @@ const write = <N extends string, M extends HttpMethod, P, U, Pl, H, S, E, R, RE>
 /** An endpoint with a JSON body can also answer 413 and 415. */
 const withBody = <N extends string, M extends HttpMethod, P, U, Pl, H, S, E, R, RE>(
   endpoint: Endpoint<N, M, P, U, Pl, H, S, E, R, RE>
-) => endpoint.addError(PayloadTooLarge).addError(UnsupportedMediaType)
+) => endpoint.addError(PayloadTooLargeError).addError(UnsupportedMediaTypeError)
 
 const id = HttpApiSchema.param("id", Schema.String)
 const name = HttpApiSchema.param("name", Schema.String)
@@ -257,7 +257,7 @@ export class Types extends HttpApiGroup.make("types")
     read(
       HttpApiEndpoint.get("get")`/types/${name}/${version}`
         .addSuccess(AnnotationType.Definition)
-        .addError(TypeNotFound),
+        .addError(TypeNotFoundError),
       "Get one annotation type version"
     )
   )
@@ -267,7 +267,7 @@ export class Types extends HttpApiGroup.make("types")
         HttpApiEndpoint.post("register", "/types")
           .setPayload(AnnotationType.Definition)
           .addSuccess(AnnotationType.Definition, { status: 201 })
-          .addError(IncompatibleType)
+          .addError(IncompatibleTypeError)
       ),
       "Register an annotation type version",
       "Idempotent for the same schema; a minor version may only add optional fields."
@@ -288,8 +288,8 @@ export class Annotations extends HttpApiGroup.make("annotations")
         HttpApiEndpoint.post("create", "/annotations")
           .setPayload(Annotation.Input)
           .addSuccess(Annotation.Annotation, { status: 201 })
-          .addError(InvalidAnnotation)
-          .addError(UnknownType)
+          .addError(InvalidAnnotationError)
+          .addError(UnknownTypeError)
       ),
       "Create an annotation",
       "The annotation joins the current run of its producer for its type version."
@@ -300,7 +300,7 @@ export class Annotations extends HttpApiGroup.make("annotations")
       HttpApiEndpoint.get("get")`/annotations/${id}`
         .setUrlParams(Schema.Struct({ withVectors: Schema.optional(Schema.BooleanFromString) }))
         .addSuccess(Annotation.Annotation)
-        .addError(AnnotationNotFound),
+        .addError(AnnotationNotFoundError),
       "Get an annotation"
     )
   )
@@ -310,18 +310,22 @@ export class Annotations extends HttpApiGroup.make("annotations")
         HttpApiEndpoint.patch("update")`/annotations/${id}`
           .setPayload(Annotation.Patch)
           .addSuccess(Annotation.Annotation)
-          .addError(AnnotationNotFound)
-          .addError(InvalidAnnotation)
-          .addError(UnknownType)
+          .addError(AnnotationNotFoundError)
+          .addError(InvalidAnnotationError)
+          .addError(UnknownTypeError)
       ),
       "Update an annotation",
       "The fields given replace the stored ones."
     )
   )
-  .add(write(HttpApiEndpoint.del("remove")`/annotations/${id}`.addError(AnnotationNotFound), "Delete an annotation"))
+  .add(
+    write(HttpApiEndpoint.del("remove")`/annotations/${id}`.addError(AnnotationNotFoundError), "Delete an annotation")
+  )
   .add(
     read(
-      withBody(HttpApiEndpoint.post("query", "/query").setPayload(Query.Query).addSuccess(Page).addError(InvalidQuery)),
+      withBody(
+        HttpApiEndpoint.post("query", "/query").setPayload(Query.Query).addSuccess(Page).addError(InvalidQueryError)
+      ),
       "Query annotations",
       "By entity, type, time range, region, payload conditions, label and confidence; pages with a cursor."
     )
@@ -332,7 +336,7 @@ export class Annotations extends HttpApiGroup.make("annotations")
         HttpApiEndpoint.post("count", "/count")
           .setPayload(Schema.Struct({ query: Query.Query, by: Query.GroupBy }))
           .addSuccess(Schema.Array(Group))
-          .addError(InvalidQuery)
+          .addError(InvalidQueryError)
       ),
       "Count annotations by group"
     )
@@ -368,8 +372,8 @@ export class Operations extends HttpApiGroup.make("operations")
         HttpApiEndpoint.post("start", "/operations")
           .setPayload(Operation.Start)
           .addSuccess(Operation.Operation, { status: 201 })
-          .addError(UnknownType)
-          .addError(InvalidAnnotation)
+          .addError(UnknownTypeError)
+          .addError(InvalidAnnotationError)
       ),
       "Start an operation",
       "A run of a producer over a type version, invisible to readers until it finishes."
@@ -392,7 +396,7 @@ export class Operations extends HttpApiGroup.make("operations")
   )
   .add(
     read(
-      HttpApiEndpoint.get("get")`/operations/${id}`.addSuccess(Operation.Operation).addError(OperationNotFound),
+      HttpApiEndpoint.get("get")`/operations/${id}`.addSuccess(Operation.Operation).addError(OperationNotFoundError),
       "Get an operation"
     )
   )
@@ -402,10 +406,10 @@ export class Operations extends HttpApiGroup.make("operations")
         HttpApiEndpoint.post("upsert")`/operations/${id}/annotations`
           .setPayload(UpsertBody)
           .addSuccess(Operation.UpsertResult)
-          .addError(OperationNotFound)
-          .addError(OperationClosed)
-          .addError(InvalidAnnotation)
-          .addError(UnknownType)
+          .addError(OperationNotFoundError)
+          .addError(OperationClosedError)
+          .addError(InvalidAnnotationError)
+          .addError(UnknownTypeError)
       ),
       "Write annotations into an open operation",
       "An item with the key of an earlier one in the same operation replaces it. Atomic by default (see `atomic`)."
@@ -415,8 +419,8 @@ export class Operations extends HttpApiGroup.make("operations")
     write(
       HttpApiEndpoint.post("finish")`/operations/${id}/finish`
         .addSuccess(Operation.Operation)
-        .addError(OperationNotFound)
-        .addError(OperationClosed),
+        .addError(OperationNotFoundError)
+        .addError(OperationClosedError),
       "Finish an operation",
       "Makes it the run readers see for its producer, replacing the previous one at once."
     )
@@ -425,8 +429,8 @@ export class Operations extends HttpApiGroup.make("operations")
     write(
       HttpApiEndpoint.post("cancel")`/operations/${id}/cancel`
         .addSuccess(Operation.Operation)
-        .addError(OperationNotFound)
-        .addError(OperationClosed),
+        .addError(OperationNotFoundError)
+        .addError(OperationClosedError),
       "Cancel an operation",
       "Removes what it wrote."
     )
@@ -449,8 +453,8 @@ export class Search extends HttpApiGroup.make("search")
         HttpApiEndpoint.post("knn", "/search")
           .setPayload(Query.Knn)
           .addSuccess(Schema.Array(Query.Hit))
-          .addError(InvalidQuery)
-          .addError(UnknownType)
+          .addError(InvalidQueryError)
+          .addError(UnknownTypeError)
       ),
       "Nearest annotations to a vector",
       "The k nearest annotations (HNSW) among those matching the filter; k hits whenever k match."
@@ -462,8 +466,8 @@ export class Search extends HttpApiGroup.make("search")
         HttpApiEndpoint.post("pairs", "/pairs")
           .setPayload(Query.Pairs)
           .addSuccess(Schema.Array(Query.Pair))
-          .addError(InvalidQuery)
-          .addError(UnknownType)
+          .addError(InvalidQueryError)
+          .addError(UnknownTypeError)
       ),
       "Most similar pairs between two sets"
     )
@@ -481,8 +485,8 @@ export class MarkenApi extends HttpApi.make("marken")
   .add(Annotations)
   .add(Operations)
   .add(Search)
-  .addError(MarkenFailure)
-  .addError(InvalidRequest)
+  .addError(MarkenFailureError)
+  .addError(InvalidRequestError)
   .annotate(OpenApi.Title, "Marken")
   .annotate(OpenApi.Version, "0.2.0")
   .annotate(OpenApi.Description, "Typed, versioned annotations with temporal, spatial, payload and vector search")

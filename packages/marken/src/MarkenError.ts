@@ -16,8 +16,8 @@ import { Schema } from "effect"
  * @since 0.1.0
  * @category errors
  */
-export class InvalidAnnotation extends Schema.TaggedError<InvalidAnnotation>()(
-  "InvalidAnnotation",
+export class InvalidAnnotationError extends Schema.TaggedError<InvalidAnnotationError>()(
+  "InvalidAnnotationError",
   {
     path: Schema.String,
     message: Schema.String,
@@ -33,8 +33,8 @@ export class InvalidAnnotation extends Schema.TaggedError<InvalidAnnotation>()(
  * @since 0.1.0
  * @category errors
  */
-export class UnknownType extends Schema.TaggedError<UnknownType>()(
-  "UnknownType",
+export class UnknownTypeError extends Schema.TaggedError<UnknownTypeError>()(
+  "UnknownTypeError",
   { type: Schema.String, version: Schema.String, path: Schema.String, message: Schema.String },
   HttpApiSchema.annotations({ status: 400 })
 ) {}
@@ -47,8 +47,8 @@ export class UnknownType extends Schema.TaggedError<UnknownType>()(
  * @since 0.1.0
  * @category errors
  */
-export class IncompatibleType extends Schema.TaggedError<IncompatibleType>()(
-  "IncompatibleType",
+export class IncompatibleTypeError extends Schema.TaggedError<IncompatibleTypeError>()(
+  "IncompatibleTypeError",
   { type: Schema.String, version: Schema.String, path: Schema.String, message: Schema.String },
   HttpApiSchema.annotations({ status: 409 })
 ) {}
@@ -59,8 +59,8 @@ export class IncompatibleType extends Schema.TaggedError<IncompatibleType>()(
  * @since 0.1.0
  * @category errors
  */
-export class InvalidQuery extends Schema.TaggedError<InvalidQuery>()(
-  "InvalidQuery",
+export class InvalidQueryError extends Schema.TaggedError<InvalidQueryError>()(
+  "InvalidQueryError",
   { path: Schema.String, message: Schema.String },
   HttpApiSchema.annotations({ status: 400 })
 ) {}
@@ -71,8 +71,8 @@ export class InvalidQuery extends Schema.TaggedError<InvalidQuery>()(
  * @since 0.1.0
  * @category errors
  */
-export class OperationNotFound extends Schema.TaggedError<OperationNotFound>()(
-  "OperationNotFound",
+export class OperationNotFoundError extends Schema.TaggedError<OperationNotFoundError>()(
+  "OperationNotFoundError",
   { operationId: Schema.String, message: Schema.String },
   HttpApiSchema.annotations({ status: 404 })
 ) {}
@@ -83,8 +83,8 @@ export class OperationNotFound extends Schema.TaggedError<OperationNotFound>()(
  * @since 0.1.0
  * @category errors
  */
-export class OperationClosed extends Schema.TaggedError<OperationClosed>()(
-  "OperationClosed",
+export class OperationClosedError extends Schema.TaggedError<OperationClosedError>()(
+  "OperationClosedError",
   { operationId: Schema.String, status: Schema.String, message: Schema.String },
   HttpApiSchema.annotations({ status: 409 })
 ) {}
@@ -95,8 +95,8 @@ export class OperationClosed extends Schema.TaggedError<OperationClosed>()(
  * @since 0.1.0
  * @category errors
  */
-export class AnnotationNotFound extends Schema.TaggedError<AnnotationNotFound>()(
-  "AnnotationNotFound",
+export class AnnotationNotFoundError extends Schema.TaggedError<AnnotationNotFoundError>()(
+  "AnnotationNotFoundError",
   { id: Schema.String, message: Schema.String },
   HttpApiSchema.annotations({ status: 404 })
 ) {}
@@ -108,8 +108,8 @@ export class AnnotationNotFound extends Schema.TaggedError<AnnotationNotFound>()
  * @since 0.1.0
  * @category errors
  */
-export class MarkenFailure extends Schema.TaggedError<MarkenFailure>()(
-  "MarkenFailure",
+export class MarkenFailureError extends Schema.TaggedError<MarkenFailureError>()(
+  "MarkenFailureError",
   { operation: Schema.String, message: Schema.String },
   HttpApiSchema.annotations({ status: 500 })
 ) {}
@@ -121,8 +121,8 @@ export class MarkenFailure extends Schema.TaggedError<MarkenFailure>()(
  * @since 0.2.0
  * @category errors
  */
-export class TypeNotFound extends Schema.TaggedError<TypeNotFound>()(
-  "TypeNotFound",
+export class TypeNotFoundError extends Schema.TaggedError<TypeNotFoundError>()(
+  "TypeNotFoundError",
   { type: Schema.String, version: Schema.String, message: Schema.String },
   HttpApiSchema.annotations({ status: 404 })
 ) {}

@@ -22,19 +22,19 @@ import { createServer } from "node:http"
 import type * as Annotation from "./Annotation.js"
 import { fromIssues } from "./internal/codec.js"
 import * as Annotations from "./Annotations.js"
-import { InvalidQuery, MarkenFailure, TypeNotFound } from "./MarkenError.js"
+import { InvalidQueryError, MarkenFailureError, TypeNotFoundError } from "./MarkenError.js"
 import {
   type Caller,
-  Forbidden,
-  InvalidRequest,
+  ForbiddenError,
+  InvalidRequestError,
   MarkenApi,
-  MethodNotAllowed,
+  MethodNotAllowedError,
   openApi,
-  PayloadTooLarge,
+  PayloadTooLargeError,
   ReadAuthorization,
-  RouteNotFound,
-  Unauthorized,
-  UnsupportedMediaType,
+  RouteNotFoundError,
+  UnauthorizedError,
+  UnsupportedMediaTypeError,
   WriteAuthorization,
   type Scope
 } from "./MarkenApi.js"
@@ -83,18 +83,18 @@ export const layerAuthorization = (
     caller: { name: t.name ?? "token", scopes: new Set(t.scopes) }
   }))
   const check = (scope: Scope) => (presented: Redacted.Redacted<string>) =>
-    Effect.suspend((): Effect.Effect<Caller["Type"], Unauthorized | Forbidden> => {
+    Effect.suspend((): Effect.Effect<Caller["Type"], UnauthorizedError | ForbiddenError> => {
       const value = Redacted.value(presented)
-      if (value.length === 0) return Effect.fail(new Unauthorized({ message: "a bearer token is required" }))
+      if (value.length === 0) return Effect.fail(new UnauthorizedError({ message: "a bearer token is required" }))
       const d = digest(value)
       for (const t of known) {
         if (crypto.timingSafeEqual(d, t.digest)) {
           return t.caller.scopes.has(scope)
             ? Effect.succeed(t.caller)
-            : Effect.fail(new Forbidden({ scope, message: `this token has no ${scope} scope` }))
+            : Effect.fail(new ForbiddenError({ scope, message: `this token has no ${scope} scope` }))
         }
       }
-      return Effect.fail(new Unauthorized({ message: "the bearer token is not valid" }))
+      return Effect.fail(new UnauthorizedError({ message: "the bearer token is not valid" }))
     })
   return Layer.mergeAll(
     Layer.succeed(ReadAuthorization, { bearer: check("read") }),
@@ -107,8 +107,8 @@ const storageFailure = <A, E, R>(self: Effect.Effect<A, E, R>) =>
     self,
     (e): e is Extract<E, { readonly _tag: "StorageError" }> =>
       typeof e === "object" && e !== null && (e as any)._tag === "StorageError",
-    (e: any) => Effect.fail(new MarkenFailure({ operation: e.operation, message: e.message }))
-  ) as Effect.Effect<A, Exclude<E, { readonly _tag: "StorageError" }> | MarkenFailure, R>
+    (e: any) => Effect.fail(new MarkenFailureError({ operation: e.operation, message: e.message }))
+  ) as Effect.Effect<A, Exclude<E, { readonly _tag: "StorageError" }> | MarkenFailureError, R>
 
 const toJson = (a: Annotation.Annotation): Schema.Schema.Type<typeof Annotation.Annotation> => {
   const { vectors, ...rest } = a
@@ -124,8 +124,8 @@ const TypesLive = HttpApiBuilder.group(MarkenApi, "types", (handlers) =>
       .handle("list", () => storageFailure(registry.list()))
       .handle("get", ({ path }) =>
         storageFailure(registry.get(path.name, path.version)).pipe(
-          Effect.catchTag("UnknownType", (e) =>
-            Effect.fail(new TypeNotFound({ type: path.name, version: path.version, message: e.message }))
+          Effect.catchTag("UnknownTypeError", (e) =>
+            Effect.fail(new TypeNotFoundError({ type: path.name, version: path.version, message: e.message }))
           )
         )
       )
@@ -178,11 +178,11 @@ const SearchLive = HttpApiBuilder.group(MarkenApi, "search", (handlers) =>
   })
 )
 
-/** The endpoints whose body is a query: their schema failures are `InvalidQuery`, as in the library. */
+/** The endpoints whose body is a query: their schema failures are `InvalidQueryError`, as in the library. */
 const queryPaths = new Set(["/query", "/count", "/search", "/pairs"])
 
 /**
- * The platform's decode error becomes `InvalidRequest` (`InvalidQuery` on the query
+ * The platform's decode error becomes `InvalidRequestError` (`InvalidQueryError` on the query
  * endpoints): a field path and a one-line message.
  */
 const invalidRequests = HttpApiBuilder.middleware(
@@ -196,7 +196,7 @@ const invalidRequests = HttpApiBuilder.middleware(
         Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
           const issue = fromIssues(e.issues, e.message)
           return Effect.fail(
-            queryPaths.has(request.url.split("?")[0]!) ? new InvalidQuery(issue) : new InvalidRequest(issue)
+            queryPaths.has(request.url.split("?")[0]!) ? new InvalidQueryError(issue) : new InvalidRequestError(issue)
           )
         })
     ) as typeof app
@@ -229,7 +229,7 @@ const json = (
   )
 
 const tooLarge = (max: number) =>
-  json(new PayloadTooLarge({ maxBytes: max, message: `the request body exceeds ${max} bytes` }), 413)
+  json(new PayloadTooLargeError({ maxBytes: max, message: `the request body exceeds ${max} bytes` }), 413)
 
 const errorText = (u: unknown): string =>
   u instanceof Error
@@ -253,7 +253,7 @@ const routes = (() => {
  * unread, a chunked body is cut at the limit (413 either way); an unknown path
  * gets a JSON 404 and a known path with another method a JSON 405 with `Allow`;
  * a body that is not JSON gets 415, a JSON body that does not parse a 400
- * `InvalidRequest` naming the body.
+ * `InvalidRequestError` naming the body.
  *
  * @since 0.2.0
  * @category middleware
@@ -276,7 +276,7 @@ export const guard =
       const route = routes.find((r) => r.pattern.test(pathname))
       if (route === undefined) {
         return json(
-          new RouteNotFound({
+          new RouteNotFoundError({
             method: request.method,
             path: pathname,
             message: `no route ${pathname} (the routes are in /openapi.json)`
@@ -286,7 +286,7 @@ export const guard =
       }
       if (!route.methods.includes(request.method)) {
         return json(
-          new MethodNotAllowed({
+          new MethodNotAllowedError({
             method: request.method,
             path: pathname,
             allowed: route.methods,
@@ -304,7 +304,7 @@ export const guard =
         const contentType = (request.headers["content-type"] ?? "application/json").toLowerCase()
         if (!/^application\/([a-z0-9.+-]+\+)?json\b/.test(contentType.trim())) {
           return json(
-            new UnsupportedMediaType({
+            new UnsupportedMediaTypeError({
               contentType,
               message: `the body is ${contentType}; send JSON with Content-Type: application/json`
             }),
@@ -317,7 +317,7 @@ export const guard =
           const text = errorText(parsed.left.cause)
           if (text.includes("maxBytes exceeded")) return tooLarge(max)
           return json(
-            new InvalidRequest({
+            new InvalidRequestError({
               path: "body",
               message: `the body is not valid JSON: ${text.trim().split("\n")[0]}`
             }),

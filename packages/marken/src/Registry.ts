@@ -13,7 +13,7 @@ import * as AnnotationType from "./AnnotationType.js"
 import { formatPath } from "./internal/codec.js"
 import { equalSchemas, onlyAddsOptional, validate, type JsonSchema } from "./internal/jsonSchema.js"
 import { migrations } from "./internal/migrations.js"
-import { IncompatibleType, InvalidAnnotation, UnknownType } from "./MarkenError.js"
+import { IncompatibleTypeError, InvalidAnnotationError, UnknownTypeError } from "./MarkenError.js"
 
 /**
  * The shape of the `Registry` service.
@@ -25,12 +25,15 @@ export interface Service {
   /** Registers a typed version (idempotent when identical); checks the evolution rules. */
   readonly register: (
     type: AnnotationType.AnnotationType
-  ) => Effect.Effect<AnnotationType.Definition, IncompatibleType | StorageError>
+  ) => Effect.Effect<AnnotationType.Definition, IncompatibleTypeError | StorageError>
   /** Registers a version described by a JSON Schema (untyped clients, HTTP). */
   readonly registerDefinition: (
     definition: AnnotationType.Definition
-  ) => Effect.Effect<AnnotationType.Definition, IncompatibleType | StorageError>
-  readonly get: (name: string, version: string) => Effect.Effect<AnnotationType.Definition, UnknownType | StorageError>
+  ) => Effect.Effect<AnnotationType.Definition, IncompatibleTypeError | StorageError>
+  readonly get: (
+    name: string,
+    version: string
+  ) => Effect.Effect<AnnotationType.Definition, UnknownTypeError | StorageError>
   /** Every registered version, or those of one type, oldest first. */
   readonly list: (name?: string) => Effect.Effect<ReadonlyArray<AnnotationType.Definition>, StorageError>
   /**
@@ -42,7 +45,7 @@ export interface Service {
     version: string,
     payload: unknown,
     path?: string
-  ) => Effect.Effect<unknown, InvalidAnnotation | UnknownType | StorageError>
+  ) => Effect.Effect<unknown, InvalidAnnotationError | UnknownTypeError | StorageError>
   /** The typed version registered in this process, when there is one. */
   readonly typed: (name: string, version: string) => AnnotationType.AnnotationType | undefined
 }
@@ -104,7 +107,7 @@ export const make: Effect.Effect<Service, StorageError, Database.Database> = Eff
           Effect.flatMap((row) => {
             if (!row) {
               return Effect.fail(
-                new UnknownType({
+                new UnknownTypeError({
                   type: name,
                   version,
                   path: "type",
@@ -120,7 +123,7 @@ export const make: Effect.Effect<Service, StorageError, Database.Database> = Eff
     })
 
   const incompatible = (def: AnnotationType.Definition, path: string, message: string) =>
-    new IncompatibleType({
+    new IncompatibleTypeError({
       type: def.name,
       version: def.version,
       path,
@@ -240,7 +243,7 @@ export const make: Effect.Effect<Service, StorageError, Database.Database> = Eff
         const result = decode(payload)
         if (Either.isLeft(result)) {
           const issue = ParseResult.ArrayFormatter.formatErrorSync(result.left)[0]
-          return yield* new InvalidAnnotation({
+          return yield* new InvalidAnnotationError({
             path: formatPath(path, issue?.path ?? []),
             message: issue?.message ?? result.left.message,
             type: key
@@ -250,7 +253,11 @@ export const make: Effect.Effect<Service, StorageError, Database.Database> = Eff
       }
       const issue = validate(def.jsonSchema as JsonSchema, payload)
       if (issue) {
-        return yield* new InvalidAnnotation({ path: formatPath(path, issue.path), message: issue.message, type: key })
+        return yield* new InvalidAnnotationError({
+          path: formatPath(path, issue.path),
+          message: issue.message,
+          type: key
+        })
       }
       return payload
     })

@@ -45,7 +45,7 @@ for (const adapter of StorageTesting.adapters()) {
           })
         })
         const e1 = yield* Effect.flip(registry.register(bad))
-        expect(e1._tag).toBe("IncompatibleType")
+        expect(e1._tag).toBe("IncompatibleTypeError")
         expect((e1 as any).path).toBe("payload.shots")
         // a minor version changing a field is refused
         const changed = AnnotationType.make({
@@ -54,7 +54,7 @@ for (const adapter of StorageTesting.adapters()) {
           payload: Schema.Struct({ kind: Schema.String, score: Schema.Number.pipe(Schema.between(0, 1)) })
         })
         const e2 = yield* Effect.flip(registry.register(changed))
-        expect(e2._tag).toBe("IncompatibleType")
+        expect(e2._tag).toBe("IncompatibleTypeError")
         // re-registering a version with another schema is refused
         const e3 = yield* Effect.flip(
           registry.register(AnnotationType.make({ name: "shot", version: "1.0", payload: Schema.Struct({}) }))
@@ -95,13 +95,13 @@ for (const adapter of StorageTesting.adapters()) {
         })
         expect(yield* registry.validate("mood", "1.0", { mood: "calm", level: 3 })).toEqual({ mood: "calm", level: 3 })
         const e = yield* Effect.flip(registry.validate("mood", "1.0", { mood: "calm", level: 9 }))
-        expect(e._tag === "InvalidAnnotation" && e.path).toBe("payload.level")
+        expect(e._tag === "InvalidAnnotationError" && e.path).toBe("payload.level")
         const e2 = yield* Effect.flip(registry.validate("mood", "1.0", { level: 1 }))
-        expect(e2._tag === "InvalidAnnotation" && e2.path).toBe("payload.mood")
+        expect(e2._tag === "InvalidAnnotationError" && e2.path).toBe("payload.mood")
         const e3 = yield* Effect.flip(registry.validate("mood", "1.0", { mood: "calm", extra: 1 }))
-        expect(e3._tag === "InvalidAnnotation" && e3.path).toBe("payload.extra")
+        expect(e3._tag === "InvalidAnnotationError" && e3.path).toBe("payload.extra")
         const e4 = yield* Effect.flip(registry.validate("mood", "9.0", {}))
-        expect(e4._tag).toBe("UnknownType")
+        expect(e4._tag).toBe("UnknownTypeError")
       })
     )
 
@@ -154,18 +154,18 @@ for (const adapter of StorageTesting.adapters()) {
           const e = yield* Effect.flip(
             annotations.create({ type: "shot", version: "1.0", producer, entity: "title:1", ...(rest as any) })
           )
-          expect(e._tag).toBe("InvalidAnnotation")
+          expect(e._tag).toBe("InvalidAnnotationError")
           expect((e as any).path).toBe(path)
         }
         const unknown = yield* Effect.flip(
           annotations.create({ type: "nope", version: "1.0", producer, entity: "title:1", payload: {} })
         )
-        expect(unknown._tag).toBe("UnknownType")
+        expect(unknown._tag).toBe("UnknownTypeError")
         expect((yield* annotations.query({ entities: ["title:1"] })).items.length).toBe(before)
 
         yield* annotations.remove(a.id)
         const gone = yield* Effect.flip(annotations.get(a.id))
-        expect(gone._tag).toBe("AnnotationNotFound")
+        expect(gone._tag).toBe("AnnotationNotFoundError")
       })
     )
 
@@ -192,7 +192,7 @@ for (const adapter of StorageTesting.adapters()) {
                 vectors: { embedding: over(i, x) }
               })
             )
-            expect(e._tag).toBe("InvalidAnnotation")
+            expect(e._tag).toBe("InvalidAnnotationError")
             expect((e as any).path).toBe("vectors.embedding")
             expect(e.message).toContain(`component ${i}`)
           }
@@ -208,12 +208,12 @@ for (const adapter of StorageTesting.adapters()) {
           const atomic = yield* Effect.flip(
             annotations.upsert(op.id, [{ ...item, key: "bad2", vectors: { embedding: over(2) } }], { atomic: true })
           )
-          expect(atomic._tag).toBe("InvalidAnnotation")
+          expect(atomic._tag).toBe("InvalidAnnotationError")
           expect(atomic.message).toContain("component 2")
           yield* annotations.finish(op.id)
           const id = result.written[0]!.id
           const patched = yield* Effect.flip(annotations.update(id, { vectors: { embedding: over(1) } }))
-          expect(patched._tag).toBe("InvalidAnnotation")
+          expect(patched._tag).toBe("InvalidAnnotationError")
           expect((patched as any).path).toBe("vectors.embedding")
           expect(patched.message).toContain("component 1")
           // nothing stored holds an infinity
@@ -223,7 +223,7 @@ for (const adapter of StorageTesting.adapters()) {
           const query = yield* Effect.flip(
             annotations.search({ type: "shot", version: "1.0", field: "embedding", vector: over(6), k: 3 })
           )
-          expect(query._tag).toBe("InvalidQuery")
+          expect(query._tag).toBe("InvalidQueryError")
           expect((query as any).path).toBe("vector")
           expect(query.message).toContain("component 6")
           const hits = yield* annotations.search({
@@ -280,7 +280,7 @@ for (const adapter of StorageTesting.adapters()) {
         ]
         for (const [what, effect, path] of cases) {
           const e = yield* Effect.flip(effect)
-          expect({ what, tag: e._tag, path: (e as any).path }).toEqual({ what, tag: "InvalidQuery", path })
+          expect({ what, tag: e._tag, path: (e as any).path }).toEqual({ what, tag: "InvalidQueryError", path })
           expect((e as any).message, what).not.toContain("\n")
         }
       })
@@ -341,7 +341,7 @@ for (const adapter of StorageTesting.adapters()) {
         const op = yield* annotations.start({ type: "shot", version: "1.0", producer: { ...prod, key: "p3" } })
         yield* annotations.finish(op.id)
         const stale = yield* Effect.flip(annotations.query({ entities: [many], limit: 10, cursor: second.next! }))
-        expect(stale._tag).toBe("InvalidQuery")
+        expect(stale._tag).toBe("InvalidQueryError")
         expect((stale as any).path).toBe("cursor")
         expect(stale.message).toContain("changed since its first page")
       })
@@ -394,7 +394,7 @@ for (const adapter of StorageTesting.adapters()) {
         expect(hits.length).toBe(50)
         for (const h of hits) expect(left.has(h.id)).toBe(true)
         const bad = yield* Effect.flip(annotations.removeWhere({ limit: 0 }))
-        expect(bad._tag).toBe("InvalidQuery")
+        expect(bad._tag).toBe("InvalidQueryError")
         expect(yield* total()).toBe(400)
       })
     )
@@ -437,9 +437,9 @@ for (const adapter of StorageTesting.adapters()) {
         expect(cancelled.status).toBe("cancelled")
         expect((yield* annotations.query({ entities: [entity], operationId: run3.id })).items).toEqual([])
         const closed = yield* Effect.flip(annotations.upsert(run3.id, [{ entity, payload: { kind: "cut", score: 0 } }]))
-        expect(closed._tag).toBe("OperationClosed")
+        expect(closed._tag).toBe("OperationClosedError")
         const again = yield* Effect.flip(annotations.finish(run2.id))
-        expect(again._tag).toBe("OperationClosed")
+        expect(again._tag).toBe("OperationClosedError")
         expect((yield* annotations.query({ entities: [entity] })).items.map((a) => a.key)).toEqual(["n1"])
         const ops = yield* annotations.operations({ type: "shot", version: "1.0", producer: "op-test" })
         expect(ops.map((o) => o.status)).toEqual(["cancelled", "finished", "finished"])
@@ -455,7 +455,7 @@ for (const adapter of StorageTesting.adapters()) {
             { atomic: true }
           )
         )
-        expect(e._tag === "InvalidAnnotation" && e.path).toBe("items.1.payload.score")
+        expect(e._tag === "InvalidAnnotationError" && e.path).toBe("items.1.payload.score")
         expect((yield* annotations.query({ operationId: run4.id })).items).toEqual([])
       })
     )
@@ -651,7 +651,7 @@ for (const adapter of StorageTesting.adapters()) {
         const byEntity = yield* annotations.count({ ...base, label: "scene" }, "entity")
         expect(byEntity.reduce((s, g) => s + g.count, 0)).toBe(30)
         const badCursor = yield* Effect.flip(annotations.query({ ...base, cursor: "garbage" }))
-        expect(badCursor._tag).toBe("InvalidQuery")
+        expect(badCursor._tag).toBe("InvalidQueryError")
       })
     )
 
@@ -676,7 +676,7 @@ for (const adapter of StorageTesting.adapters()) {
           expect((yield* annotations.query({ where: [{ field: "kind", op: "in", values: [s] }] })).items).toEqual([])
         }
         const badField = yield* Effect.flip(annotations.query({ where: [{ field: "kind') or 1=1 --", op: "exists" }] }))
-        expect(badField._tag).toBe("InvalidQuery")
+        expect(badField._tag).toBe("InvalidQueryError")
         expect((yield* annotations.count({}, "type")).reduce((s, g) => s + g.count, 0)).toBe(total)
       })
     )

@@ -64,7 +64,7 @@ describe("Marken's OpenAPI document", () => {
       }
     }
     expect(doc.paths["/types/{name}/{version}"].get.responses["404"].content["application/json"].schema).toEqual({
-      $ref: "#/components/schemas/TypeNotFound"
+      $ref: "#/components/schemas/TypeNotFoundError"
     })
     const schemas = doc.components.schemas
     expect(schemas.Nanos).toMatchObject({ type: "integer", format: "int64", minimum: 0, maximum: 2 ** 53 - 1 })
@@ -119,7 +119,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
         // no token: the generated client sends none and gets a 401 it can read
         const anonymous = yield* call(sdk.typesList, { client: as() })
         expect(anonymous.response.status).toBe(401)
-        expect(anonymous.error._tag).toBe("Unauthorized")
+        expect(anonymous.error._tag).toBe("UnauthorizedError")
 
         const registered = yield* call(sdk.typesRegister, { client: writer, body: definition })
         expect(registered.response.status).toBe(201)
@@ -128,14 +128,14 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
         expect(types.data.map((t: any) => t.name)).toContain("shot")
         const missing = yield* call(sdk.typesGet, { client: reader, path: { name: "nope", version: "1.0" } })
         expect(missing.response.status).toBe(404)
-        expect(missing.error).toMatchObject({ _tag: "TypeNotFound", type: "nope", version: "1.0" })
+        expect(missing.error).toMatchObject({ _tag: "TypeNotFoundError", type: "nope", version: "1.0" })
 
         const forbidden = yield* call(sdk.operationsStart, {
           client: reader,
           body: { type: "shot", version: "1.0", producer: { algorithm: "gen", version: "1" } }
         })
         expect(forbidden.response.status).toBe(403)
-        expect(forbidden.error).toMatchObject({ _tag: "Forbidden", scope: "write" })
+        expect(forbidden.error).toMatchObject({ _tag: "ForbiddenError", scope: "write" })
 
         const op = yield* call(sdk.operationsStart, {
           client: writer,
@@ -182,7 +182,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
           }
         })
         expect(atomic.response.status).toBe(400)
-        expect(atomic.error).toMatchObject({ _tag: "InvalidAnnotation", path: "items.1.payload.kind" })
+        expect(atomic.error).toMatchObject({ _tag: "InvalidAnnotationError", path: "items.1.payload.kind" })
         yield* call(sdk.operationsFinish, { client: writer, path: { id: op.data.id } })
 
         const page = yield* call(sdk.annotationsQuery, {
@@ -199,7 +199,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
         expect(top.data.key).toBe("k4")
         const badQuery = yield* call(sdk.annotationsQuery, { client: reader, body: { limit: 5000 } })
         expect(badQuery.response.status).toBe(400)
-        expect(badQuery.error).toMatchObject({ _tag: "InvalidQuery", path: "limit" })
+        expect(badQuery.error).toMatchObject({ _tag: "InvalidQueryError", path: "limit" })
         expect(badQuery.error.message).not.toContain("\n")
         expect(badQuery.error.message).not.toContain("undefined")
       })
@@ -227,7 +227,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
           path: "/query",
           options: { token, text: '{"limit": 5,' },
           status: 400,
-          tag: "InvalidRequest",
+          tag: "InvalidRequestError",
           names: "not valid JSON"
         },
         {
@@ -236,7 +236,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
           path: "/query",
           options: { token, text: "{}", contentType: "text/plain" },
           status: 415,
-          tag: "UnsupportedMediaType",
+          tag: "UnsupportedMediaTypeError",
           names: "text/plain"
         },
         {
@@ -245,7 +245,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
           path: "/operations",
           options: { token, text: "<start/>", contentType: "application/xml" },
           status: 415,
-          tag: "UnsupportedMediaType",
+          tag: "UnsupportedMediaTypeError",
           names: "application/json"
         },
         {
@@ -254,7 +254,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
           path: "/operations",
           options: { token, text: JSON.stringify(start), contentType: "application/x-www-form-urlencoded" },
           status: 415,
-          tag: "UnsupportedMediaType",
+          tag: "UnsupportedMediaTypeError",
           names: "x-www-form-urlencoded"
         },
         {
@@ -263,7 +263,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
           path: "/nothing/here",
           options: { token },
           status: 404,
-          tag: "RouteNotFound",
+          tag: "RouteNotFoundError",
           names: "/nothing/here"
         },
         {
@@ -272,7 +272,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
           path: "/types",
           options: { token },
           status: 405,
-          tag: "MethodNotAllowed",
+          tag: "MethodNotAllowedError",
           names: "DELETE",
           allow: "GET, POST"
         },
@@ -282,7 +282,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
           path: "/annotations/abc",
           options: { token, body: {} },
           status: 405,
-          tag: "MethodNotAllowed",
+          tag: "MethodNotAllowedError",
           names: "PUT",
           allow: "GET, PATCH, DELETE"
         },
@@ -292,7 +292,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
           path: "/query",
           options: { token, text: '{"time": {"startNs": 0, "endNs": 100000000000000000000}}' },
           status: 400,
-          tag: "InvalidQuery",
+          tag: "InvalidQueryError",
           names: "integer"
         },
         {
@@ -304,7 +304,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
             text: '{"type":"shot","version":"1.0","field":"embedding","vector":[1,0,0,0,0,0,0,0],"k":1e400}'
           },
           status: 400,
-          tag: "InvalidQuery",
+          tag: "InvalidQueryError",
           names: "k"
         },
         {
@@ -316,7 +316,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
             body: { type: "shot", version: "1.0", field: "embedding", vector: [1e39, 0, 0, 0, 0, 0, 0, 0], k: 1 }
           },
           status: 400,
-          tag: "InvalidQuery",
+          tag: "InvalidQueryError",
           names: "component 0"
         },
         {
@@ -325,7 +325,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
           path: "/query",
           options: { token, body: { limit: 5000 } },
           status: 400,
-          tag: "InvalidQuery",
+          tag: "InvalidQueryError",
           names: "between 1 and 1000"
         },
         {
@@ -334,7 +334,7 @@ layer(server(adapter.layer), { timeout: 60_000 })("Marken's HTTP contract (sqlit
           path: "/query",
           options: { token, text: JSON.stringify({ label: "x".repeat(MAX) }) },
           status: 413,
-          tag: "PayloadTooLarge",
+          tag: "PayloadTooLargeError",
           names: `${MAX} bytes`
         }
       ]

@@ -102,7 +102,7 @@ for (const adapter of StorageTesting.adapters()) {
           expect(updated.label).toBe("renamed")
           yield* client.annotations.remove({ path: { id: top.id } })
           const gone = yield* Effect.flip(client.annotations.get({ path: { id: top.id }, urlParams: {} }))
-          expect(gone._tag).toBe("AnnotationNotFound")
+          expect(gone._tag).toBe("AnnotationNotFoundError")
           const ops = yield* client.operations.list({ urlParams: { type: "shot", producer: "http" } })
           expect(ops.map((o) => o.id)).toContain(op.id)
 
@@ -115,7 +115,7 @@ for (const adapter of StorageTesting.adapters()) {
         })
       )
 
-      it.effect("a query failing its schema is the same InvalidQuery from code and over HTTP", () =>
+      it.effect("a query failing its schema is the same InvalidQueryError from code and over HTTP", () =>
         Effect.gen(function* () {
           const url = yield* baseUrl
           const annotations = yield* Annotations.Annotations
@@ -124,7 +124,7 @@ for (const adapter of StorageTesting.adapters()) {
             const overHttp = yield* raw("POST", `${url}/query`, { token: "reader-token", body: q })
             expect(overHttp.status).toBe(400)
             expect(overHttp.body).toEqual({
-              _tag: "InvalidQuery",
+              _tag: "InvalidQueryError",
               path: (fromCode as any).path,
               message: fromCode.message
             })
@@ -163,7 +163,7 @@ for (const adapter of StorageTesting.adapters()) {
               const got = r.status === 401 || r.status === 403 ? r.status : "ok"
               table.push(`${e.method} ${e.path} as ${who}: ${got}`)
               expected.push(`${e.method} ${e.path} as ${who}: ${want}`)
-              if (got === 403) expect(r.body).toMatchObject({ _tag: "Forbidden", scope: e.scope })
+              if (got === 403) expect(r.body).toMatchObject({ _tag: "ForbiddenError", scope: e.scope })
             }
           }
           expect(table).toEqual(expected)
@@ -195,7 +195,7 @@ for (const adapter of StorageTesting.adapters()) {
             expect((yield* raw("POST", `${url}/annotations`, { body: good, token: "not-a-token" })).status).toBe(401)
             const forbidden = yield* raw("POST", `${url}/annotations`, { body: good, token: "reader-token" })
             expect(forbidden.status).toBe(403)
-            expect(forbidden.body._tag).toBe("Forbidden")
+            expect(forbidden.body._tag).toBe("ForbiddenError")
             expect(
               (yield* raw("POST", `${url}/operations`, {
                 body: { type: "shot", version: "1.0", producer: good.producer },
@@ -266,7 +266,7 @@ for (const adapter of StorageTesting.adapters()) {
               body: { type: "shot", version: "1.0", field: "embedding", vector: [0, 1, 0, 0, 0, 0, 0, -1e39], k: 3 }
             })
             expect(query.status).toBe(400)
-            expect(query.body).toMatchObject({ _tag: "InvalidQuery", path: "vector" })
+            expect(query.body).toMatchObject({ _tag: "InvalidQueryError", path: "vector" })
             expect(query.body.message).toContain("component 7")
             expect((yield* writer.annotations.query({ payload: { operationId: op.id } })).items).toEqual([])
 

@@ -182,11 +182,11 @@ for (const adapter of StorageTesting.adapters()) {
             const dim = yield* Effect.flip(
               annotations.search({ type: "frame", version: "1.0", field: "embedding", vector: [1, 2], k: 3 })
             )
-            expect(dim).toMatchObject({ _tag: "InvalidQuery", path: "vector" })
+            expect(dim).toMatchObject({ _tag: "InvalidQueryError", path: "vector" })
             const field = yield* Effect.flip(
               annotations.search({ type: "frame", version: "1.0", field: "nope", vector: [1], k: 3 })
             )
-            expect(field).toMatchObject({ _tag: "InvalidQuery", path: "field" })
+            expect(field).toMatchObject({ _tag: "InvalidQueryError", path: "field" })
           })
       )
 

@@ -5,16 +5,16 @@
  */
 import { Effect } from "effect"
 import {
-  Blocked,
-  ComputeFailed,
+  BlockedError,
+  ComputeFailedError,
   type ComputeFailure,
-  ComputeTimeout,
+  ComputeTimeoutError,
   ExecutorError,
   failureJson,
-  InvalidOutput,
-  MissingAsset,
-  MissingEntity,
-  StoreFailed
+  InvalidOutputError,
+  MissingAssetError,
+  MissingEntityError,
+  StoreFailedError
 } from "../ComputeError.js"
 import type { Job, TaskResult } from "../Executor.js"
 import type { RunEvent } from "../RunEvent.js"
@@ -42,13 +42,13 @@ export const resultToJson = (result: TaskResult): TaskResultJson => ({
 })
 
 const classes = {
-  ComputeFailed,
-  ComputeTimeout,
-  InvalidOutput,
-  MissingAsset,
-  MissingEntity,
-  Blocked,
-  StoreFailed
+  ComputeFailedError,
+  ComputeTimeoutError,
+  InvalidOutputError,
+  MissingAssetError,
+  MissingEntityError,
+  BlockedError,
+  StoreFailedError
 } as const
 
 /** Rebuilds the tagged failures of a worker's result. */
@@ -58,7 +58,7 @@ export const resultFromJson = (json: TaskResultJson): TaskResult => ({
   cached: json.cached,
   failed: json.failed.map((f) => {
     const { _tag, ...fields } = f
-    const Class = (classes as Record<string, new (args: any) => ComputeFailure>)[_tag] ?? ComputeFailed
+    const Class = (classes as Record<string, new (args: any) => ComputeFailure>)[_tag] ?? ComputeFailedError
     return new Class(fields)
   }),
   ms: json.ms
@@ -77,7 +77,7 @@ export const failedTaskResult = (task: TaskRow): TaskResult => {
     feature: task.feature,
     computed: [],
     cached: [],
-    failed: task.entities.map((entity) => new ComputeFailed({ feature: name, version, entity, message })),
+    failed: task.entities.map((entity) => new ComputeFailedError({ feature: name, version, entity, message })),
     ms: task.runMs ?? 0
   }
 }

@@ -1,7 +1,13 @@
 import { Effect, Either, Option } from "effect"
 import { FeatureSpec, type FeatureStore, Fingerprint } from "@org/amber-store"
 import type * as Algorithm from "../Algorithm.js"
-import { Blocked, type ComputeFailure, ComputeFailed, MissingAsset, MissingEntity } from "../ComputeError.js"
+import {
+  BlockedError,
+  type ComputeFailure,
+  ComputeFailedError,
+  MissingAssetError,
+  MissingEntityError
+} from "../ComputeError.js"
 import type { Asset, Entity, Service as Source } from "../EntitySource.js"
 import * as Mesh from "../Mesh.js"
 import type * as Plan from "../Plan.js"
@@ -138,9 +144,11 @@ const expandUnlocked = (graph: Graph, label: string, ids: ReadonlyArray<string>)
       for (const node of created) {
         const entity = graph.entities.get(node.entity)
         if (entity == null) {
-          node.failure = new MissingEntity(failureFields(algorithm, node.entity, "the entity is not in the source"))
+          node.failure = new MissingEntityError(
+            failureFields(algorithm, node.entity, "the entity is not in the source")
+          )
         } else if (entity.kind !== algorithm.feature.entity) {
-          node.failure = new MissingEntity(
+          node.failure = new MissingEntityError(
             failureFields(
               algorithm,
               node.entity,
@@ -158,7 +166,7 @@ const expandUnlocked = (graph: Graph, label: string, ids: ReadonlyArray<string>)
           ok.forEach((node, i) => {
             const asset = assets[i]
             if (asset === undefined) {
-              node.failure = new MissingAsset({
+              node.failure = new MissingAssetError({
                 ...failureFields(algorithm, node.entity, `no asset in role ${input.role}`),
                 role: input.role
               })
@@ -188,7 +196,7 @@ const expandUnlocked = (graph: Graph, label: string, ids: ReadonlyArray<string>)
           if (input._tag === "Parent") {
             const parent = list[0]
             if (parent === undefined || parent.kind !== input.feature.entity) {
-              node.failure = new MissingEntity(
+              node.failure = new MissingEntityError(
                 failureFields(
                   algorithm,
                   node.entity,
@@ -244,7 +252,7 @@ const expandUnlocked = (graph: Graph, label: string, ids: ReadonlyArray<string>)
         }
         const fp = Fingerprint.either({ assets, upstream, params: algorithm.params })
         if (Either.isLeft(fp)) {
-          node.failure = new ComputeFailed(
+          node.failure = new ComputeFailedError(
             failureFields(algorithm, node.entity, `cannot fingerprint the inputs: ${fp.left.message}`)
           )
         } else node.fp = fp.right
@@ -259,7 +267,7 @@ export const blockedBy = (
   depEntity: string,
   failure: ComputeFailure | undefined
 ) =>
-  new Blocked({
+  new BlockedError({
     ...failureFields(
       algorithm,
       entity,
@@ -354,14 +362,14 @@ export const lineageLookup = (store: FeatureStore.Service): Lineage => {
       if (known !== undefined) return known
       if (entities.length > 1000) {
         const all = new Map<string, Held>()
-        heldOf(spec, yield* store.list({ feature: spec.name }).pipe(Effect.catchTag("UnknownFeature", none)), all)
+        heldOf(spec, yield* store.list({ feature: spec.name }).pipe(Effect.catchTag("UnknownFeatureError", none)), all)
         whole.set(spec.name, all)
         return all
       }
       const out = new Map<string, Held>()
       const rows = yield* Effect.forEach(
         entities,
-        (entity) => store.list({ feature: spec.name, entity }).pipe(Effect.catchTag("UnknownFeature", none)),
+        (entity) => store.list({ feature: spec.name, entity }).pipe(Effect.catchTag("UnknownFeatureError", none)),
         { concurrency: 4 }
       )
       for (const r of rows) heldOf(spec, r, out)

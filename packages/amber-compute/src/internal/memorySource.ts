@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import { EntityNotFound } from "../ComputeError.js"
+import { EntityNotFoundError } from "../ComputeError.js"
 import type { Asset, Change, Entity, Filter, MemoryInit, MemorySource, Relation } from "../EntitySource.js"
 
 const byId = (a: { readonly id: string }, b: { readonly id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
@@ -30,9 +30,9 @@ export const make = (init: MemoryInit): MemorySource => {
     link(frozen, true)
   }
 
-  const putAssetSync = (input: Parameters<MemorySource["putAsset"]>[0]): Change | EntityNotFound => {
+  const putAssetSync = (input: Parameters<MemorySource["putAsset"]>[0]): Change | EntityNotFoundError => {
     if (!entities.has(input.entityId)) {
-      return new EntityNotFound({ entity: input.entityId, message: `no entity ${input.entityId} in the source` })
+      return new EntityNotFoundError({ entity: input.entityId, message: `no entity ${input.entityId} in the source` })
     }
     const key = `${input.entityId}\u0000${input.role}`
     const before = assets.get(key)
@@ -75,7 +75,7 @@ export const make = (init: MemoryInit): MemorySource => {
   for (const entity of init.entities ?? []) putEntitySync(entity)
   for (const asset of init.assets ?? []) {
     const result = putAssetSync(asset)
-    if (result instanceof EntityNotFound) throw result
+    if (result instanceof EntityNotFoundError) throw result
   }
 
   const matches = (entity: Entity, filter: Filter, idSet: Set<string> | undefined) => {
@@ -132,7 +132,7 @@ export const make = (init: MemoryInit): MemorySource => {
     putAsset: (asset) =>
       Effect.suspend(() => {
         const result = putAssetSync(asset)
-        return result instanceof EntityNotFound ? Effect.fail(result) : Effect.succeed(result)
+        return result instanceof EntityNotFoundError ? Effect.fail(result) : Effect.succeed(result)
       })
   }
 }

@@ -4,11 +4,11 @@ import { randomBytes } from "node:crypto"
 import type * as Algorithm from "../Algorithm.js"
 import {
   type ComputeFailure,
-  ComputeFailed,
-  ComputeTimeout,
+  ComputeFailedError,
+  ComputeTimeoutError,
   failureJson,
-  InvalidOutput,
-  StoreFailed
+  InvalidOutputError,
+  StoreFailedError
 } from "../ComputeError.js"
 import { EntitySource } from "../EntitySource.js"
 import { Executor, type TaskResult } from "../Executor.js"
@@ -65,7 +65,7 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
           Cause.isInterruptedOnly(cause)
             ? Effect.failCause(cause as Cause.Cause<never>)
             : Effect.fail(
-                new ComputeFailed({
+                new ComputeFailedError({
                   ...fields(algorithm, entity, `the compute function failed: ${errorMessage(cause)}`),
                   cause: Cause.squash(cause)
                 })
@@ -79,7 +79,7 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
           : Effect.timeoutFail(mapped, {
               duration: algorithm.timeoutMs,
               onTimeout: () =>
-                new ComputeTimeout({
+                new ComputeTimeoutError({
                   ...fields(
                     algorithm,
                     entity,
@@ -186,18 +186,22 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
           let failure: ComputeFailure
           if (error._tag === "Some") {
             const e = error.value as { _tag?: string; message?: string }
-            if (e._tag === "InvalidValue") {
-              failure = new InvalidOutput(fields(algorithm, node.entity, `the value is invalid: ${e.message}`))
-            } else if (e._tag === "ComputeFailed" || e._tag === "ComputeTimeout" || e._tag === "InvalidOutput") {
+            if (e._tag === "InvalidValueError") {
+              failure = new InvalidOutputError(fields(algorithm, node.entity, `the value is invalid: ${e.message}`))
+            } else if (
+              e._tag === "ComputeFailedError" ||
+              e._tag === "ComputeTimeoutError" ||
+              e._tag === "InvalidOutputError"
+            ) {
               failure = e as ComputeFailure
             } else {
-              failure = new StoreFailed({
+              failure = new StoreFailedError({
                 ...fields(algorithm, node.entity, `the store failed: ${e.message}`),
                 cause: e
               })
             }
           } else {
-            failure = new ComputeFailed({
+            failure = new ComputeFailedError({
               ...fields(algorithm, node.entity, `the compute function died: ${errorMessage(result.cause)}`),
               cause: Cause.squash(result.cause)
             })
@@ -285,19 +289,19 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
                     const error = Cause.failureOption(exit.cause)
                     const message = error._tag === "Some" ? error.value.message : errorMessage(exit.cause)
                     const failure =
-                      error._tag === "Some" && error.value._tag === "ComputeTimeout"
-                        ? new ComputeTimeout({
+                      error._tag === "Some" && error.value._tag === "ComputeTimeoutError"
+                        ? new ComputeTimeoutError({
                             ...fields(algorithm, w.node.entity, message),
                             timeoutMs: error.value.timeoutMs
                           })
-                        : new ComputeFailed(fields(algorithm, w.node.entity, `the batch failed: ${message}`))
+                        : new ComputeFailedError(fields(algorithm, w.node.entity, `the batch failed: ${message}`))
                     return Deferred.fail(w.deferred, failure)
                   }
                   const values = exit.value
                   if (!Array.isArray(values) || values.length !== batch.length) {
                     return Deferred.fail(
                       w.deferred,
-                      new InvalidOutput(
+                      new InvalidOutputError(
                         fields(
                           algorithm,
                           w.node.entity,
@@ -503,7 +507,7 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
                   cached: [],
                   failed: task.entities.map(
                     (entity) =>
-                      new StoreFailed({
+                      new StoreFailedError({
                         ...fields(algorithm, entity, `the task failed: ${message}`),
                         cause: Cause.squash(cause)
                       })

@@ -1,7 +1,7 @@
 /**
  * The last pass over the generated OpenAPI document, so strict validators and code
  * generators read it as meant: the platform's decode error (never sent: Marken
- * answers `InvalidRequest`) is dropped, an untyped schema is the one `JsonValue`
+ * answers `InvalidRequestError`) is dropped, an untyped schema is the one `JsonValue`
  * component, and unions of `_tag`ged components carry a discriminator.
  */
 

@@ -2,7 +2,7 @@ import type { Database } from "@org/storage"
 import { sql, type Expression, type RawBuilder, type SqlBool } from "kysely"
 import * as Region from "../Region.js"
 import type { Condition, GroupBy, Query } from "../Query.js"
-import { InvalidQuery } from "../MarkenError.js"
+import { InvalidQueryError } from "../MarkenError.js"
 
 const identifier = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
 
@@ -10,7 +10,7 @@ const identifier = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
 export const payloadField = (caps: Database.Capabilities, field: string, alias = "a"): RawBuilder<unknown> => {
   const path = field.split(".")
   if (path.length === 0 || path.length > 8 || !path.every((p) => identifier.test(p))) {
-    throw new InvalidQuery({ path: "field", message: `invalid field path ${JSON.stringify(field)}` })
+    throw new InvalidQueryError({ path: "field", message: `invalid field path ${JSON.stringify(field)}` })
   }
   return sql.raw(caps.jsonText(`${alias}.payload`, path))
 }
@@ -52,7 +52,7 @@ const condition = (caps: Database.Capabilities, c: Condition, index: number): Ex
       if (c.lte !== undefined) parts.push(sql<SqlBool>`${n} <= ${c.lte}`)
       if (c.lt !== undefined) parts.push(sql<SqlBool>`${n} < ${c.lt}`)
       if (parts.length === 0) {
-        throw new InvalidQuery({ path: `where.${index}`, message: "a range condition needs gte, gt, lte or lt" })
+        throw new InvalidQueryError({ path: `where.${index}`, message: "a range condition needs gte, gt, lte or lt" })
       }
       return sql<SqlBool>`(${n} is not null and ${sql.join(parts, sql` and `)})`
     }
@@ -76,7 +76,7 @@ const sortColumn = (sort: Query["sort"]) => {
   }
 }
 
-/** Where clauses of a query (on `marken_annotations as a`). Throws `InvalidQuery`. */
+/** Where clauses of a query (on `marken_annotations as a`). Throws `InvalidQueryError`. */
 export const conditions = (
   caps: Database.Capabilities,
   q: Query,
@@ -89,7 +89,7 @@ export const conditions = (
     else out.push(sql<SqlBool>`a.entity in (${sql.join(q.entities)})`)
   }
   if (q.version !== undefined && q.type === undefined) {
-    throw new InvalidQuery({ path: "version", message: "a version requires a type" })
+    throw new InvalidQueryError({ path: "version", message: "a version requires a type" })
   }
   if (q.type !== undefined) out.push(sql<SqlBool>`a.type = ${q.type}`)
   if (q.version !== undefined) out.push(sql<SqlBool>`a.version = ${q.version}`)
@@ -145,7 +145,7 @@ export const decodeCursor = (s: string): Cursor => {
   } catch {
     // fall through
   }
-  throw new InvalidQuery({ path: "cursor", message: "the cursor is not one this server returned" })
+  throw new InvalidQueryError({ path: "cursor", message: "the cursor is not one this server returned" })
 }
 
 /** Order and keyset conditions for a page. */
@@ -159,7 +159,7 @@ export const page = (q: Query) => {
       after.push(desc ? sql<SqlBool>`a.id < ${c.id}` : sql<SqlBool>`a.id > ${c.id}`)
     } else {
       if (typeof c.v !== "number")
-        throw new InvalidQuery({ path: "cursor", message: "the cursor does not match the sort" })
+        throw new InvalidQueryError({ path: "cursor", message: "the cursor does not match the sort" })
       after.push(
         desc
           ? sql<SqlBool>`(${col} < ${c.v} or (${col} = ${c.v} and a.id < ${c.id}))`
