@@ -342,6 +342,37 @@ describe("Trainer checks", () => {
     })
   )
 
+  it.effect("a device failing inside a step among threads fails the run with its error; the threads stay usable", () =>
+    Effect.gen(function* () {
+      const model = yield* ranker
+      const data = yield* clicks
+      // an id outside the embedding table in the last row: only the second device's shard holds it
+      const bad = Dataset.gather(
+        data,
+        Array.from({ length: 10 }, (_, i) => i)
+      )
+      bad.inputs.member![9] = 99
+      const base = {
+        model,
+        batchSize: 10,
+        epochs: 1,
+        optimizer: Optimizer.sgd({ learningRate: 0.1 }),
+        seed: 1
+      }
+      for (const count of [2, 3]) {
+        const error = yield* Effect.flip(
+          Trainer.fit({ ...base, data: () => Stream.make(bad), devices: yield* Cpu.makeMany(count) })
+        )
+        expect(error).toMatchObject({ _tag: "BackendError", device: `cpu:${count - 1}` })
+        expect(error.message).toContain("id 99 outside the table")
+      }
+      // the worker threads went back to the pool and train the next run
+      const result = yield* Trainer.fit({ ...base, data, devices: yield* Cpu.makeMany(3), checkReplicas: true })
+      expect(result.steps).toBe(7)
+      expect(result.losses.every(Number.isFinite)).toBe(true)
+    })
+  )
+
   it.scoped("a run extended from its end-of-epoch checkpoint matches a longer uninterrupted run", () =>
     Effect.gen(function* () {
       const model = yield* mlp
