@@ -331,7 +331,7 @@ const main = Effect.gen(function* () {
     // same spells of load; per count the best round (on a shared machine the least disturbed run is the closest to
     // what the code does), and the best 2-thread ratio as the ceiling
     const CPU_STEPS = 10
-    const ROUNDS = 3
+    const ROUNDS = 4
     const counts = [1, 2, 4]
     // start and warm 4 worker threads first (JIT compilation of the kernels in each), so every count runs warm threads
     yield* trainRate(yield* Cpu.makeMany(4), SCALING, 3)

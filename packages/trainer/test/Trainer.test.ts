@@ -342,6 +342,36 @@ describe("Trainer checks", () => {
     })
   )
 
+  it.effect(
+    "threaded CPU devices reduce among themselves to exactly the host's average, 4 devices on 2 cores too",
+    () =>
+      Effect.gen(function* () {
+        const base = {
+          model: yield* mlp,
+          data: yield* classification,
+          batchSize: 32,
+          epochs: 2,
+          optimizer: Optimizer.adam({ learningRate: 0.02 }),
+          seed: 6
+        }
+        const one = yield* Trainer.fit({ ...base, devices: yield* Cpu.makeMany(1) })
+        for (const count of [2, 4]) {
+          // averaged on the main thread (devices without threads) and reduced among the worker threads
+          const host = yield* Trainer.fit({ ...base, devices: yield* Cpu.makeMany(count, { threads: false }) })
+          const events = yield* Stream.runCollect(
+            Trainer.stream({ ...base, devices: yield* Cpu.makeMany(count), checkReplicas: true })
+          )
+          const threaded = yield* Trainer.collect(Stream.fromChunk(events))
+          const steps = [...events].filter((e) => e._tag === "Step")
+          expect(new Set(steps.flatMap((s) => s.devices.map((d) => d.thread))).size).toBe(count)
+          for (const s of steps) expect(s.replicaDifference).toBe(0)
+          expect(threaded.losses).toEqual(host.losses)
+          expect(maxRelative(threaded.parameters, host.parameters)).toBe(0)
+          expect(maxRelative(threaded.parameters, one.parameters)).toBeLessThan(1e-6)
+        }
+      })
+  )
+
   it.effect("a device failing inside a step among threads fails the run with its error; the threads stay usable", () =>
     Effect.gen(function* () {
       const model = yield* ranker
