@@ -387,6 +387,9 @@ const main = Effect.gen(function* () {
       )
     )
     rows.push(row("machine: load average during the CPU device runs", Math.max(...loads), "runnable", null, loadNow))
+    console.log(
+      `CPU devices, ${shapeText(SCALING)}: 2 vs 1 = ${two.toFixed(3)}x, 4 vs 1 = ${(results[2]!.r.samplesPerSecond / results[0]!.r.samplesPerSecond).toFixed(3)}x; the machine's 2 threads vs 1 = ${ceiling.toFixed(3)}x (2 devices reach ${((100 * two) / ceiling).toFixed(1)}% of it); host synchronisation ${(100 * results[1]!.r.syncShare).toFixed(1)}% of a 2-device step; ${loadNow}`
+    )
   }
   if (adapter && only === undefined) {
     const opened = new Map<number, ReadonlyArray<Backend.Backend>>()
