@@ -11,6 +11,8 @@ export interface Flags {
   readonly out: string
   readonly seed: number
   readonly pg: string | undefined
+  /** Worker processes of the distributed executor (`--workers`, only with `--pg`); undefined computes in process. */
+  readonly workers: number | undefined
   readonly titles: number
   readonly members: number
   readonly epochs: number
@@ -27,6 +29,9 @@ export type Parsed =
   | { readonly _tag: "Help" }
   | { readonly _tag: "Invalid"; readonly message: string }
 
+/** The schema of the distributed executor's jobs (`--workers`), beside the demo's own schema. */
+export const JOBS_SCHEMA = "artwork_demo_jobs"
+
 export const DEFAULT_OUT = path.resolve(import.meta.dirname, "..", "data")
 
 /** The most titles the generator makes. */
@@ -39,6 +44,9 @@ export const usage = `usage: npm run demo -- [options]
                    (--out DIR is the same)
   --fresh          start over: remove the demo's own files in --data (or its PostgreSQL schema) first
   --pg URL         run on PostgreSQL (schema artwork_demo) instead of SQLite    [env DEMO_PG_URL]
+  --workers N      compute the feature mesh on amber-compute's distributed executor (jobs on PostgreSQL,
+                   schema ${JOBS_SCHEMA}) with N worker processes the demo starts and stops, 1-16; needs --pg
+                   (default: computed in the demo's own process)
   --titles N       titles, 6-${MAX_TITLES} (default 60)
   --members N      synthetic members, 20-100000 (default 2000)
   --seed N         seed of the generated world, 0-1000000 (default 7)
@@ -71,6 +79,7 @@ export const parse = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Pars
         out: { type: "string" },
         seed: { type: "string", default: "7" },
         pg: { type: "string" },
+        workers: { type: "string" },
         titles: { type: "string", default: "60" },
         members: { type: "string", default: "2000" },
         epochs: { type: "string", default: "8" },
@@ -94,6 +103,8 @@ export const parse = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Pars
     devices: integer("devices", values.devices as string, 1, 8)
   }
   for (const v of Object.values(numbers)) if (typeof v === "string") return { _tag: "Invalid", message: v }
+  const workers = values.workers === undefined ? undefined : integer("workers", values.workers as string, 1, 16)
+  if (typeof workers === "string") return { _tag: "Invalid", message: workers }
   const kind = values.kind as string
   if (kind !== "auto" && kind !== "webgpu" && kind !== "cpu")
     return { _tag: "Invalid", message: `--kind must be auto, webgpu or cpu, got "${kind}"` }
@@ -108,6 +119,11 @@ export const parse = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Pars
     if (url === undefined || (url.protocol !== "postgres:" && url.protocol !== "postgresql:"))
       return { _tag: "Invalid", message: `--pg must be a postgres:// URL, got "${redact(pg)}"` }
   }
+  if (workers !== undefined && pg === undefined)
+    return {
+      _tag: "Invalid",
+      message: "--workers runs the mesh on the distributed executor, whose jobs live in PostgreSQL: give --pg URL too"
+    }
   if (values.data !== undefined && values.out !== undefined && values.data !== values.out)
     return { _tag: "Invalid", message: "--data and --out are one option (--out is its older name); give one folder" }
   const out = (values.data as string | undefined) ?? (values.out as string | undefined) ?? DEFAULT_OUT
@@ -118,6 +134,7 @@ export const parse = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Pars
       out,
       seed: numbers.seed as number,
       pg,
+      workers,
       titles: numbers.titles as number,
       members: numbers.members as number,
       epochs: numbers.epochs as number,

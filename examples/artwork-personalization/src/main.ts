@@ -10,7 +10,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { parse, prepareOutput, redact, usage } from "./cli.js"
+import { JOBS_SCHEMA, parse, prepareOutput, redact, usage } from "./cli.js"
 
 function fail(message: string, detail?: string): never {
   console.error(`artwork demo: ${message}`)
@@ -28,7 +28,13 @@ const flags = parsed.flags
 
 const out = path.resolve(flags.out)
 if (flags.dryRun) {
-  const where = flags.pg !== undefined ? `PostgreSQL ${redact(flags.pg)} (schema artwork_demo)` : `SQLite in ${out}`
+  const where =
+    flags.pg !== undefined
+      ? `PostgreSQL ${redact(flags.pg)} (schema artwork_demo)` +
+        (flags.workers !== undefined
+          ? `, the mesh on the distributed executor with ${flags.workers} worker process(es) (jobs in schema ${JOBS_SCHEMA})`
+          : "")
+      : `SQLite in ${out}`
   console.log(
     `would run: ${flags.titles} titles, ${flags.members} members, seed ${flags.seed}, ${flags.epochs} epochs on ` +
       `${flags.devices} ${flags.kind} device(s), ${where}, data in ${out}${flags.fresh ? ", starting fresh" : ""}`
@@ -44,6 +50,8 @@ const { default: pg } = await import("pg")
 const { PostgresStorage } = await import("@org/storage/pg")
 const { SqliteStorage } = await import("@org/storage/sqlite")
 const { run } = await import("./pipeline.js")
+const { DistributedExecutor } = await import("@org/amber-compute")
+const { executorOptions, startWorkers } = await import("./workers.js")
 const { replayTable, write } = await import("./report.js")
 
 const storage =
@@ -52,9 +60,28 @@ const storage =
     : SqliteStorage.layer({ filename: path.join(out, "demo.db") })
 
 const started = Date.now()
+let workers: import("./workers.js").Workers | undefined
 const exit = await Effect.runPromiseExit(
   Effect.gen(function* () {
     if (flags.pg !== undefined && flags.fresh) yield* dropDemoSchema(flags.pg)
+    // --workers: N worker processes of the demo's own take the mesh's tasks from the job engine; stopped at the end
+    if (flags.workers !== undefined && flags.pg !== undefined) {
+      const url = flags.pg
+      workers = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          startWorkers({
+            count: flags.workers!,
+            data: out,
+            url,
+            onLine: (line) => {
+              if (flags.verbose || line.includes(": failed")) console.error(`  ${line}`)
+            }
+          })
+        ),
+        (w) => Effect.promise(() => w.stop())
+      )
+      console.log(`started ${workers.count} worker process(es) for the feature mesh`)
+    }
     return yield* run({
       data: out,
       storage,
@@ -62,9 +89,12 @@ const exit = await Effect.runPromiseExit(
       titles: flags.titles,
       members: flags.members,
       epochs: flags.epochs,
-      devices: { count: flags.devices, kind: flags.kind }
+      devices: { count: flags.devices, kind: flags.kind },
+      ...(workers !== undefined && flags.pg !== undefined
+        ? { executor: DistributedExecutor.layer(executorOptions(flags.pg)) }
+        : {})
     })
-  })
+  }).pipe(Effect.scoped)
 )
 if (Exit.isFailure(exit)) {
   const error = Cause.squash(exit.cause)
@@ -78,17 +108,25 @@ const summary = exit.value
 const reportStarted = Date.now()
 const report = await write(summary, out)
 const timings = { ...summary.timings, report: Date.now() - reportStarted, total: Date.now() - started }
-fs.writeFileSync(path.join(out, "summary.json"), JSON.stringify({ ...summary, timings }, null, 2))
+const distributed = workers !== undefined ? { workers: workers.count, tasksPerWorker: workers.tasks } : undefined
+fs.writeFileSync(
+  path.join(out, "summary.json"),
+  JSON.stringify({ ...summary, ...(distributed ? { distributed } : {}), timings }, null, 2)
+)
 console.log("6/6 report")
 console.log("")
 for (const line of replayTable(summary)) console.log(line)
 for (const finding of summary.replay.findings) console.log(`  ${finding}`)
 console.log("")
+if (distributed !== undefined)
+  console.log(
+    `feature mesh on ${distributed.workers} worker process(es): ${distributed.tasksPerWorker.join(", ")} task(s) each`
+  )
 console.log(`done in ${(timings.total / 1000).toFixed(1)} s on ${summary.storage}`)
 console.log(`summary: ${path.join(out, "summary.json")}`)
 console.log(`report: ${report}`)
 
-/** `--fresh` on PostgreSQL: the demo's own schema (it created it), nothing else. */
+/** `--fresh` on PostgreSQL: the demo's own schemas (it created them: its data, and its jobs), nothing else. */
 function dropDemoSchema(url: string) {
   return Effect.tryPromise({
     try: async () => {
@@ -96,6 +134,7 @@ function dropDemoSchema(url: string) {
       await client.connect()
       try {
         await client.query("drop schema if exists artwork_demo cascade")
+        await client.query(`drop schema if exists ${JOBS_SCHEMA} cascade`)
       } finally {
         await client.end()
       }

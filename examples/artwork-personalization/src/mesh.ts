@@ -284,3 +284,6 @@ export const readValues = <A>(spec: FeatureSpec.FeatureSpec<A>, ids: ReadonlyArr
     const values = yield* store.getMany(spec, refs)
     return new Map(ids.map((id, i) => [id, Option.getOrThrow(values[i]!)] as const))
   })
+
+/** The demo's mesh, as `mesh` yields it. */
+export type DemoMesh = Effect.Effect.Success<typeof mesh>

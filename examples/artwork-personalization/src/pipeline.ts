@@ -12,9 +12,8 @@ import { Effect, Layer, Schema, Stream } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import sharp from "sharp"
-import { EntitySource, Executor, Resolver, Trigger } from "@org/amber-compute"
-import { FeatureStore } from "@org/amber-store"
-import { Catalog, Jasper, Video } from "@org/jasper"
+import { Executor, Resolver, Trigger } from "@org/amber-compute"
+import { Catalog, Video } from "@org/jasper"
 import type { Media } from "@org/jasper"
 import { Annotations, AnnotationType, Registry } from "@org/marken"
 import { Database } from "@org/storage"
@@ -22,6 +21,7 @@ import { Dataset, Devices, Model, Optimizer, Trainer } from "@org/trainer"
 import * as M from "./mesh.js"
 import { readValues } from "./mesh.js"
 import { rng } from "./random.js"
+import { meshLayer } from "./workers.js"
 import { type Estimate, kmeans, type Policy, replay } from "./replay.js"
 import { generate, type Impression } from "./world.js"
 
@@ -36,6 +36,8 @@ export interface Options {
   readonly seed?: number
   readonly devices?: { readonly count: number; readonly kind: "auto" | "webgpu" | "cpu" }
   readonly clusters?: number
+  /** Where the mesh's tasks run (default `Executor.layerLocal`: in this process); `--workers` passes the distributed one. */
+  readonly executor?: Layer.Layer<Executor.Executor, unknown>
   readonly log?: (line: string) => void
 }
 
@@ -670,14 +672,9 @@ export const run = (options: Options) => {
 
   const App = Layer.mergeAll(
     Layer.unwrapEffect(Effect.map(M.mesh, (mesh) => Resolver.layer(mesh))).pipe(
-      Layer.provideMerge(
-        Layer.mergeAll(FeatureStore.layer(), EntitySource.layerJasper, Executor.layerLocal({ concurrency: 2 }))
-      )
+      Layer.provide(options.executor ?? Executor.layerLocal({ concurrency: 2 }))
     ),
     Annotations.layerWithRegistry({ indexDirectory: path.join(data, "indexes") })
-  ).pipe(
-    Layer.provideMerge(Jasper.layer({ roots: [mediaDir], derivatives: path.join(data, "derivatives") })),
-    Layer.provideMerge(options.storage)
-  )
+  ).pipe(Layer.provideMerge(meshLayer(data, options.storage)))
   return program.pipe(Effect.provide(App), Effect.scoped)
 }

@@ -19,6 +19,9 @@ describe("demo flags", () => {
       flags: { titles: 12, members: 40, seed: 3, devices: 1, kind: "cpu", fresh: true, out: "d" }
     })
     expect(parse(["--out", "o"], {})).toMatchObject({ flags: { out: "o" } }) // the older name of --data
+    expect(parse(["--pg", "postgres://h/db", "--workers", "3"], {})).toMatchObject({ flags: { workers: 3 } })
+    expect(parse(["--workers", "2"], { DEMO_PG_URL: "postgres://h/db" })).toMatchObject({ flags: { workers: 2 } })
+    expect(parse([], {})).toMatchObject({ flags: { workers: undefined } })
     expect(parse([], {})).toMatchObject({ flags: { titles: 60, members: 2000, seed: 7, devices: 2 } })
     expect(parse(["--help"], {})).toEqual({ _tag: "Help" })
     const bad: Array<[ReadonlyArray<string>, RegExp]> = [
@@ -28,6 +31,12 @@ describe("demo flags", () => {
       [["--data", "a", "--out", "b"], /--data and --out are one option/],
       [["--kind", "tpu"], /--kind must be auto, webgpu or cpu, got "tpu"/],
       [["--pg", "mysql://x"], /--pg must be a postgres:\/\/ URL/],
+      [
+        ["--workers", "2"],
+        /^--workers runs the mesh on the distributed executor, whose jobs live in PostgreSQL: give --pg URL too$/
+      ],
+      [["--pg", "postgres://h/db", "--workers", "0"], /--workers must be from 1 to 16, got 0/],
+      [["--pg", "postgres://h/db", "--workers", "two"], /--workers must be a whole number from 1 to 16, got "two"/],
       [["--bogus"], /Unknown option '--bogus'/],
       [["stray"], /positional argument/]
     ]
@@ -66,6 +75,7 @@ describe("demo flags", () => {
   it("`npm run demo -- <flags>` reaches the demo: --help, and one line for a bad flag", () => {
     const help = execFileSync("npm", ["run", "--silent", "demo", "--", "--help"], { cwd: root, encoding: "utf8" })
     expect(help).toContain("usage: npm run demo -- [options]")
+    expect(help).toMatch(/--workers N .*needs --pg/s)
     const bad = spawnSync("npm", ["run", "--silent", "demo", "--", "--members", "abc"], { cwd: root, encoding: "utf8" })
     expect(bad.status).not.toBe(0)
     expect(
