@@ -36,7 +36,7 @@ export const make = (
         m: options.m ?? 16,
         efConstruction: options.efConstruction ?? 200,
         ef: options.ef ?? 64,
-        exactThreshold: options.exactThreshold ?? 2048
+        exactThreshold: options.exactThreshold
       },
       syncInterval: options.syncIntervalMs ?? 1000,
       directory: options.indexDirectory,

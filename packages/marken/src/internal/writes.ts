@@ -64,6 +64,7 @@ export const make = (
         field: string
         vector: Buffer
         f32: Float32Array
+        json: unknown
       }> = []
       const idOfKey = new Map<string, string>()
       prepared.forEach(({ index, p }, i) => {
@@ -79,7 +80,8 @@ export const make = (
             version: op.version,
             field: v.field,
             vector: Vector.encodeUnsafe(v.vector),
-            f32: v.vector
+            f32: v.vector,
+            json: p.payload
           })
         }
         written.push({ index, id })
@@ -99,7 +101,7 @@ export const make = (
         const seqs = yield* db.use("marken.upsert.vectors", (k) =>
           k
             .insertInto("marken_vectors")
-            .values(part.map(({ f32: _, ...v }) => v))
+            .values(part.map(({ f32: _, json: _j, ...v }) => v))
             .returning(["seq"])
             .execute()
         )
@@ -109,7 +111,8 @@ export const make = (
             seq: Number(s.seq),
             id: v.annotation_id,
             op: v.operation_id,
-            vector: v.f32
+            vector: v.f32,
+            payload: v.json
           })
         })
       }
@@ -238,7 +241,8 @@ export const make = (
               seq: Number(s!.seq),
               id,
               op: op.id,
-              vector: v.vector
+              vector: v.vector,
+              payload: p.payload
             })
           }
         })
