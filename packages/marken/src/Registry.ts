@@ -9,12 +9,13 @@ import { Database } from "@org/storage"
 type StorageError = StorageErrors.StorageError
 import type { StorageError as StorageErrors } from "@org/storage"
 import { Context, Effect, Either, Layer, ParseResult, Schema } from "effect"
-import { sql } from "kysely"
+import { type Selectable, sql } from "kysely"
 import * as AnnotationType from "./AnnotationType.js"
 import { formatPath } from "./internal/codec.js"
 import { equalSchemas, onlyAddsOptional, validate, type JsonSchema } from "./internal/jsonSchema.js"
 import { migrations } from "./internal/migrations.js"
 import * as PayloadIndex from "./internal/payloadIndex.js"
+import { type TypesTable, using } from "./internal/tables.js"
 import { IncompatibleTypeError, InvalidAnnotationError, UnknownTypeError } from "./MarkenError.js"
 
 /**
@@ -71,12 +72,13 @@ const keyOf = (name: string, version: string) => `${name}@${version}`
 export const make: Effect.Effect<Service, StorageError, Database.Database> = Effect.gen(function* () {
   const clock = yield* Effect.clock
   const db = yield* Database.Database
+  const use = using(db)
   yield* db.migrate("@org/marken", migrations)
   const cache = new Map<string, AnnotationType.Definition>()
   const typed = new Map<string, AnnotationType.AnnotationType>()
   const validators = new Map<string, (u: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
 
-  const fromRow = (r: any): AnnotationType.Definition => ({
+  const fromRow = (r: Selectable<TypesTable>): AnnotationType.Definition => ({
     name: r.name,
     version: r.version,
     jsonSchema: db.capabilities.readJson(r.json_schema) as Record<string, unknown>,
@@ -103,11 +105,11 @@ export const make: Effect.Effect<Service, StorageError, Database.Database> = Eff
         }
       }
     }
-    const meta = yield* db.use("registry.indexes.read", (k) =>
+    const meta = yield* use("registry.indexes.read", (k) =>
       k.selectFrom("marken_meta").select("value").where("key", "=", "payload_indexes").executeTakeFirst()
     )
     const existing: Array<string> = meta ? JSON.parse(meta.value) : []
-    yield* db.use("registry.indexes.sync", async (k) => {
+    yield* use("registry.indexes.sync", async (k) => {
       for (const name of existing) if (!wanted.has(name)) await sql.raw(PayloadIndex.dropIndexSql(name)).execute(k)
       for (const create of wanted.values()) await sql.raw(create).execute(k)
       const value = JSON.stringify([...wanted.keys()].sort())
@@ -117,44 +119,40 @@ export const make: Effect.Effect<Service, StorageError, Database.Database> = Eff
   })
 
   const list = (name?: string) =>
-    db
-      .use("registry.list", (k) => {
-        let q = k.selectFrom("marken_types").selectAll()
-        if (name !== undefined) q = q.where("name", "=", name)
-        return q.orderBy("name").orderBy("major").orderBy("minor").execute()
-      })
-      .pipe(Effect.map((rows) => rows.map(fromRow)))
+    use("registry.list", (k) => {
+      let q = k.selectFrom("marken_types").selectAll()
+      if (name !== undefined) q = q.where("name", "=", name)
+      return q.orderBy("name").orderBy("major").orderBy("minor").execute()
+    }).pipe(Effect.map((rows) => rows.map(fromRow)))
 
   const get = (name: string, version: string) =>
     Effect.suspend(() => {
       const hit = cache.get(keyOf(name, version))
       if (hit) return Effect.succeed(hit)
-      return db
-        .use("registry.get", (k) =>
-          k
-            .selectFrom("marken_types")
-            .selectAll()
-            .where("name", "=", name)
-            .where("version", "=", version)
-            .executeTakeFirst()
-        )
-        .pipe(
-          Effect.flatMap((row) => {
-            if (!row) {
-              return Effect.fail(
-                new UnknownTypeError({
-                  type: name,
-                  version,
-                  path: "type",
-                  message: `annotation type ${name} version ${version} is not registered`
-                })
-              )
-            }
-            const def = fromRow(row)
-            cache.set(keyOf(name, version), def)
-            return Effect.succeed(def)
-          })
-        )
+      return use("registry.get", (k) =>
+        k
+          .selectFrom("marken_types")
+          .selectAll()
+          .where("name", "=", name)
+          .where("version", "=", version)
+          .executeTakeFirst()
+      ).pipe(
+        Effect.flatMap((row) => {
+          if (!row) {
+            return Effect.fail(
+              new UnknownTypeError({
+                type: name,
+                version,
+                path: "type",
+                message: `annotation type ${name} version ${version} is not registered`
+              })
+            )
+          }
+          const def = fromRow(row)
+          cache.set(keyOf(name, version), def)
+          return Effect.succeed(def)
+        })
+      )
     })
 
   const incompatible = (def: { readonly name: string; readonly version: string }, path: string, message: string) =>
@@ -214,7 +212,7 @@ export const make: Effect.Effect<Service, StorageError, Database.Database> = Eff
             if (equalSchemas(same.jsonSchema, def.jsonSchema) && equalSchemas(same.vectors, def.vectors)) {
               if (equalSchemas([...same.indexes].sort(), [...def.indexes].sort())) return same
               // the same version with other indexes: only the indexes change
-              yield* db.use("registry.indexes.update", (k) =>
+              yield* use("registry.indexes.update", (k) =>
                 k
                   .updateTable("marken_types")
                   .set({ indexes: JSON.stringify(def.indexes) })
@@ -257,7 +255,7 @@ export const make: Effect.Effect<Service, StorageError, Database.Database> = Eff
                 `${vec.message} (compared ${older.version} with ${newer.version})`
               )
           }
-          yield* db.use("registry.insert", (k) =>
+          yield* use("registry.insert", (k) =>
             k
               .insertInto("marken_types")
               .values({

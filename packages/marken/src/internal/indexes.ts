@@ -38,7 +38,7 @@ export const failure = (operation: string) => (cause: unknown) =>
 
 export type Indexes = ReturnType<typeof make>
 
-export const make = ({ caps, db, directory, instance, nowMs, syncInterval, tuning }: Env, runs: Runs) => {
+export const make = ({ caps, directory, instance, nowMs, syncInterval, tuning, use }: Env, runs: Runs) => {
   const indexes = new Map<string, Entry>()
   const entryOf = (key: IndexKey): Entry => {
     const ks = keyString(key)
@@ -66,31 +66,29 @@ export const make = ({ caps, db, directory, instance, nowMs, syncInterval, tunin
     skip?: (seq: number) => boolean,
     payloads = false
   ): Effect.Effect<Array<Row>, StorageError.StorageError> =>
-    db
-      .use("marken.index.read", (k) => {
-        let q = k
-          .selectFrom("marken_vectors as v")
-          .select(["v.seq", "v.annotation_id", "v.operation_id", "v.vector"])
-          .where("v.type", "=", key.type)
-          .where("v.version", "=", key.version)
-          .where("v.field", "=", key.field)
-        if (payloads) q = q.innerJoin("marken_annotations as a", "a.id", "v.annotation_id").select("a.payload")
-        if (afterSeq !== undefined) q = q.where("v.seq", ">", afterSeq)
-        return q.orderBy("v.seq").execute()
-      })
-      .pipe(
-        Effect.map((rows) =>
-          (skip ? rows.filter((r) => !skip(Number(r.seq))) : rows).map(
-            (r): Row => ({
-              seq: Number(r.seq),
-              id: r.annotation_id,
-              op: r.operation_id,
-              vector: Vector.decodeUnsafe(r.vector),
-              ...(payloads ? { payload: caps.readJson((r as { payload?: unknown }).payload) } : {})
-            })
-          )
+    use("marken.index.read", (k) => {
+      let q = k
+        .selectFrom("marken_vectors as v")
+        .select(["v.seq", "v.annotation_id", "v.operation_id", "v.vector"])
+        .where("v.type", "=", key.type)
+        .where("v.version", "=", key.version)
+        .where("v.field", "=", key.field)
+      if (payloads) q = q.innerJoin("marken_annotations as a", "a.id", "v.annotation_id").select("a.payload")
+      if (afterSeq !== undefined) q = q.where("v.seq", ">", afterSeq)
+      return q.orderBy("v.seq").execute()
+    }).pipe(
+      Effect.map((rows) =>
+        (skip ? rows.filter((r) => !skip(Number(r.seq))) : rows).map(
+          (r): Row => ({
+            seq: Number(r.seq),
+            id: r.annotation_id,
+            op: r.operation_id,
+            vector: Vector.decodeUnsafe(r.vector),
+            ...(payloads ? { payload: caps.readJson((r as { payload?: unknown }).payload) } : {})
+          })
         )
       )
+    )
 
   /**
    * Gives the index a payload mirror of the type version's indexed fields (or none),
@@ -106,32 +104,30 @@ export const make = ({ caps, db, directory, instance, nowMs, syncInterval, tunin
         (idx.mirror?.paths ?? []).map((p) => p.join(".")).join(",") === paths.map((p) => p.join(".")).join(",")
       if (same) return Effect.void
       if (paths.length === 0) return Effect.sync(() => (idx.mirror = undefined))
-      return db
-        .use("marken.index.payloads", (k) =>
-          k
-            .selectFrom("marken_vectors as v")
-            .innerJoin("marken_annotations as a", "a.id", "v.annotation_id")
-            .select(["v.seq", "a.payload"])
-            .where("v.type", "=", idx.key.type)
-            .where("v.version", "=", idx.key.version)
-            .where("v.field", "=", idx.key.field)
-            .execute()
-        )
-        .pipe(
-          Effect.flatMap((rows) =>
-            entry.lock.withPermits(1)(
-              Effect.sync(() => {
-                const mirror = new PayloadMirror(paths)
-                for (const r of rows) {
-                  const seq = Number(r.seq)
-                  if (idx.labels.has(seq)) mirror.set(seq, caps.readJson(r.payload))
-                }
-                idx.mirror = mirror
-                runs.bump()
-              })
-            )
+      return use("marken.index.payloads", (k) =>
+        k
+          .selectFrom("marken_vectors as v")
+          .innerJoin("marken_annotations as a", "a.id", "v.annotation_id")
+          .select(["v.seq", "a.payload"])
+          .where("v.type", "=", idx.key.type)
+          .where("v.version", "=", idx.key.version)
+          .where("v.field", "=", idx.key.field)
+          .execute()
+      ).pipe(
+        Effect.flatMap((rows) =>
+          entry.lock.withPermits(1)(
+            Effect.sync(() => {
+              const mirror = new PayloadMirror(paths)
+              for (const r of rows) {
+                const seq = Number(r.seq)
+                if (idx.labels.has(seq)) mirror.set(seq, caps.readJson(r.payload))
+              }
+              idx.mirror = mirror
+              runs.bump()
+            })
           )
         )
+      )
     })
 
   const loadIndex = (key: IndexKey, spec: AnnotationType.VectorField) =>
@@ -216,7 +212,7 @@ export const make = ({ caps, db, directory, instance, nowMs, syncInterval, tunin
       // rows the index holds already are not decoded (re-checked under the lock below)
       const payloads = idx.mirror !== undefined
       const fresh = yield* readRows(idx.key, Math.max(0, idx.maxSeq - 1000), (seq) => idx.labels.has(seq), payloads)
-      const total = yield* db.use("marken.index.count", (k) =>
+      const total = yield* use("marken.index.count", (k) =>
         k
           .selectFrom("marken_vectors")
           .select((eb) => eb.fn.countAll<number>().as("n"))
@@ -230,7 +226,7 @@ export const make = ({ caps, db, directory, instance, nowMs, syncInterval, tunin
       // deletions or rows older than the window: the full label list, and the rows still missing
       const all =
         expected !== known
-          ? yield* db.use("marken.index.labels", (k) =>
+          ? yield* use("marken.index.labels", (k) =>
               k
                 .selectFrom("marken_vectors")
                 .select("seq")

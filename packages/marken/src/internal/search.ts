@@ -20,7 +20,7 @@ import { decodeKnn, decodeQuery, invalidQuery } from "./validation.js"
 export type Search = ReturnType<typeof make>
 
 export const make = (
-  { caps, db, nowMs, registry, syncInterval, tuning }: Env,
+  { caps, nowMs, registry, syncInterval, tuning, use }: Env,
   runs: Runs,
   indexes: Indexes,
   reads: Reads
@@ -81,12 +81,12 @@ export const make = (
       const conds = yield* compile(() =>
         Sql.conditions(caps, { ...q, type: idx.key.type, version: idx.key.version, cursor: undefined })
       )
-      const rows = yield* db.use("marken.search.filter", (k) =>
+      const rows = yield* use("marken.search.filter", (k) =>
         k
           .selectFrom("marken_vectors as v")
           .select("v.seq")
           .where("v.field", "=", idx.key.field)
-          .where("v.annotation_id", "in", (eb: any) =>
+          .where("v.annotation_id", "in", (eb) =>
             eb.selectFrom("marken_annotations as a").select("a.id").where(where(conds))
           )
           .execute()
@@ -172,24 +172,22 @@ export const make = (
   ): Effect.Effect<ReadonlyArray<Query.Hit>, StorageError.StorageError> =>
     hits.length === 0
       ? Effect.succeed(hits)
-      : db
-          .use("marken.search.payloads", (k) =>
-            k
-              .selectFrom("marken_annotations")
-              .select(["id", "payload"])
-              .where(
-                "id",
-                "in",
-                hits.map((h) => h.id)
-              )
-              .execute()
-          )
-          .pipe(
-            Effect.map((rows) => {
-              const payloads = new Map(rows.map((r) => [r.id as string, caps.readJson(r.payload)]))
-              return hits.map((h) => ({ ...h, payload: payloads.get(h.id) ?? null }))
-            })
-          )
+      : use("marken.search.payloads", (k) =>
+          k
+            .selectFrom("marken_annotations")
+            .select(["id", "payload"])
+            .where(
+              "id",
+              "in",
+              hits.map((h) => h.id)
+            )
+            .execute()
+        ).pipe(
+          Effect.map((rows) => {
+            const payloads = new Map(rows.map((r) => [r.id as string, caps.readJson(r.payload)]))
+            return hits.map((h) => ({ ...h, payload: payloads.get(h.id) ?? null }))
+          })
+        )
 
   const search = (knn: Query.Knn) =>
     knn.includePayload === true ? Effect.flatMap(searchHits(knn), withPayloads) : searchHits(knn)
