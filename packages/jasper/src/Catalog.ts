@@ -8,13 +8,14 @@
  * @since 0.1.0
  */
 import { Chunk, Clock, Context, Effect, type Either, Layer, Option, ParseResult, Queue, Schema, Stream } from "effect"
-import { type Kysely, sql } from "kysely"
+import { type Selectable, type SelectQueryBuilder, sql } from "kysely"
 import * as crypto from "node:crypto"
 import { Database, StorageError as StorageErrors } from "@org/storage"
 
 type StorageError = StorageErrors.StorageError
 const StorageError = StorageErrors.StorageError
 import { migrations } from "./internal/migrations.js"
+import type { Tables } from "./internal/migrations.js"
 import {
   AssetNotFoundError,
   type DecodeError,
@@ -157,7 +158,7 @@ const CHANGES_CHANNEL = "jasper_changes"
 
 type ReadJson = (value: unknown) => unknown
 
-const toAsset = (row: any, readJson: ReadJson) =>
+const toAsset = (row: Selectable<Tables["jasper_assets"]>, readJson: ReadJson) =>
   decodeAsset({
     id: row.id,
     entityId: row.entity_id,
@@ -173,7 +174,7 @@ const toAsset = (row: any, readJson: ReadJson) =>
     updatedAtMs: Number(row.updated_at)
   }).pipe(Effect.mapError(corrupt("catalog.read-asset")))
 
-const toEntity = (row: any, readJson: ReadJson) =>
+const toEntity = (row: Selectable<Tables["jasper_entities"]>, readJson: ReadJson) =>
   decodeEntity({
     id: row.id,
     kind: row.kind,
@@ -182,7 +183,7 @@ const toEntity = (row: any, readJson: ReadJson) =>
     attributes: readJson(row.attributes)
   }).pipe(Effect.mapError(corrupt("catalog.read-entity")))
 
-const toChange = (row: any) =>
+const toChange = (row: Selectable<Tables["jasper_changes"]>) =>
   decodeChange({
     seq: Number(row.seq),
     kind: row.kind,
@@ -232,10 +233,10 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
     const db = yield* Database.Database
     const reader = yield* Reader.Reader
     yield* db.migrate("@org/jasper", migrations)
-    const use = <A>(operation: string, f: (k: Kysely<any>) => Promise<A>) => db.use(operation, f)
+    const use = Database.typed<Tables>(db)
     const readJson = db.capabilities.readJson
-    const assetFrom = (row: any) => toAsset(row, readJson)
-    const entityFrom = (row: any) => toEntity(row, readJson)
+    const assetFrom = (row: Selectable<Tables["jasper_assets"]>) => toAsset(row, readJson)
+    const entityFrom = (row: Selectable<Tables["jasper_entities"]>) => toEntity(row, readJson)
 
     const getEntity = (id: string): Effect.Effect<Media.Entity, EntityNotFoundError | StorageError> =>
       Effect.flatMap(
@@ -357,7 +358,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
       ? use("catalog.notify", (k) => sql`select pg_notify(${CHANGES_CHANNEL}, '')`.execute(k))
       : Effect.void
 
-    const findAsset = (where: (q: any) => any, operation: string) =>
+    type AssetQuery = SelectQueryBuilder<Tables, "jasper_assets", Selectable<Tables["jasper_assets"]>>
+    const findAsset = (where: (q: AssetQuery) => AssetQuery, operation: string) =>
       Effect.flatMap(
         use(operation, (k) => where(k.selectFrom("jasper_assets").selectAll()).executeTakeFirst()),
         (row) => (row ? Effect.map(assetFrom(row), Option.some) : Effect.succeed(Option.none<Media.Asset>()))
@@ -496,7 +498,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
               if (filter.entityId !== undefined) q = q.where("a.entity_id", "=", filter.entityId)
               if (filter.childrenOf !== undefined) {
                 const { entityId, kind } = filter.childrenOf
-                q = q.where("a.entity_id", "in", (eb: any) => {
+                q = q.where("a.entity_id", "in", (eb) => {
                   let sub = eb.selectFrom("jasper_entities").select("id").where("parent_id", "=", entityId)
                   if (kind !== undefined) sub = sub.where("kind", "=", kind)
                   return sub

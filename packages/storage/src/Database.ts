@@ -269,6 +269,32 @@ export const use = <A, DB = any>(
 ): Effect.Effect<A, StorageError, Database> => Effect.flatMap(Database, (db) => db.use(operation, f))
 
 /**
+ * A query runner over a package's declared tables: {@link Service.use} with the
+ * database type fixed, so `tsc` checks every table and column name.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Use<DB> = <A>(operation: string, f: (db: Kysely<DB>) => Promise<A>) => Effect.Effect<A, StorageError>
+
+/**
+ * {@link Service.use} over the tables `DB` a package declares beside its migrations.
+ *
+ * @example
+ * ```ts
+ * interface Tables { items: { id: string; embedding: Uint8Array } }
+ * const use = Database.typed<Tables>(db)
+ * use("items.get", (k) => k.selectFrom("items").select("embedding").where("id", "=", id).executeTakeFirst())
+ * ```
+ * @since 0.1.0
+ * @category constructors
+ */
+export const typed =
+  <DB>(db: Service): Use<DB> =>
+  <A>(operation: string, f: (db: Kysely<DB>) => Promise<A>) =>
+    db.use<A, DB>(operation, f)
+
+/**
  * Runs an effect as one transaction on the `Database` in context.
  *
  * @since 0.1.0
