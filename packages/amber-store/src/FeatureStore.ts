@@ -278,13 +278,15 @@ const resolveOptions = (options: Options | undefined): Effect.Effect<Resolved, S
         message: `FeatureStore: ${issue?._tag === "Unexpected" ? `unknown option "${option}"` : (issue?.message ?? error.message)}`
       })
     }),
-    Effect.map((o) => ({
-      producer: o.producer ?? "amber-store",
-      run: o.run ?? `run-${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`,
-      leaseMs: o.leaseMs ?? 30_000,
-      pollMs: o.pollMs ?? 200,
-      maxParameters: o.maxParameters ?? 32_000
-    }))
+    Effect.flatMap((o) =>
+      Effect.map(Clock.currentTimeMillis, (now) => ({
+        producer: o.producer ?? "amber-store",
+        run: o.run ?? `run-${now.toString(36)}-${randomBytes(4).toString("hex")}`,
+        leaseMs: o.leaseMs ?? 30_000,
+        pollMs: o.pollMs ?? 200,
+        maxParameters: o.maxParameters ?? 32_000
+      }))
+    )
   )
 
 const HEX64 = /^[0-9a-f]{64}$/

@@ -21,11 +21,13 @@ import {
   type DecodeError,
   EntityNotFoundError,
   InvalidInputError,
+  type JasperConfigError,
   type PixelLimitError,
   type ReadError,
   type SubtitleError,
   UnsupportedMediaError
 } from "./JasperError.js"
+import { decodeOptions } from "./internal/options.js"
 import * as Image from "./Image.js"
 import * as Media from "./Media.js"
 import * as Probe from "./Probe.js"
@@ -78,6 +80,10 @@ export interface Options {
   /** Largest image `width * height` accepted at registration (default 100 megapixels). */
   readonly pixelLimit?: number
 }
+
+const OptionsSchema = Schema.Struct({
+  pixelLimit: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { exact: true })
+})
 
 /**
  * The shape of the `Catalog` service.
@@ -223,13 +229,16 @@ export const assetId = (entityId: string, role: string, sha256: string): string 
 
 /**
  * Builds the catalog on the `Database` and `Reader` in context, applying its
- * migrations (`@org/jasper`).
+ * migrations (`@org/jasper`). An unknown or bad option is a `JasperConfigError`.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<Service, StorageError, Database.Database | Reader.Reader> =>
+export const make = (
+  input: Options = {}
+): Effect.Effect<Service, StorageError | JasperConfigError, Database.Database | Reader.Reader> =>
   Effect.gen(function* () {
+    const options: Options = yield* decodeOptions("Catalog", OptionsSchema, input)
     const db = yield* Database.Database
     const reader = yield* Reader.Reader
     yield* db.migrate("@org/jasper", migrations)
@@ -644,5 +653,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Catalog, StorageError, Database.Database | Reader.Reader> =>
+export const layer = (
+  options: Options = {}
+): Layer.Layer<Catalog, StorageError | JasperConfigError, Database.Database | Reader.Reader> =>
   Layer.effect(Catalog, make(options))

@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Effect, Layer, Option, Schedule, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Option, Schedule, Schema, Stream } from "effect"
 import type { ExpressionBuilder, Selectable } from "kysely"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
@@ -21,10 +21,12 @@ import {
   type DecodeError,
   DerivativeError,
   InvalidInputError,
+  type JasperConfigError,
   type PixelLimitError,
   type ReadError,
   type UnsupportedMediaError
 } from "./JasperError.js"
+import { decodeOptions } from "./internal/options.js"
 import type * as Media from "./Media.js"
 import * as Probe from "./Probe.js"
 import * as Reader from "./Reader.js"
@@ -320,10 +322,11 @@ const toEntry = (row: Selectable<Tables["jasper_derivatives"]>, readJson: (value
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: {
+export const make = (input: {
   readonly dir: string
-}): Effect.Effect<Service, StorageError, Database.Database | Catalog.Catalog | Reader.Reader> =>
+}): Effect.Effect<Service, StorageError | JasperConfigError, Database.Database | Catalog.Catalog | Reader.Reader> =>
   Effect.gen(function* () {
+    const options = yield* decodeOptions("Derivatives", Schema.Struct({ dir: Schema.NonEmptyTrimmedString }), input)
     const db = yield* Database.Database
     const catalog = yield* Catalog.Catalog
     const reader = yield* Reader.Reader
@@ -513,5 +516,5 @@ export const make = (options: {
  */
 export const layer = (options: {
   readonly dir: string
-}): Layer.Layer<Derivatives, StorageError, Database.Database | Catalog.Catalog | Reader.Reader> =>
+}): Layer.Layer<Derivatives, StorageError | JasperConfigError, Database.Database | Catalog.Catalog | Reader.Reader> =>
   Layer.effect(Derivatives, make(options))

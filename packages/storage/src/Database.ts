@@ -9,7 +9,7 @@ import type { Queue, Scope } from "effect"
 import type { ColumnDefinitionBuilder, Kysely, Transaction } from "kysely"
 import { Migrator } from "kysely"
 import type { Migration as KyselyMigration } from "kysely"
-import { StorageError } from "./StorageError.js"
+import { messageOf, StorageError } from "./StorageError.js"
 
 /**
  * What the dialect behind a `Database` can do. Domain code branches on these flags,
@@ -227,9 +227,7 @@ export const fromKysely = (options: {
         return Effect.fail(
           new StorageError({
             operation,
-            message: `${operation} failed${failed ? ` in migration ${failed}` : ""}: ${
-              error instanceof Error ? error.message : String(error)
-            }`,
+            message: `${operation} failed${failed ? ` in migration ${failed}` : ""}: ${messageOf(error)}`,
             cause: error
           })
         )

@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import { Array as Arr, Effect } from "effect"
 import { Database } from "@org/storage"
 import { CompiledQuery, sql } from "kysely"
 import type { Expression, ExpressionBuilder, Selectable, SqlBool } from "kysely"
@@ -72,13 +72,6 @@ class Templates {
     }
     return db.executeQuery<R>(compiled)
   }
-}
-
-const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
-  if (items.length <= size) return [items]
-  const out: Array<ReadonlyArray<A>> = []
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
-  return out
 }
 
 /** The claim on one key. */
@@ -168,7 +161,7 @@ export const make = (
     const get: Backend["get"] = (feature, version, params, keys) =>
       keys.length === 0
         ? Effect.succeed([])
-        : Effect.forEach(chunks(keys, keysPerQuery), (chunk) =>
+        : Effect.forEach(Arr.chunksOf(keys, keysPerQuery), (chunk) =>
             use(`amber.get:${feature}@${version}`, (k) => selectValues(k, feature, version, params, chunk))
           ).pipe(
             Effect.map((results) => {
@@ -253,7 +246,7 @@ export const make = (
           if (rows.length === 0) return []
           const operation = `amber.put:${rows[0]!.feature}@${rows[0]!.version}`
           const out: Array<ValueRow | undefined> = new Array(rows.length).fill(undefined)
-          const batches = chunks(rows, rowsPerInsert)
+          const batches = Arr.chunksOf(rows, rowsPerInsert)
           // the common case first: plain inserts under a savepoint (cheaper than the conflict
           // checks of `on conflict do nothing`); any failure rolls back to it and takes the safe path
           yield* use(operation, (k) => sql`savepoint amber_put`.execute(k))
