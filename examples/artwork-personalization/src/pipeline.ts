@@ -401,16 +401,17 @@ export const run = (options: Options) => {
         0
       ) / Math.max(1, events.length)
     const findings: Array<string> = []
+    // a win is claimed only where the learned policy's lower bound clears the other's upper bound
+    const interval = (e: Estimate) =>
+      `${(e.takeRate * 100).toFixed(1)}% [${(e.low * 100).toFixed(1)}, ${(e.high * 100).toFixed(1)}]`
     const compare = (set: string, r: Record<PolicyName, Estimate>, other: PolicyName) => {
       const l = r.learned
       const o = r[other]
-      if (l.low > o.high) findings.push(`${set}: learned beats ${other} (intervals do not overlap)`)
+      const numbers = `learned ${interval(l)} vs ${other} ${interval(o)}`
+      if (l.low > o.high) findings.push(`${set}: learned beats ${other}, its lower bound clears (${numbers})`)
       else if (l.takeRate > o.takeRate)
-        findings.push(`${set}: learned is above ${other}, but the intervals overlap: not a clear win`)
-      else
-        findings.push(
-          `${set}: learned does NOT beat ${other} (${(l.takeRate * 100).toFixed(1)}% vs ${(o.takeRate * 100).toFixed(1)}%)`
-        )
+        findings.push(`${set}: learned is above ${other}, but the intervals overlap: not a clear win (${numbers})`)
+      else findings.push(`${set}: learned does NOT beat ${other} (${numbers})`)
     }
     for (const other of ["random", "most-played", "cluster-best"] as const) {
       compare("warm titles", replayWarm, other)
