@@ -4,6 +4,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { MARKER, parse, prepareOutput } from "../src/cli.js"
+import { runAsync } from "./run.js"
 
 const root = path.resolve(import.meta.dirname, "..", "..", "..")
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "artwork-cli-"))
@@ -87,7 +88,7 @@ describe("demo flags", () => {
     expect(bad.stdout).not.toContain("1/6 data") // no work started
   }, 180_000)
 
-  it("every `npm run demo` form of the README is accepted as written (checked with --dry-run)", () => {
+  it("every `npm run demo` form of the README is accepted as written (checked with --dry-run)", async () => {
     const readme = fs.readFileSync(path.join(root, "examples/artwork-personalization/README.md"), "utf8")
     const forms = readme
       .split("\n")
@@ -97,10 +98,11 @@ describe("demo flags", () => {
     for (const form of forms) {
       const args = form.split(/\s+/).slice(2) // after "npm run"
       if (args.includes("--help")) continue // the test above runs --help
-      const r = spawnSync("npm", ["run", "--silent", ...args, ...(args.includes("--") ? [] : ["--"]), "--dry-run"], {
-        cwd: root,
-        encoding: "utf8"
-      })
+      const r = await runAsync(
+        "npm",
+        ["run", "--silent", ...args, ...(args.includes("--") ? [] : ["--"]), "--dry-run"],
+        root
+      )
       expect(r.status, `${form}: ${r.stderr}`).toBe(0)
       expect(r.stdout, form).toMatch(/^would run: /m)
     }

@@ -4,6 +4,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import pg from "pg"
+import { runAsync } from "./run.js"
 
 const root = path.resolve(import.meta.dirname, "..", "..", "..")
 const pgUrl = process.env.ORG_TEST_PG_URL || undefined
@@ -15,8 +16,8 @@ interface Summary {
   readonly distributed?: { workers: number; tasksPerWorker: ReadonlyArray<number> }
 }
 
-const demo = (args: ReadonlyArray<string>) => {
-  const r = spawnSync("npm", ["run", "--silent", "demo", "--", ...args], { cwd: root, encoding: "utf8" })
+const demo = async (args: ReadonlyArray<string>) => {
+  const r = await runAsync("npm", ["run", "--silent", "demo", "--", ...args], root)
   expect(r.status, `${args.join(" ")}\n${r.stdout}\n${r.stderr}`).toBe(0)
   return r.stdout
 }
@@ -37,7 +38,7 @@ if (!pgUrl) {
       const data = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "artwork-workers-")), "data")
       try {
         const args = ["--pg", url.href, "--workers", "2", ...SMALL, "--data", data]
-        const first = demo(args)
+        const first = await demo(args)
         expect(first).toContain("started 2 worker process(es) for the feature mesh")
         const s1 = JSON.parse(fs.readFileSync(path.join(data, "summary.json"), "utf8")) as Summary
         expect(s1.distributed?.workers).toBe(2)
@@ -47,7 +48,7 @@ if (!pgUrl) {
           expect(c.failed, label).toBe(0)
         }
 
-        demo(args)
+        await demo(args)
         const s2 = JSON.parse(fs.readFileSync(path.join(data, "summary.json"), "utf8")) as Summary
         for (const [label, c] of Object.entries(s2.features)) {
           expect(c.computed, label).toBe(0)
