@@ -373,12 +373,15 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
                     source: FeatureSpec.label(input.feature)
                   }
             ),
-            entries: nodes.map((n) => ({
-              entity: n.entity,
-              state: n.state!,
-              ...(n.fp ? { fingerprint: n.fp.hash } : {}),
-              ...(n.reason !== undefined ? { reason: n.reason } : {})
-            }))
+            entries: nodes.map((n) => {
+              const entry: { entity: string; state: Plan.State; fingerprint?: string; reason?: string } = {
+                entity: n.entity,
+                state: n.state!
+              }
+              if (n.fp) entry.fingerprint = n.fp.hash
+              if (n.reason !== undefined) entry.reason = n.reason
+              return entry
+            })
           })
         }
         return { _tag: "Plan" as const, feature: label, entities: [...ids], features }
@@ -401,25 +404,40 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
         const ids = [...new Set(entities)]
         const lineage = Graph.lineageLookup(store)
         // the walk goes chunk by chunk: its memory stays bounded, the plan holds only entries
-        const merged = new Map<string, { plan: Plan.FeaturePlan; entries: Array<Plan.Entry>; seen: Set<string> }>()
-        for (const chunk of chunked(ids)) {
+        const chunks = chunked(ids)
+        // features of the same entities as the target (reached through same-entity inputs
+        // only) have disjoint entries chunk by chunk: no need to look for repeats
+        const disjoint = chunks.length === 1 ? undefined : Graph.sameEntityLabels(mesh, label)
+        const merged = new Map<
+          string,
+          { plan: Plan.FeaturePlan; entries: Array<Plan.Entry>; seen: Set<string> | undefined }
+        >()
+        for (const chunk of chunks) {
           const graph = Graph.make(mesh, source, store, false)
           yield* Graph.expand(graph, label, chunk)
           const needed = yield* Graph.check(graph, label, chunk, false)
           const part = yield* planOf(graph, label, chunk, needed, lineage)
           for (const f of part.features) {
             let m = merged.get(f.feature)
-            if (m === undefined) merged.set(f.feature, (m = { plan: f, entries: [], seen: new Set() }))
+            if (m === undefined) {
+              const seen = disjoint === undefined || disjoint.has(f.feature) ? undefined : new Set<string>()
+              merged.set(f.feature, (m = { plan: f, entries: [], seen }))
+            }
+            const { entries, seen } = m
             for (const e of f.entries) {
-              if (m.seen.has(e.entity)) continue
-              m.seen.add(e.entity)
-              m.entries.push(e)
+              if (seen !== undefined) {
+                if (seen.has(e.entity)) continue
+                seen.add(e.entity)
+              }
+              entries.push(e)
             }
           }
         }
         const features = Mesh.upstreamOf(mesh, label)
           .filter((l) => merged.has(l))
-          .map((l) => ({ ...merged.get(l)!.plan, entries: merged.get(l)!.entries }))
+          .map((l) =>
+            chunks.length === 1 ? merged.get(l)!.plan : { ...merged.get(l)!.plan, entries: merged.get(l)!.entries }
+          )
         return { _tag: "Plan" as const, feature: label, entities: ids, features }
       })
 
