@@ -41,7 +41,10 @@ export interface Graph {
   readonly store: FeatureStore.Service
   readonly entities: Map<string, Entity | null>
   readonly features: Map<string, FeatureNodes>
-  /** Values by feature label then entity (only when `keepValues`). */
+  /**
+   * Values by feature label then entity (only when `keepValues`). Without it (a plan),
+   * nodes keep a fingerprint's hashes only, not its inputs.
+   */
   readonly values: Map<string, Map<string, unknown>>
   readonly keepValues: boolean
   /** Serializes `expand` (nodes are created before their fingerprints are known). */
@@ -280,7 +283,13 @@ const expandUnlocked = (graph: Graph, label: string, ids: ReadonlyArray<string>)
           node.failure = new ComputeFailedError(
             failureFields(algorithm, node.entity, `cannot fingerprint the inputs: ${fp.left.message}`)
           )
-        } else node.fp = fp.right
+        } else if (graph.keepValues) node.fp = fp.right
+        else {
+          // a plan keeps only what identifies the value (the full fingerprint, with its
+          // canonical inputs, is garbage before it leaves the young generation)
+          node.fp = { _tag: "Fingerprint", hash: fp.right.hash, params: fp.right.params } as Fingerprint.Fingerprint
+          node.assets = undefined
+        }
       }
     }
   })
