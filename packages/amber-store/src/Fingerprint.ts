@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import { Effect, Either } from "effect"
+import * as ContentHash from "@org/media-types/ContentHash"
 import { canonicalJson } from "./internal/canonical.js"
 import { paramsOf, remember, sha256 } from "./internal/fingerprints.js"
 import { FingerprintError } from "./StoreError.js"
@@ -43,10 +44,15 @@ export interface Upstream {
  */
 export interface Inputs {
   /**
-   * Content hashes of the assets read, by role (`{ image: "sha256:..." }`) or as a
-   * set (order and duplicates do not matter).
+   * Content hashes of the assets read, by role (`{ image: asset.sha256 }`) or as a
+   * set (order and duplicates do not matter). Each is a `ContentHash` of
+   * `@org/media-types`: the bare lowercase hex sha256 of the bytes (64 digits, no
+   * `sha256:` prefix), as `@org/jasper` stores it; anything else is a `FingerprintError`.
    */
-  readonly assets?: Readonly<Record<string, string>> | ReadonlyArray<string> | undefined
+  readonly assets?:
+    | Readonly<Record<string, ContentHash.ContentHash>>
+    | ReadonlyArray<ContentHash.ContentHash>
+    | undefined
   /** Upstream feature values read (order does not matter). */
   readonly upstream?: ReadonlyArray<Upstream> | undefined
   /** Parameters of the computation (also hashed on their own into the key). */
@@ -89,6 +95,18 @@ const checkHash = (value: unknown, path: string): string => {
   return value
 }
 
+const checkContentHash = (value: unknown, path: string): ContentHash.ContentHash => {
+  if (!ContentHash.is(value)) {
+    const shown =
+      typeof value === "string" ? JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value) : typeof value
+    throw new FingerprintError({
+      path,
+      message: `${path} must be a content hash (64 lowercase hex digits, the sha256 of the bytes, no prefix), not ${shown}`
+    })
+  }
+  return value
+}
+
 /** The canonical text of an upstream reference (keys in sorted order, as `canonicalJson` writes them). */
 const upstreamText = (u: Upstream, i: number): string => {
   const path = `upstream[${i}]`
@@ -111,7 +129,7 @@ const compute = (inputs: Inputs): Fingerprint => {
     assets = []
     assetsText = "[]"
   } else if (Array.isArray(inputs.assets)) {
-    const list = [...new Set(inputs.assets.map((h, i) => checkHash(h, `assets[${i}]`)))].sort()
+    const list = [...new Set(inputs.assets.map((h, i) => checkContentHash(h, `assets[${i}]`)))].sort()
     assets = list
     assetsText = `[${list.map((h) => JSON.stringify(h)).join(",")}]`
   } else {
@@ -122,7 +140,7 @@ const compute = (inputs: Inputs): Fingerprint => {
     assetsText = "{"
     for (let i = 0; i < roles.length; i++) {
       const role = roles[i]!
-      const hash = checkHash(given[role], `assets.${role}`)
+      const hash = checkContentHash(given[role], `assets.${role}`)
       record[role] = hash
       assetsText += `${i === 0 ? "" : ","}${JSON.stringify(role)}:${JSON.stringify(hash)}`
     }
@@ -167,7 +185,7 @@ const compute = (inputs: Inputs): Fingerprint => {
 
 /**
  * Computes the fingerprint of `inputs`, failing with a `FingerprintError` when they
- * cannot be hashed canonically.
+ * cannot be hashed canonically or an asset hash is not a `ContentHash`.
  *
  * @example
  * ```ts

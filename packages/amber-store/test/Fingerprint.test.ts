@@ -61,6 +61,8 @@ const rng = (seed: number) => () => {
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296
 }
 
+const hex = (n: number) => createHash("sha256").update(String(n)).digest("hex")
+const hashes = [hex(1), hex(2), hex(3), hex(4), hex(5)]
 const strings = ["a", "image", "poster", "é", '"q"', "\\", "1", "10", "2", "\u2028", "sha256:abc", "😀", "B", "b"]
 
 const randomInputs = (r: () => number): Fingerprint.Inputs => {
@@ -77,8 +79,8 @@ const randomInputs = (r: () => number): Fingerprint.Inputs => {
     r() < 0.2
       ? undefined
       : r() < 0.3
-        ? Array.from({ length: Math.floor(r() * 4) }, () => pick(strings))
-        : Object.fromEntries(Array.from({ length: Math.floor(r() * 4) }, () => [pick(strings), pick(strings)]))
+        ? Array.from({ length: Math.floor(r() * 4) }, () => pick(hashes))
+        : Object.fromEntries(Array.from({ length: Math.floor(r() * 4) }, () => [pick(strings), pick(hashes)]))
   const upstream =
     r() < 0.3
       ? undefined
@@ -106,12 +108,12 @@ describe("Fingerprint", () => {
   })
 
   it("pins known hashes", () => {
-    // computed with 0.1.0: they must never change
+    // computed with the first implementation (with real content hashes): they must never change
     const pinned = [
       Fingerprint.unsafeMake({}).hash,
-      Fingerprint.unsafeMake({ assets: { image: "sha-artwork-1" }, upstream: [], params: null }).hash,
+      Fingerprint.unsafeMake({ assets: { image: hex(1) }, upstream: [], params: null }).hash,
       Fingerprint.unsafeMake({
-        assets: { image: "h1", audio: "h2" },
+        assets: { image: hex(1), audio: hex(2) },
         upstream: [
           { feature: "f", version: 2, entity: "e2", fingerprint: "y" },
           { feature: "f", version: 1, entity: "e1", fingerprint: "x" }
@@ -125,9 +127,9 @@ describe("Fingerprint", () => {
 
   it("fingerprints are frozen; their inputs are canonical; params parsed back are shared but frozen", () => {
     const params = { size: 224, nested: { b: 1, a: 2 } }
-    const a = Fingerprint.unsafeMake({ assets: { image: "h" }, params })
+    const a = Fingerprint.unsafeMake({ assets: { image: hex(1) }, params })
     params.size = 225
-    const b = Fingerprint.unsafeMake({ assets: { image: "h" }, params })
+    const b = Fingerprint.unsafeMake({ assets: { image: hex(1) }, params })
     expect(a.params).not.toBe(b.params)
     expect(Object.isFrozen(a)).toBe(true)
     expect(Object.isFrozen(a.inputs.params)).toBe(true)
@@ -143,20 +145,20 @@ describe("Fingerprint", () => {
 
   it("refuses bad inputs with the same paths", () => {
     const bad = Fingerprint.either({
-      assets: { image: "h" },
+      assets: { image: hex(1) },
       upstream: [{ feature: "f", version: 1, entity: "", fingerprint: "x" }]
     })
     expect(Either.isLeft(bad) && bad.left.path).toBe("upstream[0].entity")
     const nan = Fingerprint.either({ params: { t: Number.NaN } })
     expect(Either.isLeft(nan) && nan.left.path).toBe("params.t")
-    const empty = Fingerprint.either({ assets: ["h", ""] })
+    const empty = Fingerprint.either({ assets: [hex(1), "h"] })
     expect(Either.isLeft(empty) && empty.left.path).toBe("assets[1]")
   })
 })
 
 const PINNED = [
   "ccaa8d868fe14681dc781d0ced001e7a4cbaa66a0f307cb73edb7323bdc63359",
-  "794d6f80f556b27547b1278b9711d79fa69ecec57ad382efae5aa8f3aa8cb36f",
-  "d9d665eaa7523c6fef1ae065e2e772ebb35211b1a1e33f5a8b226342ecc2718c",
+  "184a65142ffd711317afcaeb71bbd7fd7ba56586272c7ef137e3ea398331c54c",
+  "c787634c0378f1c787e39fd44872b058f9d638c877fe156eb972687a56f821d3",
   "ca5bc7b634610a981bf6d486b1ab82de1cf1b1b7ad404a827efd66034224961e"
 ]
