@@ -488,9 +488,20 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
       Effect.gen(function* () {
         const started = performance.now()
         const graph = Graph.make(mesh, source, store, true)
-        yield* Graph.expand(graph, label, ids)
-        const needed = yield* Graph.check(graph, label, ids, true)
-        const thePlan = yield* planOf(graph, label, ids, needed, undefined)
+        // the failures recorded so far are read while the graph is walked (one round trip, not one per feature)
+        const [recorded, thePlan] = yield* Effect.all(
+          [
+            state.failures(),
+            Effect.gen(function* () {
+              yield* Graph.expand(graph, label, ids)
+              const needed = yield* Graph.check(graph, label, ids, true)
+              return yield* planOf(graph, label, ids, needed, undefined)
+            })
+          ],
+          { concurrency: 2 }
+        )
+        const recordedOf = (f: Plan.FeaturePlan) =>
+          recorded.filter((r) => r.feature === f.name && r.version === f.version)
         const levels = Plan.tasks(thePlan, runOptions.batchSize ?? batchSize)
         const counts: Record<string, Plan.Counts> = {}
         for (const f of thePlan.features) counts[f.feature] = Plan.counts(f)
@@ -504,11 +515,7 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
           ms: performance.now() - started
         })
         const clean = new Set<string>()
-        if (levels.length > 0) {
-          for (const f of thePlan.features) {
-            if ((yield* state.failures({ name: f.name, version: f.version })).length === 0) clean.add(f.feature)
-          }
-        }
+        for (const f of thePlan.features) if (recordedOf(f).length === 0) clean.add(f.feature)
         const results = yield* executor.execute({
           run,
           levels,
@@ -546,10 +553,10 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
           totals.cached += stored
           if (stored > 0) {
             // a failure recorded earlier whose value is stored now (another process computed it) is over
-            const recorded = yield* state.failures({ name: f.name, version: f.version })
-            if (recorded.length > 0) {
+            const before = recordedOf(f)
+            if (before.length > 0) {
               const storedNow = new Set(f.entries.filter((e) => e.state === "stored").map((e) => e.entity))
-              const over = recorded.filter((r) => storedNow.has(r.entity)).map((r) => r.entity)
+              const over = before.filter((r) => storedNow.has(r.entity)).map((r) => r.entity)
               if (over.length > 0) yield* state.clearFailures(f.name, f.version, over)
             }
           }
