@@ -241,7 +241,7 @@ const planScale = (rows: Array<Row>) => {
       peakMb,
       "MB",
       null,
-      `goal < 500 MB; ${baseMb.toFixed(0)} MB before planning (catalog of ${PLAN_N} in memory)`
+      `goal < 500 MB; ${baseMb.toFixed(0)} MB before planning (tsx, modules, catalog of ${PLAN_N} in memory), the plan ${(peakMb - baseMb).toFixed(0)} MB above it; maxRSS of a fresh child process`
     )
   )
 }
