@@ -1,6 +1,7 @@
 /**
  * The distributed rows of bench/amber-compute.ts: `amber worker` processes on
- * PostgreSQL taking CPU-bound tasks (each value burns AMBER_BURN_MS of CPU), one
+ * PostgreSQL taking CPU-bound tasks (each value burns a fixed amount of CPU work,
+ * calibrated to 20 ms on an idle core of this machine: under load it takes longer), one
  * worker against two in the same run, and the job engine's per-task overhead
  * (a task added to the moment a waiting worker starts it).
  *
@@ -52,45 +53,91 @@ const cpuMsOf = (pid: number | undefined): number => {
   }
 }
 
+/** The burn of one value: the same loop as the config fixture's (a fixed amount of work). */
+const burn = (iterations: number) => {
+  let x = 0
+  for (let i = 0; i < iterations; i++) x += Math.sqrt(x + i)
+  return x
+}
+
 /**
- * The machine's own ceiling: `items` burns of BURN_MS split over `processes` plain
- * node processes that start together; milliseconds from the common start to the
- * last one's end.
+ * Iterations of the burn loop that take BURN_MS on a core of this machine when
+ * the process has it to itself: the fastest of many short runs (a run the
+ * scheduler interrupted is slower, never faster).
  */
-const burnPass = async (processes: number, items: number): Promise<number> => {
+const calibrate = (): number => {
+  const probe = 200_000
+  burn(probe) // JIT
+  let best = Infinity
+  for (let i = 0; i < 40; i++) {
+    const t0 = performance.now()
+    burn(probe)
+    best = Math.min(best, performance.now() - t0)
+  }
+  return Math.round((probe / best) * BURN_MS)
+}
+
+/**
+ * The machine's own ceiling: `items` burns split over `processes` plain node
+ * processes; they start, say they are ready, and burn when told to go; the
+ * milliseconds from "go" to the last one's end.
+ */
+const burnPass = async (
+  processes: number,
+  items: number,
+  iterations: number
+): Promise<{ ms: number; cpuPerBurn: number }> => {
   const per = Math.ceil(items / processes)
   const script = `
-    const start = Number(process.env.BURN_START)
-    while (Date.now() < start) {}
-    let x = 0
-    for (let i = 0; i < ${per}; i++) {
-      const until = performance.now() + ${BURN_MS}
-      while (performance.now() < until) x += Math.sqrt(x + 1)
+    const burn = (n) => {
+      let x = 0
+      for (let i = 0; i < n; i++) x += Math.sqrt(x + i)
+      return x
     }
-    process.stdout.write(String(Date.now()) + " " + (x > 0 ? "" : "-"))`
-  // the processes start (node's own start-up) before the common start
-  const start = Date.now() + 1500
-  const ends = await Promise.all(
-    Array.from(
-      { length: processes },
-      () =>
-        new Promise<number>((resolve, reject) => {
-          const child = spawn(process.execPath, ["-e", script], {
-            env: { ...process.env, BURN_START: String(start) },
-            stdio: ["ignore", "pipe", "inherit"]
-          })
-          let out = ""
-          child.stdout.on("data", (d) => (out += d))
-          child.on("exit", (code) =>
-            code === 0 ? resolve(Number(out.split(" ")[0])) : reject(new Error(`burn process exited ${code}`))
-          )
-        })
-    )
+    burn(1000)
+    process.stdout.write("ready\\n")
+    process.stdin.once("data", () => {
+      const cpu = process.cpuUsage()
+      let x = 0
+      for (let i = 0; i < ${per}; i++) x += burn(${iterations})
+      const used = process.cpuUsage(cpu)
+      const ms = (used.user + used.system) / 1000
+      process.stdout.write("end " + Date.now() + " " + ms + " " + (x > 0 ? 1 : 0) + "\\n", () => process.exit(0))
+    })`
+  const children = Array.from({ length: processes }, () =>
+    spawn(process.execPath, ["-e", script], { stdio: ["pipe", "pipe", "inherit"] })
   )
-  return Math.max(...ends) - start
+  const lines = children.map((child) => {
+    let out = ""
+    const ready = new Promise<void>((resolve, reject) => {
+      child.stdout!.on("data", (d) => {
+        out += d
+        if (out.includes("ready")) resolve()
+      })
+      child.on("exit", (code) => (code === 0 ? undefined : reject(new Error(`burn process exited ${code}`))))
+    })
+    const end = new Promise<{ at: number; cpuMs: number }>((resolve, reject) =>
+      child.on("exit", (code) => {
+        const m = /end (\d+) ([\d.]+)/.exec(out)
+        return code === 0 && m
+          ? resolve({ at: Number(m[1]), cpuMs: Number(m[2]) })
+          : reject(new Error(`burn process exited ${code}`))
+      })
+    )
+    return { ready, end }
+  })
+  await Promise.all(lines.map((l) => l.ready))
+  const go = Date.now()
+  for (const child of children) child.stdin!.end("go\n")
+  const ends = await Promise.all(lines.map((l) => l.end))
+  return {
+    ms: Math.max(...ends.map((e) => e.at)) - go,
+    cpuPerBurn: ends.reduce((n, e) => n + e.cpuMs, 0) / (per * processes)
+  }
 }
 
 export const distributedRows = async (url: string): Promise<Array<Row>> => {
+  const iterations = calibrate()
   const suffix = `${process.pid}_${Date.now().toString(36)}`
   const storeSchema = `bench_dist_store_${suffix}`
   const queueSchema = `bench_dist_jobs_${suffix}`
@@ -98,8 +145,8 @@ export const distributedRows = async (url: string): Promise<Array<Row>> => {
     AMBER_PG_URL: url,
     AMBER_STORE: `pg:${storeSchema}`,
     AMBER_QUEUE_SCHEMA: queueSchema,
-    AMBER_ENTITIES: String(2 * PASSES * PER_PASS + LATENCY_RUNS + 5),
-    AMBER_BURN_MS: String(BURN_MS),
+    AMBER_ENTITIES: String(2 * PASSES * (PER_PASS + 2 * BATCH) + 2 * BATCH + LATENCY_RUNS),
+    AMBER_BURN_ITERS: String(iterations),
     AMBER_BATCH: String(BATCH),
     AMBER_WORKER_TIMEOUT_MS: "10000"
   }
@@ -174,11 +221,11 @@ export const distributedRows = async (url: string): Promise<Array<Row>> => {
     await materialize(ids(2 * BATCH))
     const one: Array<Awaited<ReturnType<typeof pass>>> = []
     const two: Array<Awaited<ReturnType<typeof pass>>> = []
-    const ceiling1: Array<number> = []
-    const ceiling2: Array<number> = []
+    const ceiling1: Array<{ ms: number; cpuPerBurn: number }> = []
+    const ceiling2: Array<{ ms: number; cpuPerBurn: number }> = []
     for (let p = 0; p < PASSES; p++) {
-      ceiling1.push(await burnPass(1, PER_PASS))
-      ceiling2.push(await burnPass(2, PER_PASS))
+      ceiling1.push(await burnPass(1, PER_PASS, iterations))
+      ceiling2.push(await burnPass(2, PER_PASS, iterations))
       if (p > 0) {
         // back to one worker
         await stop(workers.pop()!)
@@ -194,7 +241,9 @@ export const distributedRows = async (url: string): Promise<Array<Row>> => {
     const best = <A extends { ms: number }>(xs: ReadonlyArray<A>) => xs.reduce((a, b) => (b.ms < a.ms ? b : a))
     const oneBest = best(one)
     const twoBest = best(two)
-    const ceiling = Math.min(...ceiling1) / Math.min(...ceiling2)
+    const c1 = best(ceiling1)
+    const c2 = best(ceiling2)
+    const ceiling = c1.ms / c2.ms
 
     // per-task overhead: one single-entity task at a time to an idle worker
     await stop(workers.pop()!)
@@ -234,17 +283,17 @@ export const distributedRows = async (url: string): Promise<Array<Row>> => {
       ),
       row(
         "machine ceiling: 2 plain node processes vs 1, same 20 ms burns",
-        (PER_PASS / Math.min(...ceiling2)) * 1000,
+        (PER_PASS / c2.ms) * 1000,
         "values/s",
-        (PER_PASS / Math.min(...ceiling1)) * 1000,
-        `no database, no engine: what 2 processes can gain on this machine now; best of ${PASSES} (1 process ${ceiling1.map(Math.round).join(", ")} ms, 2 processes ${ceiling2.map(Math.round).join(", ")} ms); ${note}`
+        (PER_PASS / c1.ms) * 1000,
+        `no database, no engine: what 2 processes can gain on this machine now; best of ${PASSES} (1 process ${passes(ceiling1)} ms, 2 processes ${passes(ceiling2)} ms); a burn used ${c1.cpuPerBurn.toFixed(1)} ms of CPU (1 process; ${BURN_MS} ms on an idle core: ${iterations} iterations); ${note}`
       ),
       row(
-        "distributed: worker CPU per value (20 ms of it is the burn)",
+        "distributed: worker CPU per value (burn included)",
         perValue(oneBest),
         "ms",
-        BURN_MS,
-        `1 worker; with 2 workers ${perValue(twoBest).toFixed(1)} ms; the caller (plan, add, poll) used ${(oneBest.callerCpu / PER_PASS).toFixed(2)} ms of CPU per value (${Math.round(oneBest.callerCpu)} ms per pass)`
+        c1.cpuPerBurn,
+        `1 worker, against the same burn's CPU in a plain process now; with 2 workers ${perValue(twoBest).toFixed(1)} ms; the rest is the store's round trips (getOrCompute per key: 10 queries with its claim), the resolver and the engine; the caller (plan, add, poll) used ${(oneBest.callerCpu / PER_PASS).toFixed(2)} ms of CPU per value (${Math.round(oneBest.callerCpu)} ms per pass)`
       ),
       row(
         "distributed: engine overhead add -> start (idle worker)",

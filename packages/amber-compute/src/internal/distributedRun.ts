@@ -123,6 +123,7 @@ export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
     let alone: number | undefined
     let warned = false
     let checked = -Infinity
+    let reaped = -Infinity
     for (let index = 0; index < levels.length; index++) {
       const level = levels[index]!
       yield* queue.enqueue(
@@ -133,9 +134,13 @@ export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
       const settled = new Set<number>()
       while (settled.size < level.length) {
         yield* Effect.sleep(`${queue.config.pollMs} millis`)
-        // any waiting process helps release the jobs of dead workers
-        yield* queue.reap
-        yield* queue.settleLost(job.run)
+        // any waiting process helps release the jobs of dead workers (as often as workers beat)
+        const now = yield* Clock.currentTimeMillis
+        if (now - reaped >= queue.config.heartbeatMs) {
+          reaped = now
+          yield* queue.reap
+          yield* queue.settleLost(job.run)
+        }
         const rows = yield* queue.tasks(job.run, index)
         for (const row of rows) {
           if (settled.has(row.seq)) continue
@@ -153,7 +158,6 @@ export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
           if (progress.onSettled) yield* progress.onSettled(row, result)
         }
         if (settled.size === level.length) break
-        const now = yield* Clock.currentTimeMillis
         if (now - checked < WORKER_CHECK_MS) continue
         checked = now
         if ((yield* queue.workers).length > 0) {
