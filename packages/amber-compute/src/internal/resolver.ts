@@ -567,8 +567,7 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
         for (const [label, fn] of graph.features) {
           if (label === task.feature || fn.nodes.size === 0) continue
           const spec = fn.algorithm.feature
-          for (const record of yield* state.failures({ name: spec.name, version: spec.version })) {
-            if (record.run !== run) continue
+          for (const record of yield* state.failures({ name: spec.name, version: spec.version }, run)) {
             const node = fn.nodes.get(record.entity)
             if (node !== undefined && node.failure === undefined && node.fp?.hash === record.fingerprint) {
               node.failure = fromJson({ ...record })
