@@ -132,8 +132,11 @@ export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
       )
       const started = new Set<number>()
       const settled = new Set<number>()
+      // polls that saw nothing new wait longer, up to 4 x pollMs (a long task costs the caller little CPU)
+      let idle = 0
       while (settled.size < level.length) {
-        yield* Effect.sleep(`${queue.config.pollMs} millis`)
+        yield* Effect.sleep(`${queue.config.pollMs * 2 ** Math.min(idle, 2)} millis`)
+        const seen = started.size + settled.size
         // any waiting process helps release the jobs of dead workers (as often as workers beat)
         const now = yield* Clock.currentTimeMillis
         if (now - reaped >= queue.config.heartbeatMs) {
@@ -158,6 +161,7 @@ export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
           if (progress.onSettled) yield* progress.onSettled(row, result)
         }
         if (settled.size === level.length) break
+        idle = started.size + settled.size > seen ? 0 : idle + 1
         if (now - checked < WORKER_CHECK_MS) continue
         checked = now
         if ((yield* queue.workers).length > 0) {
