@@ -555,9 +555,9 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
       })
 
     /**
-     * A task of a run that is already going (a worker's task): the inputs that failed
-     * earlier in the run, with the same fingerprint, are failures here too, not
-     * computed again by every consumer's task.
+     * A task of a run that is already going (a worker's task): the inputs whose
+     * compute failed earlier in the run, with the same fingerprint, are failures here
+     * too, not computed again by every consumer's task.
      */
     const failedEarlierInRun = (graph: Graph.Graph, task: Plan.Task, run: string) =>
       Effect.gen(function* () {
@@ -568,6 +568,8 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
           if (label === task.feature || fn.nodes.size === 0) continue
           const spec = fn.algorithm.feature
           for (const record of yield* state.failures({ name: spec.name, version: spec.version }, run)) {
+            // a store failure may be transient and a blocked input is re-derived from its own inputs: both are tried again
+            if (record._tag === "StoreFailedError" || record._tag === "BlockedError") continue
             const node = fn.nodes.get(record.entity)
             if (node !== undefined && node.failure === undefined && node.fp?.hash === record.fingerprint) {
               node.failure = fromJson({ ...record })
