@@ -8,6 +8,7 @@ import {
   ComputeFailedError,
   ComputeTimeoutError,
   failureJson,
+  fromJson,
   InvalidOutputError,
   StoreFailedError
 } from "../ComputeError.js"
@@ -577,10 +578,35 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
         }
       })
 
+    /**
+     * A task of a run that is already going (a worker's task): the inputs whose
+     * compute failed earlier in the run, with the same fingerprint, are failures here
+     * too, not computed again by every consumer's task.
+     */
+    const failedEarlierInRun = (graph: Graph.Graph, task: Plan.Task, run: string) =>
+      Effect.gen(function* () {
+        const algorithm = mesh.byLabel.get(task.feature)
+        if (algorithm === undefined) return
+        yield* Graph.expand(graph, task.feature, task.entities)
+        for (const [label, fn] of graph.features) {
+          if (label === task.feature || fn.nodes.size === 0) continue
+          const spec = fn.algorithm.feature
+          for (const record of yield* state.failures({ name: spec.name, version: spec.version }, run)) {
+            // a store failure may be transient and a blocked input is re-derived from its own inputs: both are tried again
+            if (record._tag === "StoreFailedError" || record._tag === "BlockedError") continue
+            const node = fn.nodes.get(record.entity)
+            if (node !== undefined && node.failure === undefined && node.fp?.hash === record.fingerprint) {
+              node.failure = fromJson({ ...record })
+            }
+          }
+        }
+      })
+
     const runTask: Service["runTask"] = (task, runOptions = {}) =>
       Effect.gen(function* () {
         const run = runOptions.run ?? (yield* newRun)
         const graph = Graph.make(mesh, source, store, true)
+        if (runOptions.run !== undefined) yield* failedEarlierInRun(graph, task, run)
         return yield* runTaskIn(graph, task, run)
       })
 
