@@ -278,7 +278,9 @@ const planSparse = (
     if (current.length === 0) return
     const key = current[0]!.key
     out.push({
-      seekNs: key > 0 ? t.pts[key]! : undefined,
+      // half way from the frame before the keyframe: the seek lands on it or an earlier keyframe,
+      // whose packets are dropped before the decoder
+      seekNs: key > 0 ? Math.floor((t.pts[key - 1]! + t.pts[key]!) / 2) : undefined,
       keep: current.map((g) => [t.pos[order[g.from]!]!, t.pos[order[g.to]!]!] as const),
       wanted: current.flatMap((g) => g.wanted),
       packets: current.reduce((sum, g) => sum + g.to - g.from + 1, 0)
