@@ -46,7 +46,13 @@ export const blocks = (text) => {
     let k = i - 1
     while (k >= 0 && lines[k].trim() === "") k--
     const marker = k >= 0 ? MARKER.exec(lines[k].trim()) : null
-    out.push({ lang: open[3].toLowerCase(), file: marker?.[1], start: i, end: j, content: lines.slice(i + 1, j).join("\n") })
+    out.push({
+      lang: open[3].toLowerCase(),
+      file: marker?.[1],
+      start: i,
+      end: j,
+      content: lines.slice(i + 1, j).join("\n")
+    })
     i = j
   }
   return out
@@ -76,7 +82,12 @@ export const collect = (root, { write = false } = {}) => {
         continue
       }
       const source = fs.readFileSync(file, "utf8").replace(/\n+$/, "")
-      examples.unshift({ readme, file, rel, pkg: path.dirname(readme) === "." ? "root" : path.basename(path.dirname(readme)) })
+      examples.unshift({
+        readme,
+        file,
+        rel,
+        pkg: path.dirname(readme) === "." ? "root" : path.basename(path.dirname(readme))
+      })
       if (source === block.content) continue
       if (write) {
         lines.splice(block.start + 1, block.end - block.start - 1, ...source.split("\n"))
