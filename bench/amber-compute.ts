@@ -10,6 +10,7 @@
  */
 import { Effect, Layer, ManagedRuntime, Option, Schema } from "effect"
 import { spawnSync } from "node:child_process"
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -51,7 +52,11 @@ const algorithms = [
 
 const catalog = (n: number) => {
   const entities = Array.from({ length: n }, (_, i) => ({ id: `artwork-${i}`, kind: "artwork" }))
-  const assets = entities.map((e) => ({ entityId: e.id, role: "image", contentHash: `sha-${e.id}` }))
+  const assets = entities.map((e) => ({
+    entityId: e.id,
+    role: "image",
+    contentHash: createHash("sha256").update(e.id).digest("hex")
+  }))
   return { ids: entities.map((e) => e.id), source: EntitySource.memory({ entities, assets }) }
 }
 

@@ -5,6 +5,7 @@
  */
 import SqliteDatabase from "better-sqlite3"
 import { Effect, Layer, ManagedRuntime, Option } from "effect"
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -22,7 +23,9 @@ const REPEAT = 9
 
 const Spec = FeatureSpec.embedding({ name: "title.clip", version: 1, entity: "title", dimension: DIM })
 const entities = Array.from({ length: N }, (_, i) => `title-${i}`)
-const fingerprints = entities.map((_, i) => Fingerprint.unsafeMake({ assets: { poster: `sha256:${i}` } }))
+const fingerprints = entities.map((_, i) =>
+  Fingerprint.unsafeMake({ assets: { poster: createHash("sha256").update(String(i)).digest("hex") } })
+)
 const vectors = entities.map((_, i) => Float32Array.from({ length: DIM }, (_, j) => Math.sin(i * 0.37 + j * 0.011)))
 const items = entities.map((entity, i) => ({ entity, fingerprint: fingerprints[i]!, value: vectors[i]! }))
 const refs = entities.map((entity, i) => ({ entity, fingerprint: fingerprints[i]! }))

@@ -94,6 +94,7 @@ export interface Options {
 }
 
 const WORDS_A = ["Night", "Paper", "Last", "Silent", "Copper", "Glass", "Northern", "Salt", "Quiet", "Blue", "Lantern"]
+const ROMAN = ["I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X"]
 const WORDS_B = ["Harbor", "Moons", "Orchard", "Signal", "Coast", "Garden", "Engines", "Hour", "Street", "Bloom"]
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x))
@@ -181,6 +182,17 @@ export const trailer = (file: string, scenes: ReadonlyArray<string>) =>
     return file
   })
 
+/**
+ * Title names are unique: a repeated draw becomes a sequel ("Salt Hour II"), without drawing again, so the rest of the
+ * world stays the same for a seed.
+ */
+export const uniqueName = (seen: Map<string, number>, drawn: string): string => {
+  const sequel = (seen.get(drawn) ?? 0) + 1
+  seen.set(drawn, sequel)
+  const name = sequel === 1 ? drawn : `${drawn} ${ROMAN[sequel - 1] ?? sequel}`
+  return name
+}
+
 /** Generates (or reuses) the media and simulates the members and their exploration log. */
 export const generate = (options: Options): Effect.Effect<World, JasperError.TestMediaError | Error> =>
   Effect.gen(function* () {
@@ -193,10 +205,12 @@ export const generate = (options: Options): Effect.Effect<World, JasperError.Tes
     const titles: Array<Title> = []
     const artworks: Array<Array<Artwork>> = []
     const videos: Array<Video> = []
+    const seen = new Map<string, number>()
     for (let t = 0; t < options.titles; t++) {
       const genre = t % GENRES.length
       const id = `title-${String(t + 1).padStart(3, "0")}`
-      const name = `${WORDS_A[Math.floor(random() * WORDS_A.length)]} ${WORDS_B[Math.floor(random() * WORDS_B.length)]}`
+      const drawn = `${WORDS_A[Math.floor(random() * WORDS_A.length)]} ${WORDS_B[Math.floor(random() * WORDS_B.length)]}`
+      const name = uniqueName(seen, drawn)
       titles.push({
         id,
         name,

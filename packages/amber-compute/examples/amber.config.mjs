@@ -3,6 +3,7 @@
 // and `amber run` hands its tasks to `amber worker` processes; without it, a
 // SQLite file in the working directory and in-process computing.
 import { Effect, Layer, Schema } from "effect"
+import { createHash } from "node:crypto"
 import { FeatureSpec, FeatureStore } from "@org/amber-store"
 import { PostgresStorage } from "@org/storage/pg"
 import { SqliteStorage } from "@org/storage/sqlite"
@@ -29,7 +30,11 @@ const mesh = await Effect.runPromise(
 // your catalog: EntitySource.layerJasper adapts Jasper's; here, three artworks in memory
 const Source = EntitySource.layerMemory({
   entities: ["art-1", "art-2", "art-3"].map((id) => ({ id, kind: "artwork" })),
-  assets: ["art-1", "art-2", "art-3"].map((id) => ({ entityId: id, role: "image", contentHash: `sha256:${id}` }))
+  assets: ["art-1", "art-2", "art-3"].map((id) => ({
+    entityId: id,
+    role: "image",
+    contentHash: createHash("sha256").update(id).digest("hex")
+  }))
 })
 
 const url = process.env.DATABASE_URL

@@ -54,9 +54,21 @@ const catalog = EntitySource.memory({
     { id: "artwork-3", kind: "artwork", parentId: "title-2" }
   ],
   assets: [
-    { entityId: "artwork-1", role: "image", contentHash: "9f2c4a7e1b" },
-    { entityId: "artwork-2", role: "image", contentHash: "41d8cd98f0" },
-    { entityId: "artwork-3", role: "image", contentHash: "e3b0c44298" }
+    {
+      entityId: "artwork-1",
+      role: "image",
+      contentHash: "9f2c4a7e1bdb9c4ca12a6dcbac07c6d7ba24f753702aa5e3da44dbcda2ef802d"
+    },
+    {
+      entityId: "artwork-2",
+      role: "image",
+      contentHash: "41d8cd98f0bc2cf6251f35a95c8fef2382bfeead851738e1bf4cac1e7807e92f"
+    },
+    {
+      entityId: "artwork-3",
+      role: "image",
+      contentHash: "e3b0c44298bd587d6bc60285b5cc8a4024b296feeaa92c65f7af446d9ab78f70"
+    }
   ]
 })
 
@@ -85,8 +97,17 @@ const program = Effect.gen(function* () {
   const trigger = yield* Trigger.make({ name: "artwork-sets", features: [ArtworkSet] })
   yield* trigger.catchUp // the feed so far: everything is stored already
   yield* catalog.putEntity({ id: "artwork-4", kind: "artwork", parentId: "title-2" })
-  yield* catalog.putAsset({ entityId: "artwork-4", role: "image", contentHash: "a1b2c3d4e5" })
-  yield* catalog.putAsset({ entityId: "artwork-1", role: "image", contentHash: "9f2c4a7e1b", labels: { crop: "wide" } })
+  yield* catalog.putAsset({
+    entityId: "artwork-4",
+    role: "image",
+    contentHash: "a1b2c3d4e5e32ac31e84e954c4ef30f7a6799948cdf08f30e85de505e237155c"
+  })
+  yield* catalog.putAsset({
+    entityId: "artwork-1",
+    role: "image",
+    contentHash: "9f2c4a7e1bdb9c4ca12a6dcbac07c6d7ba24f753702aa5e3da44dbcda2ef802d",
+    labels: { crop: "wide" }
+  })
   for (const step of yield* trigger.catchUp) {
     const computed = step.runs.reduce((n, r) => n + r.computed, 0)
     console.log(`trigger: changes ${step.from + 1}..${step.to}: ${computed} computed for ${step.entities.join(", ")}`)

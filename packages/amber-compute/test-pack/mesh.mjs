@@ -1,6 +1,7 @@
 // The packed @org/amber-compute from plain JavaScript: a 3-level mesh with a
 // related-entity input materialized on SQLite and (when ORG_TEST_PG_URL is set) PostgreSQL.
 import { Effect, Layer, Schema } from "effect"
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -71,8 +72,8 @@ const check = (label, storage, dropSchema) =>
                 { id: "a3", kind: "artwork", parentId: "t2" }
               ],
               assets: [
-                { entityId: "a1", role: "image", contentHash: "abc" },
-                { entityId: "a2", role: "image", contentHash: "abcd" }
+                { entityId: "a1", role: "image", contentHash: createHash("sha256").update("a1").digest("hex") },
+                { entityId: "a2", role: "image", contentHash: createHash("sha256").update("a2").digest("hex") }
               ]
             }),
             Executor.layerLocal({ concurrency: 2 })

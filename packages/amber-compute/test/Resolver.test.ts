@@ -5,7 +5,7 @@ import { FeatureSpec, FeatureStore, Fingerprint } from "@org/amber-store"
 import { StorageTesting } from "@org/storage/testing"
 import { Algorithm, EntitySource, Executor, Mesh, Plan, Resolver, Trigger } from "@org/amber-compute"
 import type { RunEvent } from "@org/amber-compute"
-import { Calls, catalog, chain, uid } from "./fixtures/mesh.js"
+import { Calls, catalog, chain, sha, uid } from "./fixtures/mesh.js"
 
 type Build = (
   mesh: Mesh.Mesh<any>,
@@ -76,7 +76,7 @@ const conformance = (it: Vitest.MethodsNonLive<any, true>, build: Build, durable
       const r1 = yield* build(yield* Mesh.make(v1.algorithms), source)
       yield* r1.materialize(v1.TitleSet, [titleIds[0]!])
       // a new image for t0-a0 (stale-input), an artwork without an image under t1 (blocked)
-      yield* source.putAsset({ entityId: `${prefix}-t0-a0`, role: "image", contentHash: "sha-new" })
+      yield* source.putAsset({ entityId: `${prefix}-t0-a0`, role: "image", contentHash: sha("new") })
       yield* source.putEntity({ id: `${prefix}-t1-bare`, kind: "artwork", parentId: titleIds[1]! })
       const v2 = chain(prefix, calls, { color: 2 })
       const r2 = yield* build(yield* Mesh.make(v2.algorithms), source)
@@ -368,7 +368,7 @@ const conformance = (it: Vitest.MethodsNonLive<any, true>, build: Build, durable
       yield* source.putAsset({
         entityId: artworkIds[4]!,
         role: "image",
-        contentHash: `sha-${artworkIds[4]}-v1`,
+        contentHash: sha(`${artworkIds[4]}-v1`),
         labels: { note: "cropped" }
       })
       const meta = yield* trigger.catchUp
@@ -377,7 +377,7 @@ const conformance = (it: Vitest.MethodsNonLive<any, true>, build: Build, durable
       expect(calls.since(mark)).toEqual([])
 
       mark = calls.mark
-      yield* source.putAsset({ entityId: artworkIds[4]!, role: "image", contentHash: "sha-new-content" })
+      yield* source.putAsset({ entityId: artworkIds[4]!, role: "image", contentHash: sha("new-content") })
       yield* trigger.catchUp
       expect(calls.since(mark)).toEqual(expectContent(artworkIds[4]!))
 
@@ -423,7 +423,7 @@ const conformance = (it: Vitest.MethodsNonLive<any, true>, build: Build, durable
         // a new artwork under t1 changes t1's set, nothing else
         const mark = calls.mark
         yield* source.putEntity({ id: `${prefix}-new`, kind: "artwork", parentId: titleIds[1]! })
-        yield* source.putAsset({ entityId: `${prefix}-new`, role: "image", contentHash: "sha-fresh" })
+        yield* source.putAsset({ entityId: `${prefix}-new`, role: "image", contentHash: sha("fresh") })
         const [step] = yield* trigger.catchUp
         expect(step).toMatchObject({ from: 4, to: 5, changes: 1 })
         expect(calls.since(mark)).toEqual([`color|${prefix}-new`, `set|${titleIds[1]}`, `tensor|${prefix}-new`])

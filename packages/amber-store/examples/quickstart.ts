@@ -15,8 +15,10 @@ const Brightness = FeatureSpec.make({
 
 const program = Effect.gen(function* () {
   const store = yield* FeatureStore.FeatureStore
-  // what the value is computed from: the asset's content hash and the parameters
-  const fp = yield* Fingerprint.make({ assets: { image: "sha256:9f2c4a7e1b" }, params: { size: 224 } })
+  // what the value is computed from: the asset's content hash (a ContentHash of @org/media-types: the bare hex
+  // sha256 of its bytes, as jasper stores it) and the parameters
+  const image = "9f2c5e3b7a1d4c6e8f0a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f4a6b8c0d2e"
+  const fp = yield* Fingerprint.make({ assets: { image }, params: { size: 224 } })
   const compute = Effect.sync(() => ({ mean: 0.42, std: 0.17 }))
   yield* store.getOrCompute(Brightness, "artwork-1", fp, compute, { producer: "brightness@1" }) // computes
   yield* store.getOrCompute(Brightness, "artwork-1", fp, compute) // stored: no compute

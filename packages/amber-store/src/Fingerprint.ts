@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import { Effect, Either } from "effect"
+import * as ContentHash from "@org/media-types/ContentHash"
 import { createHash } from "node:crypto"
 import { canonicalJson } from "./internal/canonical.js"
 import { remember } from "./internal/fingerprints.js"
@@ -44,10 +45,15 @@ export interface Upstream {
  */
 export interface Inputs {
   /**
-   * Content hashes of the assets read, by role (`{ image: "sha256:..." }`) or as a
-   * set (order and duplicates do not matter).
+   * Content hashes of the assets read, by role (`{ image: asset.sha256 }`) or as a
+   * set (order and duplicates do not matter). Each is a `ContentHash` of
+   * `@org/media-types`: the bare lowercase hex sha256 of the bytes (64 digits, no
+   * `sha256:` prefix), as `@org/jasper` stores it; anything else is a `FingerprintError`.
    */
-  readonly assets?: Readonly<Record<string, string>> | ReadonlyArray<string> | undefined
+  readonly assets?:
+    | Readonly<Record<string, ContentHash.ContentHash>>
+    | ReadonlyArray<ContentHash.ContentHash>
+    | undefined
   /** Upstream feature values read (order does not matter). */
   readonly upstream?: ReadonlyArray<Upstream> | undefined
   /** Parameters of the computation (also hashed on their own into the key). */
@@ -92,15 +98,27 @@ const checkHash = (value: unknown, path: string): string => {
   return value
 }
 
+const checkContentHash = (value: unknown, path: string): ContentHash.ContentHash => {
+  if (!ContentHash.is(value)) {
+    const shown =
+      typeof value === "string" ? JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value) : typeof value
+    throw new FingerprintError({
+      path,
+      message: `${path} must be a content hash (64 lowercase hex digits, the sha256 of the bytes, no prefix), not ${shown}`
+    })
+  }
+  return value
+}
+
 const canonicalize = (inputs: Inputs): CanonicalInputs => {
   let assets: Readonly<Record<string, string>> | ReadonlyArray<string>
   if (inputs.assets === undefined) assets = []
   else if (Array.isArray(inputs.assets)) {
-    assets = [...new Set(inputs.assets.map((h, i) => checkHash(h, `assets[${i}]`)))].sort()
+    assets = [...new Set(inputs.assets.map((h, i) => checkContentHash(h, `assets[${i}]`)))].sort()
   } else {
     const record: Record<string, string> = {}
     for (const role of Object.keys(inputs.assets).sort()) {
-      record[role] = checkHash((inputs.assets as Record<string, string>)[role], `assets.${role}`)
+      record[role] = checkContentHash((inputs.assets as Record<string, string>)[role], `assets.${role}`)
     }
     assets = record
   }
@@ -145,7 +163,7 @@ const compute = (inputs: Inputs): Fingerprint => {
 
 /**
  * Computes the fingerprint of `inputs`, failing with a `FingerprintError` when they
- * cannot be hashed canonically.
+ * cannot be hashed canonically or an asset hash is not a `ContentHash`.
  *
  * @example
  * ```ts

@@ -17,7 +17,7 @@ const Clip = FeatureSpec.embedding({ name: "artwork.clip", version: 1, entity: "
 const check = (storage) =>
   Effect.gen(function* () {
     let computed = 0
-    const fp = yield* Fingerprint.make({ assets: { image: "sha256:" + "ab".repeat(32) }, params: { size: 224 } })
+    const fp = yield* Fingerprint.make({ assets: { image: "ab".repeat(32) }, params: { size: 224 } })
     const compute = Effect.sync(() => {
       computed++
       return { mean: 0.42, std: 0.17 }

@@ -4,6 +4,7 @@ import { Deferred, Effect, Either, Fiber, Layer, Option, Schema } from "effect"
 import { Database } from "@org/storage"
 import { StorageTesting } from "@org/storage/testing"
 import { FeatureSpec, FeatureStore, Fingerprint } from "@org/amber-store"
+import { createHash } from "node:crypto"
 
 const Brightness = FeatureSpec.make({
   name: "artwork.brightness",
@@ -22,8 +23,10 @@ const Shots = FeatureSpec.make({
 
 let seq = 0
 const uid = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${(seq++).toString(36)}`
+/** The content hash (bare hex sha256) of a text standing for a file's bytes. */
+const hashOf = (bytes: string) => createHash("sha256").update(bytes).digest("hex")
 const fp = (content: string, params?: Fingerprint.Json) =>
-  Fingerprint.unsafeMake({ assets: { image: content }, params })
+  Fingerprint.unsafeMake({ assets: { image: hashOf(content) }, params })
 const vec = (seed: number, dim = 8) => Float32Array.from({ length: dim }, (_, i) => Math.sin(seed * 31 + i) * 0.5)
 const Store = FeatureStore.FeatureStore
 
@@ -195,7 +198,7 @@ const conformance = (it: Vitest.MethodsNonLive<FeatureStore.FeatureStore, true>)
     Effect.gen(function* () {
       const store = yield* Store
       const a = uid("artwork")
-      const content = uid("sha")
+      const content = hashOf(uid("sha"))
       const f = yield* Fingerprint.make({ assets: { image: content }, params: { size: 224 } })
       const before = yield* store.counters
       const runs = { n: 0 }
@@ -297,7 +300,7 @@ const conformance = (it: Vitest.MethodsNonLive<FeatureStore.FeatureStore, true>)
     Effect.gen(function* () {
       const store = yield* Store
       const a = uid("artwork")
-      const content = uid("sha")
+      const content = hashOf(uid("sha"))
       const runs = { n: 0 }
       // what an asset record might carry: only the content hash is an input
       const asset = { contentHash: content, title: "Poster", uploadedBy: "ana" }
@@ -307,7 +310,7 @@ const conformance = (it: Vitest.MethodsNonLive<FeatureStore.FeatureStore, true>)
       const renamed = { ...asset, title: "Poster (final)", uploadedBy: "bo" }
       yield* store.getOrCompute(Brightness, a, yield* fpOf(renamed), counted({ mean: 2, std: 2 }, runs))
       expect(runs.n).toBe(1)
-      const changed = { ...asset, contentHash: `${content}-v2` }
+      const changed = { ...asset, contentHash: hashOf(`${content}-v2`) }
       yield* store.getOrCompute(Brightness, a, yield* fpOf(changed), counted({ mean: 3, std: 3 }, runs))
       expect(runs.n).toBe(2)
       yield* store.getOrCompute(Brightness, a, yield* fpOf(asset, { size: 512 }), counted({ mean: 4, std: 4 }, runs))
@@ -507,37 +510,39 @@ for (const adapter of StorageTesting.adapters()) {
 }
 
 describe("Fingerprint", () => {
+  const [h1, h2, h3] = ["1", "2", "3"].map(hashOf)
+
   it.effect("is canonical: key order and asset order do not matter; content and params do", () =>
     Effect.gen(function* () {
       const a = yield* Fingerprint.make({
-        assets: { image: "h1", audio: "h2" },
+        assets: { image: h1, audio: h2 },
         params: { b: [1, 2], a: { y: 1, x: 2 } }
       })
       const b = yield* Fingerprint.make({
         params: { a: { x: 2, y: 1 }, b: [1, 2] },
-        assets: { audio: "h2", image: "h1" }
+        assets: { audio: h2, image: h1 }
       })
       expect(a.hash).toBe(b.hash)
       expect(a.params).toBe(b.params)
       expect(a.hash).toMatch(/^[0-9a-f]{64}$/)
-      const set1 = yield* Fingerprint.make({ assets: ["h2", "h1", "h1"] })
-      const set2 = yield* Fingerprint.make({ assets: ["h1", "h2"] })
+      const set1 = yield* Fingerprint.make({ assets: [h2, h1, h1] })
+      const set2 = yield* Fingerprint.make({ assets: [h1, h2] })
       expect(set1.hash).toBe(set2.hash)
       const c = yield* Fingerprint.make({
-        assets: { image: "h1", audio: "h3" },
+        assets: { image: h1, audio: h3 },
         params: { b: [1, 2], a: { y: 1, x: 2 } }
       })
       expect(c.hash).not.toBe(a.hash)
       expect(c.params).toBe(a.params)
       const d = yield* Fingerprint.make({
-        assets: { image: "h1", audio: "h2" },
+        assets: { image: h1, audio: h2 },
         params: { b: [2, 1], a: { y: 1, x: 2 } }
       })
       expect(d.hash).not.toBe(a.hash)
       expect(d.params).not.toBe(a.params)
       // a role is part of the input: the same hash under another role differs
       const e = yield* Fingerprint.make({
-        assets: { poster: "h1", audio: "h2" },
+        assets: { poster: h1, audio: h2 },
         params: { b: [1, 2], a: { y: 1, x: 2 } }
       })
       expect(e.hash).not.toBe(a.hash)
@@ -560,6 +565,14 @@ describe("Fingerprint", () => {
       expect(date.message).toContain("Date")
       const empty = yield* Effect.flip(Fingerprint.make({ assets: { image: "" } }))
       expect(empty.path).toBe("assets.image")
+      // an asset hash is a ContentHash: the bare lowercase hex sha256, nothing else
+      for (const bad of [`sha256:${h1}`, h1.toUpperCase(), h1.slice(1), "h1"]) {
+        const refused = yield* Effect.flip(Fingerprint.make({ assets: { image: bad } }))
+        expect(refused).toMatchObject({ _tag: "FingerprintError", path: "assets.image" })
+        expect(refused.message).toContain("64 lowercase hex digits")
+      }
+      const inSet = yield* Effect.flip(Fingerprint.make({ assets: [h1, "sha256:x"] }))
+      expect(inSet.path).toBe("assets[1]")
       const big = yield* Effect.flip(Fingerprint.make({ params: [1n] as any }))
       expect(big.message).toContain("bigint")
       const up = yield* Effect.flip(

@@ -103,16 +103,15 @@ export class SubtitleError extends Data.TaggedError("SubtitleError")<{
   readonly message: string
 }> {}
 
-/**
- * A rational, a time, a timecode or a time range was invalid.
- *
- * @since 0.1.0
- * @category errors
- */
-export class TimeError extends Data.TaggedError("TimeError")<{
-  readonly input: string
-  readonly message: string
-}> {}
+export {
+  /**
+   * A rational, a time, a timecode or a time range was invalid (from `@org/media-types`).
+   *
+   * @since 0.1.0
+   * @category errors
+   */
+  TimeError
+} from "@org/media-types/Time"
 
 /**
  * No asset with this id (or no asset matching a lookup).

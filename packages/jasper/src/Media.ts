@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import * as ContentHash from "@org/media-types/ContentHash"
 import * as Time from "./Time.js"
 
 /**
@@ -242,12 +243,12 @@ export const displaySize = (
 })
 
 /**
- * A lowercase hex sha256.
+ * A lowercase hex sha256: `@org/media-types`'s `ContentHash` schema.
  *
  * @since 0.1.0
  * @category schemas
  */
-export const Sha256 = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/))
+export const Sha256 = ContentHash.ContentHash
 
 /**
  * An asset: one version of the bytes of an entity in a role (`poster`, `source`,

@@ -38,8 +38,9 @@ export interface Frame {
  * `startNs + k / fps`, each frame once), or `at` (the frames showing at these times,
  * in ns on the presentation timeline), or neither (every frame). A frame's `ptsNs`
  * is its own start time on that timeline. `range` keeps the frames showing in
- * `[startNs, endNs)` (the one already showing at `startNs` included). `width`/`height`
- * scale the output (one of them keeps the aspect ratio of the display size).
+ * `[startNs, endNs)` (the one already showing at `startNs` included; an instant keeps
+ * the frame showing at it). `width`/`height` scale the output (one of them keeps the
+ * aspect ratio of the display size).
  * `orientation` is `display` (default: the display matrix applied, so a phone video
  * shot upright is upright) or `stored` (the coded picture as stored).
  * `concurrency` bounds the ffmpeg processes decoding segments at once (default: the

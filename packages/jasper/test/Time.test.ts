@@ -1,89 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Either, Option } from "effect"
-import { Time } from "@org/jasper"
+import { ContentHash, Time as Shared } from "@org/media-types"
+import { JasperError, Media, Time } from "@org/jasper"
 
-const ntsc = { num: 30000, den: 1001 }
-const film = { num: 24000, den: 1001 }
-const right = <A, E>(e: Either.Either<A, E>): A => {
-  if (Either.isLeft(e)) throw new Error(`expected Right, got ${String(e.left)}`)
-  return e.right
-}
-
-describe("Time", () => {
-  it("converts frame indices to nanoseconds and back exactly, without drift over long videos", () => {
-    expect(Time.frameToNs(1, film)).toBe(41_708_334)
-    expect(Time.frameToNs(24_000, film)).toBe(1001 * 1_000_000_000)
-    // ten hours of 23.976: a float computation would drift; the rational one is exact
-    const frames = 10 * 3600 * 24
-    const ns = Time.frameToNs(frames, film)
-    expect(ns).toBe(Math.ceil((frames * 1001 * 1e9) / 24000))
-    for (const f of [0, 1, 2, 1000, 86_313, 863_136, 10_000_000, 123_456_789]) {
-      for (const rate of [film, ntsc, { num: 25, den: 1 }, { num: 60000, den: 1001 }]) {
-        const start = Time.frameToNs(f, rate)
-        expect(Time.nsToFrame(start, rate)).toBe(f)
-        expect(Time.nsToFrame(start - 1, rate)).toBe(f - 1)
-        expect(Time.nsToFrame(Time.frameToNs(f + 1, rate) - 1, rate)).toBe(f)
-      }
-    }
-  })
-
-  it("parses and normalizes rationals, refusing a zero denominator", () => {
-    expect(right(Time.parseRational("24000/1001"))).toEqual(film)
-    expect(right(Time.parseRational("50/2"))).toEqual({ num: 25, den: 1 })
-    expect(right(Time.rational(3, -6))).toEqual({ num: -1, den: 2 })
-    expect(Either.isLeft(Time.parseRational("1/0"))).toBe(true)
-    expect(Either.isLeft(Time.parseRational("abc"))).toBe(true)
-    expect(Time.equals({ num: 2, den: 4 }, { num: 1, den: 2 })).toBe(true)
-  })
-
-  it("formats and parses non-drop timecodes", () => {
-    expect(right(Time.frameToTimecode(0, { num: 25, den: 1 }))).toBe("00:00:00:00")
-    expect(right(Time.frameToTimecode(25 * 3661 + 7, { num: 25, den: 1 }))).toBe("01:01:01:07")
-    expect(right(Time.timecodeToFrame("01:01:01:07", { num: 25, den: 1 }))).toBe(25 * 3661 + 7)
-    // 23.976 counts 24 labels a second
-    expect(right(Time.frameToTimecode(24 * 60, film))).toBe("00:01:00:00")
-    expect(Either.isLeft(Time.timecodeToFrame("00:00:00:25", { num: 25, den: 1 }))).toBe(true)
-  })
-
-  it("handles 29.97 drop-frame timecode (HH:MM:SS;FF)", () => {
-    const tc = (f: number) => right(Time.frameToTimecode(f, ntsc))
-    expect(tc(0)).toBe("00:00:00;00")
-    expect(tc(1799)).toBe("00:00:59;29")
-    expect(tc(1800)).toBe("00:01:00;02") // ;00 and ;01 are dropped at minute 1
-    expect(tc(17982)).toBe("00:10:00;00") // not dropped at minute 10
-    expect(tc(107892)).toBe("01:00:00;00") // one hour of 29.97 = 107892 frames
-    for (const f of [0, 1, 1799, 1800, 1801, 17981, 17982, 17983, 107891, 107892, 1_000_000]) {
-      expect(right(Time.timecodeToFrame(tc(f), ntsc))).toBe(f)
-    }
-    expect(Either.isLeft(Time.timecodeToFrame("00:01:00;00", ntsc))).toBe(true)
-    expect(Either.isLeft(Time.frameToTimecode(10, { num: 25, dein: 1 } as any))).toBe(true)
-    expect(Either.isLeft(Time.frameToTimecode(10, { num: 25, den: 1 }, { dropFrame: true }))).toBe(true)
-    // drop-frame timecode tracks wall-clock time: "01:00:00;00" is 3599.9964 s of real time
-    expect(right(Time.timecodeToNs("01:00:00;00", ntsc))).toBe(3_599_996_400_000)
-    expect(right(Time.nsToTimecode(3_599_996_400_000, ntsc))).toBe("01:00:00;00")
-    // 59.94 drops 4
-    expect(right(Time.frameToTimecode(3600, { num: 60000, den: 1001 }))).toBe("00:01:00;04")
-  })
-
-  it("computes range overlap and intersection with exclusive ends", () => {
-    const a = right(Time.range(0, 1_000))
-    const b = right(Time.range(500, 1_500))
-    const c = right(Time.range(1_000, 2_000))
-    expect(Time.overlaps(a, b)).toBe(true)
-    expect(Time.overlaps(a, c)).toBe(false)
-    expect(Time.intersection(a, b)).toEqual(Option.some({ startNs: 500, endNs: 1_000 }))
-    expect(Option.isNone(Time.intersection(a, c))).toBe(true)
-    expect(Time.contains(a, 999)).toBe(true)
-    expect(Time.contains(a, 1_000)).toBe(false)
-    expect(Either.isLeft(Time.range(5, 4))).toBe(true)
-    expect(Either.isLeft(Time.range(0.5, 4))).toBe(true)
-    expect(Time.rangeToFrames(Time.framesToRange(30, 60, ntsc), ntsc)).toEqual({ first: 30, end: 60 })
-  })
-
-  it("converts decimal seconds exactly", () => {
-    expect(right(Time.decimalSecondsToNs("1.001"))).toBe(1_001_000_000)
-    expect(right(Time.decimalSecondsToNs("0.0417083335"))).toBe(41_708_334)
-    expect(Time.formatSeconds(1_001_000_000)).toBe("1.001000000")
-    expect(Either.isLeft(Time.decimalSecondsToNs("1e3"))).toBe(true)
+describe("jasper Time", () => {
+  it("is the one time model of @org/media-types (tested there)", () => {
+    expect(Time.frameToNs).toBe(Shared.frameToNs)
+    expect(Time.overlaps).toBe(Shared.overlaps)
+    expect(JasperError.TimeError).toBe(Shared.TimeError)
+    expect(Media.Sha256).toBe(ContentHash.ContentHash)
   })
 })

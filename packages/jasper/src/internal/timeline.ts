@@ -98,13 +98,14 @@ export const showing = (t: Timeline, ns: number): number => {
 /** When frame `i` stops showing. */
 export const frameEnd = (t: Timeline, i: number): number => (i + 1 < t.pts.length ? t.pts[i + 1]! : t.endNs)
 
-/** The frames showing in `[startNs, endNs)`: `[first, end)`. */
+/** The frames showing in `[startNs, endNs)`: `[first, end)` (an instant: the frame showing at it). */
 export const framesIn = (t: Timeline, range: Time.TimeRange): { first: number; end: number } => {
-  if (range.endNs <= range.startNs || t.pts.length === 0) return { first: 0, end: 0 }
-  if (range.startNs >= t.endNs || range.endNs <= t.pts[0]!) return { first: 0, end: 0 }
+  const endNs = Time.endOf(range)
+  if (range.endNs < range.startNs || t.pts.length === 0) return { first: 0, end: 0 }
+  if (range.startNs >= t.endNs || endNs <= t.pts[0]!) return { first: 0, end: 0 }
   const first = showing(t, Math.max(range.startNs, t.pts[0]!))
   let end = first
-  while (end < t.pts.length && t.pts[end]! < range.endNs) end++
+  while (end < t.pts.length && t.pts[end]! < endNs) end++
   return { first, end }
 }
 
@@ -113,7 +114,7 @@ export const sampled = (t: Timeline, fps: Time.Rational, range?: Time.TimeRange)
   if (t.pts.length === 0) return []
   const start = t.pts[0]!
   const from = Math.max(start, range?.startNs ?? start)
-  const to = Math.min(t.endNs, range?.endNs ?? t.endNs)
+  const to = Math.min(t.endNs, range ? Time.endOf(range) : t.endNs)
   const num = BigInt(fps.den) * NS
   const den = BigInt(fps.num)
   // the first k with start + k / fps >= from

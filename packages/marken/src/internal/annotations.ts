@@ -1,0 +1,76 @@
+/**
+ * The `Annotations` service assembled from its parts (see `Annotations.ts` for the
+ * public surface).
+ */
+import { Database } from "@org/storage"
+import type { StorageError } from "@org/storage"
+import { Effect } from "effect"
+import type { Scope } from "effect"
+import type { Options, Service } from "../Annotations.js"
+import { Registry } from "../Registry.js"
+import type { Env } from "./env.js"
+import * as Indexes from "./indexes.js"
+import * as Migrate from "./migrate.js"
+import * as Operations from "./operations.js"
+import * as Reads from "./reads.js"
+import * as Runs from "./runs.js"
+import * as Search from "./search.js"
+import * as Writes from "./writes.js"
+
+export const make = (
+  options: Options = {}
+): Effect.Effect<Service, StorageError.StorageError, Database.Database | Registry | Scope.Scope> =>
+  Effect.gen(function* () {
+    const db = yield* Database.Database
+    const registry = yield* Registry
+    const clock = yield* Effect.clock
+    const instance = yield* db.use("marken.instance", (k) =>
+      k.selectFrom("marken_meta").select("value").where("key", "=", "instance").executeTakeFirstOrThrow()
+    )
+    const env: Env = {
+      db,
+      registry,
+      caps: db.capabilities,
+      nowMs: () => clock.unsafeCurrentTimeMillis(),
+      tuning: {
+        m: options.m ?? 16,
+        efConstruction: options.efConstruction ?? 200,
+        ef: options.ef ?? 64,
+        exactThreshold: options.exactThreshold ?? 2048
+      },
+      syncInterval: options.syncIntervalMs ?? 1000,
+      directory: options.indexDirectory,
+      instance
+    }
+    const runs = Runs.make(env)
+    yield* runs.loadCurrent
+    const indexes = Indexes.make(env, runs)
+    yield* Effect.addFinalizer(() => indexes.finalizer)
+    const ops = Operations.make(env, runs, indexes)
+    const reads = Reads.make(env)
+    const writes = Writes.make(env, runs, indexes, ops, reads)
+    const search = Search.make(env, runs, indexes, reads)
+    const { migrate } = Migrate.make(env, ops, reads, writes)
+    return {
+      start: ops.start,
+      upsert: writes.upsert,
+      finish: ops.finish,
+      cancel: ops.cancel,
+      operation: ops.operation,
+      operations: ops.operations,
+      create: writes.create,
+      get: reads.get,
+      update: writes.update,
+      remove: writes.remove,
+      removeMany: writes.removeMany,
+      removeWhere: writes.removeWhere,
+      query: reads.query,
+      count: reads.count,
+      search: search.search,
+      pairs: search.pairs,
+      migrate,
+      decode: reads.decode,
+      persist: indexes.persist,
+      loadIndex: search.loadIndexStats
+    } satisfies Service
+  })

@@ -1,0 +1,28 @@
+/**
+ * What every part of the `Annotations` service shares: the database, the registry,
+ * the clock and the tuning read from the options once.
+ */
+import type { Database } from "@org/storage"
+import type { IndexTuning } from "./hnsw.js"
+import type * as Registry from "../Registry.js"
+
+export interface Env {
+  readonly db: Database.Service
+  readonly registry: Registry.Service
+  readonly caps: Database.Capabilities
+  /** Milliseconds from the `Clock` (tests drive it with `TestClock`). */
+  readonly nowMs: () => number
+  readonly tuning: IndexTuning
+  readonly syncInterval: number
+  readonly directory: string | undefined
+  /** The database's instance id (index files carry it). */
+  readonly instance: { readonly value: string }
+}
+
+export const chunk = <A>(xs: ReadonlyArray<A>, n: number): Array<ReadonlyArray<A>> => {
+  const out: Array<ReadonlyArray<A>> = []
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n))
+  return out
+}
+
+export const toNumber = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v))
