@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-require-imports -- a CommonJS program, as a CommonJS user writes it */
 // The Promise entry required from CommonJS: a store on a temporary SQLite file computes once, and a rejection is
 // the CommonJS build's own tagged class (instanceof works across the require graph).
 const fs = require("node:fs")
