@@ -5,7 +5,7 @@ import { FeatureSpec, FeatureStore, Fingerprint, StoreError } from "@org/amber-s
 
 const Brightness = FeatureSpec.make({ name: "artwork.brightness", version: 1, entity: "artwork", value: Schema.Number })
 
-const store = await FeatureStore.open({ sqlite: "media.db" }) // or { postgres: process.env.DATABASE_URL }
+const store = await FeatureStore.open({ sqlite: "features.db" }) // or { postgres: process.env.DATABASE_URL }
 try {
   const fp = await Fingerprint.make({
     assets: { image: "9f2c5e3b7a1d4c6e8f0a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f4a6b8c0d2e" },

@@ -3,7 +3,7 @@
 import { Jasper, JasperError, TestMedia } from "@org/jasper/promise"
 
 const fixtures = await TestMedia.generate("./fixtures") // a poster, videos with cuts, subtitles, broken files
-const jasper = await Jasper.open({ sqlite: "media.db", roots: ["./fixtures"], derivatives: "./derivatives" })
+const jasper = await Jasper.open({ sqlite: "catalog.db", roots: ["./fixtures"], derivatives: "./derivatives" })
 try {
   await jasper.putEntity({ id: "title-1", kind: "title", title: "The Test" })
   const poster = await jasper.register({ entityId: "title-1", role: "poster", uri: fixtures.poster })

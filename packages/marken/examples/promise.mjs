@@ -9,7 +9,7 @@ const Shot = AnnotationType.make({
   payload: Schema.Struct({ kind: Schema.Literal("cut", "fade"), score: Schema.Number })
 })
 
-const marken = await Marken.open({ sqlite: "media.db" }) // or { postgres: process.env.DATABASE_URL }
+const marken = await Marken.open({ sqlite: "annotations.db" }) // or { postgres: process.env.DATABASE_URL }
 try {
   await marken.register(Shot)
   // one run in one call: start, upsert, finish (readers switch to it at once)
