@@ -19,8 +19,10 @@ const rejection = async (promise, what) => {
 }
 const expectTagged = async (promise, Class, what) => {
   const error = await rejection(promise, what)
-  if (!(error instanceof Class) || error._tag !== Class.name || String(error.name).includes("FiberFailure")) {
-    throw new Error(`${what}: expected ${Class.name}, got ${error?.constructor?.name} ${error?._tag} ${error}`)
+  // a bundler may rename a class (`_StorageError`); its tag is the name it was declared with
+  const tag = Class.name.replace(/^_+/, "")
+  if (!(error instanceof Class) || error._tag !== tag || String(error.name).includes("FiberFailure")) {
+    throw new Error(`${what}: expected ${tag}, got ${error?.constructor?.name} ${error?._tag} ${error}`)
   }
   return error
 }
