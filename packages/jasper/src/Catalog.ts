@@ -8,23 +8,26 @@
  * @since 0.1.0
  */
 import { Chunk, Clock, Context, Effect, type Either, Layer, Option, ParseResult, Queue, Schema, Stream } from "effect"
-import { type Kysely, sql } from "kysely"
+import { type Selectable, type SelectQueryBuilder, sql } from "kysely"
 import * as crypto from "node:crypto"
 import { Database, StorageError as StorageErrors } from "@org/storage"
 
 type StorageError = StorageErrors.StorageError
 const StorageError = StorageErrors.StorageError
 import { migrations } from "./internal/migrations.js"
+import type { Tables } from "./internal/migrations.js"
 import {
   AssetNotFoundError,
   type DecodeError,
   EntityNotFoundError,
   InvalidInputError,
+  type JasperConfigError,
   type PixelLimitError,
   type ReadError,
   type SubtitleError,
   UnsupportedMediaError
 } from "./JasperError.js"
+import { decodeOptions } from "./internal/options.js"
 import * as Image from "./Image.js"
 import * as Media from "./Media.js"
 import * as Probe from "./Probe.js"
@@ -78,6 +81,10 @@ export interface Options {
   readonly pixelLimit?: number
 }
 
+const OptionsSchema = Schema.Struct({
+  pixelLimit: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { exact: true })
+})
+
 /**
  * The shape of the `Catalog` service.
  *
@@ -95,6 +102,35 @@ export interface Service {
     id: string,
     options?: { readonly kind?: string }
   ) => Effect.Effect<ReadonlyArray<Media.Entity>, StorageError>
+  /**
+   * Entities by id, in the order of `ids` (`undefined` for an unknown id): a batched
+   * read (one query per 500 ids), for callers that walk many entities.
+   */
+  readonly getEntities: (
+    ids: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<Media.Entity | undefined>, StorageError>
+  /** The children (of one kind when given) of each id, by id; batched as {@link Service.getEntities}. */
+  readonly childrenOf: (
+    ids: ReadonlyArray<string>,
+    options?: { readonly kind?: string }
+  ) => Effect.Effect<ReadonlyArray<ReadonlyArray<Media.Entity>>, StorageError>
+  /**
+   * The latest asset in a role of each entity, in the order of `entityIds`
+   * (`undefined` when it has none); batched as {@link Service.getEntities}.
+   */
+  readonly latestAssets: (
+    entityIds: ReadonlyArray<string>,
+    role: string
+  ) => Effect.Effect<ReadonlyArray<Media.Asset | undefined>, StorageError>
+  /**
+   * Entities (of one kind when given) in id order, a page at a time: at most `limit`
+   * (default 1000) with an id after the cursor `after` (the last id of the previous page).
+   */
+  readonly listEntities: (options?: {
+    readonly kind?: string
+    readonly after?: string
+    readonly limit?: number
+  }) => Effect.Effect<ReadonlyArray<Media.Entity>, StorageError>
   /** The chain of parents of an entity, nearest first. */
   readonly ancestors: (id: string) => Effect.Effect<ReadonlyArray<Media.Entity>, EntityNotFoundError | StorageError>
   /**
@@ -157,7 +193,7 @@ const CHANGES_CHANNEL = "jasper_changes"
 
 type ReadJson = (value: unknown) => unknown
 
-const toAsset = (row: any, readJson: ReadJson) =>
+const toAsset = (row: Selectable<Tables["jasper_assets"]>, readJson: ReadJson) =>
   decodeAsset({
     id: row.id,
     entityId: row.entity_id,
@@ -173,7 +209,7 @@ const toAsset = (row: any, readJson: ReadJson) =>
     updatedAtMs: Number(row.updated_at)
   }).pipe(Effect.mapError(corrupt("catalog.read-asset")))
 
-const toEntity = (row: any, readJson: ReadJson) =>
+const toEntity = (row: Selectable<Tables["jasper_entities"]>, readJson: ReadJson) =>
   decodeEntity({
     id: row.id,
     kind: row.kind,
@@ -182,7 +218,7 @@ const toEntity = (row: any, readJson: ReadJson) =>
     attributes: readJson(row.attributes)
   }).pipe(Effect.mapError(corrupt("catalog.read-entity")))
 
-const toChange = (row: any) =>
+const toChange = (row: Selectable<Tables["jasper_changes"]>) =>
   decodeChange({
     seq: Number(row.seq),
     kind: row.kind,
@@ -222,20 +258,23 @@ export const assetId = (entityId: string, role: string, sha256: string): string 
 
 /**
  * Builds the catalog on the `Database` and `Reader` in context, applying its
- * migrations (`@org/jasper`).
+ * migrations (`@org/jasper`). An unknown or bad option is a `JasperConfigError`.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<Service, StorageError, Database.Database | Reader.Reader> =>
+export const make = (
+  input: Options = {}
+): Effect.Effect<Service, StorageError | JasperConfigError, Database.Database | Reader.Reader> =>
   Effect.gen(function* () {
+    const options: Options = yield* decodeOptions("Catalog", OptionsSchema, input)
     const db = yield* Database.Database
     const reader = yield* Reader.Reader
     yield* db.migrate("@org/jasper", migrations)
-    const use = <A>(operation: string, f: (k: Kysely<any>) => Promise<A>) => db.use(operation, f)
+    const use = Database.typed<Tables>(db)
     const readJson = db.capabilities.readJson
-    const assetFrom = (row: any) => toAsset(row, readJson)
-    const entityFrom = (row: any) => toEntity(row, readJson)
+    const assetFrom = (row: Selectable<Tables["jasper_assets"]>) => toAsset(row, readJson)
+    const entityFrom = (row: Selectable<Tables["jasper_entities"]>) => toEntity(row, readJson)
 
     const getEntity = (id: string): Effect.Effect<Media.Entity, EntityNotFoundError | StorageError> =>
       Effect.flatMap(
@@ -309,6 +348,102 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
         (rows) => Effect.forEach(rows, entityFrom)
       )
 
+    /** Runs `f` on chunks of at most 500 distinct ids (well under every engine's parameter limit). */
+    const batched = <A>(
+      ids: ReadonlyArray<string>,
+      f: (chunk: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<A>, StorageError>
+    ): Effect.Effect<ReadonlyArray<A>, StorageError> => {
+      const unique = [...new Set(ids)]
+      const chunks: Array<ReadonlyArray<string>> = []
+      for (let i = 0; i < unique.length; i += 500) chunks.push(unique.slice(i, i + 500))
+      return Effect.map(Effect.forEach(chunks, f), (parts) => parts.flat())
+    }
+
+    const getEntities: Service["getEntities"] = (ids) =>
+      Effect.map(
+        batched(ids, (chunk) =>
+          Effect.flatMap(
+            use("catalog.get-entities", (k) =>
+              k.selectFrom("jasper_entities").selectAll().where("id", "in", chunk).execute()
+            ),
+            (rows) => Effect.forEach(rows, entityFrom)
+          )
+        ),
+        (found) => {
+          const byId = new Map(found.map((e) => [e.id, e]))
+          return ids.map((id) => byId.get(id))
+        }
+      )
+
+    const childrenOf: Service["childrenOf"] = (ids, opts) =>
+      Effect.map(
+        batched(ids, (chunk) =>
+          Effect.flatMap(
+            use("catalog.children-of", (k) => {
+              let q = k.selectFrom("jasper_entities").selectAll().where("parent_id", "in", chunk)
+              if (opts?.kind) q = q.where("kind", "=", opts.kind)
+              return q.orderBy("id").execute()
+            }),
+            (rows) => Effect.forEach(rows, entityFrom)
+          )
+        ),
+        (found) => {
+          const byParent = new Map<string, Array<Media.Entity>>()
+          for (const e of found) {
+            const list = byParent.get(e.parentId!)
+            if (list === undefined) byParent.set(e.parentId!, [e])
+            else list.push(e)
+          }
+          // the children of one parent come from one query, in its id order (as `children`)
+          return ids.map((id) => byParent.get(id) ?? [])
+        }
+      )
+
+    const latestAssets: Service["latestAssets"] = (entityIds, role) =>
+      Effect.map(
+        batched(entityIds, (chunk) =>
+          Effect.flatMap(
+            use("catalog.latest-assets", (k) =>
+              k
+                .selectFrom("jasper_assets as a")
+                .selectAll("a")
+                .where("a.entity_id", "in", chunk)
+                .where("a.role", "=", role)
+                .where(({ eb, selectFrom }) =>
+                  eb(
+                    "a.version",
+                    "=",
+                    selectFrom("jasper_assets as b")
+                      .select((e) => e.fn.max("b.version").as("v"))
+                      .whereRef("b.entity_id", "=", "a.entity_id")
+                      .whereRef("b.role", "=", "a.role")
+                  )
+                )
+                .execute()
+            ),
+            (rows) => Effect.forEach(rows, assetFrom)
+          )
+        ),
+        (found) => {
+          const byEntity = new Map(found.map((a) => [a.entityId, a]))
+          return entityIds.map((id) => byEntity.get(id))
+        }
+      )
+
+    const listEntities: Service["listEntities"] = (opts = {}) =>
+      Effect.flatMap(
+        use("catalog.list-entities", (k) => {
+          let q = k.selectFrom("jasper_entities").selectAll()
+          if (opts.kind !== undefined) q = q.where("kind", "=", opts.kind)
+          if (opts.after !== undefined) q = q.where("id", ">", opts.after)
+          return q
+            .orderBy("id")
+            .limit(Math.max(1, Math.floor(opts.limit ?? 1000)))
+            .execute()
+        }),
+        (rows) => Effect.forEach(rows, entityFrom)
+      )
+
     const withinPixelLimit = (asset: Media.Asset) =>
       asset.metadata._tag !== "image" ||
       asset.metadata.width * asset.metadata.height <= (options.pixelLimit ?? Image.DEFAULT_PIXEL_LIMIT)
@@ -357,7 +492,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
       ? use("catalog.notify", (k) => sql`select pg_notify(${CHANGES_CHANNEL}, '')`.execute(k))
       : Effect.void
 
-    const findAsset = (where: (q: any) => any, operation: string) =>
+    type AssetQuery = SelectQueryBuilder<Tables, "jasper_assets", Selectable<Tables["jasper_assets"]>>
+    const findAsset = (where: (q: AssetQuery) => AssetQuery, operation: string) =>
       Effect.flatMap(
         use(operation, (k) => where(k.selectFrom("jasper_assets").selectAll()).executeTakeFirst()),
         (row) => (row ? Effect.map(assetFrom(row), Option.some) : Effect.succeed(Option.none<Media.Asset>()))
@@ -496,7 +632,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
               if (filter.entityId !== undefined) q = q.where("a.entity_id", "=", filter.entityId)
               if (filter.childrenOf !== undefined) {
                 const { entityId, kind } = filter.childrenOf
-                q = q.where("a.entity_id", "in", (eb: any) => {
+                q = q.where("a.entity_id", "in", (eb) => {
                   let sub = eb.selectFrom("jasper_entities").select("id").where("parent_id", "=", entityId)
                   if (kind !== undefined) sub = sub.where("kind", "=", kind)
                   return sub
@@ -572,7 +708,11 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
     const service: Service = {
       putEntity,
       getEntity,
+      getEntities,
       children,
+      childrenOf,
+      latestAssets,
+      listEntities,
       ancestors,
       register,
       registerAll: (registrations, opts) =>
@@ -642,5 +782,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Catalog, StorageError, Database.Database | Reader.Reader> =>
+export const layer = (
+  options: Options = {}
+): Layer.Layer<Catalog, StorageError | JasperConfigError, Database.Database | Reader.Reader> =>
   Layer.effect(Catalog, make(options))

@@ -43,7 +43,7 @@ export interface Options {
   readonly efConstruction?: number
   /** Default search effort (default 64). */
   readonly ef?: number
-  /** Filtered searches matching at most this many vectors are exact (default 2048). */
+  /** Filtered searches matching at most this many vectors are always exact (default: exact or HNSW chosen by cost). */
   readonly exactThreshold?: number
   /** How often (ms) a search looks for writes made by other processes (default 1000). */
   readonly syncIntervalMs?: number

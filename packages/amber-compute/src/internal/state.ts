@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import { Array as Arr, Effect } from "effect"
 import { Database } from "@org/storage"
 import type { StorageError } from "@org/storage"
 import type { Kysely } from "kysely"
@@ -24,19 +24,15 @@ export interface State {
     entities: ReadonlyArray<string>
   ) => Effect.Effect<void, StorageError.StorageError>
   readonly failures: (
-    feature?: { readonly name: string; readonly version: number } | undefined
+    feature?: { readonly name: string; readonly version: number } | undefined,
+    /** Only the failures recorded last by this run. */
+    run?: string
   ) => Effect.Effect<ReadonlyArray<FailureRecord>, StorageError.StorageError>
   readonly getCursor: (name: string) => Effect.Effect<number, StorageError.StorageError>
   readonly setCursor: (name: string, position: number, at: number) => Effect.Effect<void, StorageError.StorageError>
 }
 
 const CHUNK = 500
-
-const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
-  const out: Array<ReadonlyArray<A>> = []
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
-  return out
-}
 
 export const makeMemory = (): State => {
   const failures = new Map<string, FailureRecord>()
@@ -55,10 +51,11 @@ export const makeMemory = (): State => {
         if (failures.size === 0) return
         for (const entity of entities) failures.delete(key(feature, version, entity))
       }),
-    failures: (feature) =>
+    failures: (feature, run) =>
       Effect.sync(() =>
         [...failures.values()]
           .filter((f) => feature === undefined || (f.feature === feature.name && f.version === feature.version))
+          .filter((f) => run === undefined || f.run === run)
           .sort((a, b) => a.at - b.at)
       ),
     getCursor: (name) => Effect.sync(() => cursors.get(name) ?? 0),
@@ -75,7 +72,7 @@ export const make: Effect.Effect<State, StorageError.StorageError, Database.Data
       rows.length === 0
         ? Effect.void
         : Effect.forEach(
-            chunks(rows, 50),
+            Arr.chunksOf(rows, 50),
             (chunk) =>
               use("amber-compute.recordFailures", (k) =>
                 k
@@ -111,7 +108,7 @@ export const make: Effect.Effect<State, StorageError.StorageError, Database.Data
       entities.length === 0
         ? Effect.void
         : Effect.forEach(
-            chunks(entities, CHUNK),
+            Arr.chunksOf(entities, CHUNK),
             (chunk) =>
               use("amber-compute.clearFailures", (k) =>
                 k
@@ -123,10 +120,11 @@ export const make: Effect.Effect<State, StorageError.StorageError, Database.Data
               ),
             { discard: true }
           ),
-    failures: (feature) =>
+    failures: (feature, run) =>
       use("amber-compute.failures", (k) => {
         let q = k.selectFrom(FAILURES).selectAll()
         if (feature !== undefined) q = q.where("feature", "=", feature.name).where("version", "=", feature.version)
+        if (run !== undefined) q = q.where("run", "=", run)
         return q.orderBy("at").orderBy("entity").execute()
       }).pipe(
         Effect.map((rows) =>

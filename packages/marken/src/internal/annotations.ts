@@ -9,6 +9,7 @@ import type { Scope } from "effect"
 import type { Options, Service } from "../Annotations.js"
 import { Registry } from "../Registry.js"
 import type { Env } from "./env.js"
+import { using } from "./tables.js"
 import * as Indexes from "./indexes.js"
 import * as Migrate from "./migrate.js"
 import * as Operations from "./operations.js"
@@ -24,11 +25,13 @@ export const make = (
     const db = yield* Database.Database
     const registry = yield* Registry
     const clock = yield* Effect.clock
-    const instance = yield* db.use("marken.instance", (k) =>
+    const use = using(db)
+    const instance = yield* use("marken.instance", (k) =>
       k.selectFrom("marken_meta").select("value").where("key", "=", "instance").executeTakeFirstOrThrow()
     )
     const env: Env = {
       db,
+      use,
       registry,
       caps: db.capabilities,
       nowMs: () => clock.unsafeCurrentTimeMillis(),
@@ -36,7 +39,7 @@ export const make = (
         m: options.m ?? 16,
         efConstruction: options.efConstruction ?? 200,
         ef: options.ef ?? 64,
-        exactThreshold: options.exactThreshold ?? 2048
+        exactThreshold: options.exactThreshold
       },
       syncInterval: options.syncIntervalMs ?? 1000,
       directory: options.indexDirectory,
