@@ -9,6 +9,8 @@ export const packageConfig = (entry: ReadonlyArray<string>) =>
     sourcemap: true,
     clean: true,
     treeshake: true,
+    // shared chunks in CommonJS too: an error class is one class across entry points, so `instanceof` holds in CJS
+    splitting: true,
     target: "node20",
     tsconfig: "tsconfig.build.json"
   })

@@ -6,7 +6,9 @@
  * - planning scale: a 3-feature mesh over 100,000 entities on SQLite (time and
  *   peak RSS, in a fresh process);
  * - distributed rows: see the marked section below.
- * Run: npm run bench -- amber-compute
+ * - the machine's load average at the start and end of the run.
+ * Run: npm run bench -- amber-compute [--only overhead|plan|distributed[,...]]
+ * (a partial run keeps the other sections' rows of bench/results/amber-compute.json).
  */
 import { Effect, Layer, ManagedRuntime, Option, Schema } from "effect"
 import { spawnSync } from "node:child_process"
@@ -241,7 +243,7 @@ const planScale = (rows: Array<Row>) => {
       peakMb,
       "MB",
       null,
-      `goal < 500 MB; ${baseMb.toFixed(0)} MB before planning (catalog of ${PLAN_N} in memory)`
+      `goal < 500 MB; ${baseMb.toFixed(0)} MB before planning (tsx, modules, catalog of ${PLAN_N} in memory), the plan ${(peakMb - baseMb).toFixed(0)} MB above it; maxRSS of a fresh child process`
     )
   )
 }
@@ -260,30 +262,97 @@ const distributed = async (rows: Array<Row>): Promise<void> => {
 }
 // ---------------------------------------------------------------------------
 
+/** The sections of the run; `--only distributed` (or `--only overhead,plan`) runs a subset. */
+const SECTIONS = ["overhead", "plan", "distributed", "machine"] as const
+type Section = (typeof SECTIONS)[number]
+
+/** The section a row belongs to (by its metric), for merging a partial run into the file. */
+const sectionOf = (metric: string): Section =>
+  metric.startsWith("distributed:") || metric.startsWith("machine ceiling:")
+    ? "distributed"
+    : metric.startsWith("machine:")
+      ? "machine"
+      : metric.includes(": plan ")
+        ? "plan"
+        : "overhead"
+
+const parseOnly = (argv: ReadonlyArray<string>): ReadonlySet<Section> => {
+  const wanted = new Set<Section>()
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    const value = arg === "--only" ? argv[++i] : arg.startsWith("--only=") ? arg.slice("--only=".length) : undefined
+    if (arg !== "--only" && value === undefined) {
+      console.error(`unknown flag ${arg}; use --only ${SECTIONS.slice(0, 3).join("|")} (comma-separated)`)
+      process.exit(2)
+    }
+    for (const name of (value ?? "").split(",").filter(Boolean)) {
+      if (!(SECTIONS as ReadonlyArray<string>).includes(name) || name === "machine") {
+        console.error(`--only: unknown section "${name}"; sections: ${SECTIONS.slice(0, 3).join(", ")}`)
+        process.exit(2)
+      }
+      wanted.add(name as Section)
+    }
+  }
+  return wanted.size === 0 ? new Set(SECTIONS) : new Set([...wanted, "machine"])
+}
+
+const loadRow = (when: string) => {
+  const [one, five, fifteen] = os.loadavg()
+  return row(
+    `machine: load average (1 min) at the ${when} of the run`,
+    one!,
+    "load",
+    null,
+    `${os.cpus().length} CPUs; 5 and 15 min: ${five!.toFixed(1)}, ${fifteen!.toFixed(1)}; ${new Date().toISOString()}`
+  )
+}
+
+/**
+ * Rows of the sections not run this time are kept from the previous file, so
+ * `--only distributed` updates the distributed rows only.
+ */
+const merge = (ran: ReadonlySet<Section>, rows: ReadonlyArray<Row>): Array<Row> => {
+  const file = path.resolve(import.meta.dirname, "results/amber-compute.json")
+  let previous: Array<Row> = []
+  try {
+    previous = JSON.parse(fs.readFileSync(file, "utf8")) as Array<Row>
+  } catch {
+    previous = []
+  }
+  const all = [...previous.filter((r) => !ran.has(sectionOf(r.metric))), ...rows]
+  return SECTIONS.flatMap((section) => all.filter((r) => sectionOf(r.metric) === section))
+}
+
 const main = async () => {
   if (process.argv[2] === "plan") return planChild()
-  const rows: Array<Row> = []
+  const only = parseOnly(process.argv.slice(2))
+  const started = Date.now()
+  const rows: Array<Row> = [loadRow("start")]
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-compute-"))
   let n = 0
   try {
-    await overhead("sqlite", () => SqliteStorage.layer({ filename: path.join(dir, `db-${n++}.sqlite`) }), rows)
-    const url = process.env.ORG_TEST_PG_URL
-    if (url) {
-      await overhead(
-        "pg",
-        () => {
-          const schema = `bench_compute_${process.pid}_${n++}`
-          return PostgresStorage.layer({ url, schema, poolSize: 4 })
-        },
-        rows
-      )
-    } else console.warn("ORG_TEST_PG_URL is not set: PostgreSQL rows skipped")
-    if (process.env.BENCH_SKIP_PLAN === undefined) planScale(rows)
-    await distributed(rows)
+    if (only.has("overhead")) {
+      await overhead("sqlite", () => SqliteStorage.layer({ filename: path.join(dir, `db-${n++}.sqlite`) }), rows)
+      const url = process.env.ORG_TEST_PG_URL
+      if (url) {
+        await overhead(
+          "pg",
+          () => {
+            const schema = `bench_compute_${process.pid}_${n++}`
+            return PostgresStorage.layer({ url, schema, poolSize: 4 })
+          },
+          rows
+        )
+      } else console.warn("ORG_TEST_PG_URL is not set: PostgreSQL rows skipped")
+    }
+    if (only.has("plan") && process.env.BENCH_SKIP_PLAN === undefined) planScale(rows)
+    if (only.has("distributed")) await distributed(rows)
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
-  report("amber-compute", rows)
+  rows.push(loadRow("end"))
+  console.log(`sections: ${[...only].join(", ")} in ${((Date.now() - started) / 1000).toFixed(0)} s`)
+  report("amber-compute", merge(only, rows))
 }
 
 main().catch((e) => {

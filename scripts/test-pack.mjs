@@ -8,10 +8,11 @@
 //   npm run test:pack                      everything
 //   npm run test:pack -- trainer marken    only the smoke programs whose path contains one of the words
 //   TEST_PACK_KEEP=1 npm run test:pack     keep the temporary folder (it is always kept on failure)
-import { execFileSync, spawn } from "node:child_process"
+import { execFileSync, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { collect as readmePrograms } from "./readme-examples.mjs"
 
 const root = path.resolve(import.meta.dirname, "..")
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "org-pack-"))
@@ -46,6 +47,12 @@ const run = (cmd, args, cwd, options = {}) => {
 const fail = (pkg, what, message) => {
   failures.push({ pkg, what, message })
   console.error(`✗ ${pkg}: ${what}\n${message.replace(/^/gm, "    ")}`)
+}
+
+// 0. Every TypeScript/JavaScript block of a README is its examples/ file, verbatim (run here further down).
+const readme = readmePrograms(root)
+if (readme.problems.length > 0) {
+  fail("README", "blocks and their files", readme.problems.join("\n"))
 }
 
 // 1. An unbuilt copy of the repository.
@@ -91,6 +98,15 @@ if (fs.existsSync(path.join(root, "node_modules", ".package-lock.json")) && !pro
 } else {
   step("npm ci --ignore-scripts (build tools only; natives are compiled where the tarballs are installed)")
   run("npm", ["ci", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund"], clone)
+}
+
+// The release flow's first step in the copy: `changeset version` turns the pending changesets into each package's
+// CHANGELOG.md and bumps the versions (the repository itself is untouched; `npm run release` does it for real).
+step("changeset version (in the copy: CHANGELOG.md from the pending changesets)")
+const pending = fs.readdirSync(path.join(clone, ".changeset")).filter((f) => f.endsWith(".md") && f !== "README.md")
+if (pending.length > 0) {
+  console.log(`${pending.length} pending changesets`)
+  run(path.join(clone, "node_modules", ".bin", "changeset"), ["version"], clone)
 }
 
 // 2. Pack every published package in dependency order (a package's types may come from the packages it uses).
@@ -145,7 +161,7 @@ for (const p of ordered) {
   const files = run("tar", ["-tzf", p.tarball], tarballs).split("\n").filter(Boolean)
   const shipped = JSON.parse(run("tar", ["-xzOf", p.tarball, "package/package.json"], tarballs))
   const problems = []
-  for (const f of ["LICENSE", "README.md", "package.json"]) {
+  for (const f of ["LICENSE", "README.md", "CHANGELOG.md", "package.json"]) {
     if (!files.includes(`package/${f}`)) problems.push(`no ${f}`)
   }
   if (!files.some((f) => f.endsWith(".d.ts"))) problems.push("no .d.ts")
@@ -203,7 +219,19 @@ fs.writeFileSync(
 )
 const specs = [...[...peers].map(([n, v]) => `${n}@${v}`), ...packed.map((p) => p.tarball)]
 console.log(`peers: ${[...peers].map(([n, v]) => `${n}@${v}`).join(" ")}`)
-run("npm", ["install", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund", ...specs], app)
+{
+  const install = spawnSync(
+    "npm",
+    ["install", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund", ...specs],
+    { cwd: app, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 }
+  )
+  const output = `${install.stdout}${install.stderr}`
+  if (install.status !== 0) throw new Error(`npm install failed (exit ${install.status}):\n${tail(output)}`)
+  // a declared peer range that the pinned versions do not satisfy shows as "ERESOLVE overriding peer dependency"
+  const eresolve = output.split("\n").filter((l) => /ERESOLVE/.test(l))
+  if (eresolve.length > 0) fail("install", "npm install printed ERESOLVE warnings", tail(output, 60))
+  else console.log("npm install: no ERESOLVE warnings")
+}
 // npm 11 blocks dependencies' install scripts until the project approves them, as a user's project would.
 try {
   run("npm", ["install-scripts", "approve", "--all"], app)
@@ -315,6 +343,111 @@ for (const { p, source, rel } of programs) {
   }
 }
 
+// 6. The README programs: type-checked against the installed tarballs' types (tsc, noEmit), then each run twice in its
+// own folder (a reader runs a program again: it must not fail the second time). A program that mentions
+// DATABASE_URL gets a fresh PostgreSQL database when ORG_TEST_PG_URL is set; one that says it "Needs DATABASE_URL"
+// is skipped with a message without it.
+const examples = readme.examples.filter(({ rel }) => only.length === 0 || only.some((w) => rel.includes(w)))
+if (examples.length > 0) {
+  step(`${examples.length} README programs: tsc against the tarballs' types, then each run twice`)
+  const readmeDir = path.join(app, "readme")
+  for (const { file, pkg } of examples) {
+    const dir = path.join(readmeDir, pkg)
+    fs.mkdirSync(dir, { recursive: true })
+    fs.copyFileSync(file, path.join(dir, path.basename(file)))
+  }
+  for (const { file, pkg } of readme.examples) {
+    // a program may load a sibling (amber.config.mjs): copy every example of its folder
+    const target = path.join(readmeDir, pkg, path.basename(file))
+    if (fs.existsSync(path.join(readmeDir, pkg)) && !fs.existsSync(target)) fs.copyFileSync(file, target)
+  }
+  fs.writeFileSync(path.join(readmeDir, "package.json"), `${JSON.stringify({ type: "module", private: true })}\n`)
+  fs.writeFileSync(
+    path.join(readmeDir, "tsconfig.json"),
+    `${JSON.stringify(
+      {
+        compilerOptions: {
+          target: "ES2022",
+          lib: ["ES2023"],
+          module: "NodeNext",
+          moduleResolution: "NodeNext",
+          strict: true,
+          noEmit: true,
+          skipLibCheck: true,
+          types: ["node"],
+          typeRoots: [path.join(clone, "node_modules", "@types")]
+        },
+        include: ["**/*.ts"]
+      },
+      null,
+      2
+    )}\n`
+  )
+  try {
+    run(path.join(clone, "node_modules", ".bin", "tsc"), ["-p", "tsconfig.json"], readmeDir)
+    console.log(`✓ tsc: ${examples.filter((e) => e.file.endsWith(".ts")).length} TypeScript README programs type-check`)
+  } catch (e) {
+    fail("README", "tsc on the README programs", e.message)
+  }
+  const pgUrl = process.env.ORG_TEST_PG_URL
+  const tsx = path.join(clone, "node_modules", "tsx", "dist", "loader.mjs")
+  for (const { file, rel, pkg } of examples) {
+    const source = fs.readFileSync(file, "utf8")
+    const dir = path.join(readmeDir, pkg)
+    const target = path.join(dir, path.basename(file))
+    const usesPg = source.includes("DATABASE_URL")
+    if (/Needs DATABASE_URL/i.test(source) && !pgUrl) {
+      if (process.env.CI) fail("README", rel, "ORG_TEST_PG_URL is not set under CI: this program must run")
+      else console.log(`SKIPPED ${rel}: it needs PostgreSQL and ORG_TEST_PG_URL is not set`)
+      continue
+    }
+    let database
+    const programEnv = { ...env }
+    delete programEnv.DATABASE_URL
+    if (usesPg && pgUrl) {
+      database =
+        `readme_${process.pid}_${pkg.replace(/\W/g, "_")}_${path.basename(file).replace(/\W/g, "_")}`.toLowerCase()
+      const admin = `const { default: pg } = await import("pg"); const c = new pg.Client({ connectionString: process.argv[1] }); await c.connect(); await c.query(process.argv[2]); await c.end()`
+      run("node", ["--input-type=module", "-e", admin, pgUrl, `create database "${database}"`], app)
+      const url = new URL(pgUrl)
+      url.pathname = `/${database}`
+      programEnv.DATABASE_URL = url.href
+    }
+    try {
+      for (let i = 1; i <= 2; i++) {
+        const t0 = Date.now()
+        const r = spawnSync(process.execPath, [...(file.endsWith(".ts") ? ["--import", tsx] : []), target], {
+          cwd: dir,
+          env: programEnv,
+          encoding: "utf8",
+          timeout: timeoutMs,
+          maxBuffer: 64 * 1024 * 1024
+        })
+        const seconds = ((Date.now() - t0) / 1000).toFixed(1)
+        if (r.status !== 0) {
+          fail(
+            "README",
+            `${rel} run ${i}/2: exit ${r.status ?? r.signal} after ${seconds}s`,
+            tail(`${r.stdout}\n--- stderr ---\n${r.stderr}`)
+          )
+          break
+        }
+        const last = r.stdout.trim().split("\n").filter(Boolean).slice(-2).join(" | ")
+        console.log(`✓ ${rel} run ${i}/2${usesPg && pgUrl ? " (PostgreSQL)" : ""} (${seconds}s): ${last.slice(0, 200)}`)
+      }
+    } finally {
+      if (database) {
+        const admin = `const { default: pg } = await import("pg"); const c = new pg.Client({ connectionString: process.argv[1] }); await c.connect(); await c.query(process.argv[2]); await c.end()`
+        run(
+          "node",
+          ["--input-type=module", "-e", admin, pgUrl, `drop database if exists "${database}" with (force)`],
+          app
+        )
+      }
+    }
+  }
+}
+
 step("done")
 if (failures.length > 0) {
   console.error(`\ntest:pack FAILED (${failures.length}), work folder kept: ${work}`)
@@ -323,4 +456,6 @@ if (failures.length > 0) {
 }
 if (process.env.TEST_PACK_KEEP) console.log(`work folder kept: ${work}`)
 else fs.rmSync(work, { recursive: true, force: true })
-console.log(`test:pack passed: ${packed.length} packages, ${programs.length} smoke programs, ${elapsed()}`)
+console.log(
+  `test:pack passed: ${packed.length} packages, ${programs.length} smoke programs, ${examples.length} README programs, ${elapsed()}`
+)

@@ -14,15 +14,25 @@ export interface Row {
   /** value / baseline (for times, >1 means we are slower; for throughputs, <1 means slower). */
   readonly ratio: number | null
   readonly note?: string
+  /** The goal for the ratio (e.g. `>= 1.5x`), printed next to it. */
+  readonly goal?: string
 }
 
-export const row = (metric: string, value: number, unit: string, baseline: number | null, note?: string): Row => ({
+export const row = (
+  metric: string,
+  value: number,
+  unit: string,
+  baseline: number | null,
+  note?: string,
+  goal?: string
+): Row => ({
   metric,
   value: round(value),
   unit,
   baseline: baseline === null ? null : round(baseline),
   ratio: baseline === null || baseline === 0 ? null : round(value / baseline, 3),
-  ...(note ? { note } : {})
+  ...(note ? { note } : {}),
+  ...(goal ? { goal } : {})
 })
 
 const round = (x: number, digits = 3) => Number(x.toFixed(digits))
@@ -50,6 +60,7 @@ export const report = (pkg: string, rows: ReadonlyArray<Row>): void => {
       unit: r.unit,
       baseline: r.baseline ?? "",
       ratio: r.ratio ?? "",
+      ...(rows.some((x) => x.goal) ? { goal: r.goal ?? "" } : {}),
       ...(r.note ? { note: r.note } : {})
     }))
   )

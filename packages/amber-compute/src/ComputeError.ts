@@ -121,6 +121,21 @@ export class ExecutorError extends Data.TaggedError("ExecutorError")<{
   readonly cause?: unknown
 }> {}
 
+/**
+ * A distributed run waited `waitedMs` (the executor's `noWorkersTimeoutMs`) with
+ * tasks queued and no live worker; its queued tasks were taken back.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class NoWorkersError extends Data.TaggedError("NoWorkersError")<{
+  readonly run: string
+  /** Tasks of the run not settled when it gave up. */
+  readonly tasks: number
+  readonly waitedMs: number
+  readonly message: string
+}> {}
+
 interface Failure {
   /** The feature name. */
   readonly feature: string

@@ -19,7 +19,7 @@
  * @since 0.1.0
  */
 import { Effect, Layer, ParseResult, Redacted, Schema, type Scope } from "effect"
-import { ComputeConfigError, type ExecutorError } from "./ComputeError.js"
+import { ComputeConfigError, type ExecutorError, type NoWorkersError } from "./ComputeError.js"
 import * as Executor from "./Executor.js"
 import * as Queue from "./internal/distributedQueue.js"
 import type { QueueError } from "./internal/distributedQueue.js"
@@ -58,7 +58,17 @@ export const Options = Schema.Struct({
   /** How often a worker beats and looks for dead workers (default a third of `workerTimeoutMs`). */
   heartbeatMs: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(50))),
   /** How often a caller looks at its tasks, and a worker at the queue for retries (default 250). */
-  pollMs: Schema.optional(Schema.Int.pipe(Schema.between(10, 60_000)))
+  pollMs: Schema.optional(Schema.Int.pipe(Schema.between(10, 60_000))),
+  /**
+   * A caller whose tasks wait this long with no live worker publishes a
+   * `WaitingForWorkers` event (default 5000).
+   */
+  waitingForWorkersMs: Schema.optional(Schema.Int.pipe(Schema.between(0, 86_400_000))),
+  /**
+   * A caller whose tasks wait this long with no live worker takes them back and
+   * fails with `NoWorkersError` (default: it waits for workers as long as it takes).
+   */
+  noWorkersTimeoutMs: Schema.optional(Schema.Int.pipe(Schema.between(1, 86_400_000)))
 })
 
 /**
@@ -99,6 +109,8 @@ export const config = (
         workerTimeoutMs,
         heartbeatMs: o.heartbeatMs ?? Math.max(50, Math.floor(workerTimeoutMs / 3)),
         pollMs: o.pollMs ?? 250,
+        waitingForWorkersMs: o.waitingForWorkersMs ?? 5_000,
+        noWorkersTimeoutMs: o.noWorkersTimeoutMs,
         poolSize: extra.poolSize ?? 4
       }
     }),
@@ -138,7 +150,8 @@ export const make = (options: Options): Effect.Effect<Executor.Service, ComputeC
   Effect.map(
     queue(options),
     (q): Executor.Service => ({
-      execute: (job): Effect.Effect<ReadonlyArray<Executor.TaskResult>, ExecutorError> => execute(q, job)
+      execute: (job): Effect.Effect<ReadonlyArray<Executor.TaskResult>, ExecutorError | NoWorkersError> =>
+        execute(q, job)
     })
   )
 

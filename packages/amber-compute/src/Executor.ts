@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import { Context, Effect, Layer } from "effect"
-import type { ComputeFailure, ExecutorError } from "./ComputeError.js"
+import type { ComputeFailure, ExecutorError, NoWorkersError } from "./ComputeError.js"
 import type { Task } from "./Plan.js"
 import type { RunEvent } from "./RunEvent.js"
 
@@ -53,8 +53,12 @@ export interface Job {
  * @category models
  */
 export interface Service {
-  /** Runs every task of a job, level after level; the result of each task, in any order. */
-  readonly execute: (job: Job) => Effect.Effect<ReadonlyArray<TaskResult>, ExecutorError>
+  /**
+   * Runs every task of a job, level after level; the result of each task, in any
+   * order. A distributed executor configured to give up on a run no worker takes
+   * fails with `NoWorkersError`.
+   */
+  readonly execute: (job: Job) => Effect.Effect<ReadonlyArray<TaskResult>, ExecutorError | NoWorkersError>
 }
 
 /**

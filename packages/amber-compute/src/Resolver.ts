@@ -16,6 +16,7 @@ import {
   type ComputeFailure,
   type ExecutorError,
   type FailureJson,
+  type NoWorkersError,
   type SourceError,
   type UnknownFeatureError
 } from "./ComputeError.js"
@@ -73,6 +74,7 @@ export type ResolveError =
   | UnknownFeatureError
   | SourceError
   | ExecutorError
+  | NoWorkersError
   | FeatureStore.ReadError
   | StorageError.StorageError
 

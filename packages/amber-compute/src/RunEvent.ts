@@ -95,9 +95,25 @@ export interface Finished {
 }
 
 /**
+ * A distributed run's tasks are queued but no live worker has been seen for
+ * `waitedMs` (published once per such wait): start `amber worker` (or
+ * `Worker.run`) on the same options.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WaitingForWorkers {
+  readonly _tag: "WaitingForWorkers"
+  readonly run: string
+  /** Tasks of the current level not settled yet. */
+  readonly tasks: number
+  readonly waitedMs: number
+}
+
+/**
  * Any event of a run.
  *
  * @since 0.1.0
  * @category models
  */
-export type RunEvent = Planned | Started | Computed | Cached | Failed | Finished
+export type RunEvent = Planned | Started | Computed | Cached | Failed | Finished | WaitingForWorkers

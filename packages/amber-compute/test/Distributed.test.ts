@@ -8,8 +8,11 @@ import { Chunk, Effect, Exit, Fiber, Layer, Queue } from "effect"
 import * as path from "node:path"
 import pg from "pg"
 import { StorageTesting } from "@org/storage/testing"
-import { AmberConfig, DistributedExecutor, Resolver, Worker } from "@org/amber-compute"
+import { FeatureStore } from "@org/amber-store"
+import { AmberConfig, DistributedExecutor, EntitySource, Executor, Mesh, Resolver, Worker } from "@org/amber-compute"
+import type { RunEvent } from "@org/amber-compute"
 import { runWorker } from "../src/internal/distributedWorker.js"
+import { Calls, catalog, chain, uid } from "./fixtures/mesh.js"
 
 const url = StorageTesting.pgUrl
 const suffix = `${process.pid}_${Date.now().toString(36)}`
@@ -166,6 +169,58 @@ describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
         Effect.promise(async () => {
           const pool = new pg.Pool({ connectionString: url })
           await pool.query(`drop schema if exists ${queueSchema}_cancel cascade`)
+          await pool.end()
+        })
+      )
+    )
+  )
+
+  it.live("with no worker running: a WaitingForWorkers event, then NoWorkersError after noWorkersTimeoutMs", () =>
+    Effect.gen(function* () {
+      const options = {
+        url: url!,
+        schema: `${queueSchema}_alone`,
+        pollMs: 50,
+        waitingForWorkersMs: 300,
+        noWorkersTimeoutMs: 1500
+      }
+      const prefix = uid("w")
+      const { TitleSet, algorithms } = chain(prefix, new Calls())
+      const { source, titleIds } = catalog(prefix, 1, 2)
+      const resolver = yield* Resolver.makeMemory(yield* Mesh.make(algorithms)).pipe(
+        Effect.provideService(EntitySource.EntitySource, source),
+        Effect.provideService(Executor.Executor, yield* DistributedExecutor.make(options)),
+        Effect.provide(FeatureStore.layerMemory())
+      )
+      const subscription = yield* resolver.subscribe
+      const t0 = Date.now()
+      const error = yield* Effect.flip(resolver.materialize(TitleSet, titleIds))
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1500)
+      expect(error._tag).toBe("NoWorkersError")
+      expect(error).toMatchObject({ tasks: 1 })
+      expect(error.message).toMatch(/no worker took the tasks of run .*: 1 task\(s\) waited \d+ ms with no live worker/)
+      const events = Chunk.toReadonlyArray(yield* Queue.takeAll(subscription))
+      const waiting = events.filter((e) => e._tag === "WaitingForWorkers")
+      expect(waiting).toHaveLength(1)
+      expect(waiting[0]).toMatchObject({ tasks: 1 })
+      expect((waiting[0] as RunEvent.WaitingForWorkers).waitedMs).toBeGreaterThanOrEqual(300)
+      // the run's tasks (three levels) were taken back: no job left, the tasks failed with the reason
+      const status = yield* DistributedExecutor.status(options)
+      expect(status.byState).toMatchObject({ queued: 0, pending: 0, failed: 3 })
+      expect(status.failed[0]!.lastError).toMatch(/^the caller gave up: no worker took the tasks/)
+      const pool = new pg.Pool({ connectionString: url })
+      const { rows } = yield* Effect.promise(() => pool.query(`select count(*)::int as n from ${options.schema}.jobs`))
+      yield* Effect.promise(() => pool.end())
+      expect(rows[0].n).toBe(0)
+      // bad values of the new options are refused with their name
+      const bad = yield* Effect.flip(DistributedExecutor.config({ url: url!, noWorkersTimeoutMs: 0 }))
+      expect(bad.option).toBe("noWorkersTimeoutMs")
+    }).pipe(
+      Effect.scoped,
+      Effect.ensuring(
+        Effect.promise(async () => {
+          const pool = new pg.Pool({ connectionString: url })
+          await pool.query(`drop schema if exists ${queueSchema}_alone cascade`)
           await pool.end()
         })
       )

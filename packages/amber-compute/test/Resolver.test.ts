@@ -1,9 +1,22 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
-import { Effect, Layer, Queue, Schema } from "effect"
+import { Effect, Layer, Queue, Schema, type Scope } from "effect"
 import { FeatureSpec, FeatureStore, Fingerprint } from "@org/amber-store"
+import { Database } from "@org/storage"
 import { StorageTesting } from "@org/storage/testing"
-import { Algorithm, EntitySource, Executor, Mesh, Plan, Resolver, Trigger } from "@org/amber-compute"
+import { sql } from "kysely"
+import {
+  Algorithm,
+  AmberConfig,
+  DistributedExecutor,
+  EntitySource,
+  Executor,
+  Mesh,
+  Plan,
+  Resolver,
+  Trigger,
+  Worker
+} from "@org/amber-compute"
 import type { RunEvent } from "@org/amber-compute"
 import { Calls, catalog, chain, sha, uid } from "./fixtures/mesh.js"
 
@@ -11,7 +24,7 @@ type Build = (
   mesh: Mesh.Mesh<any>,
   source: EntitySource.Service,
   options?: { readonly concurrency?: number; readonly batchSize?: number }
-) => Effect.Effect<Resolver.Service, unknown, FeatureStore.FeatureStore>
+) => Effect.Effect<Resolver.Service, unknown, FeatureStore.FeatureStore | Scope.Scope>
 
 const withExecutor =
   (source: EntitySource.Service, concurrency: number | undefined) =>
@@ -33,8 +46,9 @@ const entriesOf = (plan: Plan.Plan, feature: string) =>
 
 const drain = (queue: Queue.Dequeue<RunEvent.RunEvent>) => Queue.takeAll(queue).pipe(Effect.map((c) => [...c]))
 
-const conformance = (it: Vitest.MethodsNonLive<any, true>, build: Build, durable: boolean) => {
-  it.effect("materializes a 3-level mesh with a related-entity input once; a re-run computes nothing", () =>
+const conformance = (it: Vitest.MethodsNonLive<any, true>, build: Build, durable: boolean, timeout = 5_000) => {
+  const test = (name: string, self: Parameters<typeof it.scoped>[1]) => it.scoped(name, self, timeout)
+  test("materializes a 3-level mesh with a related-entity input once; a re-run computes nothing", () =>
     Effect.gen(function* () {
       const prefix = uid("m")
       const calls = new Calls()
@@ -64,10 +78,9 @@ const conformance = (it: Vitest.MethodsNonLive<any, true>, build: Build, durable
       // the set embedding is the mean of its artworks' colours, in id order
       const plan = yield* resolver.plan(TitleSet, titleIds)
       expect(Object.values(entriesOf(plan, FeatureSpec.label(TitleSet)))).toEqual(["stored", "stored"])
-    })
-  )
+    }))
 
-  it.effect("plans stored, missing, stale-version, stale-input and blocked, as a tree and as JSON", () =>
+  test("plans stored, missing, stale-version, stale-input and blocked, as a tree and as JSON", () =>
     Effect.gen(function* () {
       const prefix = uid("p")
       const calls = new Calls()
@@ -119,125 +132,121 @@ const conformance = (it: Vitest.MethodsNonLive<any, true>, build: Build, durable
       expect(levels[0]!.flatMap((t) => t.entities)).toEqual([`${prefix}-t0-a0`, `${prefix}-t1-a0`, `${prefix}-t1-a1`])
       // planning computed nothing
       expect(calls.list).toHaveLength(2 + 2 + 1)
-    })
-  )
+    }))
 
-  it.effect(
-    "one entity's failure (throw, defect, timeout, invalid value, missing asset) stays its own; a re-run retries only the failures",
-    () =>
-      Effect.gen(function* () {
-        const prefix = uid("f")
-        const Score = FeatureSpec.make({
-          name: `${prefix}.score`,
-          version: 1,
-          entity: "artwork",
-          value: Schema.Number.pipe(Schema.nonNegative())
-        })
-        const Best = FeatureSpec.make({ name: `${prefix}.best`, version: 1, entity: "title", value: Schema.Number })
-        const mode = new Map<string, string>()
-        const calls = new Calls()
-        const mesh = yield* Mesh.make([
-          Algorithm.make({
-            feature: Score,
-            inputs: { image: Algorithm.asset("image") },
-            timeout: "200 millis",
-            compute: ({ entity }) => {
-              calls.add("score", entity.id)
-              switch (mode.get(entity.id)) {
-                case "fail":
-                  return Effect.fail(new Error("model unavailable"))
-                case "throw":
-                  throw new Error("index out of range")
-                case "hang":
-                  return Effect.never
-                case "invalid":
-                  return Effect.succeed(-1)
-                default:
-                  return Effect.succeed(entity.id.length)
-              }
-            }
-          }),
-          Algorithm.make({
-            feature: Best,
-            inputs: { scores: Algorithm.children(Score) },
-            compute: ({ entity, inputs }) => {
-              calls.add("best", entity.id)
-              return Effect.succeed(Math.max(0, ...inputs.scores.map((s) => s.value)))
-            }
-          })
-        ])
-        const { source, titleIds, artworkIds } = catalog(prefix, 3, 2)
-        // t0: both fine; t1: a0 fails, a1 throws; t2: a0 hangs, a1 is invalid; plus one without an image
-        mode.set(artworkIds[2]!, "fail")
-        mode.set(artworkIds[3]!, "throw")
-        mode.set(artworkIds[4]!, "hang")
-        mode.set(artworkIds[5]!, "invalid")
-        const bare = `${prefix}-bare`
-        yield* source.putEntity({ id: bare, kind: "artwork" })
-        const resolver = yield* build(mesh, source)
-        const result = yield* resolver.materialize(Score, [...artworkIds, bare])
-        const byEntity = Object.fromEntries(result.failed.map((f) => [f.entity, f]))
-        expect(result.computed).toBe(2)
-        expect(byEntity[artworkIds[2]!]).toMatchObject({
-          _tag: "ComputeFailedError",
-          feature: `${prefix}.score`,
-          version: 1
-        })
-        expect(byEntity[artworkIds[2]!]!.message).toContain("model unavailable")
-        expect(byEntity[artworkIds[3]!]).toMatchObject({ _tag: "ComputeFailedError" })
-        expect(byEntity[artworkIds[3]!]!.message).toContain("index out of range")
-        expect(byEntity[artworkIds[4]!]).toMatchObject({ _tag: "ComputeTimeoutError", timeoutMs: 200 })
-        expect(byEntity[artworkIds[5]!]).toMatchObject({ _tag: "InvalidOutputError" })
-        expect(byEntity[bare]).toMatchObject({ _tag: "MissingAssetError", role: "image" })
-        expect(result.failed).toHaveLength(5)
-        // nothing stored for the failures
-        const store = yield* FeatureStore.FeatureStore
-        for (const id of [artworkIds[2]!, artworkIds[3]!, artworkIds[4]!, artworkIds[5]!, bare]) {
-          expect(yield* store.list({ feature: Score, entity: id })).toEqual([])
-        }
-        expect(yield* store.list({ feature: Score, entity: artworkIds[0]! })).toHaveLength(1)
-        // status shows them, with the last error
-        const [status] = yield* resolver.status([Score])
-        expect(status).toMatchObject({ feature: `${prefix}.score@1`, stored: 2, failed: 5 })
-        expect(status!.lastError?._tag).toBeDefined()
-        expect((yield* resolver.failures(Score)).map((f) => f.entity).sort()).toEqual(
-          [artworkIds[2]!, artworkIds[3]!, artworkIds[4]!, artworkIds[5]!, bare].sort()
-        )
-        // a title over failed artworks is blocked, the healthy one is computed
-        const titles = yield* resolver.materialize(Best, titleIds)
-        expect(
-          titles.failed
-            .filter((f) => f._tag === "BlockedError")
-            .map((f) => f.entity)
-            .sort()
-        ).toEqual([titleIds[1]!, titleIds[2]!].sort())
-        expect(calls.list.filter((c) => c.startsWith("best|"))).toEqual([`best|${titleIds[0]}`])
-        // fix two of them: a re-run retries only the failures
-        mode.delete(artworkIds[2]!)
-        mode.delete(artworkIds[4]!)
-        const mark = calls.mark
-        const rerun = yield* resolver.materialize(Score, [...artworkIds, bare])
-        expect(calls.since(mark)).toEqual(
-          [artworkIds[2]!, artworkIds[3]!, artworkIds[4]!, artworkIds[5]!].map((id) => `score|${id}`).sort()
-        )
-        expect(rerun.computed).toBe(2)
-        expect(rerun.failed.map((f) => f.entity).sort()).toEqual([artworkIds[3]!, artworkIds[5]!, bare].sort())
-        expect((yield* resolver.failures(Score)).map((f) => f.entity).sort()).toEqual(
-          [artworkIds[3]!, artworkIds[5]!, bare].sort()
-        )
-        const failure = (yield* resolver.failures(Score)).find((f) => f.entity === artworkIds[3]!)!
-        // the first run, the run of the titles (which retried them as inputs), the re-run
-        expect(failure.attempts).toBe(3)
-        // another writer stores one of them: the next run here finds it stored and its failure is over
-        const [asset] = yield* source.assets([artworkIds[3]!], "image")
-        const fp = yield* Fingerprint.make({ assets: { image: asset!.contentHash }, upstream: [], params: null })
-        yield* store.put(Score, artworkIds[3]!, fp, 7)
-        yield* resolver.materialize(Score, [artworkIds[3]!])
-        expect((yield* resolver.failures(Score)).map((f) => f.entity).sort()).toEqual([artworkIds[5]!, bare].sort())
+  test("one entity's failure (throw, defect, timeout, invalid value, missing asset) stays its own; a re-run retries only the failures", () =>
+    Effect.gen(function* () {
+      const prefix = uid("f")
+      const Score = FeatureSpec.make({
+        name: `${prefix}.score`,
+        version: 1,
+        entity: "artwork",
+        value: Schema.Number.pipe(Schema.nonNegative())
       })
-  )
+      const Best = FeatureSpec.make({ name: `${prefix}.best`, version: 1, entity: "title", value: Schema.Number })
+      const mode = new Map<string, string>()
+      const calls = new Calls()
+      const mesh = yield* Mesh.make([
+        Algorithm.make({
+          feature: Score,
+          inputs: { image: Algorithm.asset("image") },
+          timeout: "200 millis",
+          compute: ({ entity }) => {
+            calls.add("score", entity.id)
+            switch (mode.get(entity.id)) {
+              case "fail":
+                return Effect.fail(new Error("model unavailable"))
+              case "throw":
+                throw new Error("index out of range")
+              case "hang":
+                return Effect.never
+              case "invalid":
+                return Effect.succeed(-1)
+              default:
+                return Effect.succeed(entity.id.length)
+            }
+          }
+        }),
+        Algorithm.make({
+          feature: Best,
+          inputs: { scores: Algorithm.children(Score) },
+          compute: ({ entity, inputs }) => {
+            calls.add("best", entity.id)
+            return Effect.succeed(Math.max(0, ...inputs.scores.map((s) => s.value)))
+          }
+        })
+      ])
+      const { source, titleIds, artworkIds } = catalog(prefix, 3, 2)
+      // t0: both fine; t1: a0 fails, a1 throws; t2: a0 hangs, a1 is invalid; plus one without an image
+      mode.set(artworkIds[2]!, "fail")
+      mode.set(artworkIds[3]!, "throw")
+      mode.set(artworkIds[4]!, "hang")
+      mode.set(artworkIds[5]!, "invalid")
+      const bare = `${prefix}-bare`
+      yield* source.putEntity({ id: bare, kind: "artwork" })
+      const resolver = yield* build(mesh, source)
+      const result = yield* resolver.materialize(Score, [...artworkIds, bare])
+      const byEntity = Object.fromEntries(result.failed.map((f) => [f.entity, f]))
+      expect(result.computed).toBe(2)
+      expect(byEntity[artworkIds[2]!]).toMatchObject({
+        _tag: "ComputeFailedError",
+        feature: `${prefix}.score`,
+        version: 1
+      })
+      expect(byEntity[artworkIds[2]!]!.message).toContain("model unavailable")
+      expect(byEntity[artworkIds[3]!]).toMatchObject({ _tag: "ComputeFailedError" })
+      expect(byEntity[artworkIds[3]!]!.message).toContain("index out of range")
+      expect(byEntity[artworkIds[4]!]).toMatchObject({ _tag: "ComputeTimeoutError", timeoutMs: 200 })
+      expect(byEntity[artworkIds[5]!]).toMatchObject({ _tag: "InvalidOutputError" })
+      expect(byEntity[bare]).toMatchObject({ _tag: "MissingAssetError", role: "image" })
+      expect(result.failed).toHaveLength(5)
+      // nothing stored for the failures
+      const store = yield* FeatureStore.FeatureStore
+      for (const id of [artworkIds[2]!, artworkIds[3]!, artworkIds[4]!, artworkIds[5]!, bare]) {
+        expect(yield* store.list({ feature: Score, entity: id })).toEqual([])
+      }
+      expect(yield* store.list({ feature: Score, entity: artworkIds[0]! })).toHaveLength(1)
+      // status shows them, with the last error
+      const [status] = yield* resolver.status([Score])
+      expect(status).toMatchObject({ feature: `${prefix}.score@1`, stored: 2, failed: 5 })
+      expect(status!.lastError?._tag).toBeDefined()
+      expect((yield* resolver.failures(Score)).map((f) => f.entity).sort()).toEqual(
+        [artworkIds[2]!, artworkIds[3]!, artworkIds[4]!, artworkIds[5]!, bare].sort()
+      )
+      // a title over failed artworks is blocked, the healthy one is computed
+      const titles = yield* resolver.materialize(Best, titleIds)
+      expect(
+        titles.failed
+          .filter((f) => f._tag === "BlockedError")
+          .map((f) => f.entity)
+          .sort()
+      ).toEqual([titleIds[1]!, titleIds[2]!].sort())
+      expect(calls.list.filter((c) => c.startsWith("best|"))).toEqual([`best|${titleIds[0]}`])
+      // fix two of them: a re-run retries only the failures
+      mode.delete(artworkIds[2]!)
+      mode.delete(artworkIds[4]!)
+      const mark = calls.mark
+      const rerun = yield* resolver.materialize(Score, [...artworkIds, bare])
+      expect(calls.since(mark)).toEqual(
+        [artworkIds[2]!, artworkIds[3]!, artworkIds[4]!, artworkIds[5]!].map((id) => `score|${id}`).sort()
+      )
+      expect(rerun.computed).toBe(2)
+      expect(rerun.failed.map((f) => f.entity).sort()).toEqual([artworkIds[3]!, artworkIds[5]!, bare].sort())
+      expect((yield* resolver.failures(Score)).map((f) => f.entity).sort()).toEqual(
+        [artworkIds[3]!, artworkIds[5]!, bare].sort()
+      )
+      const failure = (yield* resolver.failures(Score)).find((f) => f.entity === artworkIds[3]!)!
+      // the first run, the run of the titles (which retried them as inputs), the re-run
+      expect(failure.attempts).toBe(3)
+      // another writer stores one of them: the next run here finds it stored and its failure is over
+      const [asset] = yield* source.assets([artworkIds[3]!], "image")
+      const fp = yield* Fingerprint.make({ assets: { image: asset!.contentHash }, upstream: [], params: null })
+      yield* store.put(Score, artworkIds[3]!, fp, 7)
+      yield* resolver.materialize(Score, [artworkIds[3]!])
+      expect((yield* resolver.failures(Score)).map((f) => f.entity).sort()).toEqual([artworkIds[5]!, bare].sort())
+    }))
 
-  it.effect("batches computeBatch calls and bounds concurrency", () =>
+  test("batches computeBatch calls and bounds concurrency", () =>
     Effect.gen(function* () {
       const prefix = uid("b")
       const Len = FeatureSpec.make({ name: `${prefix}.len`, version: 1, entity: "artwork", value: Schema.Number })
@@ -281,10 +290,9 @@ const conformance = (it: Vitest.MethodsNonLive<any, true>, build: Build, durable
       const again = yield* resolver.materialize(Slow, artworkIds)
       expect(again.computed).toBe(0)
       expect(batches.reduce((a, b) => a + b, 0)).toBe(10)
-    })
-  )
+    }))
 
-  it.effect("publishes planned, started, computed, cached, failed and finished events", () =>
+  test("publishes planned, started, computed, cached, failed and finished events", () =>
     Effect.scoped(
       Effect.gen(function* () {
         const prefix = uid("e")
@@ -313,10 +321,9 @@ const conformance = (it: Vitest.MethodsNonLive<any, true>, build: Build, durable
         expect(second.map((e) => e._tag)).toEqual(["Planned", "Finished"])
         expect(second[1]).toMatchObject({ computed: 0, cached: 2 })
       })
-    )
-  )
+    ))
 
-  it.effect("runTask computes one feature for a batch, ensuring its inputs", () =>
+  test("runTask computes one feature for a batch, ensuring its inputs", () =>
     Effect.gen(function* () {
       const prefix = uid("t")
       const calls = new Calls()
@@ -339,10 +346,9 @@ const conformance = (it: Vitest.MethodsNonLive<any, true>, build: Build, durable
       expect([...colors.computed].sort()).toEqual(artworkIds.slice(2))
       const unknown = yield* Effect.flip(resolver.runTask({ feature: "nope@1", entities: [] }))
       expect(unknown._tag).toBe("UnknownFeatureError")
-    })
-  )
+    }))
 
-  it.effect("content change vs metadata change vs version bump: exactly the expected pairs recompute", () =>
+  test("content change vs metadata change vs version bump: exactly the expected pairs recompute", () =>
     Effect.gen(function* () {
       const prefix = uid("c")
       const calls = new Calls()
@@ -391,50 +397,43 @@ const conformance = (it: Vitest.MethodsNonLive<any, true>, build: Build, durable
       mark = calls.mark
       yield* r2.materialize(v2.TitleSet, titleIds)
       expect(calls.since(mark)).toEqual([])
-    })
-  )
+    }))
 
-  it.effect(
-    "a trigger follows the feed from its durable cursor (new artwork -> its title's set); backfill by filter",
-    () =>
-      Effect.gen(function* () {
-        const prefix = uid("g")
-        const calls = new Calls()
-        const { TitleSet, algorithms } = chain(prefix, calls)
-        const mesh = yield* Mesh.make(algorithms)
-        const { source, titleIds } = catalog(prefix, 4, 1)
-        const r = yield* build(mesh, source)
-        const provide = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-          self.pipe(
-            Effect.provideService(Resolver.Resolver, r),
-            Effect.provideService(EntitySource.EntitySource, source)
-          )
-        // backfill the dramas (t0, t2) only
-        const runs = yield* provide(Trigger.backfill([TitleSet], { attribute: { key: "genre", value: "drama" } }))
-        expect(runs[0]!.entities).toBe(2)
-        expect(calls.since(0).filter((c) => c.startsWith("set|"))).toEqual([`set|${titleIds[0]}`, `set|${titleIds[2]}`])
-        const name = `${prefix}-follow`
-        const trigger = yield* provide(Trigger.make({ name, features: [TitleSet], batchSize: 2 }))
-        const steps = yield* trigger.catchUp
-        expect(steps.map((s) => s.changes)).toEqual([2, 2])
-        expect(yield* r.cursor(`trigger:${name}`)).toBe(4)
-        // every set now exists; the dramas were not computed again
-        expect(calls.list.filter((c) => c.startsWith("set|")).sort()).toEqual(titleIds.map((t) => `set|${t}`))
-        // a new artwork under t1 changes t1's set, nothing else
-        const mark = calls.mark
-        yield* source.putEntity({ id: `${prefix}-new`, kind: "artwork", parentId: titleIds[1]! })
-        yield* source.putAsset({ entityId: `${prefix}-new`, role: "image", contentHash: sha("fresh") })
-        const [step] = yield* trigger.catchUp
-        expect(step).toMatchObject({ from: 4, to: 5, changes: 1 })
-        expect(calls.since(mark)).toEqual([`color|${prefix}-new`, `set|${titleIds[1]}`, `tensor|${prefix}-new`])
-        expect((yield* trigger.step).changes).toBe(0)
-        if (durable) {
-          // the cursor outlives this resolver
-          const other = yield* build(mesh, source)
-          expect(yield* other.cursor(`trigger:${name}`)).toBe(5)
-        }
-      })
-  )
+  test("a trigger follows the feed from its durable cursor (new artwork -> its title's set); backfill by filter", () =>
+    Effect.gen(function* () {
+      const prefix = uid("g")
+      const calls = new Calls()
+      const { TitleSet, algorithms } = chain(prefix, calls)
+      const mesh = yield* Mesh.make(algorithms)
+      const { source, titleIds } = catalog(prefix, 4, 1)
+      const r = yield* build(mesh, source)
+      const provide = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+        self.pipe(Effect.provideService(Resolver.Resolver, r), Effect.provideService(EntitySource.EntitySource, source))
+      // backfill the dramas (t0, t2) only
+      const runs = yield* provide(Trigger.backfill([TitleSet], { attribute: { key: "genre", value: "drama" } }))
+      expect(runs[0]!.entities).toBe(2)
+      expect(calls.since(0).filter((c) => c.startsWith("set|"))).toEqual([`set|${titleIds[0]}`, `set|${titleIds[2]}`])
+      const name = `${prefix}-follow`
+      const trigger = yield* provide(Trigger.make({ name, features: [TitleSet], batchSize: 2 }))
+      const steps = yield* trigger.catchUp
+      expect(steps.map((s) => s.changes)).toEqual([2, 2])
+      expect(yield* r.cursor(`trigger:${name}`)).toBe(4)
+      // every set now exists; the dramas were not computed again
+      expect(calls.list.filter((c) => c.startsWith("set|")).sort()).toEqual(titleIds.map((t) => `set|${t}`))
+      // a new artwork under t1 changes t1's set, nothing else
+      const mark = calls.mark
+      yield* source.putEntity({ id: `${prefix}-new`, kind: "artwork", parentId: titleIds[1]! })
+      yield* source.putAsset({ entityId: `${prefix}-new`, role: "image", contentHash: sha("fresh") })
+      const [step] = yield* trigger.catchUp
+      expect(step).toMatchObject({ from: 4, to: 5, changes: 1 })
+      expect(calls.since(mark)).toEqual([`color|${prefix}-new`, `set|${titleIds[1]}`, `tensor|${prefix}-new`])
+      expect((yield* trigger.step).changes).toBe(0)
+      if (durable) {
+        // the cursor outlives this resolver
+        const other = yield* build(mesh, source)
+        expect(yield* other.cursor(`trigger:${name}`)).toBe(5)
+      }
+    }))
 }
 
 describe("Resolver conformance on memory", () => {
@@ -457,4 +456,58 @@ for (const adapter of StorageTesting.adapters()) {
       withExecutor(source, options.concurrency)(Resolver.make(mesh, resolverOptions(options)))) as Build
     conformance(it, buildSql, true)
   })
+}
+
+/**
+ * The same suite on PostgreSQL with the distributed executor: the caller's
+ * resolver hands its tasks to graphile-worker jobs, and a worker in this process
+ * (`Worker.run`, fibers taking jobs) runs them on the same mesh, store and source.
+ * Each resolver gets its own queue schema (a worker serves one mesh).
+ */
+const pgAdapter = StorageTesting.adapters().find((a) => a.name === "pg")!
+if (pgAdapter.skip) {
+  describe.skip(`Resolver conformance on pg with the distributed executor (${pgAdapter.skip})`, () => {
+    it("skipped", () => undefined)
+  })
+  console.warn(`[amber-compute] ${pgAdapter.skip} (distributed executor conformance too)`)
+} else {
+  const url = StorageTesting.pgUrl!
+  const stack = FeatureStore.layer({ leaseMs: 1000 }).pipe(Layer.provideMerge(pgAdapter.layer))
+  let queues = 0
+  const buildDistributed = ((mesh, source, options = {}) =>
+    Effect.gen(function* () {
+      const store = yield* FeatureStore.FeatureStore
+      const database = yield* Database.Database
+      const distributed = {
+        url,
+        schema: `amber_conf_q_${process.pid}_${Date.now().toString(36)}_${queues++}`,
+        pollMs: 20,
+        heartbeatMs: 250,
+        workerTimeoutMs: 2_000
+      }
+      yield* Effect.addFinalizer(() =>
+        database
+          .use("drop-queue", (db) => sql`drop schema if exists ${sql.id(distributed.schema)} cascade`.execute(db))
+          .pipe(Effect.ignore)
+      )
+      const config = AmberConfig.define({
+        mesh,
+        layer: Layer.mergeAll(
+          Layer.succeed(FeatureStore.FeatureStore, store),
+          Layer.succeed(EntitySource.EntitySource, source),
+          Layer.succeed(Database.Database, database)
+        ),
+        distributed,
+        ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize })
+      })
+      yield* Effect.forkScoped(Worker.run({ config, concurrency: options.concurrency ?? 4 }))
+      const executor = yield* DistributedExecutor.make(distributed)
+      return yield* Resolver.make(mesh, resolverOptions(options)).pipe(
+        Effect.provideService(EntitySource.EntitySource, source),
+        Effect.provideService(Executor.Executor, executor)
+      )
+    })) as Build
+  layer(stack, { excludeTestServices: true })("Resolver conformance on pg with the distributed executor", (it) =>
+    conformance(it, buildDistributed, true, 60_000)
+  )
 }

@@ -9,10 +9,9 @@
  */
 import { Effect, Either } from "effect"
 import * as ContentHash from "@org/media-types/ContentHash"
-import { createHash } from "node:crypto"
 import { StorageError } from "@org/storage"
 import { canonicalJson } from "./internal/canonical.js"
-import { remember } from "./internal/fingerprints.js"
+import { paramsOf, remember, sha256 } from "./internal/fingerprints.js"
 import { FingerprintError } from "./StoreError.js"
 
 /**
@@ -90,8 +89,6 @@ export interface CanonicalInputs {
   readonly params: Json
 }
 
-const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
-
 const checkHash = (value: unknown, path: string): string => {
   if (typeof value !== "string" || value.length === 0) {
     throw new FingerprintError({ path, message: `${path} must be a non-empty content hash` })
@@ -111,55 +108,80 @@ const checkContentHash = (value: unknown, path: string): ContentHash.ContentHash
   return value
 }
 
-const canonicalize = (inputs: Inputs): CanonicalInputs => {
-  let assets: Readonly<Record<string, string>> | ReadonlyArray<string>
-  if (inputs.assets === undefined) assets = []
-  else if (Array.isArray(inputs.assets)) {
-    assets = [...new Set(inputs.assets.map((h, i) => checkContentHash(h, `assets[${i}]`)))].sort()
-  } else {
-    const record: Record<string, string> = {}
-    for (const role of Object.keys(inputs.assets).sort()) {
-      record[role] = checkContentHash((inputs.assets as Record<string, string>)[role], `assets.${role}`)
-    }
-    assets = record
-  }
-  const upstream = (inputs.upstream ?? []).map((u, i) => {
-    const path = `upstream[${i}]`
-    if (typeof u !== "object" || u === null) throw new FingerprintError({ path, message: `${path} must be an object` })
-    if (typeof u.feature !== "string" || u.feature.length === 0)
-      throw new FingerprintError({ path: `${path}.feature`, message: `${path}.feature must be a feature name` })
-    if (!Number.isInteger(u.version) || u.version < 1)
-      throw new FingerprintError({ path: `${path}.version`, message: `${path}.version must be a positive integer` })
-    if (typeof u.entity !== "string" || u.entity.length === 0)
-      throw new FingerprintError({ path: `${path}.entity`, message: `${path}.entity must be an entity id` })
-    return {
-      feature: u.feature,
-      version: u.version,
-      entity: u.entity,
-      fingerprint: checkHash(u.fingerprint, `${path}.fingerprint`)
-    }
-  })
-  const keyed = upstream
-    .map((u) => [canonicalJson(u), u] as const)
-    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-  const unique = keyed.filter((e, i) => i === 0 || keyed[i - 1]![0] !== e[0]).map((e) => e[1])
-  return { assets, upstream: unique, params: inputs.params === undefined ? null : inputs.params }
+/** The canonical text of an upstream reference (keys in sorted order, as `canonicalJson` writes them). */
+const upstreamText = (u: Upstream, i: number): string => {
+  const path = `upstream[${i}]`
+  if (typeof u !== "object" || u === null) throw new FingerprintError({ path, message: `${path} must be an object` })
+  if (typeof u.feature !== "string" || u.feature.length === 0)
+    throw new FingerprintError({ path: `${path}.feature`, message: `${path}.feature must be a feature name` })
+  if (!Number.isInteger(u.version) || u.version < 1)
+    throw new FingerprintError({ path: `${path}.version`, message: `${path}.version must be a positive integer` })
+  if (typeof u.entity !== "string" || u.entity.length === 0)
+    throw new FingerprintError({ path: `${path}.entity`, message: `${path}.entity must be an entity id` })
+  const fingerprint = checkHash(u.fingerprint, `${path}.fingerprint`)
+  return `{"entity":${JSON.stringify(u.entity)},"feature":${JSON.stringify(u.feature)},"fingerprint":${JSON.stringify(fingerprint)},"version":${u.version}}`
 }
 
 const compute = (inputs: Inputs): Fingerprint => {
-  const canonical = canonicalize(inputs)
-  const paramsText = canonicalJson(canonical.params, "params")
-  const assetsText = canonicalJson(canonical.assets, "assets")
-  const upstreamText = canonicalJson(canonical.upstream, "upstream")
-  const fingerprint: Fingerprint = Object.freeze({
+  // assets: a record by role (roles sorted) or a set of hashes (sorted, unique)
+  let assets: Readonly<Record<string, string>> | ReadonlyArray<string>
+  let assetsText: string
+  if (inputs.assets === undefined) {
+    assets = []
+    assetsText = "[]"
+  } else if (Array.isArray(inputs.assets)) {
+    const list = [...new Set(inputs.assets.map((h, i) => checkContentHash(h, `assets[${i}]`)))].sort()
+    assets = list
+    assetsText = `[${list.map((h) => JSON.stringify(h)).join(",")}]`
+  } else {
+    const given = inputs.assets as Record<string, string>
+    const roles = Object.keys(given)
+    if (roles.length > 1) roles.sort()
+    const record: Record<string, string> = {}
+    assetsText = "{"
+    for (let i = 0; i < roles.length; i++) {
+      const role = roles[i]!
+      const hash = checkContentHash(given[role], `assets.${role}`)
+      record[role] = hash
+      assetsText += `${i === 0 ? "" : ","}${JSON.stringify(role)}:${JSON.stringify(hash)}`
+    }
+    assetsText += "}"
+    assets = record
+  }
+  // upstream: sorted by canonical text, duplicates dropped
+  const given = inputs.upstream ?? []
+  let upstream: Array<Upstream>
+  let upstreamTextAll: string
+  if (given.length === 0) {
+    upstream = []
+    upstreamTextAll = "[]"
+  } else if (given.length === 1) {
+    const u = given[0]!
+    upstreamTextAll = `[${upstreamText(u, 0)}]`
+    upstream = [{ feature: u.feature, version: u.version, entity: u.entity, fingerprint: u.fingerprint }]
+  } else {
+    const keyed = given
+      .map((u, i) => [upstreamText(u, i), u] as const)
+      .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    const unique = keyed.filter((e, i) => i === 0 || keyed[i - 1]![0] !== e[0])
+    upstream = unique.map(([, u]) => ({
+      feature: u.feature,
+      version: u.version,
+      entity: u.entity,
+      fingerprint: u.fingerprint
+    }))
+    upstreamTextAll = `[${unique.map((e) => e[0]).join(",")}]`
+  }
+  const params = paramsOf(inputs.params === undefined ? null : inputs.params)
+  const fingerprint: Fingerprint = {
     _tag: "Fingerprint" as const,
-    hash: sha256(`amber/1|${assetsText}|${upstreamText}|${paramsText}`),
-    params: sha256(paramsText),
-    inputs: Object.freeze({ ...canonical, params: JSON.parse(paramsText) as Json })
-  })
-  // the lineage text: canonical JSON of `inputs` (keys sorted)
-  remember(fingerprint, `{"assets":${assetsText},"params":${paramsText},"upstream":${upstreamText}}`)
-  return fingerprint
+    hash: sha256(`amber/1|${assetsText}|${upstreamTextAll}|${params.text}`),
+    params: params.hash,
+    inputs: Object.freeze({ assets, upstream, params: params.value })
+  }
+  // the lineage text: canonical JSON of `inputs` (keys sorted); not enumerable
+  remember(fingerprint, `{"assets":${assetsText},"params":${params.text},"upstream":${upstreamTextAll}}`)
+  return Object.freeze(fingerprint)
 }
 
 /**

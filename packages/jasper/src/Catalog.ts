@@ -102,6 +102,35 @@ export interface Service {
     id: string,
     options?: { readonly kind?: string }
   ) => Effect.Effect<ReadonlyArray<Media.Entity>, StorageError>
+  /**
+   * Entities by id, in the order of `ids` (`undefined` for an unknown id): a batched
+   * read (one query per 500 ids), for callers that walk many entities.
+   */
+  readonly getEntities: (
+    ids: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<Media.Entity | undefined>, StorageError>
+  /** The children (of one kind when given) of each id, by id; batched as {@link Service.getEntities}. */
+  readonly childrenOf: (
+    ids: ReadonlyArray<string>,
+    options?: { readonly kind?: string }
+  ) => Effect.Effect<ReadonlyArray<ReadonlyArray<Media.Entity>>, StorageError>
+  /**
+   * The latest asset in a role of each entity, in the order of `entityIds`
+   * (`undefined` when it has none); batched as {@link Service.getEntities}.
+   */
+  readonly latestAssets: (
+    entityIds: ReadonlyArray<string>,
+    role: string
+  ) => Effect.Effect<ReadonlyArray<Media.Asset | undefined>, StorageError>
+  /**
+   * Entities (of one kind when given) in id order, a page at a time: at most `limit`
+   * (default 1000) with an id after the cursor `after` (the last id of the previous page).
+   */
+  readonly listEntities: (options?: {
+    readonly kind?: string
+    readonly after?: string
+    readonly limit?: number
+  }) => Effect.Effect<ReadonlyArray<Media.Entity>, StorageError>
   /** The chain of parents of an entity, nearest first. */
   readonly ancestors: (id: string) => Effect.Effect<ReadonlyArray<Media.Entity>, EntityNotFoundError | StorageError>
   /**
@@ -315,6 +344,102 @@ export const make = (
           let q = k.selectFrom("jasper_entities").selectAll().where("parent_id", "=", id)
           if (opts?.kind) q = q.where("kind", "=", opts.kind)
           return q.orderBy("id").execute()
+        }),
+        (rows) => Effect.forEach(rows, entityFrom)
+      )
+
+    /** Runs `f` on chunks of at most 500 distinct ids (well under every engine's parameter limit). */
+    const batched = <A>(
+      ids: ReadonlyArray<string>,
+      f: (chunk: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<A>, StorageError>
+    ): Effect.Effect<ReadonlyArray<A>, StorageError> => {
+      const unique = [...new Set(ids)]
+      const chunks: Array<ReadonlyArray<string>> = []
+      for (let i = 0; i < unique.length; i += 500) chunks.push(unique.slice(i, i + 500))
+      return Effect.map(Effect.forEach(chunks, f), (parts) => parts.flat())
+    }
+
+    const getEntities: Service["getEntities"] = (ids) =>
+      Effect.map(
+        batched(ids, (chunk) =>
+          Effect.flatMap(
+            use("catalog.get-entities", (k) =>
+              k.selectFrom("jasper_entities").selectAll().where("id", "in", chunk).execute()
+            ),
+            (rows) => Effect.forEach(rows, entityFrom)
+          )
+        ),
+        (found) => {
+          const byId = new Map(found.map((e) => [e.id, e]))
+          return ids.map((id) => byId.get(id))
+        }
+      )
+
+    const childrenOf: Service["childrenOf"] = (ids, opts) =>
+      Effect.map(
+        batched(ids, (chunk) =>
+          Effect.flatMap(
+            use("catalog.children-of", (k) => {
+              let q = k.selectFrom("jasper_entities").selectAll().where("parent_id", "in", chunk)
+              if (opts?.kind) q = q.where("kind", "=", opts.kind)
+              return q.orderBy("id").execute()
+            }),
+            (rows) => Effect.forEach(rows, entityFrom)
+          )
+        ),
+        (found) => {
+          const byParent = new Map<string, Array<Media.Entity>>()
+          for (const e of found) {
+            const list = byParent.get(e.parentId!)
+            if (list === undefined) byParent.set(e.parentId!, [e])
+            else list.push(e)
+          }
+          // the children of one parent come from one query, in its id order (as `children`)
+          return ids.map((id) => byParent.get(id) ?? [])
+        }
+      )
+
+    const latestAssets: Service["latestAssets"] = (entityIds, role) =>
+      Effect.map(
+        batched(entityIds, (chunk) =>
+          Effect.flatMap(
+            use("catalog.latest-assets", (k) =>
+              k
+                .selectFrom("jasper_assets as a")
+                .selectAll("a")
+                .where("a.entity_id", "in", chunk)
+                .where("a.role", "=", role)
+                .where(({ eb, selectFrom }) =>
+                  eb(
+                    "a.version",
+                    "=",
+                    selectFrom("jasper_assets as b")
+                      .select((e) => e.fn.max("b.version").as("v"))
+                      .whereRef("b.entity_id", "=", "a.entity_id")
+                      .whereRef("b.role", "=", "a.role")
+                  )
+                )
+                .execute()
+            ),
+            (rows) => Effect.forEach(rows, assetFrom)
+          )
+        ),
+        (found) => {
+          const byEntity = new Map(found.map((a) => [a.entityId, a]))
+          return entityIds.map((id) => byEntity.get(id))
+        }
+      )
+
+    const listEntities: Service["listEntities"] = (opts = {}) =>
+      Effect.flatMap(
+        use("catalog.list-entities", (k) => {
+          let q = k.selectFrom("jasper_entities").selectAll()
+          if (opts.kind !== undefined) q = q.where("kind", "=", opts.kind)
+          if (opts.after !== undefined) q = q.where("id", ">", opts.after)
+          return q
+            .orderBy("id")
+            .limit(Math.max(1, Math.floor(opts.limit ?? 1000)))
+            .execute()
         }),
         (rows) => Effect.forEach(rows, entityFrom)
       )
@@ -583,7 +708,11 @@ export const make = (
     const service: Service = {
       putEntity,
       getEntity,
+      getEntities,
       children,
+      childrenOf,
+      latestAssets,
+      listEntities,
       ancestors,
       register,
       registerAll: (registrations, opts) =>

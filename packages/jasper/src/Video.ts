@@ -57,6 +57,15 @@ export interface FrameOptions {
   readonly range?: Time.TimeRange
   readonly orientation?: "display" | "stored"
   readonly concurrency?: number
+  /**
+   * How `fps` and `at` samples are decoded. Sparse decoding drops, before the decoder,
+   * every packet that no sample needs (a stream copy feeding the decoder; FFmpeg 5.0
+   * or later), so only the runs from a keyframe to a sample are decoded, in up to
+   * `concurrency` pipelines. `true` uses it whenever the ffmpeg and the file allow,
+   * `false` never; by default it is used when it saves more decoding than its extra
+   * processes cost (long or large videos, samples far apart).
+   */
+  readonly sparse?: boolean
 }
 
 /**
@@ -214,6 +223,112 @@ const plan = (t: Timeline.Timeline, wanted: ReadonlyArray<number>, pieces: numbe
   })
 }
 
+/** The most packet ranges one sparse pipeline keeps (its drop expression is evaluated per packet). */
+const MAX_RANGES = 48
+
+/**
+ * A sparse decoding pipeline: a stream copy seeking to `seekNs` and dropping every
+ * packet outside `keep` (inclusive ranges of byte positions in the file) feeds a
+ * decoder that keeps the frames `wanted` (ascending frame indices).
+ */
+interface SparsePipeline {
+  readonly seekNs: number | undefined
+  readonly keep: ReadonlyArray<readonly [number, number]>
+  readonly wanted: ReadonlyArray<number>
+  /** How many packets it keeps (decodes). */
+  readonly packets: number
+}
+
+/**
+ * Plans sparse decoding from the packets' positions (decode order): the wanted frames are grouped by the
+ * keyframe before them; each group keeps the packets from that keyframe to the last
+ * packet (in decode order) of any frame showing up to its last wanted frame, so
+ * every reference a kept frame needs is kept, and nothing after it. Overlapping
+ * ranges merge; the ranges are split into at least `pieces` pipelines (when there
+ * are that many), each with at most {@link MAX_RANGES}.
+ */
+const planSparse = (
+  t: Timeline.Timeline & { readonly pos: ReadonlyArray<number> },
+  wanted: ReadonlyArray<number>,
+  pieces: number
+): Array<SparsePipeline> => {
+  const n = t.pts.length
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => t.pos[a]! - t.pos[b]!)
+  const pos = new Array<number>(n)
+  order.forEach((frame, p) => (pos[frame] = p))
+  // the last decode position among frames 0..i
+  const reach = new Array<number>(n)
+  for (let i = 0, m = -1; i < n; i++) reach[i] = m = Math.max(m, pos[i]!)
+  const groups: Array<{ from: number; to: number; key: number; wanted: Array<number> }> = []
+  for (const w of wanted) {
+    const key = keyframeOf(t, w)
+    const from = Math.min(pos[key]!, pos[w]!)
+    const last = groups[groups.length - 1]
+    if (last && from <= last.to + 1) {
+      last.to = Math.max(last.to, reach[w]!)
+      last.wanted.push(w)
+    } else groups.push({ from, to: reach[w]!, key, wanted: [w] })
+  }
+  const cost = groups.reduce((sum, g) => sum + g.to - g.from + 1, 0)
+  const target = Math.max(1, Math.ceil(cost / Math.max(1, pieces)))
+  const out: Array<SparsePipeline> = []
+  let current: typeof groups = []
+  let size = 0
+  const flush = () => {
+    if (current.length === 0) return
+    const key = current[0]!.key
+    out.push({
+      // half way from the frame before the keyframe: the seek lands on it or an earlier keyframe,
+      // whose packets are dropped before the decoder
+      seekNs: key > 0 ? Math.floor((t.pts[key - 1]! + t.pts[key]!) / 2) : undefined,
+      keep: current.map((g) => [t.pos[order[g.from]!]!, t.pos[order[g.to]!]!] as const),
+      wanted: current.flatMap((g) => g.wanted),
+      packets: current.reduce((sum, g) => sum + g.to - g.from + 1, 0)
+    })
+    current = []
+    size = 0
+  }
+  for (const g of groups) {
+    if (current.length > 0 && (size >= target || current.length >= MAX_RANGES)) flush()
+    current.push(g)
+    size += g.to - g.from + 1
+  }
+  flush()
+  return out
+}
+
+/** What starting one more ffmpeg costs, as decoding this many pixels (about 20 frames of 1080p). */
+const PROCESS_PIXELS = 40_000_000
+
+/**
+ * Whether sparse pipelines (two processes each) decode less than the segments would
+ * (one process each, from the keyframe before each segment to its last frame), counting
+ * each process as {@link PROCESS_PIXELS}.
+ */
+const sparseSaves = (
+  t: Timeline.Timeline,
+  segments: ReadonlyArray<Segment>,
+  pipelines: ReadonlyArray<SparsePipeline>,
+  pixels: number
+) => {
+  const sequential = segments.reduce(
+    (sum, s) => sum + (s.wanted[s.wanted.length - 1]! - (t.keyframes.length ? keyframeOf(t, s.from) : 0) + 1) * pixels,
+    segments.length * PROCESS_PIXELS
+  )
+  const sparse = pipelines.reduce((sum, p) => sum + p.packets * pixels, pipelines.length * 2 * PROCESS_PIXELS)
+  return sparse < sequential
+}
+
+/** The filters turning a stored picture the way a display matrix asks (as ffmpeg's autorotate does). */
+const rotationFilters = (rotation: number | undefined): Array<string> =>
+  rotation === 90
+    ? ["transpose=clock"]
+    : rotation === 180
+      ? ["hflip", "vflip"]
+      : rotation === 270
+        ? ["transpose=cclock"]
+        : []
+
 /**
  * Streams several streams' elements in order while up to `concurrency` of them run
  * at once (each buffering a couple of elements ahead). Permits are taken in order,
@@ -311,10 +426,148 @@ export const framesFromFile = (
       }
       if (wanted.length === 0) return Stream.empty
 
+      /** Fails when a decoder gives fewer frames than asked for. */
+      const counted =
+        (expected: number, from: number) =>
+        (frames: Stream.Stream<Buffer, DecodeError>): Stream.Stream<Buffer, DecodeError> =>
+          Stream.suspend(() => {
+            let count = 0
+            const short = Effect.suspend(() =>
+              count < expected
+                ? Effect.fail(
+                    decodeError(
+                      label,
+                      `ffmpeg gave ${count} of ${expected} frames from ${Time.formatSeconds(timeline.pts[from]!)} s`
+                    )
+                  )
+                : Effect.void
+            )
+            return Stream.concat(
+              Stream.tap(frames, () => Effect.sync(() => count++)),
+              Stream.drain(Stream.fromEffect(short))
+            )
+          })
+      /** The decoded pictures (the wanted frames, ascending) as frames, in the order asked for. */
+      const deliver = (pictures: Stream.Stream<Buffer, DecodeError>): Stream.Stream<Frame, DecodeError> => {
+        const decoded = pictures.pipe(
+          Stream.zipWithIndex,
+          Stream.map(([data, j]) => ({ data, sourceFrame: wanted[Number(j)]! }))
+        )
+        const frame = (index: number, f: { data: Buffer; sourceFrame: number }): Frame => ({
+          index,
+          sourceFrame: f.sourceFrame,
+          ptsNs: timeline.pts[f.sourceFrame]!,
+          width,
+          height,
+          data: f.data
+        })
+        if (order === undefined) return Stream.map(Stream.zipWithIndex(decoded), ([f, i]) => frame(i, f))
+        const asked = order
+        const ascending = asked.every((x, i) => i === 0 || x >= asked[i - 1]!)
+        if (ascending) {
+          // the same frame may be asked for several times in a row
+          const counts = new Map<number, number>()
+          for (const i of asked) counts.set(i, (counts.get(i) ?? 0) + 1)
+          return decoded.pipe(
+            Stream.flatMap((f) => Stream.fromIterable(Array.from({ length: counts.get(f.sourceFrame)! }, () => f))),
+            Stream.zipWithIndex,
+            Stream.map(([f, i]) => frame(i, f))
+          )
+        }
+        return Stream.unwrap(
+          Effect.map(Stream.runCollect(decoded), (chunk) => {
+            const byFrame = new Map(Chunk.toArray(chunk).map((f) => [f.sourceFrame, f]))
+            return Stream.fromIterable(asked.map((i, k) => frame(k, byFrame.get(i)!)))
+          })
+        )
+      }
       const containerStart = meta.containerStartNs ?? 0
-      // `at` seeks per keyframe range; regular `fps` samples decode in one pass (measured faster
-      // than one ffmpeg per keyframe range under load, see bench/jasper)
+      const scaled = width !== sourceSize(meta, orientation).width || height !== sourceSize(meta, orientation).height
+      const scale = scaled ? [`scale=${width}:${height}:flags=bilinear`] : []
+      const pos = timeline.pos
+      // `at` seeks per keyframe range; regular `fps` samples decode in one pass
       const segments = plan(timeline, wanted, concurrency, options.at !== undefined)
+      const pipelines =
+        sparse && options.sparse !== false && pos !== undefined && timeline.keyframes.length > 0
+          ? planSparse({ ...timeline, pos }, wanted, concurrency)
+          : []
+      if (
+        pipelines.length > 0 &&
+        (options.sparse === true || sparseSaves(timeline, segments, pipelines, width * height)) &&
+        (yield* Process.canDropPackets(bin))
+      ) {
+        // sparse: the packets a sample needs are kept before the decoder (a stream copy with a
+        // drop expression feeds it), so only the keyframe-to-sample runs are decoded, in
+        // several pipelines at once; the decoder keeps the wanted frames by their timestamps
+        const threads = pipelines.length > 1 && concurrency > 1 ? ["-threads", "1"] : []
+        const sec = (ns: number) => Time.formatSeconds(ns)
+        const decodePipeline = (p: SparsePipeline): Stream.Stream<Buffer, DecodeError> => {
+          // keep a packet when its position in the file is in a range
+          const keep = p.keep.map(([lo, hi]) => `between(pos\\,${lo}\\,${hi})`).join("+")
+          const copy = [
+            ...base,
+            "-copyts",
+            ...(p.seekNs !== undefined ? ["-ss", seconds(p.seekNs - containerStart)] : []),
+            "-i",
+            file,
+            "-an",
+            "-sn",
+            "-dn",
+            "-c:v",
+            "copy",
+            "-bsf:v",
+            `noise=drop=not(${keep})`,
+            "-avoid_negative_ts",
+            "disabled",
+            "-f",
+            "nut",
+            "pipe:1"
+          ]
+          // each wanted frame is the one whose time falls between the midpoints to its neighbours
+          const window = (w: number) => {
+            const lo =
+              w > 0 ? Math.floor((timeline.pts[w - 1]! + timeline.pts[w]!) / 2) : timeline.pts[w]! - 1_000_000_000
+            const hi = Math.floor((timeline.pts[w]! + Timeline.frameEnd(timeline, w)) / 2)
+            return `between(t,${sec(lo)},${sec(hi)})`
+          }
+          const filters = [
+            `select='${p.wanted.map(window).join("+")}'`,
+            ...(orientation === "display" ? rotationFilters(meta.rotation) : []),
+            ...scale
+          ]
+          return Process.stream({
+            command: bin,
+            args: [
+              ...base,
+              ...threads,
+              "-copyts",
+              "-noautorotate",
+              "-f",
+              "nut",
+              "-i",
+              "pipe:0",
+              "-vf",
+              filters.join(","),
+              "-frames:v",
+              String(p.wanted.length),
+              "-vsync",
+              "0",
+              "-an",
+              "-sn",
+              "-pix_fmt",
+              "rgb24",
+              "-f",
+              "rawvideo",
+              "pipe:1"
+            ],
+            input: { command: bin, args: copy },
+            pieceBytes: frameBytes,
+            keepPartial: false,
+            onFailure
+          }).pipe(counted(p.wanted.length, p.wanted[0]!))
+        }
+        return deliver(ordered(pipelines.map(decodePipeline), concurrency))
+      }
       // several ffmpegs at once each decode on one thread; a single one uses its own threads
       const threads = segments.length > 1 && concurrency > 1 ? ["-threads", "1"] : []
       const decodeSegment = (seg: Segment): Stream.Stream<Buffer, DecodeError> => {
@@ -325,9 +578,7 @@ export const framesFromFile = (
         const contiguous = last - seg.from === seg.wanted.length - 1
         const filters = [
           ...(contiguous ? [] : [`select='${seg.wanted.map((w) => `eq(n,${w - seg.from})`).join("+")}'`]),
-          ...(width === sourceSize(meta, orientation).width && height === sourceSize(meta, orientation).height
-            ? []
-            : [`scale=${width}:${height}:flags=bilinear`])
+          ...scale
         ]
         return Process.stream({
           command: bin,
@@ -354,56 +605,9 @@ export const framesFromFile = (
           pieceBytes: frameBytes,
           keepPartial: false,
           onFailure
-        }).pipe((frames) =>
-          Stream.suspend(() => {
-            let count = 0
-            const short = Effect.suspend(() =>
-              count < seg.wanted.length
-                ? Effect.fail(
-                    decodeError(
-                      label,
-                      `ffmpeg gave ${count} of ${seg.wanted.length} frames from ${Time.formatSeconds(timeline.pts[seg.from]!)} s`
-                    )
-                  )
-                : Effect.void
-            )
-            return Stream.concat(
-              Stream.tap(frames, () => Effect.sync(() => count++)),
-              Stream.drain(Stream.fromEffect(short))
-            )
-          })
-        )
+        }).pipe(counted(seg.wanted.length, seg.from))
       }
-      const decoded = ordered(segments.map(decodeSegment), concurrency).pipe(
-        Stream.zipWithIndex,
-        Stream.map(([data, j]) => ({ data, sourceFrame: wanted[Number(j)]! }))
-      )
-      const frame = (index: number, f: { data: Buffer; sourceFrame: number }): Frame => ({
-        index,
-        sourceFrame: f.sourceFrame,
-        ptsNs: timeline.pts[f.sourceFrame]!,
-        width,
-        height,
-        data: f.data
-      })
-      if (order === undefined) return Stream.map(Stream.zipWithIndex(decoded), ([f, i]) => frame(i, f))
-      const ascending = order.every((x, i) => i === 0 || x >= order![i - 1]!)
-      if (ascending) {
-        // the same frame may be asked for several times in a row
-        const counts = new Map<number, number>()
-        for (const i of order) counts.set(i, (counts.get(i) ?? 0) + 1)
-        return decoded.pipe(
-          Stream.flatMap((f) => Stream.fromIterable(Array.from({ length: counts.get(f.sourceFrame)! }, () => f))),
-          Stream.zipWithIndex,
-          Stream.map(([f, i]) => frame(i, f))
-        )
-      }
-      return Stream.unwrap(
-        Effect.map(Stream.runCollect(decoded), (chunk) => {
-          const byFrame = new Map(Chunk.toArray(chunk).map((f) => [f.sourceFrame, f]))
-          return Stream.fromIterable(order!.map((i, k) => frame(k, byFrame.get(i)!)))
-        })
-      )
+      return deliver(ordered(segments.map(decodeSegment), concurrency))
     })
   )
 

@@ -2,7 +2,8 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Stream } from "effect"
 import * as fs from "node:fs"
 import sharp from "sharp"
-import { Audio, Image, Jasper, Probe, Reader, Subtitles, Video } from "@org/jasper"
+import { spawn } from "node:child_process"
+import { Audio, Image, Jasper, Probe, Reader, Subtitles, TestMedia, Video } from "@org/jasper"
 import { childDecoders, Fixtures, withReader, zeroCrossings } from "./fixtures.js"
 
 const memory = new Reader.MemoryStore()
@@ -148,6 +149,57 @@ layer(withReader(memory), { timeout: 60_000 })(`decoders on generated fixtures, 
         const many = yield* Stream.runCollect(Video.frames(fx.ntsc24, { fps: 10 }))
         expect(many.length).toBe(21) // t = 0, 0.1, ..., 2.0 s within 2.002 s
       })
+    )
+
+    it.effect(
+      "sparse sampling (fps, at) gives the frames of a full decode and of raw ffmpeg -vf fps=1:round=up, bit for bit",
+      () =>
+        Effect.gen(function* () {
+          const fx = yield* Fixtures
+          // B-frames (veryfast) and a keyframe every 10 frames, as streaming renditions are encoded
+          const file = `${fx.dir}/sparse-gop10.mp4`
+          yield* TestMedia.video(file, {
+            width: 96,
+            height: 64,
+            rate: "25/1",
+            segments: ["testsrc", "testsrc2", "smptebars"],
+            segmentFrames: 25,
+            keyframeInterval: 10
+          }).pipe(Effect.orDie)
+          const every = yield* collect(Video.frames(file, { concurrency: 1 }))
+          expect(every.length).toBe(75)
+          const hex = (d: Uint8Array) => Buffer.from(d).toString("base64")
+          for (const concurrency of [1, 2]) {
+            const sampled = yield* collect(Video.frames(file, { fps: 3, concurrency, sparse: true }))
+            expect(sampled.map((f) => f.sourceFrame)).toEqual([0, 8, 16, 25, 33, 41, 50, 58, 66])
+            for (const f of sampled) expect(hex(f.data)).toBe(hex(every[f.sourceFrame]!.data))
+            const at = yield* collect(
+              Video.frames(file, { at: [2_960_000_000, 400_000_000, 1_000_000_000], concurrency, sparse: true })
+            )
+            expect(at.map((f) => f.sourceFrame)).toEqual([74, 10, 25])
+            for (const f of at) expect(hex(f.data)).toBe(hex(every[f.sourceFrame]!.data))
+          }
+          // the raw fps filter rounding up picks the frame showing at k s (round=near, its default, does not)
+          const perSecond = yield* collect(Video.frames(file, { fps: 1, sparse: true }))
+          const raw = yield* Effect.promise(
+            () =>
+              new Promise<Buffer>((resolve, reject) => {
+                const child = spawn(build.ffmpeg.path, [
+                  ...["-nostdin", "-v", "error", "-i", file, "-an", "-vf", "fps=1:round=up"],
+                  ...["-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1"]
+                ])
+                const chunks: Array<Buffer> = []
+                child.stdout.on("data", (c: Buffer) => chunks.push(c))
+                child.on("error", reject)
+                child.on("close", () => resolve(Buffer.concat(chunks)))
+              })
+          )
+          expect(raw.length).toBe(perSecond.length * 96 * 64 * 3)
+          perSecond.forEach((f, i) =>
+            expect(hex(f.data)).toBe(hex(raw.subarray(i * 96 * 64 * 3, (i + 1) * 96 * 64 * 3)))
+          )
+        }),
+      240_000
     )
 
     it.effect("decodes the frames showing at given timestamps and within a range", () =>

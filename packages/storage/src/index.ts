@@ -6,5 +6,6 @@
  * @since 0.1.0
  */
 export * as Database from "./Database.js"
+export * as PromiseRuntime from "./PromiseRuntime.js"
 export * as StorageError from "./StorageError.js"
 export * as Vector from "./Vector.js"

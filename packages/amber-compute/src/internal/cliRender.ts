@@ -78,6 +78,11 @@ export const makeRenderer = (options: {
         if (tty) advance(1, `failed ${e.feature} ${e.entity}`)
         else print(err, `failed ${e.feature} ${e.entity}: ${e.error._tag}: ${e.error.message}`)
         return
+      case "WaitingForWorkers":
+        return print(
+          err,
+          `waiting for workers: ${e.tasks} task(s) of ${e.run} queued, no live worker for ${ms(e.waitedMs)} (start \`amber worker\` on the same config)`
+        )
       case "Finished":
         bar?.stop()
         bar = undefined

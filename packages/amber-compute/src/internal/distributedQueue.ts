@@ -39,6 +39,10 @@ export interface QueueConfig {
   readonly workerTimeoutMs: number
   readonly heartbeatMs: number
   readonly pollMs: number
+  /** A caller waiting this long with no live worker publishes `WaitingForWorkers`. */
+  readonly waitingForWorkersMs: number
+  /** A caller waiting this long with no live worker gives up (`NoWorkersError`); undefined: never. */
+  readonly noWorkersTimeoutMs: number | undefined
   /** Connections of the pool (a worker needs its concurrency plus a few). */
   readonly poolSize: number
 }
@@ -132,7 +136,7 @@ export interface Queue {
    * An interrupted run: its jobs are removed (a running one finishes but is not
    * retried) and its tasks not started are failed.
    */
-  readonly cancel: (run: string) => Effect.Effect<void, QueueError>
+  readonly cancel: (run: string, reason?: string) => Effect.Effect<void, QueueError>
   readonly heartbeat: (worker: string, concurrency: number) => Effect.Effect<void, QueueError>
   readonly leave: (worker: string) => Effect.Effect<void, QueueError>
   /** Releases the jobs of workers whose heartbeat is stale; returns their ids. */
@@ -301,7 +305,7 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
         [run]
       ).pipe(Effect.map((r) => r.rowCount ?? 0))
 
-    const cancel = (run: string) =>
+    const cancel = (run: string, reason = "the run was interrupted") =>
       query(
         "cancel",
         `select ${s}.remove_job(t.run || ':' || t.seq) from ${s}.amber_tasks t
@@ -311,9 +315,9 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
         Effect.zipRight(
           query(
             "cancel",
-            `update ${s}.amber_tasks set state = 'failed', last_error = 'the run was interrupted', finished_at = now()
+            `update ${s}.amber_tasks set state = 'failed', last_error = $2, finished_at = now()
              where run = $1 and state in ('pending', 'queued', 'retrying')`,
-            [run]
+            [run, reason]
           )
         ),
         Effect.asVoid

@@ -3,7 +3,7 @@
  * level at a time, and wait for the workers to settle them, releasing the jobs of
  * dead workers while waiting.
  */
-import { Effect } from "effect"
+import { Cause, Clock, Effect, Exit } from "effect"
 import {
   BlockedError,
   ComputeFailedError,
@@ -14,6 +14,7 @@ import {
   InvalidOutputError,
   MissingAssetError,
   MissingEntityError,
+  NoWorkersError,
   StoreFailedError
 } from "../ComputeError.js"
 import type { Job, TaskResult } from "../Executor.js"
@@ -104,42 +105,97 @@ export interface Progress {
   readonly onSettled?: (task: TaskRow, result: TaskResult) => Effect.Effect<void>
 }
 
+/** How often a waiting caller looks for live workers. */
+const WORKER_CHECK_MS = 500
+
 /** Runs a job's levels on the queue and waits for every task. */
 export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
   Effect.gen(function* () {
+    const { noWorkersTimeoutMs, waitingForWorkersMs } = queue.config
+    const publish = job.publish ?? (() => Effect.void)
     let seq = 0
     const levels = job.levels.map((level, index) =>
       level.map((task) => ({ seq: seq++, level: index, feature: task.feature, entities: task.entities }))
     )
     yield* queue.insertTasks(job.run, levels.flat())
     const results: Array<TaskResult> = []
+    // no live worker since (undefined: one was seen at the last check)
+    let alone: number | undefined
+    let warned = false
+    let checked = -Infinity
+    let reaped = -Infinity
     for (let index = 0; index < levels.length; index++) {
       const level = levels[index]!
       yield* queue.enqueue(
         job.run,
         level.map((t) => t.seq)
       )
+      const started = new Set<number>()
       const settled = new Set<number>()
+      // polls that saw nothing new wait longer, up to 4 x pollMs (a long task costs the caller little CPU)
+      let idle = 0
       while (settled.size < level.length) {
-        yield* Effect.sleep(`${queue.config.pollMs} millis`)
-        // any waiting process helps release the jobs of dead workers
-        yield* queue.reap
-        yield* queue.settleLost(job.run)
+        yield* Effect.sleep(`${queue.config.pollMs * 2 ** Math.min(idle, 2)} millis`)
+        const seen = started.size + settled.size
+        // any waiting process helps release the jobs of dead workers (as often as workers beat)
+        const now = yield* Clock.currentTimeMillis
+        if (now - reaped >= queue.config.heartbeatMs) {
+          reaped = now
+          yield* queue.reap
+          yield* queue.settleLost(job.run)
+        }
         const rows = yield* queue.tasks(job.run, index)
         for (const row of rows) {
-          if (settled.has(row.seq) || (row.state !== "done" && row.state !== "failed")) continue
+          if (settled.has(row.seq)) continue
+          if (!started.has(row.seq) && row.state !== "queued" && row.state !== "pending") {
+            // a task is reported started once, when first seen running (or already settled)
+            started.add(row.seq)
+            yield* publish({ _tag: "Started", run: job.run, feature: row.feature, entities: row.entities.length })
+          }
+          if (row.state !== "done" && row.state !== "failed") continue
           settled.add(row.seq)
           const result =
             row.state === "done" && row.result ? resultFromJson(row.result as TaskResultJson) : failedTaskResult(row)
           results.push(result)
-          if (job.publish) yield* Effect.forEach(eventsOf(job.run, result), job.publish, { discard: true })
+          yield* Effect.forEach(eventsOf(job.run, result), publish, { discard: true })
           if (progress.onSettled) yield* progress.onSettled(row, result)
+        }
+        if (settled.size === level.length) break
+        idle = started.size + settled.size > seen ? 0 : idle + 1
+        if (now - checked < WORKER_CHECK_MS) continue
+        checked = now
+        if ((yield* queue.workers).length > 0) {
+          alone = undefined
+          warned = false
+          continue
+        }
+        alone ??= now
+        const waitedMs = now - alone
+        const tasks = level.length - settled.size
+        if (!warned && waitedMs >= waitingForWorkersMs) {
+          warned = true
+          yield* publish({ _tag: "WaitingForWorkers", run: job.run, tasks, waitedMs })
+        }
+        if (noWorkersTimeoutMs !== undefined && waitedMs >= noWorkersTimeoutMs) {
+          return yield* new NoWorkersError({
+            run: job.run,
+            tasks,
+            waitedMs,
+            message: `no worker took the tasks of run ${job.run}: ${tasks} task(s) waited ${waitedMs} ms with no live worker (noWorkersTimeoutMs ${noWorkersTimeoutMs}); start \`amber worker\` (or Worker.run) on the same options`
+          })
         }
       }
     }
     return results as ReadonlyArray<TaskResult>
   }).pipe(
-    // an interrupted caller (Ctrl-C on `amber run`) takes its queued tasks back
-    Effect.onInterrupt(() => queue.cancel(job.run).pipe(Effect.ignore)),
-    Effect.mapError((e) => new ExecutorError({ message: e.message, cause: e }))
+    // an interrupted caller (Ctrl-C on `amber run`) or one that gave up takes its queued tasks back
+    Effect.onExit((exit) => {
+      if (Exit.isSuccess(exit)) return Effect.void
+      const error = Cause.squash(exit.cause)
+      const reason = Exit.isInterrupted(exit)
+        ? "the run was interrupted"
+        : `the caller gave up: ${error instanceof Error ? error.message : String(error)}`
+      return queue.cancel(job.run, reason).pipe(Effect.ignore)
+    }),
+    Effect.mapError((e) => (e._tag === "NoWorkersError" ? e : new ExecutorError({ message: e.message, cause: e })))
   )

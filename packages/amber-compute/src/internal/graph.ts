@@ -41,7 +41,10 @@ export interface Graph {
   readonly store: FeatureStore.Service
   readonly entities: Map<string, Entity | null>
   readonly features: Map<string, FeatureNodes>
-  /** Values by feature label then entity (only when `keepValues`). */
+  /**
+   * Values by feature label then entity (only when `keepValues`). Without it (a plan),
+   * nodes keep a fingerprint's hashes only, not its inputs.
+   */
   readonly values: Map<string, Map<string, unknown>>
   readonly keepValues: boolean
   /** Serializes `expand` (nodes are created before their fingerprints are known). */
@@ -96,11 +99,35 @@ const failureFields = (algorithm: Algorithm.Algorithm, entity: string, message: 
   message: `${FeatureSpec.label(algorithm.feature)} for ${entity}: ${message}`
 })
 
+type DependencyInput = readonly [key: string, input: Exclude<Algorithm.Input, Algorithm.AssetInput>, label: string]
+
+interface InputsOf {
+  /** [key, role] of the asset inputs. */
+  readonly assetInputs: ReadonlyArray<readonly [key: string, role: string]>
+  /** [key, input, feature label] of the feature inputs. */
+  readonly deps: ReadonlyArray<DependencyInput>
+}
+
+const inputsCache = new WeakMap<Algorithm.Algorithm, InputsOf>()
+
+/** The inputs of an algorithm split by kind (computed once per algorithm). */
+const inputsOf = (algorithm: Algorithm.Algorithm): InputsOf => {
+  let cached = inputsCache.get(algorithm)
+  if (cached === undefined) {
+    const assetInputs: Array<readonly [string, string]> = []
+    const deps: Array<DependencyInput> = []
+    for (const [key, input] of Object.entries(algorithm.inputs)) {
+      if (input._tag === "Asset") assetInputs.push([key, input.role])
+      else deps.push([key, input, FeatureSpec.label(input.feature)])
+    }
+    inputsCache.set(algorithm, (cached = { assetInputs, deps }))
+  }
+  return cached
+}
+
 /** The dependency inputs of an algorithm: [key, input, feature label]. */
-export const dependencyInputs = (algorithm: Algorithm.Algorithm) =>
-  Object.entries(algorithm.inputs).flatMap(([key, input]) =>
-    input._tag === "Asset" ? [] : [[key, input, FeatureSpec.label(input.feature)] as const]
-  )
+export const dependencyInputs = (algorithm: Algorithm.Algorithm): ReadonlyArray<DependencyInput> =>
+  inputsOf(algorithm).deps
 
 /**
  * Adds the nodes of `label` for `ids` and of everything they read (entities,
@@ -136,7 +163,8 @@ const expandUnlocked = (graph: Graph, label: string, ids: ReadonlyArray<string>)
       }
       if (created.length === 0) continue
       fresh.set(l, created)
-      const unknown = created.map((n) => n.entity).filter((id) => !graph.entities.has(id))
+      const unknown: Array<string> = []
+      for (const node of created) if (!graph.entities.has(node.entity)) unknown.push(node.entity)
       if (unknown.length > 0) {
         const found = yield* inChunks(unknown, graph.source.getMany)
         unknown.forEach((id, i) => graph.entities.set(id, found[i] ?? null))
@@ -220,19 +248,20 @@ const expandUnlocked = (graph: Graph, label: string, ids: ReadonlyArray<string>)
       const created = fresh.get(l)
       if (created === undefined) continue
       const algorithm = graph.mesh.byLabel.get(l)!
-      const deps = dependencyInputs(algorithm)
+      const { assetInputs, deps } = inputsOf(algorithm)
+      const depNodes = deps.map(([, , depLabel]) => graph.features.get(depLabel)!.nodes)
+      const params = algorithm.params
       for (const node of created) {
         if (node.failure !== undefined) continue
         const assets: Record<string, string> = {}
-        for (const [key, input] of Object.entries(algorithm.inputs)) {
-          if (input._tag === "Asset") assets[input.role] = node.assets![key]!.contentHash
-        }
+        for (const [key, role] of assetInputs) assets[role] = node.assets![key]!.contentHash
         const upstream: Array<Fingerprint.Upstream> = []
         let blocked: ComputeFailure | undefined
-        for (const [key, input, depLabel] of deps) {
-          const depNodes = graph.features.get(depLabel)!.nodes
+        for (let d = 0; d < deps.length && blocked === undefined; d++) {
+          const [key, input] = deps[d]!
+          const nodes = depNodes[d]!
           for (const id of node.related![key]!) {
-            const dep = depNodes.get(id)!
+            const dep = nodes.get(id)!
             if (dep.failure !== undefined || dep.fp === undefined) {
               blocked = blockedBy(algorithm, node.entity, input.feature, id, dep.failure)
               break
@@ -244,18 +273,23 @@ const expandUnlocked = (graph: Graph, label: string, ids: ReadonlyArray<string>)
               fingerprint: dep.fp.hash
             })
           }
-          if (blocked) break
         }
         if (blocked) {
           node.failure = blocked
           continue
         }
-        const fp = Fingerprint.either({ assets, upstream, params: algorithm.params })
+        const fp = Fingerprint.either({ assets, upstream, params })
         if (Either.isLeft(fp)) {
           node.failure = new ComputeFailedError(
             failureFields(algorithm, node.entity, `cannot fingerprint the inputs: ${fp.left.message}`)
           )
-        } else node.fp = fp.right
+        } else if (graph.keepValues) node.fp = fp.right
+        else {
+          // a plan keeps only what identifies the value (the full fingerprint, with its
+          // canonical inputs, is garbage before it leaves the young generation)
+          node.fp = { _tag: "Fingerprint", hash: fp.right.hash, params: fp.right.params } as Fingerprint.Fingerprint
+          node.assets = undefined
+        }
       }
     }
   })
@@ -375,6 +409,26 @@ export const lineageLookup = (store: FeatureStore.Service): Lineage => {
       for (const r of rows) heldOf(spec, r, out)
       return out
     })
+}
+
+/**
+ * The features in `label`'s inputs (and itself) that describe the same entities as
+ * `label` for a given set of them: reached from it through same-entity feature inputs
+ * only, never through a relation.
+ */
+export const sameEntityLabels = (mesh: Mesh.Mesh<any>, label: string): ReadonlySet<string> => {
+  const labels = [...Mesh.upstreamOf(mesh, label)].reverse() // consumers first
+  const reached = new Set<string>([label])
+  const viaRelation = new Set<string>()
+  for (const l of labels) {
+    if (!reached.has(l)) continue
+    const own = !viaRelation.has(l)
+    for (const [, input, depLabel] of dependencyInputs(mesh.byLabel.get(l)!)) {
+      reached.add(depLabel)
+      if (!own || input._tag !== "Feature") viaRelation.add(depLabel)
+    }
+  }
+  return new Set([...reached].filter((l) => !viaRelation.has(l)))
 }
 
 /** Sets the state of nodes; with a lineage lookup, missing ones that have other values stored are stale. */

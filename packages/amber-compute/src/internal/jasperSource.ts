@@ -36,87 +36,104 @@ const toEntity = (e: {
 
 const byId = (a: { readonly id: string }, b: { readonly id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 
+const toAsset = (a: {
+  readonly id: string
+  readonly entityId: string
+  readonly role: string
+  readonly sha256: string
+  readonly uri: string
+  readonly mediaType: string
+  readonly labels: Readonly<Record<string, unknown>>
+}): Asset => ({
+  id: a.id,
+  entityId: a.entityId,
+  role: a.role,
+  contentHash: a.sha256,
+  uri: a.uri,
+  mediaType: a.mediaType,
+  labels: a.labels
+})
+
+/** Entities listed per page (one query each). */
+const PAGE = 5000
+
 export const make: Effect.Effect<Service, never, Catalog.Catalog> = Effect.map(CatalogTag, (catalog): Service => {
-  const getOne = (id: string): Effect.Effect<Entity | undefined, unknown> =>
-    catalog.getEntity(id).pipe(
-      Effect.map(toEntity),
-      Effect.catchTag("EntityNotFoundError", () => Effect.succeed(undefined))
-    )
-  const getMany: Service["getMany"] = (ids) => wrap("getEntity")(Effect.forEach(ids, getOne, { concurrency: 8 }))
+  // every read is batched: a query per few hundred ids, never one per id
+  const entitiesOf = (ids: ReadonlyArray<string>) =>
+    Effect.map(catalog.getEntities(ids), (found) => found.map((e) => (e === undefined ? undefined : toEntity(e))))
+  const getMany: Service["getMany"] = (ids) => wrap("getEntities")(entitiesOf(ids))
+  /** Every entity (of a kind), page by page. */
+  const all = (kind: string | undefined) =>
+    Effect.gen(function* () {
+      const out: Array<Entity> = []
+      let after: string | undefined
+      for (;;) {
+        const page = yield* catalog.listEntities({
+          ...(kind !== undefined ? { kind } : {}),
+          ...(after !== undefined ? { after } : {}),
+          limit: PAGE
+        })
+        for (const e of page) out.push(toEntity(e))
+        if (page.length < PAGE) return out
+        after = page[page.length - 1]!.id
+      }
+    })
   return {
     getMany,
     list: (filter = {}) =>
       wrap("list")(
         Effect.gen(function* () {
-          let ids: Array<string>
-          if (filter.ids !== undefined) ids = [...filter.ids]
-          else if (filter.parentId !== undefined) {
-            ids = (yield* catalog.children(filter.parentId, filter.kind ? { kind: filter.kind } : {})).map((e) => e.id)
+          let entities: ReadonlyArray<Entity>
+          if (filter.ids !== undefined) {
+            entities = (yield* entitiesOf(filter.ids)).filter((e): e is Entity => e !== undefined)
+          } else if (filter.parentId !== undefined) {
+            entities = (yield* catalog.children(filter.parentId, filter.kind ? { kind: filter.kind } : {})).map(
+              toEntity
+            )
+          } else if (filter.asset === undefined) {
+            entities = yield* all(filter.kind)
           } else {
-            // entities are known through their assets (and the ancestors of those)
+            // entities with an asset matching the filter
             const assets = yield* catalog.list({
               latest: true,
-              ...(filter.asset?.role !== undefined ? { role: filter.asset.role } : {}),
-              ...(filter.asset?.label !== undefined ? { label: filter.asset.label } : {})
+              ...(filter.asset.role !== undefined ? { role: filter.asset.role } : {}),
+              ...(filter.asset.label !== undefined ? { label: filter.asset.label } : {})
             })
-            const seen = new Set(assets.map((a) => a.entityId))
-            if (filter.asset === undefined) {
-              for (const id of [...seen]) for (const a of yield* catalog.ancestors(id)) seen.add(a.id)
-            }
-            ids = [...seen]
+            entities = (yield* entitiesOf([...new Set(assets.map((a) => a.entityId))])).filter(
+              (e): e is Entity => e !== undefined
+            )
           }
-          const entities = (yield* Effect.forEach(ids, getOne, { concurrency: 8 })).filter(
-            (e): e is Entity =>
-              e !== undefined &&
-              (filter.kind === undefined || e.kind === filter.kind) &&
-              (filter.parentId === undefined || e.parentId === filter.parentId) &&
-              (filter.attribute === undefined || e.attributes?.[filter.attribute.key] === filter.attribute.value)
-          )
-          return entities.sort(byId)
+          return entities
+            .filter(
+              (e) =>
+                (filter.kind === undefined || e.kind === filter.kind) &&
+                (filter.parentId === undefined || e.parentId === filter.parentId) &&
+                (filter.attribute === undefined || e.attributes?.[filter.attribute.key] === filter.attribute.value)
+            )
+            .sort(byId)
         })
       ),
     related: (ids, relation) =>
       wrap("related")(
         relation._tag === "Children"
-          ? Effect.forEach(
-              ids,
-              (id) =>
-                Effect.map(catalog.children(id, relation.kind ? { kind: relation.kind } : {}), (cs) =>
-                  cs.map(toEntity).sort(byId)
-                ),
-              { concurrency: 8 }
+          ? Effect.map(catalog.childrenOf(ids, relation.kind ? { kind: relation.kind } : {}), (lists) =>
+              lists.map((cs) => cs.map(toEntity).sort(byId))
             )
-          : Effect.flatMap(getMany(ids), (entities) =>
-              Effect.forEach(
-                entities,
-                (e) =>
-                  e?.parentId === undefined
-                    ? Effect.succeed([])
-                    : Effect.map(getOne(e.parentId), (p): ReadonlyArray<Entity> => (p === undefined ? [] : [p])),
-                { concurrency: 8 }
-              )
-            )
+          : Effect.gen(function* () {
+              const entities = yield* entitiesOf(ids)
+              const parentIds = entities.flatMap((e) => (e?.parentId === undefined ? [] : [e.parentId]))
+              const parents = new Map<string, Entity>()
+              for (const p of yield* entitiesOf(parentIds)) if (p !== undefined) parents.set(p.id, p)
+              return entities.map((e): ReadonlyArray<Entity> => {
+                const parent = e?.parentId === undefined ? undefined : parents.get(e.parentId)
+                return parent === undefined ? [] : [parent]
+              })
+            })
       ),
     assets: (ids, role) =>
       wrap("assets")(
-        Effect.forEach(
-          ids,
-          (id) =>
-            Effect.map(catalog.list({ entityId: id, role, latest: true }), (list): Asset | undefined => {
-              const a = list.at(-1)
-              return a === undefined
-                ? undefined
-                : {
-                    id: a.id,
-                    entityId: a.entityId,
-                    role: a.role,
-                    contentHash: a.sha256,
-                    uri: a.uri,
-                    mediaType: a.mediaType,
-                    labels: a.labels
-                  }
-            }),
-          { concurrency: 8 }
+        Effect.map(catalog.latestAssets(ids, role), (found) =>
+          found.map((a) => (a === undefined ? undefined : toAsset(a)))
         )
       ),
     changes: (after, limit) =>

@@ -8,6 +8,7 @@ import {
   ComputeFailedError,
   ComputeTimeoutError,
   failureJson,
+  fromJson,
   InvalidOutputError,
   StoreFailedError
 } from "../ComputeError.js"
@@ -372,12 +373,15 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
                     source: FeatureSpec.label(input.feature)
                   }
             ),
-            entries: nodes.map((n) => ({
-              entity: n.entity,
-              state: n.state!,
-              ...(n.fp ? { fingerprint: n.fp.hash } : {}),
-              ...(n.reason !== undefined ? { reason: n.reason } : {})
-            }))
+            entries: nodes.map((n) => {
+              const entry: { entity: string; state: Plan.State; fingerprint?: string; reason?: string } = {
+                entity: n.entity,
+                state: n.state!
+              }
+              if (n.fp) entry.fingerprint = n.fp.hash
+              if (n.reason !== undefined) entry.reason = n.reason
+              return entry
+            })
           })
         }
         return { _tag: "Plan" as const, feature: label, entities: [...ids], features }
@@ -400,25 +404,40 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
         const ids = [...new Set(entities)]
         const lineage = Graph.lineageLookup(store)
         // the walk goes chunk by chunk: its memory stays bounded, the plan holds only entries
-        const merged = new Map<string, { plan: Plan.FeaturePlan; entries: Array<Plan.Entry>; seen: Set<string> }>()
-        for (const chunk of chunked(ids)) {
+        const chunks = chunked(ids)
+        // features of the same entities as the target (reached through same-entity inputs
+        // only) have disjoint entries chunk by chunk: no need to look for repeats
+        const disjoint = chunks.length === 1 ? undefined : Graph.sameEntityLabels(mesh, label)
+        const merged = new Map<
+          string,
+          { plan: Plan.FeaturePlan; entries: Array<Plan.Entry>; seen: Set<string> | undefined }
+        >()
+        for (const chunk of chunks) {
           const graph = Graph.make(mesh, source, store, false)
           yield* Graph.expand(graph, label, chunk)
           const needed = yield* Graph.check(graph, label, chunk, false)
           const part = yield* planOf(graph, label, chunk, needed, lineage)
           for (const f of part.features) {
             let m = merged.get(f.feature)
-            if (m === undefined) merged.set(f.feature, (m = { plan: f, entries: [], seen: new Set() }))
+            if (m === undefined) {
+              const seen = disjoint === undefined || disjoint.has(f.feature) ? undefined : new Set<string>()
+              merged.set(f.feature, (m = { plan: f, entries: [], seen }))
+            }
+            const { entries, seen } = m
             for (const e of f.entries) {
-              if (m.seen.has(e.entity)) continue
-              m.seen.add(e.entity)
-              m.entries.push(e)
+              if (seen !== undefined) {
+                if (seen.has(e.entity)) continue
+                seen.add(e.entity)
+              }
+              entries.push(e)
             }
           }
         }
         const features = Mesh.upstreamOf(mesh, label)
           .filter((l) => merged.has(l))
-          .map((l) => ({ ...merged.get(l)!.plan, entries: merged.get(l)!.entries }))
+          .map((l) =>
+            chunks.length === 1 ? merged.get(l)!.plan : { ...merged.get(l)!.plan, entries: merged.get(l)!.entries }
+          )
         return { _tag: "Plan" as const, feature: label, entities: ids, features }
       })
 
@@ -469,9 +488,20 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
       Effect.gen(function* () {
         const started = performance.now()
         const graph = Graph.make(mesh, source, store, true)
-        yield* Graph.expand(graph, label, ids)
-        const needed = yield* Graph.check(graph, label, ids, true)
-        const thePlan = yield* planOf(graph, label, ids, needed, undefined)
+        // the failures recorded so far are read while the graph is walked (one round trip, not one per feature)
+        const [recorded, thePlan] = yield* Effect.all(
+          [
+            state.failures(),
+            Effect.gen(function* () {
+              yield* Graph.expand(graph, label, ids)
+              const needed = yield* Graph.check(graph, label, ids, true)
+              return yield* planOf(graph, label, ids, needed, undefined)
+            })
+          ],
+          { concurrency: 2 }
+        )
+        const recordedOf = (f: Plan.FeaturePlan) =>
+          recorded.filter((r) => r.feature === f.name && r.version === f.version)
         const levels = Plan.tasks(thePlan, runOptions.batchSize ?? batchSize)
         const counts: Record<string, Plan.Counts> = {}
         for (const f of thePlan.features) counts[f.feature] = Plan.counts(f)
@@ -485,11 +515,7 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
           ms: performance.now() - started
         })
         const clean = new Set<string>()
-        if (levels.length > 0) {
-          for (const f of thePlan.features) {
-            if ((yield* state.failures({ name: f.name, version: f.version })).length === 0) clean.add(f.feature)
-          }
-        }
+        for (const f of thePlan.features) if (recordedOf(f).length === 0) clean.add(f.feature)
         const results = yield* executor.execute({
           run,
           levels,
@@ -527,10 +553,10 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
           totals.cached += stored
           if (stored > 0) {
             // a failure recorded earlier whose value is stored now (another process computed it) is over
-            const recorded = yield* state.failures({ name: f.name, version: f.version })
-            if (recorded.length > 0) {
+            const before = recordedOf(f)
+            if (before.length > 0) {
               const storedNow = new Set(f.entries.filter((e) => e.state === "stored").map((e) => e.entity))
-              const over = recorded.filter((r) => storedNow.has(r.entity)).map((r) => r.entity)
+              const over = before.filter((r) => storedNow.has(r.entity)).map((r) => r.entity)
               if (over.length > 0) yield* state.clearFailures(f.name, f.version, over)
             }
           }
@@ -552,10 +578,35 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
         }
       })
 
+    /**
+     * A task of a run that is already going (a worker's task): the inputs whose
+     * compute failed earlier in the run, with the same fingerprint, are failures here
+     * too, not computed again by every consumer's task.
+     */
+    const failedEarlierInRun = (graph: Graph.Graph, task: Plan.Task, run: string) =>
+      Effect.gen(function* () {
+        const algorithm = mesh.byLabel.get(task.feature)
+        if (algorithm === undefined) return
+        yield* Graph.expand(graph, task.feature, task.entities)
+        for (const [label, fn] of graph.features) {
+          if (label === task.feature || fn.nodes.size === 0) continue
+          const spec = fn.algorithm.feature
+          for (const record of yield* state.failures({ name: spec.name, version: spec.version }, run)) {
+            // a store failure may be transient and a blocked input is re-derived from its own inputs: both are tried again
+            if (record._tag === "StoreFailedError" || record._tag === "BlockedError") continue
+            const node = fn.nodes.get(record.entity)
+            if (node !== undefined && node.failure === undefined && node.fp?.hash === record.fingerprint) {
+              node.failure = fromJson({ ...record })
+            }
+          }
+        }
+      })
+
     const runTask: Service["runTask"] = (task, runOptions = {}) =>
       Effect.gen(function* () {
         const run = runOptions.run ?? (yield* newRun)
         const graph = Graph.make(mesh, source, store, true)
+        if (runOptions.run !== undefined) yield* failedEarlierInRun(graph, task, run)
         return yield* runTaskIn(graph, task, run)
       })
 

@@ -24,7 +24,9 @@ export interface State {
     entities: ReadonlyArray<string>
   ) => Effect.Effect<void, StorageError.StorageError>
   readonly failures: (
-    feature?: { readonly name: string; readonly version: number } | undefined
+    feature?: { readonly name: string; readonly version: number } | undefined,
+    /** Only the failures recorded last by this run. */
+    run?: string
   ) => Effect.Effect<ReadonlyArray<FailureRecord>, StorageError.StorageError>
   readonly getCursor: (name: string) => Effect.Effect<number, StorageError.StorageError>
   readonly setCursor: (name: string, position: number, at: number) => Effect.Effect<void, StorageError.StorageError>
@@ -49,10 +51,11 @@ export const makeMemory = (): State => {
         if (failures.size === 0) return
         for (const entity of entities) failures.delete(key(feature, version, entity))
       }),
-    failures: (feature) =>
+    failures: (feature, run) =>
       Effect.sync(() =>
         [...failures.values()]
           .filter((f) => feature === undefined || (f.feature === feature.name && f.version === feature.version))
+          .filter((f) => run === undefined || f.run === run)
           .sort((a, b) => a.at - b.at)
       ),
     getCursor: (name) => Effect.sync(() => cursors.get(name) ?? 0),
@@ -117,10 +120,11 @@ export const make: Effect.Effect<State, StorageError.StorageError, Database.Data
               ),
             { discard: true }
           ),
-    failures: (feature) =>
+    failures: (feature, run) =>
       use("amber-compute.failures", (k) => {
         let q = k.selectFrom(FAILURES).selectAll()
         if (feature !== undefined) q = q.where("feature", "=", feature.name).where("version", "=", feature.version)
+        if (run !== undefined) q = q.where("run", "=", run)
         return q.orderBy("at").orderBy("entity").execute()
       }).pipe(
         Effect.map((rows) =>

@@ -110,6 +110,29 @@ export const ffmpeg: Effect.Effect<string, Error> = Effect.map(pair, (p) => p.ff
 /** The ffprobe of the chosen pair. */
 export const ffprobe: Effect.Effect<string, Error> = Effect.map(pair, (p) => p.ffprobe.path)
 
+const dropCache = new Map<string, Promise<boolean>>()
+
+/**
+ * Whether an ffmpeg's `noise` bitstream filter takes a `drop` expression (FFmpeg 5.0
+ * and later), which sparse decoding uses to drop packets before the decoder.
+ */
+export const canDropPackets = (bin: string): Effect.Effect<boolean> =>
+  Effect.promise(() => {
+    let hit = dropCache.get(bin)
+    if (!hit) {
+      hit = new Promise<boolean>((resolve) => {
+        const child = spawn(bin, ["-hide_banner", "-h", "bsf=noise"], { stdio: ["ignore", "pipe", "ignore"] })
+        let out = ""
+        child.stdout.setEncoding("utf8")
+        child.stdout.on("data", (d: string) => (out += d))
+        child.once("error", () => resolve(false))
+        child.once("close", (code) => resolve(code === 0 && /^\s*-drop\b/m.test(out)))
+      })
+      dropCache.set(bin, hit)
+    }
+    return hit
+  })
+
 export interface Exit {
   readonly code: number | null
   readonly signal: NodeJS.Signals | null
@@ -123,8 +146,13 @@ interface Running {
   readonly exit: Promise<Exit>
 }
 
-const start = (command: string, args: ReadonlyArray<string>, keepStderr: number): Running => {
-  const child = spawn(command, args as Array<string>, { stdio: ["ignore", "pipe", "pipe"] })
+const start = (
+  command: string,
+  args: ReadonlyArray<string>,
+  keepStderr: number,
+  stdin: "ignore" | "pipe" = "ignore"
+): Running => {
+  const child = spawn(command, args as Array<string>, { stdio: [stdin, "pipe", "pipe"] })
   let stderr = ""
   child.stderr!.setEncoding("utf8")
   child.stderr!.on("data", (d: string) => {
@@ -146,11 +174,32 @@ const kill = (running: Running) =>
   })
 
 /** A started process killed (and reaped) when the scope closes. */
-const acquire = (command: string, args: ReadonlyArray<string>, keepStderr = STDERR_TAIL) =>
+const acquire = (
+  command: string,
+  args: ReadonlyArray<string>,
+  keepStderr = STDERR_TAIL,
+  stdin: "ignore" | "pipe" = "ignore"
+) =>
   Effect.acquireRelease(
-    Effect.sync(() => start(command, args, keepStderr)),
+    Effect.sync(() => start(command, args, keepStderr, stdin)),
     kill
   )
+
+/**
+ * A process whose stdout is piped into the stdin of the process from `acquire` (both
+ * killed when the scope closes). The feeder ending early because its reader exited
+ * (a broken pipe) is not an error; its exit is returned for diagnostics.
+ */
+const feed = (target: Running, command: string, args: ReadonlyArray<string>) =>
+  Effect.map(acquire(command, args), (feeder) => {
+    const stdin = target.child.stdin!
+    stdin.on("error", () => {
+      // the reader exited first (it had all it needed): stop feeding
+      feeder.child.stdout!.destroy()
+    })
+    feeder.child.stdout!.pipe(stdin)
+    return feeder
+  })
 
 /**
  * Runs a process and collects its output. Interrupting the effect kills the process.
@@ -272,17 +321,37 @@ export const stream = <E>(options: {
   readonly keepPartial: boolean
   /** Called with each process when it starts (tests use it to watch the pid). */
   readonly onStart?: (pid: number | undefined) => void
+  /** A process whose stdout is the input (stdin) of this one. */
+  readonly input?: { readonly command: string; readonly args: ReadonlyArray<string> }
 }): Stream.Stream<Buffer, E> =>
   Stream.unwrapScoped(
-    Effect.map(acquire(options.command, options.args), (running) => {
+    Effect.gen(function* () {
+      const running = yield* acquire(options.command, options.args, STDERR_TAIL, options.input ? "pipe" : "ignore")
+      const feeder = options.input ? yield* feed(running, options.input.command, options.input.args) : undefined
       options.onStart?.(running.child.pid)
       const cut = chunker(options.pieceBytes)
       const body = Stream.fromAsyncIterable(pieces(running.child.stdout!, cut), (cause) => cause).pipe(Stream.orDie)
       const tail = Stream.fromEffect(Effect.promise(() => running.exit)).pipe(
         Stream.flatMap((exit) => {
-          if (exit.code !== 0) return Stream.fail(options.onFailure(exit))
-          const rest = cut.rest()
-          return rest && options.keepPartial ? Stream.make(rest) : Stream.empty
+          if (exit.code === 0) {
+            const rest = cut.rest()
+            return rest && options.keepPartial ? Stream.make(rest) : Stream.empty
+          }
+          if (!feeder) return Stream.fail(options.onFailure(exit))
+          // the feeder's complaint comes first: it is usually why the reader failed
+          return Stream.fromEffect(
+            Effect.promise(() => feeder.exit).pipe(
+              Effect.flatMap((fed) =>
+                Effect.fail(
+                  options.onFailure(
+                    fed.code === 0 || fed.stderr.trim() === ""
+                      ? exit
+                      : { ...exit, stderr: `${fed.stderr}\n${exit.stderr}` }
+                  )
+                )
+              )
+            )
+          )
         })
       )
       return Stream.concat(body, tail)

@@ -19,6 +19,13 @@ export interface Timeline {
   /** Where the last frame stops showing. */
   readonly endNs: number
   readonly constantRate: boolean
+  /**
+   * The byte position of each frame's packet in the file (aligned with `pts`), when
+   * every packet has one and the packets are stored in decode order (positions rising
+   * as they are read): ascending `pos` is then decode order. Sparse decoding keeps
+   * packets by position.
+   */
+  readonly pos?: ReadonlyArray<number> | undefined
 }
 
 const NS = 1_000_000_000n
@@ -36,7 +43,12 @@ export const ticksToNs = (ticks: bigint, tb: Time.Rational): number => {
  * any order, the nominal rate and the stream's end (when known).
  */
 export const build = (
-  packets: ReadonlyArray<{ readonly pts: bigint; readonly key: boolean }>,
+  packets: ReadonlyArray<{
+    readonly pts: bigint
+    readonly dts?: bigint | undefined
+    readonly pos?: number | undefined
+    readonly key: boolean
+  }>,
   tb: Time.Rational,
   rate: Time.Rational,
   streamEndNs: number | undefined
@@ -45,6 +57,15 @@ export const build = (
   const unique = sorted.filter((p, i) => i === 0 || p.pts !== sorted[i - 1]!.pts)
   let pts = unique.map((p) => ticksToNs(p.pts, tb))
   const keyframes = unique.flatMap((p, i) => (p.key ? [i] : []))
+  // packets as read: positions rising and decode times not going back
+  const inDecodeOrder = packets.every(
+    (p, i) =>
+      p.pos !== undefined &&
+      (i === 0 ||
+        (p.pos > packets[i - 1]!.pos! &&
+          (p.dts === undefined || packets[i - 1]!.dts === undefined || p.dts >= packets[i - 1]!.dts!)))
+  )
+  const pos = inDecodeOrder ? unique.map((p) => p.pos!) : undefined
   if (pts.length === 0) return { pts, keyframes, endNs: streamEndNs ?? 0, constantRate: true }
   const start = pts[0]!
   // constant rate: every packet within half a tick (+1 ns) of the rational grid
@@ -58,7 +79,7 @@ export const build = (
     : streamEndNs !== undefined && streamEndNs > last
       ? streamEndNs
       : last + lastDelta
-  return { pts, keyframes, endNs, constantRate }
+  return { pts, keyframes, endNs, constantRate, ...(pos ? { pos } : {}) }
 }
 
 /** The timeline of a constant-rate stream from its metadata alone (keyframes unknown). */
@@ -69,15 +90,31 @@ export const constant = (startNs: number, frames: number, rate: Time.Rational): 
   constantRate: true
 })
 
-/** Parses `ffprobe -show_entries packet=pts,flags -of csv=p=0` output; discarded packets are dropped. */
-export const parsePackets = (csv: string): Array<{ pts: bigint; key: boolean }> | undefined => {
-  const out: Array<{ pts: bigint; key: boolean }> = []
+/**
+ * Parses `ffprobe -show_entries packet=pts,dts,pos,flags -of csv=p=0` output (in the
+ * order the packets are read; `pts,flags` is read too); discarded packets are
+ * dropped, a missing dts or position is left out.
+ */
+export const parsePackets = (
+  csv: string
+): Array<{ pts: bigint; dts?: bigint; pos?: number; key: boolean }> | undefined => {
+  const out: Array<{ pts: bigint; dts?: bigint; pos?: number; key: boolean }> = []
+  const int = (x: string | undefined) => x !== undefined && /^-?\d+$/.test(x)
   for (const line of csv.split("\n")) {
-    const [pts, flags] = line.trim().split(",")
+    const fields = line.trim().split(",")
+    const pts = fields[0]
     if (!pts) continue
-    if (!/^-?\d+$/.test(pts)) return undefined // no timestamps (a raw elementary stream)
+    if (!int(pts)) return undefined // no timestamps (a raw elementary stream)
+    const flags = fields[fields.length - 1]
     if (flags?.includes("D")) continue
-    out.push({ pts: BigInt(pts), key: flags?.includes("K") ?? false })
+    const dts = fields.length >= 4 && int(fields[1]) ? BigInt(fields[1]!) : undefined
+    const pos = fields.length >= 4 && int(fields[2]) && Number(fields[2]) >= 0 ? Number(fields[2]) : undefined
+    out.push({
+      pts: BigInt(pts),
+      ...(dts !== undefined ? { dts } : {}),
+      ...(pos !== undefined ? { pos } : {}),
+      key: flags?.includes("K") ?? false
+    })
   }
   return out
 }
@@ -170,7 +207,17 @@ export const scan = (
     if (hit) return hit
     const out = yield* Process.run(
       ffprobe,
-      ["-v", "error", "-select_streams", String(index), "-show_entries", "packet=pts,flags", "-of", "csv=p=0", file],
+      [
+        "-v",
+        "error",
+        "-select_streams",
+        String(index),
+        "-show_entries",
+        "packet=pts,dts,pos,flags",
+        "-of",
+        "csv=p=0",
+        file
+      ],
       16 * 1024
     )
     if (out.code !== 0) return yield* Effect.fail(new Error(`ffprobe failed: ${Process.summarize(out.stderr)}`))
