@@ -3,6 +3,7 @@
  * the clock and the tuning read from the options once.
  */
 import type { Database } from "@org/storage"
+import type { IndexEvent } from "../Annotations.js"
 import type { IndexTuning } from "./hnsw.js"
 import type * as Registry from "../Registry.js"
 
@@ -17,6 +18,8 @@ export interface Env {
   readonly directory: string | undefined
   /** The database's instance id (index files carry it). */
   readonly instance: { readonly value: string }
+  /** Publishes an index event (never blocks). */
+  readonly emit: (event: IndexEvent) => void
 }
 
 export const chunk = <A>(xs: ReadonlyArray<A>, n: number): Array<ReadonlyArray<A>> => {
