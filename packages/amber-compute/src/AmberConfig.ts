@@ -17,6 +17,7 @@
 import { Data, Effect, Layer } from "effect"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
+import { StorageError } from "@org/storage"
 import type * as DistributedExecutor from "./DistributedExecutor.js"
 import type * as Mesh from "./Mesh.js"
 
@@ -93,7 +94,7 @@ export const load = (module: string): Effect.Effect<AmberConfig, ConfigLoadError
       catch: (cause) =>
         new ConfigLoadError({
           path: module,
-          message: `${module}: cannot import the config module: ${cause instanceof Error ? cause.message : String(cause)}`,
+          message: `${module}: cannot import the config module: ${StorageError.messageOf(cause)}`,
           cause
         })
     })

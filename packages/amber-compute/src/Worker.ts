@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import { Data, Effect, Layer, ParseResult, Schema } from "effect"
+import { StorageError } from "@org/storage"
 import type { AmberConfig } from "./AmberConfig.js"
 import { ComputeConfigError } from "./ComputeError.js"
 import * as DistributedExecutor from "./DistributedExecutor.js"
@@ -95,7 +96,7 @@ export const run = (options: {
         Effect.mapError(
           (cause) =>
             new WorkerError({
-              message: `worker: the config's layer failed: ${cause instanceof Error || (typeof cause === "object" && cause !== null && "message" in cause) ? (cause as { message: string }).message : String(cause)}`,
+              message: `worker: the config's layer failed: ${StorageError.messageOf(cause)}`,
               cause
             })
         )

@@ -6,24 +6,34 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Context, Deferred, Effect, Either, Exit, Layer, Option, ParseResult, Schema } from "effect"
-import { Database, Vector } from "@org/storage"
+import { Clock, Context, Effect, Either, Layer, Option, ParseResult, Schema } from "effect"
+import { Database } from "@org/storage"
 import type { StorageError as Storage } from "@org/storage"
 import { randomBytes } from "node:crypto"
 import * as os from "node:os"
 import * as FeatureSpec from "./FeatureSpec.js"
 import type * as Fingerprint from "./Fingerprint.js"
-import type { Backend, Key, NewRow, ValueRow } from "./internal/backend.js"
-import { keyString } from "./internal/backend.js"
+import type { Backend, Key, NewRow } from "./internal/backend.js"
 import { canonicalJson } from "./internal/canonical.js"
+import {
+  bytesEqual,
+  decode,
+  decodeEmbeddings,
+  type Encoded,
+  encode,
+  invalid,
+  littleEndian,
+  sameValue
+} from "./internal/codec.js"
 import { inputsText } from "./internal/fingerprints.js"
 import * as MemoryBackend from "./internal/memory.js"
+import * as SingleFlight from "./internal/singleFlight.js"
 import * as SqlBackend from "./internal/sql.js"
 import {
-  CorruptValueError,
+  type CorruptValueError,
   FeatureMismatchError,
   ImmutableValueError,
-  InvalidValueError,
+  type InvalidValueError,
   StoreConfigError,
   UnknownFeatureError
 } from "./StoreError.js"
@@ -278,13 +288,15 @@ const resolveOptions = (options: Options | undefined): Effect.Effect<Resolved, S
         message: `FeatureStore: ${issue?._tag === "Unexpected" ? `unknown option "${option}"` : (issue?.message ?? error.message)}`
       })
     }),
-    Effect.map((o) => ({
-      producer: o.producer ?? "amber-store",
-      run: o.run ?? `run-${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`,
-      leaseMs: o.leaseMs ?? 30_000,
-      pollMs: o.pollMs ?? 200,
-      maxParameters: o.maxParameters ?? 32_000
-    }))
+    Effect.flatMap((o) =>
+      Effect.map(Clock.currentTimeMillis, (now) => ({
+        producer: o.producer ?? "amber-store",
+        run: o.run ?? `run-${now.toString(36)}-${randomBytes(4).toString("hex")}`,
+        leaseMs: o.leaseMs ?? 30_000,
+        pollMs: o.pollMs ?? 200,
+        maxParameters: o.maxParameters ?? 32_000
+      }))
+    )
   )
 
 const HEX64 = /^[0-9a-f]{64}$/
@@ -292,26 +304,13 @@ const HEX64 = /^[0-9a-f]{64}$/
 /** The result of an item that was stored (shared: it carries nothing). */
 const stored: Either.Either<void, never> = Either.right(undefined)
 
-const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
-
 const sameDefinition = (a: FeatureSpec.Definition, b: FeatureSpec.Definition) =>
   a.entity === b.entity && a.kind === b.kind && a.dimension === b.dimension && a.schema === b.schema
-
-const bytesEqual = (a: Uint8Array, b: Uint8Array) => {
-  if (a.byteLength !== b.byteLength) return false
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))
-}
-
-interface Encoded {
-  readonly json: string | null
-  readonly bytes: Uint8Array | null
-}
 
 const fromBackend = (backend: Backend, options: Resolved): Service => {
   const owner = `${os.hostname()}:${process.pid}:${randomBytes(6).toString("hex")}`
   const counts = { hits: 0, misses: 0, computations: 0, waits: 0, takeovers: 0 }
   const known = new Map<string, FeatureSpec.Definition>()
-  const inflight = new Map<string, Deferred.Deferred<unknown, unknown>>()
 
   // specs are frozen: one that matched its stored definition once always does
   const verified = new WeakSet<FeatureSpec.FeatureSpec<any>>()
@@ -340,14 +339,6 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
           Effect.flatMap(check)
         )
       )
-    })
-
-  const invalid = (spec: FeatureSpec.FeatureSpec<any>, entity: string, message: string) =>
-    new InvalidValueError({
-      feature: spec.name,
-      version: spec.version,
-      entity,
-      message: `${FeatureSpec.label(spec)} for ${entity || "(empty entity)"}: ${message}`
     })
 
   const checkRef = (
@@ -380,90 +371,6 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
     entity,
     fingerprint: fp.hash
   })
-
-  const encode = <A>(
-    spec: FeatureSpec.FeatureSpec<A>,
-    entity: string,
-    value: A
-  ): Either.Either<Encoded, InvalidValueError> => {
-    if (spec.kind === "embedding") {
-      if (!(value instanceof Float32Array)) {
-        return Either.left(invalid(spec, entity, `an embedding must be a Float32Array, got ${describe(value)}`))
-      }
-      // a NaN or an infinity turns the sum of x * 0 into NaN: one pass without branches,
-      // and Vector.check names the offending component when it fails
-      let acc = 0
-      for (let i = 0; i < value.length; i++) acc += value[i]! * 0
-      if (value.length !== spec.dimension || acc !== 0) {
-        const error = Vector.check(value, { dimension: spec.dimension!, finite: true })
-        if (error) return Either.left(invalid(spec, entity, error.message))
-      }
-      return Either.right({ json: null, bytes: Vector.encodeUnsafe(value) })
-    }
-    const encoded = Schema.encodeEither(spec.value)(value)
-    if (Either.isLeft(encoded)) {
-      return Either.left(invalid(spec, entity, ParseResult.TreeFormatter.formatErrorSync(encoded.left)))
-    }
-    try {
-      return Either.right({ json: canonicalJson(encoded.right), bytes: null })
-    } catch (e) {
-      return Either.left(invalid(spec, entity, `the encoded value is not JSON: ${(e as Error).message}`))
-    }
-  }
-
-  const decode = <A>(spec: FeatureSpec.FeatureSpec<A>, row: ValueRow): Either.Either<A, CorruptValueError> => {
-    const corrupt = (message: string) =>
-      new CorruptValueError({
-        feature: spec.name,
-        version: spec.version,
-        entity: row.entity,
-        message: `stored ${FeatureSpec.label(spec)} for ${row.entity}: ${message}`
-      })
-    if (spec.kind === "embedding") {
-      if (row.bytes === null || row.bytes.byteLength !== spec.dimension! * 4) {
-        return Either.left(
-          corrupt(`expected ${spec.dimension! * 4} bytes of float32, found ${row.bytes?.byteLength ?? "none"}`)
-        )
-      }
-      return Either.right(Vector.decodeUnsafe(row.bytes) as A)
-    }
-    return Either.mapLeft(Schema.decodeUnknownEither(spec.value)(row.json), (e) =>
-      corrupt(ParseResult.TreeFormatter.formatErrorSync(e))
-    )
-  }
-
-  const decodeEmbeddings = (
-    spec: FeatureSpec.FeatureSpec<any>,
-    rows: ReadonlyArray<ValueRow | undefined>
-  ): Either.Either<Array<Float32Array | undefined>, CorruptValueError> => {
-    const dimension = spec.dimension!
-    let n = 0
-    for (const row of rows) {
-      if (row === undefined) continue
-      if (row.bytes === null || row.bytes.byteLength !== dimension * 4) {
-        const error = decode(spec, row)
-        if (Either.isLeft(error)) return Either.left(error.left)
-      }
-      n++
-    }
-    const all = new Float32Array(n * dimension)
-    const bytes = new Uint8Array(all.buffer)
-    const out: Array<Float32Array | undefined> = new Array(rows.length)
-    let at = 0
-    for (let i = 0; i < rows.length; i++) {
-      const row = rows[i]
-      if (row === undefined) continue
-      bytes.set(row.bytes!, at * dimension * 4)
-      out[i] = all.subarray(at * dimension, (at + 1) * dimension)
-      at++
-    }
-    return Either.right(out)
-  }
-
-  const sameValue = (encoded: Encoded, row: ValueRow) =>
-    encoded.bytes !== null
-      ? row.bytes !== null && bytesEqual(encoded.bytes, row.bytes)
-      : row.json !== null && encoded.json === canonicalJson(row.json)
 
   const newRow = (
     key: Key,
@@ -613,77 +520,14 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
   const put: Service["put"] = (spec, entity, fingerprint, value, provenance) =>
     putMany(spec, [{ entity, fingerprint, value }], provenance).pipe(Effect.flatMap(([result]) => fromEither(result!)))
 
-  const computeAndStore = <A, E, R>(
-    spec: FeatureSpec.FeatureSpec<A>,
-    key: Key,
-    fp: Fingerprint.Fingerprint,
-    compute: Effect.Effect<A, E, R>,
-    provenance: Provenance | undefined
-  ): Effect.Effect<A, E | ReadError | ImmutableValueError, R> =>
-    Effect.gen(function* () {
-      // keep the claim alive while computing
-      yield* Effect.forkScoped(
-        Effect.sleep(Math.floor(options.leaseMs / 3)).pipe(
-          Effect.zipRight(
-            Effect.flatMap(Clock.currentTimeMillis, (now) => backend.renew(key, owner, now + options.leaseMs)).pipe(
-              Effect.ignore
-            )
-          ),
-          Effect.forever
-        )
-      )
-      counts.computations++
-      const started = performance.now()
-      const value = yield* compute
-      const computeMs = performance.now() - started
-      const encoded = encode(spec, key.entity, value)
-      if (Either.isLeft(encoded)) return yield* encoded.left
-      const now = yield* Clock.currentTimeMillis
-      const [before] = yield* backend.insert(
-        [newRow(key, encoded.right, fp, now, { ...provenance, computeMs }, undefined)],
-        owner
-      )
-      if (before === undefined || sameValue(encoded.right, before)) return value
-      // another process stored first (it took over a lease we could not renew): its value stands
-      return yield* fromEither(decode(spec, before))
-    }).pipe(
-      Effect.scoped,
-      Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Effect.ignore(backend.release(key, owner))))
-    )
-
-  const leader = <A, E, R>(
-    spec: FeatureSpec.FeatureSpec<A>,
-    key: Key,
-    fp: Fingerprint.Fingerprint,
-    compute: Effect.Effect<A, E, R>,
-    provenance: Provenance | undefined,
-    lookedUp: boolean
-  ): Effect.Effect<A, E | ReadError | ImmutableValueError, R> =>
-    Effect.gen(function* () {
-      if (!lookedUp) {
-        const [row] = yield* backend.get(key.feature, key.version, key.params, [key])
-        if (row !== undefined) {
-          counts.hits++
-          return yield* fromEither(decode(spec, row))
-        }
-      }
-      counts.misses++
-      let delay = 5
-      while (true) {
-        const now = yield* Clock.currentTimeMillis
-        const claim = yield* backend.claim(key, owner, now, options.leaseMs)
-        if (claim._tag === "Stored") {
-          counts.waits++
-          return yield* fromEither(decode(spec, claim.row))
-        }
-        if (claim._tag === "Claimed") {
-          if (claim.takeover) counts.takeovers++
-          return yield* computeAndStore(spec, key, fp, compute, provenance)
-        }
-        yield* Effect.sleep(Math.max(1, Math.min(delay, options.pollMs, claim.expiresAt - now + 1)))
-        delay = Math.min(delay * 2, options.pollMs)
-      }
-    })
+  const flight = SingleFlight.make({
+    backend,
+    owner,
+    counts,
+    leaseMs: options.leaseMs,
+    pollMs: options.pollMs,
+    newRow
+  })
 
   const getOrCompute: Service["getOrCompute"] = <A, E, R>(
     spec: FeatureSpec.FeatureSpec<A>,
@@ -696,45 +540,7 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
       yield* ensure(spec)
       const bad = checkRef(spec, entity, fp)
       if (bad) return yield* bad
-      const key = keyOf(spec, entity, fp)
-      const ks = keyString(key.feature, key.version, key.params, key.entity, key.fingerprint)
-      // the warm path: no computation in flight here, and the value is stored
-      let lookedUp = false
-      if (!inflight.has(ks)) {
-        const [row] = yield* backend.get(key.feature, key.version, key.params, [key])
-        if (row !== undefined) {
-          counts.hits++
-          return yield* fromEither(decode(spec, row))
-        }
-        lookedUp = true
-      }
-      while (true) {
-        const running = inflight.get(ks) as Deferred.Deferred<A, E | ReadError | ImmutableValueError> | undefined
-        if (running !== undefined) {
-          const exit = yield* Effect.exit(Deferred.await(running))
-          if (Exit.isSuccess(exit)) {
-            counts.misses++
-            counts.waits++
-            return exit.value
-          }
-          // the leader was interrupted: try again (as the leader, if no one else is)
-          if (Cause.isInterruptedOnly(exit.cause)) continue
-          counts.misses++
-          return yield* exit
-        }
-        const deferred = yield* Deferred.make<A, E | ReadError | ImmutableValueError>()
-        inflight.set(ks, deferred as Deferred.Deferred<unknown, unknown>)
-        return yield* Effect.uninterruptibleMask((restore) =>
-          restore(leader(spec, key, fp, compute, provenance, lookedUp)).pipe(
-            Effect.onExit((exit) =>
-              Effect.zipRight(
-                Effect.sync(() => inflight.delete(ks)),
-                Deferred.done(deferred, exit)
-              )
-            )
-          )
-        )
-      }
+      return yield* flight.getOrCompute(spec, keyOf(spec, entity, fp), fp, compute, provenance)
     })
 
   const has: Service["has"] = (spec, entity, fp) =>
@@ -849,9 +655,6 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
     counters: Effect.sync(() => ({ ...counts }))
   }
 }
-
-const describe = (value: unknown) =>
-  value === null ? "null" : typeof value === "object" ? (value.constructor?.name ?? "object") : typeof value
 
 /**
  * Builds a store on the `Database` in context, applying its migrations

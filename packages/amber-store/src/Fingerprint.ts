@@ -10,6 +10,7 @@
 import { Effect, Either } from "effect"
 import * as ContentHash from "@org/media-types/ContentHash"
 import { createHash } from "node:crypto"
+import { StorageError } from "@org/storage"
 import { canonicalJson } from "./internal/canonical.js"
 import { remember } from "./internal/fingerprints.js"
 import { FingerprintError } from "./StoreError.js"
@@ -186,7 +187,7 @@ export const either = (inputs: Inputs): Either.Either<Fingerprint, FingerprintEr
     return Either.right(compute(inputs))
   } catch (e) {
     if (e instanceof FingerprintError) return Either.left(e)
-    return Either.left(new FingerprintError({ path: "$", message: e instanceof Error ? e.message : String(e) }))
+    return Either.left(new FingerprintError({ path: "$", message: StorageError.messageOf(e) }))
   }
 }
 
@@ -220,7 +221,5 @@ export const hashJson = (value: Json): Effect.Effect<string, FingerprintError> =
   Effect.try({
     try: () => sha256(canonicalJson(value)),
     catch: (e) =>
-      e instanceof FingerprintError
-        ? e
-        : new FingerprintError({ path: "$", message: e instanceof Error ? e.message : String(e) })
+      e instanceof FingerprintError ? e : new FingerprintError({ path: "$", message: StorageError.messageOf(e) })
   })

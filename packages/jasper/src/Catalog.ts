@@ -8,23 +8,26 @@
  * @since 0.1.0
  */
 import { Chunk, Clock, Context, Effect, type Either, Layer, Option, ParseResult, Queue, Schema, Stream } from "effect"
-import { type Kysely, sql } from "kysely"
+import { type Selectable, type SelectQueryBuilder, sql } from "kysely"
 import * as crypto from "node:crypto"
 import { Database, StorageError as StorageErrors } from "@org/storage"
 
 type StorageError = StorageErrors.StorageError
 const StorageError = StorageErrors.StorageError
 import { migrations } from "./internal/migrations.js"
+import type { Tables } from "./internal/migrations.js"
 import {
   AssetNotFoundError,
   type DecodeError,
   EntityNotFoundError,
   InvalidInputError,
+  type JasperConfigError,
   type PixelLimitError,
   type ReadError,
   type SubtitleError,
   UnsupportedMediaError
 } from "./JasperError.js"
+import { decodeOptions } from "./internal/options.js"
 import * as Image from "./Image.js"
 import * as Media from "./Media.js"
 import * as Probe from "./Probe.js"
@@ -77,6 +80,10 @@ export interface Options {
   /** Largest image `width * height` accepted at registration (default 100 megapixels). */
   readonly pixelLimit?: number
 }
+
+const OptionsSchema = Schema.Struct({
+  pixelLimit: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { exact: true })
+})
 
 /**
  * The shape of the `Catalog` service.
@@ -157,7 +164,7 @@ const CHANGES_CHANNEL = "jasper_changes"
 
 type ReadJson = (value: unknown) => unknown
 
-const toAsset = (row: any, readJson: ReadJson) =>
+const toAsset = (row: Selectable<Tables["jasper_assets"]>, readJson: ReadJson) =>
   decodeAsset({
     id: row.id,
     entityId: row.entity_id,
@@ -173,7 +180,7 @@ const toAsset = (row: any, readJson: ReadJson) =>
     updatedAtMs: Number(row.updated_at)
   }).pipe(Effect.mapError(corrupt("catalog.read-asset")))
 
-const toEntity = (row: any, readJson: ReadJson) =>
+const toEntity = (row: Selectable<Tables["jasper_entities"]>, readJson: ReadJson) =>
   decodeEntity({
     id: row.id,
     kind: row.kind,
@@ -182,7 +189,7 @@ const toEntity = (row: any, readJson: ReadJson) =>
     attributes: readJson(row.attributes)
   }).pipe(Effect.mapError(corrupt("catalog.read-entity")))
 
-const toChange = (row: any) =>
+const toChange = (row: Selectable<Tables["jasper_changes"]>) =>
   decodeChange({
     seq: Number(row.seq),
     kind: row.kind,
@@ -222,20 +229,23 @@ export const assetId = (entityId: string, role: string, sha256: string): string 
 
 /**
  * Builds the catalog on the `Database` and `Reader` in context, applying its
- * migrations (`@org/jasper`).
+ * migrations (`@org/jasper`). An unknown or bad option is a `JasperConfigError`.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<Service, StorageError, Database.Database | Reader.Reader> =>
+export const make = (
+  input: Options = {}
+): Effect.Effect<Service, StorageError | JasperConfigError, Database.Database | Reader.Reader> =>
   Effect.gen(function* () {
+    const options: Options = yield* decodeOptions("Catalog", OptionsSchema, input)
     const db = yield* Database.Database
     const reader = yield* Reader.Reader
     yield* db.migrate("@org/jasper", migrations)
-    const use = <A>(operation: string, f: (k: Kysely<any>) => Promise<A>) => db.use(operation, f)
+    const use = Database.typed<Tables>(db)
     const readJson = db.capabilities.readJson
-    const assetFrom = (row: any) => toAsset(row, readJson)
-    const entityFrom = (row: any) => toEntity(row, readJson)
+    const assetFrom = (row: Selectable<Tables["jasper_assets"]>) => toAsset(row, readJson)
+    const entityFrom = (row: Selectable<Tables["jasper_entities"]>) => toEntity(row, readJson)
 
     const getEntity = (id: string): Effect.Effect<Media.Entity, EntityNotFoundError | StorageError> =>
       Effect.flatMap(
@@ -357,7 +367,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
       ? use("catalog.notify", (k) => sql`select pg_notify(${CHANGES_CHANNEL}, '')`.execute(k))
       : Effect.void
 
-    const findAsset = (where: (q: any) => any, operation: string) =>
+    type AssetQuery = SelectQueryBuilder<Tables, "jasper_assets", Selectable<Tables["jasper_assets"]>>
+    const findAsset = (where: (q: AssetQuery) => AssetQuery, operation: string) =>
       Effect.flatMap(
         use(operation, (k) => where(k.selectFrom("jasper_assets").selectAll()).executeTakeFirst()),
         (row) => (row ? Effect.map(assetFrom(row), Option.some) : Effect.succeed(Option.none<Media.Asset>()))
@@ -496,7 +507,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
               if (filter.entityId !== undefined) q = q.where("a.entity_id", "=", filter.entityId)
               if (filter.childrenOf !== undefined) {
                 const { entityId, kind } = filter.childrenOf
-                q = q.where("a.entity_id", "in", (eb: any) => {
+                q = q.where("a.entity_id", "in", (eb) => {
                   let sub = eb.selectFrom("jasper_entities").select("id").where("parent_id", "=", entityId)
                   if (kind !== undefined) sub = sub.where("kind", "=", kind)
                   return sub
@@ -642,5 +653,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, StorageError
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Catalog, StorageError, Database.Database | Reader.Reader> =>
+export const layer = (
+  options: Options = {}
+): Layer.Layer<Catalog, StorageError | JasperConfigError, Database.Database | Reader.Reader> =>
   Layer.effect(Catalog, make(options))

@@ -7,8 +7,8 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Effect, Layer, Option, Schedule, Stream } from "effect"
-import type { Kysely } from "kysely"
+import { Clock, Context, Effect, Layer, Option, Schedule, Schema, Stream } from "effect"
+import type { ExpressionBuilder, Selectable } from "kysely"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -21,13 +21,16 @@ import {
   type DecodeError,
   DerivativeError,
   InvalidInputError,
+  type JasperConfigError,
   type PixelLimitError,
   type ReadError,
   type UnsupportedMediaError
 } from "./JasperError.js"
+import { decodeOptions } from "./internal/options.js"
 import type * as Media from "./Media.js"
 import * as Probe from "./Probe.js"
 import * as Reader from "./Reader.js"
+import type { Tables } from "./internal/migrations.js"
 import type * as Time from "./Time.js"
 import * as Video from "./Video.js"
 
@@ -297,13 +300,13 @@ export interface Service {
  */
 export class Derivatives extends Context.Tag("@org/jasper/Derivatives")<Derivatives, Service>() {}
 
-const CLAIMS = "jasper_derivative_claims"
+const CLAIMS = "jasper_derivative_claims" as const
 /** How long a claim holds without renewal (the producer renews it every third of this). */
 const CLAIM_LEASE_MS = 30_000
 /** How often a waiting process looks again. */
 const CLAIM_POLL_MS = 50
 
-const toEntry = (row: any, readJson: (value: unknown) => unknown): Entry => ({
+const toEntry = (row: Selectable<Tables["jasper_derivatives"]>, readJson: (value: unknown) => unknown): Entry => ({
   sha256: row.sha256,
   spec: row.spec,
   specVersion: Number(row.spec_version),
@@ -319,15 +322,16 @@ const toEntry = (row: any, readJson: (value: unknown) => unknown): Entry => ({
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: {
+export const make = (input: {
   readonly dir: string
-}): Effect.Effect<Service, StorageError, Database.Database | Catalog.Catalog | Reader.Reader> =>
+}): Effect.Effect<Service, StorageError | JasperConfigError, Database.Database | Catalog.Catalog | Reader.Reader> =>
   Effect.gen(function* () {
+    const options = yield* decodeOptions("Derivatives", Schema.Struct({ dir: Schema.NonEmptyTrimmedString }), input)
     const db = yield* Database.Database
     const catalog = yield* Catalog.Catalog
     const reader = yield* Reader.Reader
     const dir = path.resolve(options.dir)
-    const use = <A>(operation: string, f: (k: Kysely<any>) => Promise<A>) => db.use(operation, f)
+    const use = Database.typed<Tables>(db)
     yield* Effect.promise(() => fs.promises.mkdir(dir, { recursive: true }))
 
     const lookup: Service["lookup"] = (sha256, spec) =>
@@ -361,8 +365,8 @@ export const make = (options: {
     // the others poll until the derivative is indexed or the lease runs out
     const owner = `${os.hostname()}:${process.pid}:${crypto.randomUUID()}`
     type Key = { readonly sha256: string; readonly spec: string; readonly spec_version: number }
-    const whereKey = <Q extends { where: (...args: Array<any>) => Q }>(q: Q, key: Key): Q =>
-      q.where("sha256", "=", key.sha256).where("spec", "=", key.spec).where("spec_version", "=", key.spec_version)
+    const claimOf = (key: Key) => (eb: ExpressionBuilder<Tables, typeof CLAIMS>) =>
+      eb.and([eb("sha256", "=", key.sha256), eb("spec", "=", key.spec), eb("spec_version", "=", key.spec_version)])
     const claim = (key: Key) =>
       db.transaction(
         Effect.gen(function* () {
@@ -377,31 +381,39 @@ export const make = (options: {
           )
           if (inserted.length > 0) return true
           const held = yield* use("derivatives.claim.held", (k) =>
-            whereKey(k.selectFrom(CLAIMS).select(["owner", "expires_at"]), key).executeTakeFirst()
+            k.selectFrom(CLAIMS).select(["owner", "expires_at"]).where(claimOf(key)).executeTakeFirst()
           )
           if (held === undefined) return false // released just now: look again
           if (held.owner === owner) return true
           if (Number(held.expires_at) > now) return false
           // the holder's lease ran out (it died): take over, unless another waiter just did
           const taken = yield* use("derivatives.claim.takeover", (k) =>
-            whereKey(k.updateTable(CLAIMS).set({ owner, expires_at: now + CLAIM_LEASE_MS }), key)
+            k
+              .updateTable(CLAIMS)
+              .set({ owner, expires_at: now + CLAIM_LEASE_MS })
+              .where(claimOf(key))
               .where("owner", "=", held.owner)
               .where("expires_at", "=", held.expires_at)
               .executeTakeFirst()
           )
-          return Number(taken?.numUpdatedRows ?? 0) === 1
+          return Number(taken.numUpdatedRows) === 1
         })
       )
     const renew = (key: Key) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         use("derivatives.claim.renew", (k) =>
-          whereKey(k.updateTable(CLAIMS).set({ expires_at: now + CLAIM_LEASE_MS }), key)
+          k
+            .updateTable(CLAIMS)
+            .set({ expires_at: now + CLAIM_LEASE_MS })
+            .where(claimOf(key))
             .where("owner", "=", owner)
             .execute()
         )
       )
     const release = (key: Key) =>
-      use("derivatives.claim.release", (k) => whereKey(k.deleteFrom(CLAIMS), key).where("owner", "=", owner).execute())
+      use("derivatives.claim.release", (k) =>
+        k.deleteFrom(CLAIMS).where(claimOf(key)).where("owner", "=", owner).execute()
+      )
 
     const ensureClaimed = <A>(asset: Media.Asset, spec: Spec<A>) => {
       const key: Key = { sha256: asset.sha256, spec: spec.name, spec_version: spec.version }
@@ -504,5 +516,5 @@ export const make = (options: {
  */
 export const layer = (options: {
   readonly dir: string
-}): Layer.Layer<Derivatives, StorageError, Database.Database | Catalog.Catalog | Reader.Reader> =>
+}): Layer.Layer<Derivatives, StorageError | JasperConfigError, Database.Database | Catalog.Catalog | Reader.Reader> =>
   Layer.effect(Derivatives, make(options))

@@ -8,6 +8,7 @@
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import sharp from "sharp"
+import { StorageError } from "@org/storage"
 import { DecodeError, InvalidInputError, PixelLimitError, type ReadError } from "./JasperError.js"
 import type { ImageMetadata } from "./Media.js"
 import * as Reader from "./Reader.js"
@@ -97,9 +98,7 @@ const decodeError = (label: Label, stage: "probe" | "decode", cause: unknown) =>
     uri: label.uri,
     media: "image",
     stage,
-    message: `${label.uri}${label.assetId ? ` (asset ${label.assetId})` : ""}: ${
-      cause instanceof Error ? cause.message : String(cause)
-    }`,
+    message: `${label.uri}${label.assetId ? ` (asset ${label.assetId})` : ""}: ${StorageError.messageOf(cause)}`,
     ...(label.assetId ? { assetId: label.assetId } : {}),
     cause
   })

@@ -8,6 +8,7 @@ import { Effect, Layer } from "effect"
 import type { Database, StorageError } from "@org/storage"
 import * as Catalog from "./Catalog.js"
 import * as Derivative from "./Derivative.js"
+import type * as JasperError from "./JasperError.js"
 import * as Process from "./internal/process.js"
 import * as Reader from "./Reader.js"
 
@@ -38,11 +39,13 @@ export const layer = (
   options: Options
 ): Layer.Layer<
   Reader.Reader | Catalog.Catalog | Derivative.Derivatives,
-  StorageError.StorageError,
+  StorageError.StorageError | JasperError.JasperConfigError,
   Database.Database
 > => {
   const readers = Reader.layer(options)
-  const catalog = Catalog.layer(options).pipe(Layer.provideMerge(readers))
+  const catalog = Catalog.layer(options.pixelLimit === undefined ? {} : { pixelLimit: options.pixelLimit }).pipe(
+    Layer.provideMerge(readers)
+  )
   return Derivative.layer({ dir: options.derivatives }).pipe(Layer.provideMerge(catalog))
 }
 

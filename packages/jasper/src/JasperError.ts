@@ -148,6 +148,18 @@ export class InvalidInputError extends Data.TaggedError("InvalidInputError")<{
 }> {}
 
 /**
+ * A constructor was given a bad option (an unknown key, a value of the wrong type);
+ * `option` names it.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class JasperConfigError extends Data.TaggedError("JasperConfigError")<{
+  readonly option: string
+  readonly message: string
+}> {}
+
+/**
  * A derivative could not be produced or read back.
  *
  * @since 0.1.0

@@ -16,6 +16,7 @@ import * as https from "node:https"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
+import { StorageError } from "@org/storage"
 import { ReadError } from "./JasperError.js"
 
 /**
@@ -130,7 +131,7 @@ const ioError = (uri: string, cause: unknown): ReadError => {
   return new ReadError({
     uri,
     reason: "io",
-    message: `${uri}: ${cause instanceof Error ? cause.message : String(cause)}`,
+    message: `${uri}: ${StorageError.messageOf(cause)}`,
     cause
   })
 }

@@ -10,6 +10,7 @@ import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import sharp from "sharp"
+import { StorageError } from "@org/storage"
 import * as Process from "./internal/process.js"
 import { TestMediaError } from "./JasperError.js"
 
@@ -68,7 +69,7 @@ export interface Fixtures {
 }
 
 const fail = (file: string, cause: unknown) =>
-  new TestMediaError({ file, message: `${file}: ${cause instanceof Error ? cause.message : String(cause)}` })
+  new TestMediaError({ file, message: `${file}: ${StorageError.messageOf(cause)}` })
 
 const write = (file: string, data: Uint8Array | string) =>
   Effect.tryPromise({ try: () => fs.promises.writeFile(file, data), catch: (e) => fail(file, e) })

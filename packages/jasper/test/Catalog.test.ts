@@ -72,6 +72,18 @@ for (const adapter of StorageTesting.adapters()) {
   }
 
   layer(jasperOn(adapter.layer), { timeout: 60_000 })(`Catalog conformance on ${adapter.name}`, (it) => {
+    it.effect("refuses unknown and bad options with a JasperConfigError naming the option", () =>
+      Effect.gen(function* () {
+        const unknown = yield* Effect.flip(Catalog.make({ pixelLimt: 5 } as Catalog.Options))
+        expect(unknown).toMatchObject({ _tag: "JasperConfigError", option: "pixelLimt" })
+        expect(unknown.message).toContain('unknown option "pixelLimt"')
+        const bad = yield* Effect.flip(Catalog.make({ pixelLimit: -1 }))
+        expect(bad).toMatchObject({ _tag: "JasperConfigError", option: "pixelLimit" })
+        const dir = yield* Effect.flip(Derivative.make({ dir: "" }))
+        expect(dir).toMatchObject({ _tag: "JasperConfigError", option: "dir" })
+      })
+    )
+
     it.effect("stores entities with parent/child relations and refuses cycles and bad input", () =>
       Effect.gen(function* () {
         const catalog = yield* setup

@@ -35,7 +35,9 @@ export const Definition = Schema.Struct({
   name: Schema.String,
   version: Schema.String,
   jsonSchema: Schema.Record({ key: Schema.String, value: JsonValue }),
-  vectors: Schema.optionalWith(Schema.Record({ key: Schema.String, value: VectorField }), { default: () => ({}) })
+  vectors: Schema.optionalWith(Schema.Record({ key: Schema.String, value: VectorField }), { default: () => ({}) }),
+  /** Payload fields with a database index (`"payload.genre"`), used by queries and filtered kNN. */
+  indexes: Schema.optionalWith(Schema.Array(Schema.String).pipe(Schema.maxItems(32)), { default: () => [] })
 })
 
 /**
@@ -56,6 +58,8 @@ export interface AnnotationType<A = any, I = any> {
   readonly version: string
   readonly payload: Schema.Schema<A, I>
   readonly vectors: Readonly<Record<string, VectorField>>
+  /** Indexed payload fields (`"payload.genre"`): database indexes that queries and filtered kNN use. */
+  readonly indexes: ReadonlyArray<string>
   /** The payload's JSON Schema (from `JSONSchema.make`). */
   readonly jsonSchema: Readonly<Record<string, unknown>>
 }
@@ -69,7 +73,8 @@ export interface AnnotationType<A = any, I = any> {
  *   name: "shot",
  *   version: "1.0",
  *   payload: Schema.Struct({ kind: Schema.Literal("cut", "fade") }),
- *   vectors: { embedding: { dimension: 512, metric: "cosine" } }
+ *   vectors: { embedding: { dimension: 512, metric: "cosine" } },
+ *   indexes: ["payload.kind"]
  * })
  * ```
  * @since 0.1.0
@@ -80,11 +85,18 @@ export const make = <A, I>(options: {
   readonly version: string
   readonly payload: Schema.Schema<A, I>
   readonly vectors?: Readonly<Record<string, VectorField>>
+  /**
+   * Payload fields to index (`"payload.genre"`, `"payload.scores.violence"`): each
+   * becomes a database index (created when the version is registered, dropped when
+   * the newest version of every type leaves it out) that queries and filtered kNN use.
+   */
+  readonly indexes?: ReadonlyArray<string>
 }): AnnotationType<A, I> => ({
   name: options.name,
   version: options.version,
   payload: options.payload,
   vectors: options.vectors ?? {},
+  indexes: options.indexes ?? [],
   jsonSchema: JSONSchema.make(options.payload) as unknown as Record<string, unknown>
 })
 
@@ -98,7 +110,8 @@ export const definition = (self: AnnotationType): Definition => ({
   name: self.name,
   version: self.version,
   jsonSchema: self.jsonSchema as Record<string, unknown>,
-  vectors: self.vectors
+  vectors: self.vectors,
+  indexes: self.indexes ?? []
 })
 
 /**

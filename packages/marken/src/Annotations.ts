@@ -45,7 +45,7 @@ export const Options = Schema.Struct({
   efConstruction: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 10_000)), { exact: true }),
   /** Default search effort (default 64). */
   ef: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 10_000)), { exact: true }),
-  /** Filtered searches matching at most this many vectors are exact (default 2048). */
+  /** Filtered searches matching at most this many vectors are always exact (default: exact or HNSW chosen by cost). */
   exactThreshold: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { exact: true }),
   /** How often (ms) a search looks for writes made by other processes (default 1000). */
   syncIntervalMs: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { exact: true }),

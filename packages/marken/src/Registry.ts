@@ -9,10 +9,13 @@ import { Database } from "@org/storage"
 type StorageError = StorageErrors.StorageError
 import type { StorageError as StorageErrors } from "@org/storage"
 import { Context, Effect, Either, Layer, ParseResult, Schema } from "effect"
+import { type Selectable, sql } from "kysely"
 import * as AnnotationType from "./AnnotationType.js"
 import { formatPath } from "./internal/codec.js"
 import { equalSchemas, onlyAddsOptional, validate, type JsonSchema } from "./internal/jsonSchema.js"
 import { migrations } from "./internal/migrations.js"
+import * as PayloadIndex from "./internal/payloadIndex.js"
+import { type TypesTable, using } from "./internal/tables.js"
 import { IncompatibleTypeError, InvalidAnnotationError, UnknownTypeError } from "./MarkenError.js"
 
 /**
@@ -28,7 +31,7 @@ export interface Service {
   ) => Effect.Effect<AnnotationType.Definition, IncompatibleTypeError | StorageError>
   /** Registers a version described by a JSON Schema (untyped clients, HTTP). */
   readonly registerDefinition: (
-    definition: AnnotationType.Definition
+    definition: Schema.Schema.Encoded<typeof AnnotationType.Definition>
   ) => Effect.Effect<AnnotationType.Definition, IncompatibleTypeError | StorageError>
   readonly get: (
     name: string,
@@ -69,60 +72,90 @@ const keyOf = (name: string, version: string) => `${name}@${version}`
 export const make: Effect.Effect<Service, StorageError, Database.Database> = Effect.gen(function* () {
   const clock = yield* Effect.clock
   const db = yield* Database.Database
+  const use = using(db)
   yield* db.migrate("@org/marken", migrations)
   const cache = new Map<string, AnnotationType.Definition>()
   const typed = new Map<string, AnnotationType.AnnotationType>()
   const validators = new Map<string, (u: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
 
-  const fromRow = (r: any): AnnotationType.Definition => ({
+  const fromRow = (r: Selectable<TypesTable>): AnnotationType.Definition => ({
     name: r.name,
     version: r.version,
     jsonSchema: db.capabilities.readJson(r.json_schema) as Record<string, unknown>,
-    vectors: db.capabilities.readJson(r.vectors) as Record<string, AnnotationType.VectorField>
+    vectors: db.capabilities.readJson(r.vectors) as Record<string, AnnotationType.VectorField>,
+    indexes: r.indexes === null || r.indexes === undefined ? [] : (db.capabilities.readJson(r.indexes) as Array<string>)
+  })
+
+  /**
+   * Brings the database's payload indexes in line with the newest version of every
+   * type: creates the ones declared, drops the ones no longer declared (their names
+   * are kept in `marken_meta`). Inside the registering transaction.
+   */
+  const syncPayloadIndexes = Effect.gen(function* () {
+    const all = yield* list()
+    const newest = new Map<string, AnnotationType.Definition>()
+    for (const d of all) newest.set(d.name, d) // oldest first: the last one of a name is its newest
+    const wanted = new Map<string, string>()
+    for (const d of newest.values()) {
+      for (const declared of d.indexes) {
+        const path = PayloadIndex.parsePath(declared)
+        if (!path) continue
+        for (const kind of PayloadIndex.kindsOf(d.jsonSchema, path)) {
+          wanted.set(PayloadIndex.dbIndexName(kind, path), PayloadIndex.createIndexSql(db.capabilities, kind, path))
+        }
+      }
+    }
+    const meta = yield* use("registry.indexes.read", (k) =>
+      k.selectFrom("marken_meta").select("value").where("key", "=", "payload_indexes").executeTakeFirst()
+    )
+    const existing: Array<string> = meta ? JSON.parse(meta.value) : []
+    yield* use("registry.indexes.sync", async (k) => {
+      for (const name of existing) if (!wanted.has(name)) await sql.raw(PayloadIndex.dropIndexSql(name)).execute(k)
+      for (const create of wanted.values()) await sql.raw(create).execute(k)
+      const value = JSON.stringify([...wanted.keys()].sort())
+      if (meta) await k.updateTable("marken_meta").set({ value }).where("key", "=", "payload_indexes").execute()
+      else await k.insertInto("marken_meta").values({ key: "payload_indexes", value }).execute()
+    })
   })
 
   const list = (name?: string) =>
-    db
-      .use("registry.list", (k) => {
-        let q = k.selectFrom("marken_types").selectAll()
-        if (name !== undefined) q = q.where("name", "=", name)
-        return q.orderBy("name").orderBy("major").orderBy("minor").execute()
-      })
-      .pipe(Effect.map((rows) => rows.map(fromRow)))
+    use("registry.list", (k) => {
+      let q = k.selectFrom("marken_types").selectAll()
+      if (name !== undefined) q = q.where("name", "=", name)
+      return q.orderBy("name").orderBy("major").orderBy("minor").execute()
+    }).pipe(Effect.map((rows) => rows.map(fromRow)))
 
   const get = (name: string, version: string) =>
     Effect.suspend(() => {
       const hit = cache.get(keyOf(name, version))
       if (hit) return Effect.succeed(hit)
-      return db
-        .use("registry.get", (k) =>
-          k
-            .selectFrom("marken_types")
-            .selectAll()
-            .where("name", "=", name)
-            .where("version", "=", version)
-            .executeTakeFirst()
-        )
-        .pipe(
-          Effect.flatMap((row) => {
-            if (!row) {
-              return Effect.fail(
-                new UnknownTypeError({
-                  type: name,
-                  version,
-                  path: "type",
-                  message: `annotation type ${name} version ${version} is not registered`
-                })
-              )
-            }
-            const def = fromRow(row)
-            cache.set(keyOf(name, version), def)
-            return Effect.succeed(def)
-          })
-        )
+      return use("registry.get", (k) =>
+        k
+          .selectFrom("marken_types")
+          .selectAll()
+          .where("name", "=", name)
+          .where("version", "=", version)
+          .executeTakeFirst()
+      ).pipe(
+        Effect.flatMap((row) => {
+          if (!row) {
+            return Effect.fail(
+              new UnknownTypeError({
+                type: name,
+                version,
+                path: "type",
+                message: `annotation type ${name} version ${version} is not registered`
+              })
+            )
+          }
+          const def = fromRow(row)
+          cache.set(keyOf(name, version), def)
+          return Effect.succeed(def)
+        })
+      )
     })
 
-  const incompatible = (def: AnnotationType.Definition, path: string, message: string) =>
+  const incompatible = (def: { readonly name: string; readonly version: string }, path: string, message: string) =>
     new IncompatibleTypeError({
       type: def.name,
       version: def.version,
@@ -143,7 +176,7 @@ export const make: Effect.Effect<Service, StorageError, Database.Database> = Eff
     return undefined
   }
 
-  const registerDefinition = (input: AnnotationType.Definition) =>
+  const registerDefinition = (input: Schema.Schema.Encoded<typeof AnnotationType.Definition>) =>
     Effect.gen(function* () {
       const def = yield* Schema.decodeUnknown(AnnotationType.Definition)(input).pipe(
         Effect.mapError((e) => incompatible(input, "definition", e.message))
@@ -157,6 +190,14 @@ export const make: Effect.Effect<Service, StorageError, Database.Database> = Eff
       }
       const v = AnnotationType.parseVersion(def.version)
       if (!v) return yield* incompatible(def, "version", `version must be "major.minor", e.g. "1.0"`)
+      for (const [i, declared] of def.indexes.entries()) {
+        if (!PayloadIndex.parsePath(declared))
+          return yield* incompatible(
+            def,
+            `indexes.${i}`,
+            `${JSON.stringify(declared)} is not a payload field path (e.g. "payload.genre")`
+          )
+      }
       for (const [field, spec] of Object.entries(def.vectors)) {
         if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(field))
           return yield* incompatible(def, `vectors.${field}`, "a vector field name is an identifier")
@@ -168,7 +209,20 @@ export const make: Effect.Effect<Service, StorageError, Database.Database> = Eff
           const existing = yield* list(def.name)
           const same = existing.find((e) => e.version === def.version)
           if (same) {
-            if (equalSchemas(same.jsonSchema, def.jsonSchema) && equalSchemas(same.vectors, def.vectors)) return same
+            if (equalSchemas(same.jsonSchema, def.jsonSchema) && equalSchemas(same.vectors, def.vectors)) {
+              if (equalSchemas([...same.indexes].sort(), [...def.indexes].sort())) return same
+              // the same version with other indexes: only the indexes change
+              yield* use("registry.indexes.update", (k) =>
+                k
+                  .updateTable("marken_types")
+                  .set({ indexes: JSON.stringify(def.indexes) })
+                  .where("name", "=", def.name)
+                  .where("version", "=", def.version)
+                  .execute()
+              )
+              yield* syncPayloadIndexes
+              return def
+            }
             return yield* incompatible(
               def,
               "jsonSchema",
@@ -201,7 +255,7 @@ export const make: Effect.Effect<Service, StorageError, Database.Database> = Eff
                 `${vec.message} (compared ${older.version} with ${newer.version})`
               )
           }
-          yield* db.use("registry.insert", (k) =>
+          yield* use("registry.insert", (k) =>
             k
               .insertInto("marken_types")
               .values({
@@ -211,10 +265,12 @@ export const make: Effect.Effect<Service, StorageError, Database.Database> = Eff
                 minor: v.minor,
                 json_schema: JSON.stringify(def.jsonSchema),
                 vectors: JSON.stringify(def.vectors),
+                indexes: JSON.stringify(def.indexes),
                 created_ms: clock.unsafeCurrentTimeMillis()
               })
               .execute()
           )
+          yield* syncPayloadIndexes
           return def
         })
       )

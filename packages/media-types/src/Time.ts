@@ -478,8 +478,10 @@ export const timecodeToNs = (timecode: string, rate: FrameRate): Either.Either<n
     Either.try({ try: () => frameToNs(frame, rate), catch: (e) => asTimeError(e, timecode) })
   )
 
+const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+
 const asTimeError = (e: unknown, input: string): TimeError =>
-  e instanceof TimeError ? e : new TimeError({ input, message: e instanceof Error ? e.message : String(e) })
+  e instanceof TimeError ? e : new TimeError({ input, message: messageOf(e) })
 
 // ---------------------------------------------------------------------------
 // ranges

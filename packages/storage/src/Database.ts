@@ -9,7 +9,7 @@ import type { Queue, Scope } from "effect"
 import type { ColumnDefinitionBuilder, Kysely, Transaction } from "kysely"
 import { Migrator } from "kysely"
 import type { Migration as KyselyMigration } from "kysely"
-import { StorageError } from "./StorageError.js"
+import { messageOf, StorageError } from "./StorageError.js"
 
 /**
  * What the dialect behind a `Database` can do. Domain code branches on these flags,
@@ -227,9 +227,7 @@ export const fromKysely = (options: {
         return Effect.fail(
           new StorageError({
             operation,
-            message: `${operation} failed${failed ? ` in migration ${failed}` : ""}: ${
-              error instanceof Error ? error.message : String(error)
-            }`,
+            message: `${operation} failed${failed ? ` in migration ${failed}` : ""}: ${messageOf(error)}`,
             cause: error
           })
         )
@@ -267,6 +265,32 @@ export const use = <A, DB = any>(
   operation: string,
   f: (db: Kysely<DB>) => Promise<A>
 ): Effect.Effect<A, StorageError, Database> => Effect.flatMap(Database, (db) => db.use(operation, f))
+
+/**
+ * A query runner over a package's declared tables: {@link Service.use} with the
+ * database type fixed, so `tsc` checks every table and column name.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Use<DB> = <A>(operation: string, f: (db: Kysely<DB>) => Promise<A>) => Effect.Effect<A, StorageError>
+
+/**
+ * {@link Service.use} over the tables `DB` a package declares beside its migrations.
+ *
+ * @example
+ * ```ts
+ * interface Tables { items: { id: string; embedding: Uint8Array } }
+ * const use = Database.typed<Tables>(db)
+ * use("items.get", (k) => k.selectFrom("items").select("embedding").where("id", "=", id).executeTakeFirst())
+ * ```
+ * @since 0.1.0
+ * @category constructors
+ */
+export const typed =
+  <DB>(db: Service): Use<DB> =>
+  <A>(operation: string, f: (db: Kysely<DB>) => Promise<A>) =>
+    db.use<A, DB>(operation, f)
 
 /**
  * Runs an effect as one transaction on the `Database` in context.

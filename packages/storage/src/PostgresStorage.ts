@@ -10,7 +10,7 @@ import { Kysely, PostgresDialect, sql } from "kysely"
 import pg from "pg"
 import * as Database from "./Database.js"
 import { decodeOptions, errorCode, readConfig, safeKey } from "./internal/config.js"
-import { StorageConfigError, StorageError } from "./StorageError.js"
+import { messageOf, StorageConfigError, StorageError } from "./StorageError.js"
 
 /**
  * Options of the PostgreSQL adapter.
@@ -82,7 +82,7 @@ const parseUrl = (url: string): Effect.Effect<URL, StorageConfigError> =>
     catch: (e) =>
       new StorageConfigError({
         option: "url",
-        message: `PostgresStorage: malformed url (${e instanceof Error ? e.message : String(e)}); expected postgres://user@host:port/database`
+        message: `PostgresStorage: malformed url (${messageOf(e)}); expected postgres://user@host:port/database`
       })
   })
 
@@ -137,7 +137,7 @@ export const make = (
       catch: (cause) =>
         new StorageError({
           operation: "connect",
-          message: `${label}: connect failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+          message: `${label}: connect failed: ${messageOf(cause)}`,
           cause
         })
     }).pipe(

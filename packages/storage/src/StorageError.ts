@@ -6,6 +6,20 @@
 import { Data } from "effect"
 
 /**
+ * The message of a thrown value: an `Error`'s (or an error-like object's) `message`,
+ * anything else as a string. The one helper for wrapping foreign exceptions (no
+ * `cause instanceof Error ? cause.message : String(cause)` written again).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const messageOf = (cause: unknown): string => {
+  if (cause instanceof Error) return cause.message
+  if (typeof cause === "object" && cause !== null && "message" in cause) return String(cause.message)
+  return String(cause)
+}
+
+/**
  * A database operation failed. `operation` names what was attempted (for example
  * `"connect"`, `"migrate:@org/jasper"` or `"catalog.register"`), `cause` carries the
  * driver's error.
@@ -24,8 +38,7 @@ export class StorageError extends Data.TaggedError("StorageError")<{
    * @since 0.1.0
    */
   static fromCause(operation: string, cause: unknown): StorageError {
-    const detail = cause instanceof Error ? cause.message : String(cause)
-    return new StorageError({ operation, message: `${operation} failed: ${detail}`, cause })
+    return new StorageError({ operation, message: `${operation} failed: ${messageOf(cause)}`, cause })
   }
 }
 

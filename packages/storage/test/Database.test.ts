@@ -1,6 +1,6 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Layer } from "effect"
-import { sql } from "kysely"
+import { type Generated, sql } from "kysely"
 import { Database, Vector } from "@org/storage"
 import { StorageTesting } from "@org/storage/testing"
 
@@ -17,6 +17,11 @@ const items = {
     }
   }
 } satisfies Database.Migrations
+
+/** The tables `items` creates, as a package declares them beside its migrations. */
+interface ItemTables {
+  items: { id: Generated<number | string>; name: string; doc: string | null; vec: Uint8Array | null }
+}
 
 const count = (table: string) =>
   Database.use("count", (db) =>
@@ -45,6 +50,27 @@ for (const adapter of StorageTesting.adapters()) {
         yield* insert("a")
         expect(yield* count("items")).toBe(1)
         expect(yield* count("migrations_org_test_items")).toBe(1)
+      })
+    )
+
+    it.effect("queries through a package's declared tables (Database.typed): tsc checks the names", () =>
+      Effect.gen(function* () {
+        yield* Database.migrate("@org/test-items", items)
+        const use = Database.typed<ItemTables>(yield* Database.Database)
+        const name = `typed-${Date.now().toString(36)}`
+        yield* use("typed.insert", (k) => k.insertInto("items").values({ name }).execute())
+        const row = yield* use("typed.get", (k) =>
+          k.selectFrom("items").select(["id", "name"]).where("name", "=", name).executeTakeFirst()
+        )
+        expect(row?.name).toBe(name)
+        // what tsc refuses (type-checked by `npm run typecheck`, never run)
+        const misspelled = () =>
+          // @ts-expect-error: no column "nmae" in items
+          use("typed.bad-column", (k) => k.selectFrom("items").select("nmae").execute())
+        const unknown = () =>
+          // @ts-expect-error: no table "itms"
+          use("typed.bad-table", (k) => k.selectFrom("itms").selectAll().execute())
+        expect([typeof misspelled, typeof unknown]).toEqual(["function", "function"])
       })
     )
 

@@ -128,8 +128,7 @@ export const load = (directory: string, model?: Model): Effect.Effect<Checkpoint
       new CheckpointError({ path: file, message: `${file}: ${message}`, ...(cause ? { cause } : {}) })
     const manifest = yield* Effect.tryPromise({
       try: () => readManifest(directory),
-      catch: (cause) =>
-        fail(manifestPath, `cannot read the manifest (${cause instanceof Error ? cause.message : cause})`, cause)
+      catch: (cause) => fail(manifestPath, `cannot read the manifest (${messageOf(cause)})`, cause)
     })
     if (manifest.format !== "org-trainer-checkpoint/1") {
       return yield* fail(manifestPath, `unknown format ${JSON.stringify(manifest.format)}`)
@@ -137,7 +136,7 @@ export const load = (directory: string, model?: Model): Effect.Effect<Checkpoint
     const file = path.join(directory, manifest.tensors)
     const bytes = yield* Effect.tryPromise({
       try: () => fs.readFile(file),
-      catch: (cause) => fail(file, `cannot read the tensors (${cause instanceof Error ? cause.message : cause})`, cause)
+      catch: (cause) => fail(file, `cannot read the tensors (${messageOf(cause)})`, cause)
     })
     const decoded = Safetensors.decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength))
     if (Either.isLeft(decoded)) return yield* fail(file, decoded.left)

@@ -223,6 +223,8 @@ export const stream = <E = never>(options: Options<E>): Stream.Stream<Event, Tra
             const t0 = performance.now()
             const steps$ = source.pipe(
               Stream.drop(first),
+              // the next batch is gathered while the devices compute this one
+              Stream.buffer({ capacity: 1 }),
               Stream.zipWithIndex,
               Stream.mapEffect(([batch, i]) =>
                 Effect.gen(function* () {

@@ -342,6 +342,67 @@ describe("Trainer checks", () => {
     })
   )
 
+  it.effect(
+    "threaded CPU devices reduce among themselves to exactly the host's average, 4 devices on 2 cores too",
+    () =>
+      Effect.gen(function* () {
+        const base = {
+          model: yield* mlp,
+          data: yield* classification,
+          batchSize: 32,
+          epochs: 2,
+          optimizer: Optimizer.adam({ learningRate: 0.02 }),
+          seed: 6
+        }
+        const one = yield* Trainer.fit({ ...base, devices: yield* Cpu.makeMany(1) })
+        for (const count of [2, 4]) {
+          // averaged on the main thread (devices without threads) and reduced among the worker threads
+          const host = yield* Trainer.fit({ ...base, devices: yield* Cpu.makeMany(count, { threads: false }) })
+          const events = yield* Stream.runCollect(
+            Trainer.stream({ ...base, devices: yield* Cpu.makeMany(count), checkReplicas: true })
+          )
+          const threaded = yield* Trainer.collect(Stream.fromChunk(events))
+          const steps = [...events].filter((e) => e._tag === "Step")
+          expect(new Set(steps.flatMap((s) => s.devices.map((d) => d.thread))).size).toBe(count)
+          for (const s of steps) expect(s.replicaDifference).toBe(0)
+          expect(threaded.losses).toEqual(host.losses)
+          expect(maxRelative(threaded.parameters, host.parameters)).toBe(0)
+          expect(maxRelative(threaded.parameters, one.parameters)).toBeLessThan(1e-6)
+        }
+      })
+  )
+
+  it.effect("a device failing inside a step among threads fails the run with its error; the threads stay usable", () =>
+    Effect.gen(function* () {
+      const model = yield* ranker
+      const data = yield* clicks
+      // an id outside the embedding table in the last row: only the second device's shard holds it
+      const bad = Dataset.gather(
+        data,
+        Array.from({ length: 10 }, (_, i) => i)
+      )
+      bad.inputs.member![9] = 99
+      const base = {
+        model,
+        batchSize: 10,
+        epochs: 1,
+        optimizer: Optimizer.sgd({ learningRate: 0.1 }),
+        seed: 1
+      }
+      for (const count of [2, 3]) {
+        const error = yield* Effect.flip(
+          Trainer.fit({ ...base, data: () => Stream.make(bad), devices: yield* Cpu.makeMany(count) })
+        )
+        expect(error).toMatchObject({ _tag: "BackendError", device: `cpu:${count - 1}` })
+        expect(error.message).toContain("id 99 outside the table")
+      }
+      // the worker threads went back to the pool and train the next run
+      const result = yield* Trainer.fit({ ...base, data, devices: yield* Cpu.makeMany(3), checkReplicas: true })
+      expect(result.steps).toBe(7)
+      expect(result.losses.every(Number.isFinite)).toBe(true)
+    })
+  )
+
   it.scoped("a run extended from its end-of-epoch checkpoint matches a longer uninterrupted run", () =>
     Effect.gen(function* () {
       const model = yield* mlp

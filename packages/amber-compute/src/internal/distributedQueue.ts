@@ -16,6 +16,7 @@ import { Data, Effect, type Scope } from "effect"
 import { Logger, makeWorkerUtils } from "graphile-worker"
 import * as os from "node:os"
 import pg from "pg"
+import { StorageError } from "@org/storage"
 
 /**
  * A failure of the job engine or of its tables (the PostgreSQL behind them).
@@ -81,7 +82,7 @@ const wrap =
       catch: (cause) =>
         new QueueError({
           operation,
-          message: `${operation}: ${cause instanceof Error ? cause.message : String(cause)}`,
+          message: `${operation}: ${StorageError.messageOf(cause)}`,
           cause
         })
     })

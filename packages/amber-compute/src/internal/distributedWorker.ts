@@ -4,6 +4,7 @@
  * and release the jobs of workers that stopped beating (reaper).
  */
 import { Effect, Exit, Runtime, Schedule, type Scope } from "effect"
+import { StorageError } from "@org/storage"
 import { run as runEngine, type Runner } from "graphile-worker"
 import { EventEmitter } from "node:events"
 import { type Queue, QueueError, silentLogger, TASK_IDENTIFIER, type TaskRow } from "./distributedQueue.js"
@@ -26,11 +27,7 @@ export type WorkerEvent =
     }
   | { readonly _tag: "WorkersReaped"; readonly worker: string; readonly dead: ReadonlyArray<string> }
 
-const messageOf = (cause: unknown): string => {
-  if (cause instanceof Error) return cause.message
-  if (typeof cause === "object" && cause !== null && "message" in cause) return String(cause.message)
-  return String(cause)
-}
+const messageOf = StorageError.messageOf
 
 /** Runs a worker until interrupted (then stops taking jobs, finishes the running ones, and leaves). */
 export const runWorker = <R>(

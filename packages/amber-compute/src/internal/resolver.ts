@@ -1,5 +1,6 @@
 import { Cause, Clock, Deferred, Effect, Exit, PubSub, Stream } from "effect"
 import { FeatureSpec, FeatureStore } from "@org/amber-store"
+import { StorageError } from "@org/storage"
 import { randomBytes } from "node:crypto"
 import type * as Algorithm from "../Algorithm.js"
 import {
@@ -23,9 +24,7 @@ import { runInThread } from "./thread.js"
 const errorMessage = (cause: Cause.Cause<unknown>): string => {
   const failure = Cause.failureOption(cause)
   const error: unknown = failure._tag === "Some" ? failure.value : Cause.squash(cause)
-  if (error instanceof Error) return error.message
-  if (typeof error === "object" && error !== null && "message" in error) return String(error.message)
-  return String(error)
+  return StorageError.messageOf(error)
 }
 
 export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>

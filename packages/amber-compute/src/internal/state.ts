@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import { Array as Arr, Effect } from "effect"
 import { Database } from "@org/storage"
 import type { StorageError } from "@org/storage"
 import type { Kysely } from "kysely"
@@ -31,12 +31,6 @@ export interface State {
 }
 
 const CHUNK = 500
-
-const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
-  const out: Array<ReadonlyArray<A>> = []
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
-  return out
-}
 
 export const makeMemory = (): State => {
   const failures = new Map<string, FailureRecord>()
@@ -75,7 +69,7 @@ export const make: Effect.Effect<State, StorageError.StorageError, Database.Data
       rows.length === 0
         ? Effect.void
         : Effect.forEach(
-            chunks(rows, 50),
+            Arr.chunksOf(rows, 50),
             (chunk) =>
               use("amber-compute.recordFailures", (k) =>
                 k
@@ -111,7 +105,7 @@ export const make: Effect.Effect<State, StorageError.StorageError, Database.Data
       entities.length === 0
         ? Effect.void
         : Effect.forEach(
-            chunks(entities, CHUNK),
+            Arr.chunksOf(entities, CHUNK),
             (chunk) =>
               use("amber-compute.clearFailures", (k) =>
                 k

@@ -1,15 +1,42 @@
-import { Effect } from "effect"
-import type { Database } from "@org/storage"
+import { Array as Arr, Effect } from "effect"
+import { Database } from "@org/storage"
 import { CompiledQuery, sql } from "kysely"
-import type { Kysely } from "kysely"
+import type { Expression, ExpressionBuilder, Selectable, SqlBool } from "kysely"
 import type * as FeatureSpec from "../FeatureSpec.js"
 import type { Backend, ClaimResult, Key, MetaRow, NewRow, Selector, ValueRow } from "./backend.js"
 import { CLAIMS, FEATURES, migrations, VALUES } from "./migrations.js"
+import type { Db, Tables } from "./migrations.js"
 
 export interface SqlOptions {
   /** Most bind parameters in one statement (SQLite allows 32766, PostgreSQL 65535). */
   readonly maxParameters: number
 }
+
+const META_COLUMNS = [
+  "id",
+  "feature",
+  "version",
+  "params",
+  "entity",
+  "fingerprint",
+  "inputs",
+  "producer",
+  "run",
+  "created_at",
+  "compute_ms",
+  "invalidated_at",
+  "reason"
+] as const
+
+/** A row of a `get`: the key's position and the value's columns. */
+interface ValueSelect {
+  readonly i: number | string
+  readonly value_json: unknown
+  readonly value_bytes: Uint8Array | null
+}
+
+/** A row of {@link META_COLUMNS}. */
+type MetaSelect = Pick<Selectable<Tables[typeof VALUES]>, (typeof META_COLUMNS)[number]>
 
 const INSERT_COLUMNS = [
   "feature",
@@ -33,7 +60,7 @@ const INSERT_COLUMNS = [
  */
 class Templates {
   readonly #texts = new Map<string, string>()
-  query<R>(db: Kysely<any>, shape: string, parameters: ReadonlyArray<unknown>, build: () => CompiledQuery<R>) {
+  query<R>(db: Db, shape: string, parameters: ReadonlyArray<unknown>, build: () => CompiledQuery<R>) {
     const text = this.#texts.get(shape)
     if (text !== undefined) return db.executeQuery<R>(CompiledQuery.raw(text, parameters as Array<unknown>))
     const compiled = build()
@@ -47,20 +74,31 @@ class Templates {
   }
 }
 
-const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
-  if (items.length <= size) return [items]
-  const out: Array<ReadonlyArray<A>> = []
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
-  return out
-}
+/** The claim on one key. */
+const claimOf =
+  (key: Key) =>
+  (eb: ExpressionBuilder<Tables, typeof CLAIMS>): Expression<SqlBool> =>
+    eb.and([
+      eb("feature", "=", key.feature),
+      eb("version", "=", key.version),
+      eb("params", "=", key.params),
+      eb("entity", "=", key.entity),
+      eb("fingerprint", "=", key.fingerprint)
+    ])
 
-const whereKey = (qb: any, key: Key) =>
-  qb
-    .where("feature", "=", key.feature)
-    .where("version", "=", key.version)
-    .where("params", "=", key.params)
-    .where("entity", "=", key.entity)
-    .where("fingerprint", "=", key.fingerprint)
+/** The values a selector picks. */
+const selected =
+  (s: Selector) =>
+  (eb: ExpressionBuilder<Tables, typeof VALUES>): Expression<SqlBool> => {
+    const conditions: Array<Expression<SqlBool>> = []
+    if (s.feature !== undefined) conditions.push(eb("feature", "=", s.feature))
+    if (s.version !== undefined) conditions.push(eb("version", "=", s.version))
+    if (s.entity !== undefined) conditions.push(eb("entity", "=", s.entity))
+    if (s.params !== undefined) conditions.push(eb("params", "=", s.params))
+    if (s.fingerprint !== undefined) conditions.push(eb("fingerprint", "=", s.fingerprint))
+    if (!s.includeInvalidated) conditions.push(eb("invalidated_at", "is", null))
+    return eb.and(conditions)
+  }
 
 export const make = (
   db: Database.Service,
@@ -68,13 +106,14 @@ export const make = (
 ): Effect.Effect<Backend, import("@org/storage").StorageError.StorageError> =>
   Effect.gen(function* () {
     yield* db.migrate("@org/amber-store", migrations)
+    const use = Database.typed<Tables>(db)
     const parseJson = db.capabilities.readJson
     const templates = new Templates()
     const keysPerQuery = Math.max(1, Math.floor((options.maxParameters - 3) / 3))
     // up to a thousand rows a statement: bigger ones cost more to prepare (SQLite) than they save
     const rowsPerInsert = Math.max(1, Math.min(1000, Math.floor(options.maxParameters / INSERT_COLUMNS.length)))
 
-    const toMeta = (r: any): MetaRow => ({
+    const toMeta = (r: MetaSelect): MetaRow => ({
       feature: r.feature,
       version: Number(r.version),
       params: r.params,
@@ -93,7 +132,7 @@ export const make = (
     // statement per batch. CROSS JOIN makes SQLite loop over the keys with index lookups;
     // PostgreSQL plans it as any inner join (a hash join for big batches)
     const selectValues = (
-      k: Kysely<any>,
+      k: Db,
       feature: string,
       version: number,
       params: string,
@@ -110,8 +149,8 @@ export const make = (
       parameters[p++] = version
       parameters[p++] = params
       // each key carries its position, so rows come back to their keys without a lookup
-      return templates.query<any>(k, `get:${keys.length}`, parameters, () =>
-        sql`select k.column3 as i, v.value_json, v.value_bytes from (values ${sql.join(
+      return templates.query<ValueSelect>(k, `get:${keys.length}`, parameters, () =>
+        sql<ValueSelect>`select k.column3 as i, v.value_json, v.value_bytes from (values ${sql.join(
           keys.map((key, i) => sql`(${key.entity}, ${key.fingerprint}, ${i})`)
         )}) k cross join ${sql.table(VALUES)} v where v.entity = k.column1 and v.fingerprint = k.column2 and v.feature = ${feature} and v.version = ${version} and v.params = ${params} and v.invalidated_at is null`.compile(
           k
@@ -122,8 +161,8 @@ export const make = (
     const get: Backend["get"] = (feature, version, params, keys) =>
       keys.length === 0
         ? Effect.succeed([])
-        : Effect.forEach(chunks(keys, keysPerQuery), (chunk) =>
-            db.use(`amber.get:${feature}@${version}`, (k) => selectValues(k, feature, version, params, chunk))
+        : Effect.forEach(Arr.chunksOf(keys, keysPerQuery), (chunk) =>
+            use(`amber.get:${feature}@${version}`, (k) => selectValues(k, feature, version, params, chunk))
           ).pipe(
             Effect.map((results) => {
               const out: Array<ValueRow | undefined> = new Array(keys.length).fill(undefined)
@@ -146,7 +185,7 @@ export const make = (
             })
           )
 
-    const insertChunk = (k: Kysely<any>, rows: ReadonlyArray<NewRow>, skipConflicts: boolean) => {
+    const insertChunk = (k: Db, rows: ReadonlyArray<NewRow>, skipConflicts: boolean) => {
       // parameters in INSERT_COLUMNS order, without building the query unless its shape is new
       const parameters: Array<unknown> = new Array(rows.length * INSERT_COLUMNS.length)
       let p = 0
@@ -164,7 +203,7 @@ export const make = (
         parameters[p++] = r.createdAt
         parameters[p++] = r.computeMs
       }
-      return templates.query<any>(k, `insert:${skipConflicts}:${rows.length}`, parameters, () => {
+      return templates.query(k, `insert:${skipConflicts}:${rows.length}`, parameters, () => {
         const query = k
           .insertInto(VALUES)
           .columns([...INSERT_COLUMNS])
@@ -189,8 +228,10 @@ export const make = (
     }
 
     const release: Backend["release"] = (key, owner) =>
-      db.use(`amber.release:${key.feature}@${key.version}`, (k) =>
-        whereKey(k.deleteFrom(CLAIMS), key)
+      use(`amber.release:${key.feature}@${key.version}`, (k) =>
+        k
+          .deleteFrom(CLAIMS)
+          .where(claimOf(key))
           .where("owner", "=", owner)
           .execute()
           .then(() => undefined)
@@ -205,27 +246,27 @@ export const make = (
           if (rows.length === 0) return []
           const operation = `amber.put:${rows[0]!.feature}@${rows[0]!.version}`
           const out: Array<ValueRow | undefined> = new Array(rows.length).fill(undefined)
-          const batches = chunks(rows, rowsPerInsert)
+          const batches = Arr.chunksOf(rows, rowsPerInsert)
           // the common case first: plain inserts under a savepoint (cheaper than the conflict
           // checks of `on conflict do nothing`); any failure rolls back to it and takes the safe path
-          yield* db.use(operation, (k) => sql`savepoint amber_put`.execute(k))
+          yield* use(operation, (k) => sql`savepoint amber_put`.execute(k))
           const plain = yield* Effect.either(
-            Effect.forEach(batches, (chunk) => db.use(operation, (k) => insertChunk(k, chunk, false)), {
+            Effect.forEach(batches, (chunk) => use(operation, (k) => insertChunk(k, chunk, false)), {
               discard: true
             })
           )
           if (plain._tag === "Right") {
-            yield* db.use(operation, (k) => sql`release savepoint amber_put`.execute(k))
+            yield* use(operation, (k) => sql`release savepoint amber_put`.execute(k))
             yield* releaseClaims(rows, release)
             return out
           }
-          yield* db.use(operation, (k) => sql`rollback to savepoint amber_put`.execute(k))
-          yield* db.use(operation, (k) => sql`release savepoint amber_put`.execute(k))
+          yield* use(operation, (k) => sql`rollback to savepoint amber_put`.execute(k))
+          yield* use(operation, (k) => sql`release savepoint amber_put`.execute(k))
           // rows already holding a live value are skipped (on conflict do nothing); only when a
           // chunk wrote fewer rows than it has are its live values read back, to be compared
           let offset = 0
           for (const chunk of batches) {
-            const result = yield* db.use(operation, (k) => insertChunk(k, chunk, true))
+            const result = yield* use(operation, (k) => insertChunk(k, chunk, true))
             const start = offset
             offset += chunk.length
             if (Number(result.numAffectedRows ?? -1) === chunk.length) continue
@@ -252,54 +293,23 @@ export const make = (
         })
       )
 
-    const filtered = (qb: any, s: Selector) => {
-      let q = qb
-      if (s.feature !== undefined) q = q.where("feature", "=", s.feature)
-      if (s.version !== undefined) q = q.where("version", "=", s.version)
-      if (s.entity !== undefined) q = q.where("entity", "=", s.entity)
-      if (s.params !== undefined) q = q.where("params", "=", s.params)
-      if (s.fingerprint !== undefined) q = q.where("fingerprint", "=", s.fingerprint)
-      if (!s.includeInvalidated) q = q.where("invalidated_at", "is", null)
-      return q
-    }
-
     const meta: Backend["meta"] = (s) =>
-      db
-        .use(`amber.list:${s.feature ?? s.entity ?? "*"}`, (k) =>
-          filtered(
-            k
-              .selectFrom(VALUES)
-              .select([
-                "id",
-                "feature",
-                "version",
-                "params",
-                "entity",
-                "fingerprint",
-                "inputs",
-                "producer",
-                "run",
-                "created_at",
-                "compute_ms",
-                "invalidated_at",
-                "reason"
-              ]),
-            s
-          )
-            .orderBy("id")
-            .execute()
-        )
-        .pipe(Effect.map((rows) => (rows as Array<any>).map(toMeta)))
+      use(`amber.list:${s.feature ?? s.entity ?? "*"}`, (k) =>
+        k.selectFrom(VALUES).select(META_COLUMNS).where(selected(s)).orderBy("id").execute()
+      ).pipe(Effect.map((rows) => rows.map(toMeta)))
 
     const invalidate: Backend["invalidate"] = (s, at, reason) =>
-      db.use(`amber.invalidate:${s.feature ?? "*"}`, (k) =>
-        filtered(k.updateTable(VALUES).set({ invalidated_at: at, reason }), { ...s, includeInvalidated: false })
+      use(`amber.invalidate:${s.feature ?? "*"}`, (k) =>
+        k
+          .updateTable(VALUES)
+          .set({ invalidated_at: at, reason })
+          .where(selected({ ...s, includeInvalidated: false }))
           .executeTakeFirst()
-          .then((r: any) => Number(r?.numUpdatedRows ?? 0))
+          .then((r) => Number(r.numUpdatedRows))
       )
 
     const register: Backend["register"] = (d, at) =>
-      db.use(`amber.register:${d.name}@${d.version}`, async (k) => {
+      use(`amber.register:${d.name}@${d.version}`, async (k) => {
         await k
           .insertInto(FEATURES)
           .values({
@@ -323,7 +333,7 @@ export const make = (
       })
 
     const definitions: Backend["definitions"] = (name) =>
-      db.use(`amber.features:${name}`, (k) =>
+      use(`amber.features:${name}`, (k) =>
         k
           .selectFrom(FEATURES)
           .selectAll()
@@ -337,7 +347,7 @@ export const make = (
       db.transaction(
         Effect.gen(function* () {
           const operation = `amber.claim:${key.feature}@${key.version}`
-          const inserted = yield* db.use(operation, (k) =>
+          const inserted = yield* use(operation, (k) =>
             k
               .insertInto(CLAIMS)
               .values({ ...key, owner, claimed_at: now, expires_at: now + leaseMs })
@@ -348,23 +358,26 @@ export const make = (
           let result: ClaimResult
           if (inserted.length > 0) result = { _tag: "Claimed", takeover: false }
           else {
-            const held = (yield* db.use(operation, (k) =>
-              whereKey(k.selectFrom(CLAIMS).select(["owner", "expires_at"]), key).executeTakeFirst()
-            )) as { owner: string; expires_at: number } | undefined
+            const held = yield* use(operation, (k) =>
+              k.selectFrom(CLAIMS).select(["owner", "expires_at"]).where(claimOf(key)).executeTakeFirst()
+            )
             if (held === undefined) result = { _tag: "Held", owner: "", expiresAt: now }
             else if (held.owner === owner) result = { _tag: "Claimed", takeover: false }
             else if (Number(held.expires_at) > now)
               result = { _tag: "Held", owner: held.owner, expiresAt: Number(held.expires_at) }
             else {
               // the holder's lease ran out: take over, unless another waiter just did
-              const taken = yield* db.use(operation, (k) =>
-                whereKey(k.updateTable(CLAIMS).set({ owner, claimed_at: now, expires_at: now + leaseMs }), key)
+              const taken = yield* use(operation, (k) =>
+                k
+                  .updateTable(CLAIMS)
+                  .set({ owner, claimed_at: now, expires_at: now + leaseMs })
+                  .where(claimOf(key))
                   .where("owner", "=", held.owner)
                   .where("expires_at", "=", held.expires_at)
                   .executeTakeFirst()
               )
               result =
-                Number((taken as any)?.numUpdatedRows ?? 0) === 1
+                Number(taken.numUpdatedRows) === 1
                   ? { _tag: "Claimed", takeover: true }
                   : { _tag: "Held", owner: "", expiresAt: now }
             }
@@ -373,7 +386,9 @@ export const make = (
           const [stored] = yield* get(key.feature, key.version, key.params, [key])
           if (stored !== undefined) {
             if (result._tag === "Claimed") {
-              yield* db.use(operation, (k) => whereKey(k.deleteFrom(CLAIMS), key).where("owner", "=", owner).execute())
+              yield* use(operation, (k) =>
+                k.deleteFrom(CLAIMS).where(claimOf(key)).where("owner", "=", owner).execute()
+              )
             }
             return { _tag: "Stored", row: stored } as const
           }
@@ -382,17 +397,20 @@ export const make = (
       )
 
     const renew: Backend["renew"] = (key, owner, until) =>
-      db.use(`amber.renew:${key.feature}@${key.version}`, (k) =>
-        whereKey(k.updateTable(CLAIMS).set({ expires_at: until }), key)
+      use(`amber.renew:${key.feature}@${key.version}`, (k) =>
+        k
+          .updateTable(CLAIMS)
+          .set({ expires_at: until })
+          .where(claimOf(key))
           .where("owner", "=", owner)
           .executeTakeFirst()
-          .then((r: any) => Number(r?.numUpdatedRows ?? 0) === 1)
+          .then((r) => Number(r.numUpdatedRows) === 1)
       )
 
     return { register, definitions, get, insert, meta, invalidate, claim, renew, release } satisfies Backend
   })
 
-const toDefinition = (r: any): FeatureSpec.Definition => ({
+const toDefinition = (r: Selectable<Tables[typeof FEATURES]>): FeatureSpec.Definition => ({
   name: r.name,
   version: Number(r.version),
   entity: r.entity,

@@ -1,4 +1,85 @@
 import type { Database } from "@org/storage"
+import type { ColumnType } from "kysely"
+
+/** A `bigint` column: read as a number (SQLite) or a string (PostgreSQL), inserted as a number. */
+type BigintColumn = ColumnType<number | string, number, number | string>
+/** A JSON column (`text` or `jsonb`): written as JSON text, read through `Capabilities.readJson`. */
+type JsonColumn = ColumnType<unknown, string, string>
+
+/** `jasper_entities`: titles, episodes, artworks, ... with their parent. */
+export interface EntitiesTable {
+  id: string
+  kind: string
+  title: string | null
+  parent_id: string | null
+  attributes: JsonColumn
+  created_at: BigintColumn
+}
+
+/** `jasper_assets`: content-addressed bytes of one entity in one role, one row per version. */
+export interface AssetsTable {
+  id: string
+  entity_id: string
+  role: string
+  version: number
+  media_type: string
+  uri: string
+  sha256: string
+  byte_size: BigintColumn
+  metadata: JsonColumn
+  labels: JsonColumn
+  added_seq: BigintColumn
+  created_at: BigintColumn
+  updated_at: BigintColumn
+}
+
+/** `jasper_sequence`: named counters (the change feed's positions). */
+export interface SequenceTable {
+  name: string
+  value: BigintColumn
+}
+
+/** `jasper_changes`: the change feed. */
+export interface ChangesTable {
+  seq: BigintColumn
+  kind: string
+  asset_id: string
+  entity_id: string
+  role: string
+  version: number
+  sha256: string
+  at: BigintColumn
+}
+
+/** `jasper_derivatives`: derived files (thumbnails, proxies) by content, spec and spec version. */
+export interface DerivativesTable {
+  sha256: string
+  spec: string
+  spec_version: number
+  path: string
+  byte_size: BigintColumn
+  metadata: JsonColumn
+  created_at: BigintColumn
+}
+
+/** `jasper_derivative_claims`: the lease of the one process producing a derivative. */
+export interface DerivativeClaimsTable {
+  sha256: string
+  spec: string
+  spec_version: number
+  owner: string
+  expires_at: BigintColumn
+}
+
+/** The tables of `@org/jasper`, as its migrations create them. */
+export interface Tables {
+  jasper_entities: EntitiesTable
+  jasper_assets: AssetsTable
+  jasper_sequence: SequenceTable
+  jasper_changes: ChangesTable
+  jasper_derivatives: DerivativesTable
+  jasper_derivative_claims: DerivativeClaimsTable
+}
 
 /** The catalog's tables; applied with `db.migrate("@org/jasper", migrations)`. */
 export const migrations: Database.Migrations = {

@@ -10,6 +10,7 @@ import { type IndexEvent, Options, type Service } from "../Annotations.js"
 import { decodeOptions, type MarkenConfigError, type MarkenFailureError } from "../MarkenError.js"
 import { Registry } from "../Registry.js"
 import type { Env } from "./env.js"
+import { using } from "./tables.js"
 import * as Indexes from "./indexes.js"
 import * as Migrate from "./migrate.js"
 import * as Operations from "./operations.js"
@@ -29,11 +30,13 @@ export const make = (
     const clock = yield* Effect.clock
     const events = yield* PubSub.unbounded<IndexEvent>({ replay: 1024 })
     yield* Effect.addFinalizer(() => PubSub.shutdown(events))
-    const instance = yield* db.use("marken.instance", (k) =>
+    const use = using(db)
+    const instance = yield* use("marken.instance", (k) =>
       k.selectFrom("marken_meta").select("value").where("key", "=", "instance").executeTakeFirstOrThrow()
     )
     const env: Env = {
       db,
+      use,
       registry,
       caps: db.capabilities,
       nowMs: () => clock.unsafeCurrentTimeMillis(),
@@ -41,7 +44,7 @@ export const make = (
         m: options.m ?? 16,
         efConstruction: options.efConstruction ?? 200,
         ef: options.ef ?? 64,
-        exactThreshold: options.exactThreshold ?? 2048
+        exactThreshold: options.exactThreshold
       },
       syncInterval: options.syncIntervalMs ?? 1000,
       directory: options.indexDirectory,

@@ -2,6 +2,7 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import hnswlib from "hnswlib-node"
+import type { Matching, PayloadMirror } from "./payloadIndex.js"
 
 export type Metric = "cosine" | "l2"
 
@@ -18,8 +19,8 @@ export interface IndexTuning {
   readonly efConstruction: number
   /** Default search effort (default 64). */
   readonly ef: number
-  /** At or below this many matching vectors, filtered search is exact (default 2048). */
-  readonly exactThreshold: number
+  /** At or below this many matching vectors, filtered search is always exact (default: chosen by cost). */
+  readonly exactThreshold: number | undefined
 }
 
 export interface Row {
@@ -27,6 +28,8 @@ export interface Row {
   readonly id: string
   readonly op: string
   readonly vector: Float32Array
+  /** The annotation's payload, for the payload mirror (indexes with indexed fields only). */
+  readonly payload?: unknown
 }
 
 export const keyString = (k: IndexKey) => `${k.type}@${k.version}#${k.field}`
@@ -86,6 +89,8 @@ export class VectorIndex {
   /** How the index came to be: "file", "rebuilt" (with the reason) or "empty". */
   origin = "empty"
   dirty = false
+  /** The indexed payload values of the labels (when the type version declares indexes). */
+  mirror: PayloadMirror | undefined
 
   constructor(
     readonly key: IndexKey,
@@ -131,6 +136,7 @@ export class VectorIndex {
   track(row: Row) {
     this.labels.set(row.seq, { id: row.id, op: row.op })
     this.store(row.seq, row.vector)
+    if (this.mirror && row.payload !== undefined) this.mirror.set(row.seq, row.payload)
     if (row.seq > this.maxSeq) this.maxSeq = row.seq
   }
 
@@ -148,6 +154,7 @@ export class VectorIndex {
   remove(label: number) {
     if (!this.labels.has(label)) return
     this.labels.delete(label)
+    this.mirror?.delete(label)
     const slot = this.slots.get(label)
     if (slot !== undefined) {
       this.slots.delete(label)
@@ -198,11 +205,12 @@ export class VectorIndex {
     q: Float32Array | ReadonlyArray<number>,
     k: number,
     labels: Iterable<number>,
-    skip?: number
+    skip?: number,
+    accept?: (label: number) => boolean
   ): Array<{ label: number; distance: number }> {
     const heap = new TopK(k)
     for (const label of labels) {
-      if (label === skip || !this.labels.has(label)) continue
+      if (label === skip || !this.labels.has(label) || (accept !== undefined && !accept(label))) continue
       heap.push(this.distance(label, q), label)
     }
     return heap.sorted().map(([distance, label]) => ({ label, distance }))
@@ -211,8 +219,14 @@ export class VectorIndex {
   /**
    * The k nearest labels accepted by `accept`. Filtering happens here in JS on
    * over-fetched candidates (never inside hnswlib's native search, whose JS filter
-   * callback can crash the process): the fetch and `ef` widen until k are found,
-   * and the search turns exact when the candidates run out or the matching set is small.
+   * callback can crash the process).
+   *
+   * With a matching set (`matching`: its size, labels and test), the search picks by
+   * cost: an exact scan of the matching set (`size` distances in JS), or one HNSW
+   * traversal fetching enough candidates that k of them match at the set's
+   * selectivity (about `2M` native distances per candidate), whichever is cheaper;
+   * when the traversal finds fewer than k, the exact scan follows (k whenever k match).
+   * Without one, the fetch widens until k are accepted, then turns exact.
    * `q` is the query as given (normalized here only where needed).
    */
   search(
@@ -220,21 +234,60 @@ export class VectorIndex {
     k: number,
     ef: number,
     accept: (label: number) => boolean,
-    matching?: { readonly size: number; readonly labels: Iterable<number> },
+    matching?: Matching | { readonly size: number; readonly labels: Iterable<number> },
     skip?: number
   ): Array<{ label: number; distance: number }> {
     const live = this.labels.size
     if (live === 0) return []
-    if (matching !== undefined && (matching.size <= k || matching.size <= this.tuning.exactThreshold)) {
-      return this.exact(this.prepare(q), k, matching.labels, skip)
-    }
     const total = this.count
-    const selectivity = matching !== undefined ? matching.size / live : 1
-    let fetch = Math.min(
-      total,
-      Math.ceil(((k + (skip !== undefined ? 1 : 0)) / Math.max(selectivity, 1e-6)) * (matching ? 1.5 : 1)) +
-        (matching ? 8 : 0)
-    )
+    const want = k + (skip !== undefined ? 1 : 0)
+    if (matching !== undefined) {
+      const plan = this.plan(matching.size, want, ef)
+      if (plan.exact) return this.exact(this.prepare(q), k, matching.labels, skip, accept)
+      const out = this.traverse(q, k, plan.fetch, plan.ef, accept, skip)
+      return out.length >= k ? out : this.exact(this.prepare(q), k, matching.labels, skip, accept)
+    }
+    let fetch = Math.min(total, want)
+    for (;;) {
+      const n = Math.min(fetch, this.capacity)
+      const out = this.traverse(q, k, n, Math.max(ef, n), accept, skip)
+      if (out.length >= k) return out
+      if (n >= total) break
+      fetch = Math.min(total, fetch * 4)
+    }
+    // candidates ran out (graph unreachable parts, or most labels not accepted): exact
+    return this.exact(this.prepare(q), k, [...this.labels.keys()].filter(accept), skip)
+  }
+
+  /**
+   * Exact scan or traversal for a matching set of `size` labels: the candidates a
+   * traversal fetches so that about twice `want` of them match, and the costs of
+   * both (in distance computations, native ones a quarter of a JS one).
+   */
+  plan(size: number, want: number, ef: number) {
+    const live = Math.max(1, this.labels.size)
+    const selectivity = Math.min(1, Math.max(size, 1) / live)
+    const fetch = Math.min(this.count, Math.ceil((2 * want) / selectivity) + 16)
+    const searchEf = Math.max(ef, fetch)
+    const exactCost = size
+    const traverseCost = searchEf * 2 * this.tuning.m * 0.25
+    const exact =
+      size <= want ||
+      (this.tuning.exactThreshold !== undefined && size <= this.tuning.exactThreshold) ||
+      fetch >= this.count ||
+      exactCost <= traverseCost
+    return { exact, fetch, ef: searchEf, exactCost, traverseCost }
+  }
+
+  /** One HNSW search fetching `n` candidates at effort `searchEf`, the first k accepted. */
+  private traverse(
+    q: Float32Array | ReadonlyArray<number>,
+    k: number,
+    n: number,
+    searchEf: number,
+    accept: (label: number) => boolean,
+    skip: number | undefined
+  ): Array<{ label: number; distance: number }> {
     // hnswlib reads a plain array synchronously: fill one kept for the purpose instead of allocating
     let query: Array<number>
     if (Array.isArray(q)) query = q as Array<number>
@@ -242,26 +295,18 @@ export class VectorIndex {
       query = this.scratch
       for (let i = 0; i < q.length; i++) query[i] = q[i]!
     }
-    for (;;) {
-      const n = Math.min(fetch, this.capacity)
-      const searchEf = Math.max(ef, n)
-      if (searchEf !== this.ef) {
-        this.hnsw.setEf(searchEf)
-        this.ef = searchEf
-      }
-      const r = this.hnsw.searchKnn(query, n)
-      const out: Array<{ label: number; distance: number }> = []
-      for (let i = 0; i < r.neighbors.length && out.length < k; i++) {
-        const label = r.neighbors[i]!
-        if (label !== skip && this.labels.has(label) && accept(label)) out.push({ label, distance: r.distances[i]! })
-      }
-      if (out.length >= k) return out
-      if (n >= total) break
-      fetch = Math.min(total, fetch * 4)
+    n = Math.min(n, this.count)
+    if (searchEf !== this.ef) {
+      this.hnsw.setEf(searchEf)
+      this.ef = searchEf
     }
-    // candidates ran out (graph unreachable parts, or a filter the graph does not favour): exact
-    const candidates = matching !== undefined ? matching.labels : [...this.labels.keys()].filter(accept)
-    return this.exact(this.prepare(q), k, candidates, skip)
+    const r = this.hnsw.searchKnn(query, n)
+    const out: Array<{ label: number; distance: number }> = []
+    for (let i = 0; i < r.neighbors.length && out.length < k; i++) {
+      const label = r.neighbors[i]!
+      if (label !== skip && this.labels.has(label) && accept(label)) out.push({ label, distance: r.distances[i]! })
+    }
+    return out
   }
 
   // ----- persistence -----

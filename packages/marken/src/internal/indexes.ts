@@ -10,6 +10,7 @@ import type * as AnnotationType from "../AnnotationType.js"
 import { MarkenFailureError } from "../MarkenError.js"
 import type { Env } from "./env.js"
 import { keyString, VectorIndex, type IndexKey, type Row } from "./hnsw.js"
+import { parsePath, PayloadMirror } from "./payloadIndex.js"
 import type { Runs } from "./runs.js"
 
 export interface Entry {
@@ -37,7 +38,7 @@ export const failure = (operation: string) => (cause: unknown) =>
 
 export type Indexes = ReturnType<typeof make>
 
-export const make = ({ db, directory, emit, instance, nowMs, syncInterval, tuning }: Env, runs: Runs) => {
+export const make = ({ caps, directory, emit, instance, nowMs, syncInterval, tuning, use }: Env, runs: Runs) => {
   const indexes = new Map<string, Entry>()
   const entryOf = (key: IndexKey): Entry => {
     const ks = keyString(key)
@@ -55,35 +56,79 @@ export const make = ({ db, directory, emit, instance, nowMs, syncInterval, tunin
     return e
   }
 
-  /** Stored vectors of a field after `afterSeq`, decoding only those `skip` does not reject. */
+  /**
+   * Stored vectors of a field after `afterSeq`, decoding only those `skip` does not
+   * reject; with `payloads`, each with its annotation's payload (for the payload mirror).
+   */
   const readRows = (
     key: IndexKey,
     afterSeq?: number,
-    skip?: (seq: number) => boolean
+    skip?: (seq: number) => boolean,
+    payloads = false
   ): Effect.Effect<Array<Row>, StorageError.StorageError> =>
-    db
-      .use("marken.index.read", (k) => {
-        let q = k
-          .selectFrom("marken_vectors")
-          .select(["seq", "annotation_id", "operation_id", "vector"])
-          .where("type", "=", key.type)
-          .where("version", "=", key.version)
-          .where("field", "=", key.field)
-        if (afterSeq !== undefined) q = q.where("seq", ">", afterSeq)
-        return q.orderBy("seq").execute()
+    use("marken.index.read", (k) => {
+      let q = k
+        .selectFrom("marken_vectors as v")
+        .select(["v.seq", "v.annotation_id", "v.operation_id", "v.vector"])
+        .where("v.type", "=", key.type)
+        .where("v.version", "=", key.version)
+        .where("v.field", "=", key.field)
+      if (payloads) q = q.innerJoin("marken_annotations as a", "a.id", "v.annotation_id").select("a.payload")
+      if (afterSeq !== undefined) q = q.where("v.seq", ">", afterSeq)
+      return q.orderBy("v.seq").execute()
+    }).pipe(
+      Effect.map((rows) =>
+        (skip ? rows.filter((r) => !skip(Number(r.seq))) : rows).map(
+          (r): Row => ({
+            seq: Number(r.seq),
+            id: r.annotation_id,
+            op: r.operation_id,
+            vector: Vector.decodeUnsafe(r.vector),
+            ...(payloads ? { payload: caps.readJson((r as { payload?: unknown }).payload) } : {})
+          })
+        )
+      )
+    )
+
+  /**
+   * Gives the index a payload mirror of the type version's indexed fields (or none),
+   * filled from the database, when its fields differ from the mirror's.
+   */
+  const ensureMirror = (entry: Entry, idx: VectorIndex, declared: ReadonlyArray<string>) =>
+    Effect.suspend(() => {
+      const paths = declared.flatMap((d) => {
+        const p = parsePath(d)
+        return p ? [p] : []
       })
-      .pipe(
-        Effect.map((rows) =>
-          (skip ? rows.filter((r) => !skip(Number(r.seq))) : rows).map(
-            (r): Row => ({
-              seq: Number(r.seq),
-              id: r.annotation_id,
-              op: r.operation_id,
-              vector: Vector.decodeUnsafe(r.vector)
+      const same =
+        (idx.mirror?.paths ?? []).map((p) => p.join(".")).join(",") === paths.map((p) => p.join(".")).join(",")
+      if (same) return Effect.void
+      if (paths.length === 0) return Effect.sync(() => (idx.mirror = undefined))
+      return use("marken.index.payloads", (k) =>
+        k
+          .selectFrom("marken_vectors as v")
+          .innerJoin("marken_annotations as a", "a.id", "v.annotation_id")
+          .select(["v.seq", "a.payload"])
+          .where("v.type", "=", idx.key.type)
+          .where("v.version", "=", idx.key.version)
+          .where("v.field", "=", idx.key.field)
+          .execute()
+      ).pipe(
+        Effect.flatMap((rows) =>
+          entry.lock.withPermits(1)(
+            Effect.sync(() => {
+              const mirror = new PayloadMirror(paths)
+              for (const r of rows) {
+                const seq = Number(r.seq)
+                if (idx.labels.has(seq)) mirror.set(seq, caps.readJson(r.payload))
+              }
+              idx.mirror = mirror
+              runs.bump()
             })
           )
         )
       )
+    })
 
   const loadIndex = (key: IndexKey, spec: AnnotationType.VectorField) =>
     Effect.gen(function* () {
@@ -188,8 +233,9 @@ export const make = ({ db, directory, emit, instance, nowMs, syncInterval, tunin
     Effect.gen(function* () {
       const pointers = yield* runs.readCurrent
       // rows the index holds already are not decoded (re-checked under the lock below)
-      const fresh = yield* readRows(idx.key, Math.max(0, idx.maxSeq - 1000), (seq) => idx.labels.has(seq))
-      const total = yield* db.use("marken.index.count", (k) =>
+      const payloads = idx.mirror !== undefined
+      const fresh = yield* readRows(idx.key, Math.max(0, idx.maxSeq - 1000), (seq) => idx.labels.has(seq), payloads)
+      const total = yield* use("marken.index.count", (k) =>
         k
           .selectFrom("marken_vectors")
           .select((eb) => eb.fn.countAll<number>().as("n"))
@@ -203,7 +249,7 @@ export const make = ({ db, directory, emit, instance, nowMs, syncInterval, tunin
       // deletions or rows older than the window: the full label list, and the rows still missing
       const all =
         expected !== known
-          ? yield* db.use("marken.index.labels", (k) =>
+          ? yield* use("marken.index.labels", (k) =>
               k
                 .selectFrom("marken_vectors")
                 .select("seq")
@@ -216,7 +262,7 @@ export const make = ({ db, directory, emit, instance, nowMs, syncInterval, tunin
       const fetched = new Set(fresh.map((r) => r.seq))
       const missing =
         all !== undefined && all.some((r) => !idx.labels.has(Number(r.seq)) && !fetched.has(Number(r.seq)))
-          ? yield* readRows(idx.key, 0, (seq) => idx.labels.has(seq) || fetched.has(seq))
+          ? yield* readRows(idx.key, 0, (seq) => idx.labels.has(seq) || fetched.has(seq), payloads)
           : []
       yield* entry.lock.withPermits(1)(
         Effect.sync(() => {
@@ -303,7 +349,7 @@ export const make = ({ db, directory, emit, instance, nowMs, syncInterval, tunin
     catch: failure("index.persist")
   })
 
-  return { entryOf, loadIndex, sync, changes, applyChanges, finalizer, persist }
+  return { entryOf, loadIndex, ensureMirror, sync, changes, applyChanges, finalizer, persist }
 }
 
 /** The index changes a transaction collects, applied once it commits. */

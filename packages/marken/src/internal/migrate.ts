@@ -12,7 +12,7 @@ import type { Reads } from "./reads.js"
 import type { Writes } from "./writes.js"
 
 export const make = (
-  { db, registry }: Env,
+  { registry, use }: Env,
   ops: Operations,
   reads: Reads,
   writes: Writes
@@ -27,7 +27,7 @@ export const make = (
       const toDef = yield* registry.get(m.to.name, m.to.version)
       const decodeFrom = Schema.decodeUnknownEither(m.from.payload)
       const encodeTo = Schema.encodeEither(m.to.payload)
-      const ops = yield* db.use("marken.migrate.ops", (k) =>
+      const ops = yield* use("marken.migrate.ops", (k) =>
         k
           .selectFrom("marken_current as c")
           .innerJoin("marken_operations as o", "o.id", "c.operation_id")
@@ -52,7 +52,7 @@ export const make = (
           let after = ""
           let n = 0
           for (;;) {
-            const rows = yield* db.use("marken.migrate.read", (k) =>
+            const rows = yield* use("marken.migrate.read", (k) =>
               k
                 .selectFrom("marken_annotations")
                 .selectAll()

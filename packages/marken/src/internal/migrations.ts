@@ -122,5 +122,11 @@ export const migrations: Database.Migrations = {
         .columns(["annotation_id", "field", "seq"])
         .execute()
     }
+  },
+  "0003_payload_indexes": {
+    // the payload fields each type version indexes (see payloadIndex.ts); the indexes themselves follow the registry
+    up: async (db, caps) => {
+      await db.schema.alterTable("marken_types").addColumn("indexes", caps.types.json).execute()
+    }
   }
 }

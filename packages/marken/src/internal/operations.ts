@@ -13,12 +13,13 @@ import type { IndexKey } from "./hnsw.js"
 import type { Changes, Indexes } from "./indexes.js"
 import { uuidv7 } from "./ids.js"
 import { opKey, type Runs } from "./runs.js"
+import type { OperationRow } from "./tables.js"
 import { checkProducer } from "./validation.js"
 
 export type Operations = ReturnType<typeof make>
 
-export const make = ({ db, nowMs, registry }: Env, runs: Runs, indexes: Indexes) => {
-  const toOperation = (r: any): Operation.Operation => ({
+export const make = ({ db, nowMs, registry, use }: Env, runs: Runs, indexes: Indexes) => {
+  const toOperation = (r: OperationRow): Operation.Operation => ({
     id: r.id,
     type: r.type,
     version: r.version,
@@ -30,25 +31,23 @@ export const make = ({ db, nowMs, registry }: Env, runs: Runs, indexes: Indexes)
     ...(r.finished_ms !== null && r.finished_ms !== undefined ? { finishedMs: Number(r.finished_ms) } : {})
   })
 
-  const findOperation = (operationId: string): Effect.Effect<any, OperationNotFoundError | StorageError.StorageError> =>
-    db
-      .use("marken.operation", (k) =>
-        k.selectFrom("marken_operations").selectAll().where("id", "=", operationId).executeTakeFirst()
+  const findOperation = (
+    operationId: string
+  ): Effect.Effect<OperationRow, OperationNotFoundError | StorageError.StorageError> =>
+    use("marken.operation", (k) =>
+      k.selectFrom("marken_operations").selectAll().where("id", "=", operationId).executeTakeFirst()
+    ).pipe(
+      Effect.flatMap((r) =>
+        r
+          ? Effect.succeed(r)
+          : Effect.fail(new OperationNotFoundError({ operationId, message: `operation ${operationId} does not exist` }))
       )
-      .pipe(
-        Effect.flatMap((r) =>
-          r
-            ? Effect.succeed(r)
-            : Effect.fail(
-                new OperationNotFoundError({ operationId, message: `operation ${operationId} does not exist` })
-              )
-        )
-      )
+    )
 
   const operation = (operationId: string) =>
     Effect.gen(function* () {
       const r = yield* findOperation(operationId)
-      const pointer = yield* db.use("marken.operation.current", (k) =>
+      const pointer = yield* use("marken.operation.current", (k) =>
         k.selectFrom("marken_current").select("operation_id").where("operation_id", "=", operationId).executeTakeFirst()
       )
       return { ...toOperation(r), current: pointer !== undefined }
@@ -69,7 +68,7 @@ export const make = ({ db, nowMs, registry }: Env, runs: Runs, indexes: Indexes)
         started_ms: now,
         finished_ms: status === "finished" ? now : null
       }
-      yield* db.use("marken.operation.insert", (k) => k.insertInto("marken_operations").values(row).execute())
+      yield* use("marken.operation.insert", (k) => k.insertInto("marken_operations").values(row).execute())
       return row
     })
 
@@ -83,7 +82,7 @@ export const make = ({ db, nowMs, registry }: Env, runs: Runs, indexes: Indexes)
 
   const lockOperation = (operationId: string) =>
     Effect.gen(function* () {
-      const r = yield* db.use("marken.operation.lock", (k) => {
+      const r = yield* use("marken.operation.lock", (k) => {
         // an update takes the row lock (PostgreSQL) inside the transaction; SQLite holds the write lock already
         return k
           .updateTable("marken_operations")
@@ -97,7 +96,7 @@ export const make = ({ db, nowMs, registry }: Env, runs: Runs, indexes: Indexes)
       return r
     })
 
-  const requireOpen = (r: any) =>
+  const requireOpen = (r: OperationRow) =>
     r.status === "open"
       ? Effect.succeed(r)
       : Effect.fail(
@@ -114,7 +113,7 @@ export const make = ({ db, nowMs, registry }: Env, runs: Runs, indexes: Indexes)
         Effect.gen(function* () {
           const r = yield* lockOperation(operationId).pipe(Effect.flatMap(requireOpen))
           const now = nowMs()
-          yield* db.use("marken.operation.finish", async (k) => {
+          yield* use("marken.operation.finish", async (k) => {
             await k
               .updateTable("marken_operations")
               .set({ status: "finished", finished_ms: now })
@@ -128,7 +127,7 @@ export const make = ({ db, nowMs, registry }: Env, runs: Runs, indexes: Indexes)
               )
               .execute()
           })
-          return { ...r, status: "finished", finished_ms: now }
+          return { ...r, status: "finished" as const, finished_ms: now }
         })
       )
       runs.setCurrent(opKey(r.type, r.version, r.producer_key), operationId)
@@ -141,7 +140,7 @@ export const make = ({ db, nowMs, registry }: Env, runs: Runs, indexes: Indexes)
     Effect.forEach(
       chunk(ids, 500),
       (part) =>
-        db.use("marken.annotations.delete", async (k) => {
+        use("marken.annotations.delete", async (k) => {
           const seqs = await k
             .deleteFrom("marken_vectors")
             .where("annotation_id", "in", part)
@@ -159,21 +158,21 @@ export const make = ({ db, nowMs, registry }: Env, runs: Runs, indexes: Indexes)
       const r = yield* db.transaction(
         Effect.gen(function* () {
           const r = yield* lockOperation(operationId).pipe(Effect.flatMap(requireOpen))
-          const ids = yield* db.use("marken.operation.ids", (k) =>
+          const ids = yield* use("marken.operation.ids", (k) =>
             k.selectFrom("marken_annotations").select("id").where("operation_id", "=", operationId).execute()
           )
           yield* deleteAnnotations(
             ids.map((i) => i.id),
             ch
           )
-          yield* db.use("marken.operation.cancel", (k) =>
+          yield* use("marken.operation.cancel", (k) =>
             k
               .updateTable("marken_operations")
               .set({ status: "cancelled", finished_ms: nowMs() })
               .where("id", "=", operationId)
               .execute()
           )
-          return { ...r, status: "cancelled" }
+          return { ...r, status: "cancelled" as const }
         })
       )
       yield* indexes.applyChanges(ch.map)
@@ -186,13 +185,13 @@ export const make = ({ db, nowMs, registry }: Env, runs: Runs, indexes: Indexes)
     readonly producer?: string | undefined
   }) =>
     Effect.gen(function* () {
-      const rows = yield* db.use("marken.operations", (k) => {
+      const rows = yield* use("marken.operations", (k) => {
         let q = k.selectFrom("marken_operations").selectAll().where("type", "=", filter.type)
         if (filter.version !== undefined) q = q.where("version", "=", filter.version)
         if (filter.producer !== undefined) q = q.where("producer_key", "=", filter.producer)
         return q.orderBy("id", "desc").limit(1000).execute()
       })
-      const pointers = yield* db.use("marken.operations.current", (k) =>
+      const pointers = yield* use("marken.operations.current", (k) =>
         k.selectFrom("marken_current").select("operation_id").where("type", "=", filter.type).execute()
       )
       const cur = new Set(pointers.map((p) => p.operation_id))

@@ -3,6 +3,7 @@ import { sql, type Expression, type RawBuilder, type SqlBool } from "kysely"
 import * as Region from "../Region.js"
 import type { Condition, GroupBy, Query } from "../Query.js"
 import { InvalidQueryError } from "../MarkenError.js"
+import type { AnnotationRow } from "./tables.js"
 
 const identifier = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
 
@@ -169,7 +170,7 @@ export const page = (q: Query) => {
   }
   const dir = sql.raw(desc ? "desc" : "asc")
   const orderBy = col === undefined ? sql`a.id ${dir}` : sql`${col} ${dir}, a.id ${dir}`
-  const sortValue = (row: any): number | string => {
+  const sortValue = (row: AnnotationRow): number | string => {
     switch (q.sort) {
       case "created":
         return Number(row.created_ms)

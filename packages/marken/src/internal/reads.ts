@@ -16,12 +16,13 @@ import type * as Region from "../Region.js"
 import { formatPath } from "./codec.js"
 import { chunk, toNumber, type Env } from "./env.js"
 import * as Sql from "./query.js"
+import type { AnnotationRow } from "./tables.js"
 import { decodeQuery, firstIssue } from "./validation.js"
 
 export type Reads = ReturnType<typeof make>
 
-export const make = ({ caps, db }: Env) => {
-  const toAnnotation = (r: any, vectors?: Record<string, Float32Array>): Annotation.Annotation => {
+export const make = ({ caps, use }: Env) => {
+  const toAnnotation = (r: AnnotationRow, vectors?: Record<string, Float32Array>): Annotation.Annotation => {
     const start = toNumber(r.start_ns)
     const num = toNumber(r.rate_num)
     return {
@@ -52,7 +53,7 @@ export const make = ({ caps, db }: Env) => {
     Effect.gen(function* () {
       const out = new Map<string, Record<string, Float32Array>>()
       for (const part of chunk(ids, 500)) {
-        const rows = yield* db.use("marken.vectors", (k) =>
+        const rows = yield* use("marken.vectors", (k) =>
           k
             .selectFrom("marken_vectors")
             .select(["annotation_id", "field", "vector"])
@@ -68,16 +69,16 @@ export const make = ({ caps, db }: Env) => {
       return out
     })
 
-  const findRow = (id: string): Effect.Effect<any, AnnotationNotFoundError | StorageError.StorageError> =>
-    db
-      .use("marken.get", (k) => k.selectFrom("marken_annotations").selectAll().where("id", "=", id).executeTakeFirst())
-      .pipe(
-        Effect.flatMap((r) =>
-          r
-            ? Effect.succeed(r)
-            : Effect.fail(new AnnotationNotFoundError({ id, message: `annotation ${id} does not exist` }))
-        )
+  const findRow = (id: string): Effect.Effect<AnnotationRow, AnnotationNotFoundError | StorageError.StorageError> =>
+    use("marken.get", (k) =>
+      k.selectFrom("marken_annotations").selectAll().where("id", "=", id).executeTakeFirst()
+    ).pipe(
+      Effect.flatMap((r) =>
+        r
+          ? Effect.succeed(r)
+          : Effect.fail(new AnnotationNotFoundError({ id, message: `annotation ${id} does not exist` }))
       )
+    )
 
   const get = (id: string, opts?: { readonly withVectors?: boolean }) =>
     Effect.gen(function* () {
@@ -97,15 +98,13 @@ export const make = ({ caps, db }: Env) => {
 
   /** The current runs a query reads (its type, version and producer narrow them), sorted. */
   const currentRuns = (q: Query.Query) =>
-    db
-      .use("marken.query.runs", (k) => {
-        let r = k.selectFrom("marken_current").select("operation_id")
-        if (q.type !== undefined) r = r.where("type", "=", q.type)
-        if (q.version !== undefined) r = r.where("version", "=", q.version)
-        if (q.producer !== undefined) r = r.where("producer_key", "=", q.producer)
-        return r.execute()
-      })
-      .pipe(Effect.map((rows) => rows.map((r) => r.operation_id as string).sort()))
+    use("marken.query.runs", (k) => {
+      let r = k.selectFrom("marken_current").select("operation_id")
+      if (q.type !== undefined) r = r.where("type", "=", q.type)
+      if (q.version !== undefined) r = r.where("version", "=", q.version)
+      if (q.producer !== undefined) r = r.where("producer_key", "=", q.producer)
+      return r.execute()
+    }).pipe(Effect.map((rows) => rows.map((r) => r.operation_id as string).sort()))
   const digestOf = (ops: ReadonlyArray<string>) =>
     crypto.createHash("sha256").update(ops.join(",")).digest("base64url").slice(0, 22)
   /** A cursor carries the runs themselves up to this many; beyond, their digest. */
@@ -139,7 +138,7 @@ export const make = ({ caps, db }: Env) => {
       const conds = yield* compile(() => Sql.conditions(caps, q, ops))
       const pg = yield* compile(() => Sql.page(q))
       const limit = q.limit ?? 100
-      const rows = yield* db.use("marken.query", (k) =>
+      const rows = yield* use("marken.query", (k) =>
         k
           .selectFrom("marken_annotations as a")
           .selectAll("a")
@@ -164,7 +163,7 @@ export const make = ({ caps, db }: Env) => {
       yield* decodeQuery(Query.GroupBy, by, "by")
       const conds = yield* compile(() => Sql.conditions(caps, q))
       const g = yield* compile(() => Sql.groupExpression(caps, by))
-      const rows = yield* db.use("marken.count", (k) =>
+      const rows = yield* use("marken.count", (k) =>
         sql<{
           key: unknown
           n: unknown

@@ -10,7 +10,7 @@ export const opKey = (type: string, version: string, producer: string) => JSON.s
 
 export type Runs = ReturnType<typeof make>
 
-export const make = ({ db }: Env) => {
+export const make = ({ use }: Env) => {
   const current = new Map<string, string>()
   const currentOps = new Set<string>()
   /** Bumped by every change readers could see; cached filter results of an older generation are stale. */
@@ -26,9 +26,8 @@ export const make = ({ db }: Env) => {
     currentOps.add(op)
     generation++
   }
-  const readCurrent: Effect.Effect<Array<Record<string, any>>, StorageError.StorageError> = db.use(
-    "marken.current",
-    (k) => k.selectFrom("marken_current").selectAll().execute()
+  const readCurrent: Effect.Effect<Array<Record<string, any>>, StorageError.StorageError> = use("marken.current", (k) =>
+    k.selectFrom("marken_current").selectAll().execute()
   )
   /** Mirrors the pointer rows read by `readCurrent` (synchronous: readers see the whole change at once). */
   const applyCurrent = (rows: ReadonlyArray<Record<string, any>>) => {

@@ -10,6 +10,7 @@ import { InvalidQueryError, type MarkenFailureError } from "../MarkenError.js"
 import * as Query from "../Query.js"
 import type { Env } from "./env.js"
 import { keyString, TopK, type IndexKey, type VectorIndex } from "./hnsw.js"
+import type { Matching } from "./payloadIndex.js"
 import { type Entry, failure, type Indexes } from "./indexes.js"
 import * as Sql from "./query.js"
 import type { Reads } from "./reads.js"
@@ -19,12 +20,12 @@ import { decodeKnn, decodeQuery, invalidQuery } from "./validation.js"
 export type Search = ReturnType<typeof make>
 
 export const make = (
-  { caps, db, nowMs, registry, syncInterval, tuning }: Env,
+  { caps, nowMs, registry, syncInterval, tuning, use }: Env,
   runs: Runs,
   indexes: Indexes,
   reads: Reads
 ) => {
-  const { entryOf, loadIndex, sync } = indexes
+  const { ensureMirror, entryOf, loadIndex, sync } = indexes
   const { compile, where } = reads
 
   const hot = new Map<string, { readonly entry: Entry; readonly spec: AnnotationType.VectorField }>()
@@ -42,6 +43,7 @@ export const make = (
       const idx = yield* loadIndex(key, spec)
       const entry = entryOf(key)
       yield* sync(entry, idx)
+      yield* ensureMirror(entry, idx, def.indexes)
       hot.set(keyString(key), { entry, spec })
       return { idx, entry, spec }
     })
@@ -79,12 +81,12 @@ export const make = (
       const conds = yield* compile(() =>
         Sql.conditions(caps, { ...q, type: idx.key.type, version: idx.key.version, cursor: undefined })
       )
-      const rows = yield* db.use("marken.search.filter", (k) =>
+      const rows = yield* use("marken.search.filter", (k) =>
         k
           .selectFrom("marken_vectors as v")
           .select("v.seq")
           .where("v.field", "=", idx.key.field)
-          .where("v.annotation_id", "in", (eb: any) =>
+          .where("v.annotation_id", "in", (eb) =>
             eb.selectFrom("marken_annotations as a").select("a.id").where(where(conds))
           )
           .execute()
@@ -109,12 +111,45 @@ export const make = (
           return l !== undefined && runs.currentOps.has(l.op)
         }
 
+  /**
+   * The matching set of a filter from the payload mirror, without SQL, when the
+   * filter has conditions and is only conditions on indexed fields (beside its type,
+   * version, operation and paging); undefined otherwise.
+   */
+  const mirrored = (idx: VectorIndex, f: Query.Query | undefined): Matching | undefined => {
+    const mirror = idx.mirror
+    if (f === undefined || f.where === undefined || f.where.length === 0 || mirror === undefined) return undefined
+    for (const [k, v] of Object.entries(f)) {
+      if (v === undefined) continue
+      if (k === "type" && v === idx.key.type) continue
+      if (k === "version" && v === idx.key.version) continue
+      if (
+        k === "where" ||
+        k === "operationId" ||
+        k === "sort" ||
+        k === "order" ||
+        k === "limit" ||
+        k === "cursor" ||
+        k === "withVectors"
+      )
+        continue
+      return undefined
+    }
+    // a mirror missing labels (filled while a sync added rows) is refilled by the next `indexFor`
+    if (mirror.size !== idx.size) {
+      idx.mirror = undefined
+      return undefined
+    }
+    if (!mirror.answers(f.where)) return undefined
+    return mirror.match(f.where, visible(idx, f.operationId))
+  }
+
   /** The synchronous part of a search: checks, then the index (no lock needed: it runs without yielding). */
   const searchNow = (
     idx: VectorIndex,
     spec: AnnotationType.VectorField,
     knn: Query.Knn,
-    matching: Set<number> | undefined
+    matching: Matching | undefined
   ): Either.Either<ReadonlyArray<Query.Hit>, InvalidQueryError | MarkenFailureError> => {
     const bad = Vector.check(knn.vector, { dimension: spec.dimension, finite: true })
     if (bad) return Either.left(new InvalidQueryError({ path: "vector", message: bad.message }))
@@ -124,7 +159,7 @@ export const make = (
       const found =
         matching === undefined
           ? idx.search(q, knn.k, ef, visible(idx, knn.filter?.operationId))
-          : idx.search(q, knn.k, ef, (l) => matching.has(l), { size: matching.size, labels: matching })
+          : idx.search(q, knn.k, ef, matching.accept, matching)
       return Either.right(found.map((f) => ({ id: idx.labels.get(f.label)!.id, distance: f.distance })))
     } catch (e) {
       return Either.left(failure("search")(e))
@@ -137,24 +172,22 @@ export const make = (
   ): Effect.Effect<ReadonlyArray<Query.Hit>, StorageError.StorageError> =>
     hits.length === 0
       ? Effect.succeed(hits)
-      : db
-          .use("marken.search.payloads", (k) =>
-            k
-              .selectFrom("marken_annotations")
-              .select(["id", "payload"])
-              .where(
-                "id",
-                "in",
-                hits.map((h) => h.id)
-              )
-              .execute()
-          )
-          .pipe(
-            Effect.map((rows) => {
-              const payloads = new Map(rows.map((r) => [r.id as string, caps.readJson(r.payload)]))
-              return hits.map((h) => ({ ...h, payload: payloads.get(h.id) ?? null }))
-            })
-          )
+      : use("marken.search.payloads", (k) =>
+          k
+            .selectFrom("marken_annotations")
+            .select(["id", "payload"])
+            .where(
+              "id",
+              "in",
+              hits.map((h) => h.id)
+            )
+            .execute()
+        ).pipe(
+          Effect.map((rows) => {
+            const payloads = new Map(rows.map((r) => [r.id as string, caps.readJson(r.payload)]))
+            return hits.map((h) => ({ ...h, payload: payloads.get(h.id) ?? null }))
+          })
+        )
 
   const search = (knn: Query.Knn) =>
     knn.includePayload === true ? Effect.flatMap(searchHits(knn), withPayloads) : searchHits(knn)
@@ -165,20 +198,20 @@ export const make = (
       const checked = decodeKnn({ ...knn, vector: [] })
       if (Either.isLeft(checked)) return Effect.fail(invalidQuery(checked.left))
       const memory = memoryOnly(knn.filter, knn.type, knn.version)
-      // hot path: a loaded index, synced recently, no SQL filter: no database round trip
+      // hot path: a loaded index, synced recently, no SQL filter (none, or one the payload mirror answers)
       const ready = hot.get(keyString(knn))
-      if (
-        memory &&
-        ready &&
-        ready.entry.idx &&
-        (ready.entry.syncing || nowMs() - ready.entry.lastSync < syncInterval)
-      ) {
-        return searchNow(ready.entry.idx, ready.spec, knn, undefined)
+      if (ready && ready.entry.idx && (ready.entry.syncing || nowMs() - ready.entry.lastSync < syncInterval)) {
+        if (memory) return searchNow(ready.entry.idx, ready.spec, knn, undefined)
+        const matching = mirrored(ready.entry.idx, knn.filter)
+        if (matching) return searchNow(ready.entry.idx, ready.spec, knn, matching)
       }
       return Effect.gen(function* () {
         const { idx, entry, spec } = yield* indexFor(knn.type, knn.version, knn.field)
-        const labels = memory ? undefined : yield* matchingLabels(idx, entry, knn.filter!)
-        return yield* searchNow(idx, spec, knn, labels)
+        if (memory) return yield* searchNow(idx, spec, knn, undefined)
+        const matching = mirrored(idx, knn.filter)
+        if (matching) return yield* searchNow(idx, spec, knn, matching)
+        const labels = yield* matchingLabels(idx, entry, knn.filter!)
+        return yield* searchNow(idx, spec, knn, { size: labels.size, labels, accept: (l) => labels.has(l) })
       })
     })
 
@@ -201,7 +234,7 @@ export const make = (
                 heap.push(d, [a, b])
               }
             }
-            if (left.size * right.size <= 4_000_000 || right.size <= tuning.exactThreshold) {
+            if (left.size * right.size <= 4_000_000 || right.size <= (tuning.exactThreshold ?? 2048)) {
               const rs = [...right]
               for (const a of left) {
                 const qa = idx.vectorOf(a)

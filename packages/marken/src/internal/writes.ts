@@ -14,13 +14,14 @@ import type { Changes, Indexes } from "./indexes.js"
 import type { Operations } from "./operations.js"
 import * as Sql from "./query.js"
 import type { Reads } from "./reads.js"
+import type { OperationRow } from "./tables.js"
 import { opKey, type Runs } from "./runs.js"
 import { checkProducer, decodeQuery, type Prepared, prepare as prepareWith, rowOf } from "./validation.js"
 
 export type Writes = ReturnType<typeof make>
 
 export const make = (
-  { caps, db, nowMs, registry }: Env,
+  { caps, db, nowMs, registry, use }: Env,
   runs: Runs,
   indexes: Indexes,
   ops: Operations,
@@ -32,7 +33,7 @@ export const make = (
   const prepare = prepareWith(registry)
 
   /** Inserts prepared rows (and their vectors) into an operation, replacing same-key ones. Inside a transaction. */
-  const writeRows = (op: any, prepared: ReadonlyArray<{ index: number; p: Prepared }>, ch: Changes) =>
+  const writeRows = (op: OperationRow, prepared: ReadonlyArray<{ index: number; p: Prepared }>, ch: Changes) =>
     Effect.gen(function* () {
       const now = nowMs()
       // the last item with a key wins within a batch
@@ -43,7 +44,7 @@ export const make = (
       const keys = [...lastOfKey.keys()]
       const existing = new Map<string, string>()
       for (const part of chunk(keys, 500)) {
-        const rows = yield* db.use("marken.upsert.keys", (k) =>
+        const rows = yield* use("marken.upsert.keys", (k) =>
           k
             .selectFrom("marken_annotations")
             .select(["id", "key"])
@@ -51,7 +52,7 @@ export const make = (
             .where("key", "in", part)
             .execute()
         )
-        for (const r of rows) existing.set(r.key, r.id)
+        for (const r of rows) if (r.key !== null) existing.set(r.key, r.id)
       }
       if (existing.size > 0) yield* deleteAnnotations([...existing.values()], ch)
       const written: Array<{ index: number; id: string }> = []
@@ -64,6 +65,7 @@ export const make = (
         field: string
         vector: Buffer
         f32: Float32Array
+        json: unknown
       }> = []
       const idOfKey = new Map<string, string>()
       prepared.forEach(({ index, p }, i) => {
@@ -79,7 +81,8 @@ export const make = (
             version: op.version,
             field: v.field,
             vector: Vector.encodeUnsafe(v.vector),
-            f32: v.vector
+            f32: v.vector,
+            json: p.payload
           })
         }
         written.push({ index, id })
@@ -88,18 +91,13 @@ export const make = (
         if (p.key !== undefined && lastOfKey.get(p.key) !== i) written.push({ index, id: idOfKey.get(p.key)! })
       })
       for (const part of chunk(rows, 400)) {
-        yield* db.use("marken.upsert.annotations", (k) =>
-          k
-            .insertInto("marken_annotations")
-            .values(part as any)
-            .execute()
-        )
+        yield* use("marken.upsert.annotations", (k) => k.insertInto("marken_annotations").values(part).execute())
       }
       for (const part of chunk(vectors, 1000)) {
-        const seqs = yield* db.use("marken.upsert.vectors", (k) =>
+        const seqs = yield* use("marken.upsert.vectors", (k) =>
           k
             .insertInto("marken_vectors")
-            .values(part.map(({ f32: _, ...v }) => v))
+            .values(part.map(({ f32: _, json: _j, ...v }) => v))
             .returning(["seq"])
             .execute()
         )
@@ -109,7 +107,8 @@ export const make = (
             seq: Number(s.seq),
             id: v.annotation_id,
             op: v.operation_id,
-            vector: v.f32
+            vector: v.f32,
+            payload: v.json
           })
         })
       }
@@ -152,7 +151,7 @@ export const make = (
       const producerKey = producer.key ?? producer.algorithm
       const { id, created } = yield* db.transaction(
         Effect.gen(function* () {
-          const pointer = yield* db.use("marken.create.current", (k) =>
+          const pointer = yield* use("marken.create.current", (k) =>
             k
               .selectFrom("marken_current")
               .select("operation_id")
@@ -161,13 +160,13 @@ export const make = (
               .where("producer_key", "=", producerKey)
               .executeTakeFirst()
           )
-          let op: any
+          let op: OperationRow
           let created = false
           if (pointer)
             op = yield* findOperation(pointer.operation_id).pipe(Effect.catchTag("OperationNotFoundError", Effect.die))
           else {
             op = yield* insertOperation(input.type, input.version, producer, "finished")
-            yield* db.use("marken.create.pointer", (k) =>
+            yield* use("marken.create.pointer", (k) =>
               k
                 .insertInto("marken_current")
                 .values({ type: input.type, version: input.version, producer_key: producerKey, operation_id: op.id })
@@ -208,19 +207,12 @@ export const make = (
       const ch = changes()
       yield* db.transaction(
         Effect.gen(function* () {
-          const op: any = yield* findOperation(r.operation_id).pipe(
-            Effect.catchTag("OperationNotFoundError", Effect.die)
-          )
+          const op = yield* findOperation(r.operation_id).pipe(Effect.catchTag("OperationNotFoundError", Effect.die))
           yield* deleteAnnotations([id], ch)
           const row = rowOf(p, id, op, Number(r.created_ms))
-          yield* db.use("marken.update", (k) =>
-            k
-              .insertInto("marken_annotations")
-              .values(row as any)
-              .execute()
-          )
+          yield* use("marken.update", (k) => k.insertInto("marken_annotations").values(row).execute())
           for (const v of p.vectors) {
-            const [s] = yield* db.use("marken.update.vector", (k) =>
+            const [s] = yield* use("marken.update.vector", (k) =>
               k
                 .insertInto("marken_vectors")
                 .values({
@@ -238,7 +230,8 @@ export const make = (
               seq: Number(s!.seq),
               id,
               op: op.id,
-              vector: v.vector
+              vector: v.vector,
+              payload: p.payload
             })
           }
         })
@@ -265,7 +258,7 @@ export const make = (
       const removed = yield* db.transaction(
         Effect.gen(function* () {
           const known = yield* Effect.forEach(chunk([...new Set(ids)], 500), (part) =>
-            db.use("marken.removeMany.ids", (k) =>
+            use("marken.removeMany.ids", (k) =>
               k.selectFrom("marken_annotations").select("id").where("id", "in", part).execute()
             )
           )
@@ -287,7 +280,7 @@ export const make = (
     Effect.gen(function* () {
       const q = yield* decodeQuery(Query.Query, input)
       const conds = yield* compile(() => Sql.conditions(caps, { ...q, cursor: undefined }))
-      const rows = yield* db.use("marken.removeWhere.ids", (k) =>
+      const rows = yield* use("marken.removeWhere.ids", (k) =>
         k.selectFrom("marken_annotations as a").select("a.id").where(where(conds)).execute()
       )
       return yield* removeMany(rows.map((r) => r.id as string))

@@ -4,6 +4,7 @@ import type { Batch } from "../Dataset.js"
 import type { Model } from "../Model.js"
 import * as Optimizer from "../Optimizer.js"
 import { forwardBackward } from "./execute.js"
+import type { GroupInit, StepRequest, StepResult } from "./group.js"
 import { checksum } from "./shard.js"
 
 /** A gradient brought to the host: dense, or the rows `indices` of an embedding table. */
@@ -37,6 +38,8 @@ export interface ReplicaInit {
   readonly state: ReadonlyArray<ReadonlyArray<Float32Array>> | undefined
   /** The averaged gradient of each step, in model order, shared by every replica (SharedArrayBuffer-backed). */
   readonly update: ReadonlyArray<Float32Array>
+  /** For a threaded CPU device whose group runs whole steps among its workers (see `group.ts`). */
+  readonly group?: GroupInit
 }
 
 /** One device's copy of the model and optimizer state, and the two halves of a training step on it. */
@@ -46,6 +49,11 @@ export interface Replica {
   readonly compute: (shard: Batch) => Promise<ShardResult>
   /** Applies `init.update` as update number `step` (1-based); resolves with the time spent. */
   readonly apply: (step: number) => Promise<number>
+  /**
+   * A whole step among the threads of a group (threaded CPU devices only): forward, backward, the reduction of
+   * the gradients and the update, with no gradient crossing to the host.
+   */
+  readonly step?: (request: StepRequest) => Promise<StepResult>
   readonly readParameters: () => Promise<ReadonlyArray<Float32Array>>
   readonly readState: () => Promise<ReadonlyArray<ReadonlyArray<Float32Array>>>
   /** Releases the replica's tensors (and its thread, for a threaded replica). */

@@ -7,6 +7,7 @@ import * as Optimizer from "../Optimizer.js"
 import type { Options } from "../Trainer.js"
 import { type BackendError, type DeviceLostError, ShapeError, TrainerConfigError } from "../TrainerError.js"
 import { onDevice } from "./device.js"
+import { type Group, layout, makeGroup } from "./group.js"
 import { localReplica, type Replica } from "./replica.js"
 import { isThreaded, threadedReplica } from "./threads.js"
 
@@ -67,6 +68,8 @@ export interface Replicas {
   readonly replicas: ReadonlyArray<Replica>
   /** The averaged gradient of the current step, per parameter in model order (shared with worker threads). */
   readonly update: ReadonlyArray<Float32Array>
+  /** When every device is a threaded CPU device: the group that runs whole steps among their threads. */
+  readonly group: Group | undefined
 }
 
 /**
@@ -81,9 +84,13 @@ export const openReplicas = (
   resumed: Checkpoint.Checkpoint | undefined
 ): Effect.Effect<Replicas, DeviceLostError | BackendError, Scope.Scope> =>
   Effect.gen(function* () {
-    const update = model.parameters.map(
-      (p) => new Float32Array(new SharedArrayBuffer(4 * p.shape.reduce((a, b) => a * b, 1)))
+    // the averaged gradient, flattened in model order; one view per parameter
+    const { offsets, size } = layout(model)
+    const flat = new Float32Array(new SharedArrayBuffer(4 * Math.max(size, 1)))
+    const update = model.parameters.map((p, i) =>
+      flat.subarray(offsets[i]!, offsets[i]! + p.shape.reduce((a, b) => a * b, 1))
     )
+    const group = devices.every(isThreaded) ? makeGroup(model, devices.length, flat) : undefined
     const init = {
       model,
       optimizer,
@@ -93,16 +100,20 @@ export const openReplicas = (
     }
     const replicas = yield* Effect.forEach(
       devices,
-      (device) =>
+      (device, k) =>
         Effect.acquireRelease(
           onDevice(device, 0, "upload parameters", async () =>
-            isThreaded(device) ? threadedReplica(device, init) : localReplica(device, init)
+            isThreaded(device)
+              ? threadedReplica(device, group ? { ...init, group: group.init(k) } : init)
+              : localReplica(device, init)
           ),
           (replica) => Effect.sync(() => replica.close())
         ),
       { concurrency: "unbounded" }
     )
-    return { replicas, update }
+    // released before the replicas: no worker may still wait in a step when its thread is reset
+    if (group) yield* Effect.addFinalizer(() => Effect.sync(() => group.abort()))
+    return { replicas, update, group }
   })
 
 /** The parameters of a replica, by name. */

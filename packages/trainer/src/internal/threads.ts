@@ -13,6 +13,7 @@ import { Worker } from "node:worker_threads"
 import type { Backend } from "../Backend.js"
 import type { Batch } from "../Dataset.js"
 import { BackendError, DeviceLostError } from "../TrainerError.js"
+import type { StepRequest, StepResult } from "./group.js"
 import type { Replica, ReplicaInit, ShardResult } from "./replica.js"
 import { messageOf } from "./common.js"
 
@@ -21,6 +22,7 @@ export type Request =
   | { readonly op: "init"; readonly id: string; readonly init: ReplicaInit }
   | { readonly op: "compute"; readonly shard: Batch }
   | { readonly op: "apply"; readonly step: number }
+  | { readonly op: "step"; readonly request: StepRequest }
   | { readonly op: "readParameters" | "readState" | "reset" }
 
 /** A message to a worker: a request and the number its answer carries. */
@@ -182,6 +184,7 @@ export const threadedReplica = async (device: Backend, init: ReplicaInit): Promi
       return call<ShardResult>({ op: "compute", shard: batch }, transfer)
     },
     apply: (step) => call<number>({ op: "apply", step }),
+    ...(init.group ? { step: (request: StepRequest) => call<StepResult>({ op: "step", request }) } : {}),
     readParameters: () => call({ op: "readParameters" }),
     readState: () => call({ op: "readState" }),
     close: () => {

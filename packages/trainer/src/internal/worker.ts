@@ -4,11 +4,13 @@
  */
 import { parentPort } from "node:worker_threads"
 import { makeCpu } from "./cpu.js"
-import { localReplica, type Replica } from "./replica.js"
+import { runStep } from "./group.js"
+import { localReplica, type Replica, type ReplicaInit } from "./replica.js"
 import type { Message, Response } from "./threads.js"
 
 const port = parentPort!
 let replica: Replica | undefined
+let init: ReplicaInit | undefined
 
 const reply = (response: Response, transfer: ReadonlyArray<ArrayBuffer> = []) =>
   port.postMessage(response, transfer as Array<ArrayBuffer>)
@@ -20,6 +22,7 @@ port.on("message", async ({ seq, request }: Message) => {
         replica?.close()
         replica = undefined
         replica = localReplica(makeCpu(request.id), request.init)
+        init = request.init
         return reply({ seq, ok: true, value: undefined })
       case "compute": {
         const result = await replica!.compute(request.shard)
@@ -28,6 +31,8 @@ port.on("message", async ({ seq, request }: Message) => {
         )
         return reply({ seq, ok: true, value: result }, transfer as Array<ArrayBuffer>)
       }
+      case "step":
+        return reply({ seq, ok: true, value: await runStep(replica!, init!.model, init!.group!, request.request) })
       case "apply":
         return reply({ seq, ok: true, value: await replica!.apply(request.step) })
       case "readParameters":
@@ -37,6 +42,7 @@ port.on("message", async ({ seq, request }: Message) => {
       case "reset":
         replica?.close()
         replica = undefined
+        init = undefined
         return reply({ seq, ok: true, value: undefined })
     }
   } catch (error) {
