@@ -286,7 +286,7 @@ describe("marken CLI", () => {
             "embedding",
             "--vector",
             JSON.stringify(Array.from(vectors[0]!)),
-            "--k",
+            "-k",
             "3",
             "--json"
           ],
