@@ -4,6 +4,7 @@
  * same parameters, filtered kNN at 1% and 10% selectivity, and HTTP query latency
  * under concurrent clients on loopback.
  * Run: npm run bench -- marken   (MARKEN_BENCH_N overrides the 100,000 vectors)
+ *      npm run bench -- marken --only http   (only the HTTP rows: kNN throughput with 8 clients, query latency)
  */
 import { HttpServer } from "@effect/platform"
 import { Effect, Layer, ManagedRuntime, Schema } from "effect"
@@ -12,10 +13,18 @@ import * as fs from "node:fs"
 import * as http from "node:http"
 import * as os from "node:os"
 import * as path from "node:path"
+import { Worker } from "node:worker_threads"
 import { Annotations, AnnotationType, MarkenServer, Registry } from "@org/marken"
 import { SqliteStorage } from "@org/storage/sqlite"
 import { report, row, type Row } from "./lib/report.js"
 
+const onlyAt = process.argv.indexOf("--only")
+const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : undefined
+if (only !== undefined && only !== "http") {
+  console.error(`--only: ${only} is not a section (http)`)
+  process.exit(2)
+}
+const httpOnly = only === "http"
 const N = Number(process.env.MARKEN_BENCH_N ?? 100_000)
 const DIM = 128
 const K = 10
@@ -105,7 +114,7 @@ const main = async () => {
   log(
     `${N} x ${DIM}-d vectors, ${CLUSTERS} clusters, ${QUERIES} queries, k=${K}, M=${M}, efConstruction=${EF_CONSTRUCTION}`
   )
-  const truth = queries.map((q) => exact(q, () => true))
+  const truth = httpOnly ? [] : queries.map((q) => exact(q, () => true))
   // filtered searches: each query its own filter (1%: one bucket; 10%: ten buckets), so no two share a matching set
   const filters = {
     "1%": queries.map((_, qi) => ({ from: qi % 100, to: (qi % 100) + 1 })),
@@ -114,8 +123,8 @@ const main = async () => {
   const inFilter = (label: "1%" | "10%", qi: number) => (i: number) =>
     bucketOf(i) >= filters[label][qi]!.from && bucketOf(i) < filters[label][qi]!.to
   const truthFiltered = {
-    "1%": queries.map((q, qi) => exact(q, inFilter("1%", qi))),
-    "10%": queries.map((q, qi) => exact(q, inFilter("10%", qi)))
+    "1%": httpOnly ? [] : queries.map((q, qi) => exact(q, inFilter("1%", qi))),
+    "10%": httpOnly ? [] : queries.map((q, qi) => exact(q, inFilter("10%", qi)))
   }
   log(`ground truth in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
 
@@ -123,7 +132,7 @@ const main = async () => {
   const raw = new hnswlib.HierarchicalNSW("cosine", DIM)
   raw.initIndex({ maxElements: N, m: M, efConstruction: EF_CONSTRUCTION, randomSeed: 100 })
   let t = performance.now()
-  for (let i = 0; i < N; i++) raw.addPoint(Array.from(data[i]!), i)
+  if (!httpOnly) for (let i = 0; i < N; i++) raw.addPoint(Array.from(data[i]!), i)
   const rawBuildMs = performance.now() - t
   log(`raw build ${(rawBuildMs / 1000).toFixed(1)} s`)
   const rawQueries = queries.map((q) => Array.from(q))
@@ -193,7 +202,7 @@ const main = async () => {
       ef,
       ...(filter ? { filter } : {})
     })
-  for (const ef of [16, 32, 64, 128]) {
+  for (const ef of httpOnly ? [] : [16, 32, 64, 128]) {
     raw.setEf(ef)
     // warm both
     for (let i = 0; i < 20; i++) raw.searchKnn(rawQueries[i]!, K)
@@ -320,7 +329,7 @@ const main = async () => {
       accept: (qi) => (i) => far[qi]!.includes(clusterOf[i]!)
     }
   ]
-  for (const shape of shapes) {
+  for (const shape of httpOnly ? [] : shapes) {
     const truthOf = queries.map((q, qi) => exact(q, shape.accept(qi)))
     let minResults = Number.POSITIVE_INFINITY
     const got: Array<Array<number>> = []
@@ -379,7 +388,7 @@ const main = async () => {
   }
   // what a post-filtered raw search returns (the failure peers have): top-k, then filter
   raw.setEf(64)
-  for (const label of ["1%", "10%"] as const) {
+  for (const label of httpOnly ? [] : (["1%", "10%"] as const)) {
     const naive = rawQueries.map((q, qi) => raw.searchKnn(q, K).neighbors.filter(inFilter(label, qi)))
     rows.push(
       row(
@@ -487,6 +496,55 @@ const main = async () => {
     k: K
   })
   await httpBench("kNN (k=10, ef=64)", "/search", knn, (i) => annotations.search(knn(i)))
+
+  // kNN throughput: 8 clients on keep-alive connections from a worker thread (the other core), for 10 s,
+  // against 8 fibers calling the service in process for as long
+  const SECONDS = Number(process.env.MARKEN_BENCH_HTTP_SECONDS ?? 10)
+  const bodies = Array.from({ length: QUERIES }, (_, i) => JSON.stringify(knn(i)))
+  const load = (durationMs: number) =>
+    new Promise<{ latencies: Array<number>; wallMs: number }>((resolve, reject) => {
+      const worker = new Worker(new URL("./lib/http-load.mjs", import.meta.url), {
+        workerData: { url: baseUrl, path: "/search", bodies, clients: CLIENTS, durationMs, token: "bench" }
+      })
+      worker.once("message", resolve)
+      worker.once("error", reject)
+    })
+  await load(1000) // warm
+  const loadBefore = os.loadavg()[0]!
+  const over = await load(SECONDS * 1000)
+  const loadAfter = os.loadavg()[0]!
+  const httpRps = over.latencies.length / (over.wallMs / 1000)
+  let calls = 0
+  const tIn = performance.now()
+  await run(
+    Effect.forEach(
+      Array.from({ length: CLIENTS }, (_, c) => c),
+      (c) =>
+        Effect.gen(function* () {
+          for (let i = c; performance.now() - tIn < SECONDS * 1000; i += CLIENTS) {
+            yield* annotations.search({ ...knn(i), vector: queries[i % QUERIES]! })
+            calls++
+          }
+        }),
+      { concurrency: "unbounded" }
+    )
+  )
+  const inRps = calls / ((performance.now() - tIn) / 1000)
+  const httpLoadNote = `load average ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after, ${os.cpus().length} cores`
+  rows.push(
+    row(
+      `HTTP kNN throughput, ${CLIENTS} keep-alive clients for ${SECONDS} s (worker thread)`,
+      httpRps,
+      "requests/s",
+      inRps,
+      `baseline: ${CLIENTS} fibers calling search in process; ${httpLoadNote}`
+    )
+  )
+  rows.push(row(`HTTP kNN p50 latency at that throughput`, percentile(over.latencies, 50), "ms", null, httpLoadNote))
+  rows.push(row(`HTTP kNN p99 latency at that throughput`, percentile(over.latencies, 99), "ms", null, httpLoadNote))
+  log(
+    `HTTP kNN throughput: ${httpRps.toFixed(0)} req/s (in process ${inRps.toFixed(0)}/s), p50 ${percentile(over.latencies, 50).toFixed(2)} ms, p99 ${percentile(over.latencies, 99).toFixed(2)} ms; ${httpLoadNote}`
+  )
   agent.destroy()
 
   await runtime.dispose()

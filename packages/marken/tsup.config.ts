@@ -1,3 +1,3 @@
 import { packageConfig } from "../../tsup.base.js"
 
-export default packageConfig(["src/index.ts", "src/client.ts", "src/promise.ts"])
+export default packageConfig(["src/index.ts", "src/client.ts", "src/promise.ts", "src/bin/marken.ts"])

@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import type { Database, StorageError as StorageErrors } from "@org/storage"
-import { Context, type Effect, Layer } from "effect"
+import { Context, type Effect, Layer, Schema, type Stream } from "effect"
 import type { Scope } from "effect"
 import type * as Annotation from "./Annotation.js"
 import type * as AnnotationType from "./AnnotationType.js"
@@ -14,6 +14,7 @@ import * as internal from "./internal/annotations.js"
 import type { IndexKey } from "./internal/hnsw.js"
 import type {
   AnnotationNotFoundError,
+  MarkenConfigError,
   InvalidAnnotationError,
   InvalidQueryError,
   MarkenFailureError,
@@ -29,25 +30,65 @@ import type { Registry } from "./Registry.js"
 type StorageError = StorageErrors.StorageError
 
 /**
- * Options of the service.
+ * Options of the service, decoded with unknown properties refused: a bad one is a
+ * `MarkenConfigError` naming it.
  *
+ * @since 0.3.0
+ * @category models
+ */
+export const Options = Schema.Struct({
+  /** A folder for the HNSW index files (kept beside the database). Without it indexes live in memory only. */
+  indexDirectory: Schema.optionalWith(Schema.String.pipe(Schema.minLength(1)), { exact: true }),
+  /** HNSW graph degree (default 16). */
+  m: Schema.optionalWith(Schema.Int.pipe(Schema.between(2, 256)), { exact: true }),
+  /** HNSW build effort (default 200). */
+  efConstruction: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 10_000)), { exact: true }),
+  /** Default search effort (default 64). */
+  ef: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 10_000)), { exact: true }),
+  /** Filtered searches matching at most this many vectors are always exact (default: exact or HNSW chosen by cost). */
+  exactThreshold: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { exact: true }),
+  /** How often (ms) a search looks for writes made by other processes (default 1000). */
+  syncIntervalMs: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { exact: true }),
+  /**
+   * When the vector indexes are loaded (from the index folder) or built (from the
+   * database): `"lazy"` (the default) on the first search of each; `"eager"` every
+   * index of every registered type version as soon as the service starts, in the
+   * background (a search of an index still building waits for it; `ready` waits for
+   * all of them; `indexEvents` reports the progress).
+   */
+  index: Schema.optionalWith(Schema.Literal("lazy", "eager"), { exact: true })
+})
+
+/**
  * @since 0.1.0
  * @category models
  */
-export interface Options {
-  /** A folder for the HNSW index files (kept beside the database). Without it indexes live in memory only. */
-  readonly indexDirectory?: string
-  /** HNSW graph degree (default 16). */
-  readonly m?: number
-  /** HNSW build effort (default 200). */
-  readonly efConstruction?: number
-  /** Default search effort (default 64). */
-  readonly ef?: number
-  /** Filtered searches matching at most this many vectors are always exact (default: exact or HNSW chosen by cost). */
-  readonly exactThreshold?: number
-  /** How often (ms) a search looks for writes made by other processes (default 1000). */
-  readonly syncIntervalMs?: number
-}
+export type Options = Schema.Schema.Type<typeof Options>
+
+/**
+ * Progress of loading or building a vector index: `IndexLoading` (from the index
+ * folder or rebuilding from the database, with the number of stored vectors),
+ * `IndexProgress` while a rebuild adds them, then `IndexReady` or `IndexFailed`.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type IndexEvent =
+  | {
+      readonly _tag: "IndexLoading"
+      readonly key: string
+      readonly source: "file" | "database"
+      readonly total: number
+    }
+  | { readonly _tag: "IndexProgress"; readonly key: string; readonly done: number; readonly total: number }
+  | {
+      readonly _tag: "IndexReady"
+      readonly key: string
+      readonly size: number
+      readonly origin: string
+      readonly ms: number
+    }
+  | { readonly _tag: "IndexFailed"; readonly key: string; readonly message: string }
 
 /**
  * A page of query results; `next` is the cursor of the following page, when there is one.
@@ -191,6 +232,14 @@ export interface Service {
   ) => Effect.Effect<Annotation.Typed<A>, InvalidAnnotationError>
   /** Writes every changed index to the index folder. */
   readonly persist: Effect.Effect<void, MarkenFailureError>
+  /**
+   * Progress of loading and building vector indexes, as events (the latest 1024
+   * are replayed to a new subscriber, so one that subscribes after the service
+   * started still sees an eager build from its start).
+   */
+  readonly indexEvents: Stream.Stream<IndexEvent>
+  /** Waits until the indexes of an `index: "eager"` start are loaded (at once when lazy). */
+  readonly ready: Effect.Effect<void, MarkenFailureError | StorageError>
   /** Loads (or rebuilds) the index of a vector field now and tells where it came from. */
   readonly loadIndex: (
     key: IndexKey
@@ -214,7 +263,8 @@ export class Annotations extends Context.Tag("@org/marken/Annotations")<Annotati
  */
 export const make: (
   options?: Options
-) => Effect.Effect<Service, StorageError, Database.Database | Registry | Scope.Scope> = internal.make
+) => Effect.Effect<Service, StorageError | MarkenConfigError, Database.Database | Registry | Scope.Scope> =
+  internal.make
 
 /**
  * The service as a layer (needs `Registry` and `Database`).
@@ -222,7 +272,9 @@ export const make: (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<Annotations, StorageError, Database.Database | Registry> =>
+export const layer = (
+  options?: Options
+): Layer.Layer<Annotations, StorageError | MarkenConfigError, Database.Database | Registry> =>
   Layer.scoped(Annotations, make(options))
 
 /**
@@ -233,5 +285,5 @@ export const layer = (options?: Options): Layer.Layer<Annotations, StorageError,
  */
 export const layerWithRegistry = (
   options?: Options
-): Layer.Layer<Annotations | Registry, StorageError, Database.Database> =>
+): Layer.Layer<Annotations | Registry, StorageError | MarkenConfigError, Database.Database> =>
   layer(options).pipe(Layer.provideMerge(Registries.layer))

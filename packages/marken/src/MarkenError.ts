@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { HttpApiSchema } from "@effect/platform"
-import { Schema } from "effect"
+import { Data, Effect, ParseResult, Schema } from "effect"
 
 /**
  * An annotation (or one item of a batch) is invalid: its payload fails the type's
@@ -126,3 +126,36 @@ export class TypeNotFoundError extends Schema.TaggedError<TypeNotFoundError>()(
   { type: Schema.String, version: Schema.String, message: Schema.String },
   HttpApiSchema.annotations({ status: 404 })
 ) {}
+
+/**
+ * An option of the service, the server or the CLI is wrong (an unknown option, a
+ * port out of range, a token without scopes). `option` names it.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class MarkenConfigError extends Data.TaggedError("MarkenConfigError")<{
+  readonly option: string
+  readonly message: string
+}> {}
+
+/**
+ * Decodes options with `schema`, refusing properties it does not name; the first
+ * problem is a `MarkenConfigError` naming the option (`what` prefixes the message).
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const decodeOptions =
+  <A, I>(what: string, schema: Schema.Schema<A, I>) =>
+  (options: unknown): Effect.Effect<A, MarkenConfigError> =>
+    Schema.decodeUnknown(schema, { onExcessProperty: "error", errors: "first" })(options ?? {}).pipe(
+      Effect.mapError((error) => {
+        const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+        const option = issue?.path.map(String).join(".") || "options"
+        return new MarkenConfigError({
+          option,
+          message: `${what}: ${issue?._tag === "Unexpected" ? `unknown option "${option}"` : `${option}: ${(issue?.message ?? error.message).replace(/\s*\n\s*/g, " ")}`}`
+        })
+      })
+    )

@@ -16,13 +16,20 @@ import {
   type HttpServer
 } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer, Option, Redacted, type Schema } from "effect"
+import { Effect, Either, Layer, Option, Redacted, Schema } from "effect"
 import * as crypto from "node:crypto"
-import { createServer } from "node:http"
+import * as http from "node:http"
 import type * as Annotation from "./Annotation.js"
 import { fromIssues } from "./internal/codec.js"
+import * as KnnRoute from "./internal/knnRoute.js"
 import * as Annotations from "./Annotations.js"
-import { InvalidQueryError, MarkenFailureError, TypeNotFoundError } from "./MarkenError.js"
+import {
+  decodeOptions as decode,
+  InvalidQueryError,
+  type MarkenConfigError,
+  MarkenFailureError,
+  TypeNotFoundError
+} from "./MarkenError.js"
 import {
   type Caller,
   ForbiddenError,
@@ -36,13 +43,24 @@ import {
   UnauthorizedError,
   UnsupportedMediaTypeError,
   WriteAuthorization,
-  type Scope
+  Scope
 } from "./MarkenApi.js"
 import { Registry } from "./Registry.js"
 
 /**
  * A token the server accepts, with its scopes (`write` does not imply `read`).
  *
+ * @since 0.1.0
+ * @category models
+ */
+export const Token = Schema.Struct({
+  token: Schema.Union(Schema.String.pipe(Schema.minLength(1)), Schema.RedactedFromSelf(Schema.String)),
+  scopes: Schema.Array(Scope),
+  /** A name for logs (never the token). */
+  name: Schema.optionalWith(Schema.String, { exact: true })
+})
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -54,8 +72,19 @@ export interface Token {
 }
 
 /**
- * Options of the server.
+ * Options of the server, decoded with unknown properties refused: a bad one is a
+ * `MarkenConfigError` naming it.
  *
+ * @since 0.1.0
+ * @category models
+ */
+export const Options = Schema.Struct({
+  tokens: Schema.Array(Token),
+  /** The largest request body accepted, in bytes (default 1 MiB); larger ones get 413. */
+  maxBodyBytes: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1024 * 1024 * 1024)), { exact: true })
+})
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -65,7 +94,69 @@ export interface Options {
   readonly maxBodyBytes?: number
 }
 
+/**
+ * Options of {@link layerNode}: the server's and where it listens.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export const NodeOptions = Schema.Struct({
+  ...Options.fields,
+  /** The port (0 picks a free one). */
+  port: Schema.Int.pipe(Schema.between(0, 65535)),
+  /** The interface (default 127.0.0.1). */
+  host: Schema.optionalWith(Schema.String.pipe(Schema.minLength(1)), { exact: true })
+})
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export interface NodeOptions extends Options {
+  readonly port: number
+  readonly host?: string
+}
+
+/**
+ * Decodes server options (see {@link Options}).
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const decodeOptions: (options: Options) => Effect.Effect<Options, MarkenConfigError> = decode(
+  "MarkenServer",
+  Options
+)
+
+const decodeNodeOptions: (options: NodeOptions) => Effect.Effect<NodeOptions, MarkenConfigError> = decode(
+  "MarkenServer",
+  NodeOptions
+)
+
 const digest = (s: string) => crypto.createHash("sha256").update(s).digest()
+
+/**
+ * The bearer check: `undefined` when the token is known and carries `scope`, else
+ * the 401 or 403 error. Token digests are computed once and compared in constant time.
+ */
+const authorizer = (tokens: ReadonlyArray<Token>) => {
+  const known = tokens.map((t) => ({
+    digest: digest(Redacted.isRedacted(t.token) ? Redacted.value(t.token) : t.token),
+    caller: { name: t.name ?? "token", scopes: new Set(t.scopes) }
+  }))
+  return (scope: Scope, value: string): Either.Either<Caller["Type"], UnauthorizedError | ForbiddenError> => {
+    if (value.length === 0) return Either.left(new UnauthorizedError({ message: "a bearer token is required" }))
+    const d = digest(value)
+    for (const t of known) {
+      if (crypto.timingSafeEqual(d, t.digest)) {
+        return t.caller.scopes.has(scope)
+          ? Either.right(t.caller)
+          : Either.left(new ForbiddenError({ scope, message: `this token has no ${scope} scope` }))
+      }
+    }
+    return Either.left(new UnauthorizedError({ message: "the bearer token is not valid" }))
+  }
+}
 
 /**
  * The bearer-token middlewares: the token must be one of `tokens` (compared in
@@ -77,25 +168,9 @@ const digest = (s: string) => crypto.createHash("sha256").update(s).digest()
 export const layerAuthorization = (
   tokens: ReadonlyArray<Token>
 ): Layer.Layer<ReadAuthorization | WriteAuthorization> => {
-  // digests and callers once, not on every request
-  const known = tokens.map((t) => ({
-    digest: digest(Redacted.isRedacted(t.token) ? Redacted.value(t.token) : t.token),
-    caller: { name: t.name ?? "token", scopes: new Set(t.scopes) }
-  }))
+  const authorize = authorizer(tokens)
   const check = (scope: Scope) => (presented: Redacted.Redacted<string>) =>
-    Effect.suspend((): Effect.Effect<Caller["Type"], UnauthorizedError | ForbiddenError> => {
-      const value = Redacted.value(presented)
-      if (value.length === 0) return Effect.fail(new UnauthorizedError({ message: "a bearer token is required" }))
-      const d = digest(value)
-      for (const t of known) {
-        if (crypto.timingSafeEqual(d, t.digest)) {
-          return t.caller.scopes.has(scope)
-            ? Effect.succeed(t.caller)
-            : Effect.fail(new ForbiddenError({ scope, message: `this token has no ${scope} scope` }))
-        }
-      }
-      return Effect.fail(new UnauthorizedError({ message: "the bearer token is not valid" }))
-    })
+    Effect.suspend(() => authorize(scope, Redacted.value(presented)))
   return Layer.mergeAll(
     Layer.succeed(ReadAuthorization, { bearer: check("read") }),
     Layer.succeed(WriteAuthorization, { bearer: check("write") })
@@ -337,7 +412,8 @@ export const guard =
 export const bodyLimit = guard
 
 /**
- * The server: the API, the body limit and `/openapi.json`, on the `HttpServer` in context.
+ * The server: the API, the body limit and `/openapi.json`, on the `HttpServer` in
+ * context. Fails with `MarkenConfigError` when an option is wrong.
  *
  * @since 0.1.0
  * @category layers
@@ -346,24 +422,66 @@ export const layer = (
   options: Options
 ): Layer.Layer<
   never,
-  never,
+  MarkenConfigError,
   HttpServer.HttpServer | HttpRouter.HttpRouter.DefaultServices | Annotations.Annotations | Registry
-> => HttpApiBuilder.serve(guard(options.maxBodyBytes ?? 1024 * 1024)).pipe(Layer.provide(layerApi(options)))
+> =>
+  Layer.unwrapEffect(
+    Effect.map(decodeOptions(options), (o) =>
+      HttpApiBuilder.serve(guard(o.maxBodyBytes ?? defaultMaxBody)).pipe(Layer.provide(layerApi(o)))
+    )
+  )
+
+const defaultMaxBody = 1024 * 1024
 
 /**
  * The server on Node's HTTP server at `host:port` (port 0 picks a free port; read
- * it from `HttpServer.HttpServer`'s `address`).
+ * it from `HttpServer.HttpServer`'s `address`). `POST /search` is answered on a
+ * direct path (the bearer check, the `Knn` schema and the search, with the API's
+ * statuses and error bodies, but no per-request fiber, tracing span or router), the
+ * other routes by the `MarkenApi` implementation. Fails with `MarkenConfigError`
+ * when an option is wrong, before it listens.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerNode = (
-  options: Options & { readonly port: number; readonly host?: string }
+  options: NodeOptions
 ): Layer.Layer<
   HttpServer.HttpServer,
-  import("@effect/platform/HttpServerError").ServeError,
+  import("@effect/platform/HttpServerError").ServeError | MarkenConfigError,
   Annotations.Annotations | Registry
 > =>
-  layer(options).pipe(
-    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: options.port, host: options.host ?? "127.0.0.1" }))
+  Layer.unwrapEffect(
+    Effect.gen(function* () {
+      const o = yield* decodeNodeOptions(options)
+      const annotations = yield* Annotations.Annotations
+      const runtime = yield* Effect.runtime<never>()
+      const authorize = authorizer(o.tokens)
+      const knn = KnnRoute.make({
+        maxBodyBytes: o.maxBodyBytes ?? defaultMaxBody,
+        annotations,
+        runtime,
+        authorize: (token) => {
+          const r = authorize("read", token)
+          return Either.isLeft(r) ? { status: r.left instanceof ForbiddenError ? 403 : 401, body: r.left } : undefined
+        }
+      })
+      const { host: _host, port: _port, ...server } = o
+      return layer(server).pipe(
+        Layer.provideMerge(
+          NodeHttpServer.layer(() => new FastServer(knn), { port: o.port, host: o.host ?? "127.0.0.1" })
+        )
+      )
+    })
   )
+
+/** Node's server with the direct kNN route in front of the framework's handler. */
+class FastServer extends http.Server {
+  constructor(private readonly knn: (req: http.IncomingMessage, res: http.ServerResponse) => boolean) {
+    super()
+  }
+  override emit(event: string | symbol, ...args: Array<any>): boolean {
+    if (event === "request" && this.knn(args[0], args[1])) return true
+    return super.emit(event as string, ...args)
+  }
+}

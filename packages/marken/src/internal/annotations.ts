@@ -4,9 +4,10 @@
  */
 import { Database } from "@org/storage"
 import type { StorageError } from "@org/storage"
-import { Effect } from "effect"
+import { Deferred, Effect, PubSub, Stream } from "effect"
 import type { Scope } from "effect"
-import type { Options, Service } from "../Annotations.js"
+import { type IndexEvent, Options, type Service } from "../Annotations.js"
+import { decodeOptions, type MarkenConfigError, type MarkenFailureError } from "../MarkenError.js"
 import { Registry } from "../Registry.js"
 import type { Env } from "./env.js"
 import { using } from "./tables.js"
@@ -19,12 +20,16 @@ import * as Search from "./search.js"
 import * as Writes from "./writes.js"
 
 export const make = (
-  options: Options = {}
-): Effect.Effect<Service, StorageError.StorageError, Database.Database | Registry | Scope.Scope> =>
+  input: Options = {}
+): Effect.Effect<Service, StorageError.StorageError | MarkenConfigError, Database.Database | Registry | Scope.Scope> =>
   Effect.gen(function* () {
+    // decoded here, not at module level: Annotations.ts (which defines Options) imports this module
+    const options = yield* decodeOptions("Annotations", Options)(input)
     const db = yield* Database.Database
     const registry = yield* Registry
     const clock = yield* Effect.clock
+    const events = yield* PubSub.unbounded<IndexEvent>({ replay: 1024 })
+    yield* Effect.addFinalizer(() => PubSub.shutdown(events))
     const use = using(db)
     const instance = yield* use("marken.instance", (k) =>
       k.selectFrom("marken_meta").select("value").where("key", "=", "instance").executeTakeFirstOrThrow()
@@ -43,7 +48,8 @@ export const make = (
       },
       syncInterval: options.syncIntervalMs ?? 1000,
       directory: options.indexDirectory,
-      instance
+      instance,
+      emit: (event) => void events.unsafeOffer(event)
     }
     const runs = Runs.make(env)
     yield* runs.loadCurrent
@@ -54,6 +60,20 @@ export const make = (
     const writes = Writes.make(env, runs, indexes, ops, reads)
     const search = Search.make(env, runs, indexes, reads)
     const { migrate } = Migrate.make(env, ops, reads, writes)
+    // index: "eager": every index of every registered type version, in the background
+    const loaded = yield* Deferred.make<void, MarkenFailureError | StorageError.StorageError>()
+    const eager = Effect.gen(function* () {
+      const types = yield* registry.list()
+      for (const def of types) {
+        for (const field of Object.keys(def.vectors)) {
+          yield* search
+            .loadIndexStats({ type: def.name, version: def.version, field })
+            .pipe(Effect.catchTags({ InvalidQueryError: () => Effect.void, UnknownTypeError: () => Effect.void }))
+        }
+      }
+    })
+    if (options.index === "eager") yield* Effect.forkScoped(Deferred.complete(loaded, eager))
+    else yield* Deferred.succeed(loaded, undefined)
     return {
       start: ops.start,
       upsert: writes.upsert,
@@ -74,6 +94,8 @@ export const make = (
       migrate,
       decode: reads.decode,
       persist: indexes.persist,
+      indexEvents: Stream.fromPubSub(events),
+      ready: Deferred.await(loaded),
       loadIndex: search.loadIndexStats
     } satisfies Service
   })

@@ -5,6 +5,7 @@
 import type { Database, StorageError } from "@org/storage"
 import type { Effect } from "effect"
 import type { Kysely } from "kysely"
+import type { IndexEvent } from "../Annotations.js"
 import type { Tables } from "./tables.js"
 import type { IndexTuning } from "./hnsw.js"
 import type * as Registry from "../Registry.js"
@@ -25,6 +26,8 @@ export interface Env {
   ) => Effect.Effect<A, StorageError.StorageError>
   /** The database's instance id (index files carry it). */
   readonly instance: { readonly value: string }
+  /** Publishes an index event (never blocks). */
+  readonly emit: (event: IndexEvent) => void
 }
 
 export const chunk = <A>(xs: ReadonlyArray<A>, n: number): Array<ReadonlyArray<A>> => {

@@ -38,7 +38,7 @@ export const failure = (operation: string) => (cause: unknown) =>
 
 export type Indexes = ReturnType<typeof make>
 
-export const make = ({ caps, directory, instance, nowMs, syncInterval, tuning, use }: Env, runs: Runs) => {
+export const make = ({ caps, directory, emit, instance, nowMs, syncInterval, tuning, use }: Env, runs: Runs) => {
   const indexes = new Map<string, Entry>()
   const entryOf = (key: IndexKey): Entry => {
     const ks = keyString(key)
@@ -137,16 +137,34 @@ export const make = ({ caps, directory, instance, nowMs, syncInterval, tuning, u
       return yield* entry.lock.withPermits(1)(
         Effect.gen(function* () {
           if (entry.idx) return entry.idx
+          const startedAt = nowMs()
+          const ks = keyString(key)
           const idx = new VectorIndex(key, spec.dimension, spec.metric, tuning)
           const reason = directory === undefined ? "no index folder" : idx.load(directory, instance.value)
           // pointers first: the vectors of every run they name were committed before them
           const pointers = yield* runs.readCurrent
           const rows = yield* readRows(key)
+          const total = rows.length
+          emit({ _tag: "IndexLoading", key: ks, source: reason === undefined ? "file" : "database", total })
+          const fail = failure(`index.load ${ks}`)
+          if (reason !== undefined) {
+            yield* Effect.try({ try: () => idx.init(Math.ceil(total * 1.25)), catch: fail })
+            // in slices, yielding between them: the process keeps answering while a large index builds
+            const slice = 2000
+            for (let from = 0; from < total; from += slice) {
+              yield* Effect.try({
+                try: () => {
+                  for (let i = from; i < Math.min(total, from + slice); i++) idx.add(rows[i]!)
+                },
+                catch: fail
+              })
+              emit({ _tag: "IndexProgress", key: ks, done: Math.min(total, from + slice), total })
+              yield* Effect.yieldNow()
+            }
+          }
           yield* Effect.try({
             try: () => {
               if (reason !== undefined) {
-                idx.init(Math.ceil(rows.length * 1.25))
-                for (const r of rows) idx.add(r)
                 idx.origin = `rebuilt (${reason})`
                 idx.dirty = true
               } else {
@@ -171,13 +189,18 @@ export const make = ({ caps, directory, instance, nowMs, syncInterval, tuning, u
               }
               if (directory !== undefined && idx.dirty) idx.persist(directory, instance.value)
             },
-            catch: failure(`index.load ${keyString(key)}`)
+            catch: fail
           })
+          emit({ _tag: "IndexReady", key: ks, size: idx.size, origin: idx.origin, ms: nowMs() - startedAt })
           entry.idx = idx
           entry.lastSync = nowMs()
           runs.applyCurrent(pointers)
           return idx
-        })
+        }).pipe(
+          Effect.tapError((e) =>
+            Effect.sync(() => emit({ _tag: "IndexFailed", key: keyString(key), message: e.message }))
+          )
+        )
       )
     })
 
