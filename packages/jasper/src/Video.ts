@@ -16,6 +16,9 @@ import * as Probe from "./Probe.js"
 import * as Reader from "./Reader.js"
 import * as Time from "./Time.js"
 
+/** Output of a decoding ffmpeg: every decoded frame as it comes (no frame-rate conversion), video only, raw RGB to stdout. */
+const RAW_RGB_OUT = ["-vsync", "0", "-an", "-sn", "-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1"]
+
 /**
  * One decoded frame: packed RGB (`width * height * 3` bytes), its presentation time
  * in nanoseconds, its position in the stream and, where known, its frame index in
@@ -550,15 +553,7 @@ export const framesFromFile = (
               filters.join(","),
               "-frames:v",
               String(p.wanted.length),
-              "-vsync",
-              "0",
-              "-an",
-              "-sn",
-              "-pix_fmt",
-              "rgb24",
-              "-f",
-              "rawvideo",
-              "pipe:1"
+              ...RAW_RGB_OUT
             ],
             input: { command: bin, args: copy },
             pieceBytes: frameBytes,
@@ -592,15 +587,7 @@ export const framesFromFile = (
             ...(filters.length ? ["-vf", filters.join(",")] : []),
             "-frames:v",
             String(seg.wanted.length),
-            "-vsync",
-            "0",
-            "-an",
-            "-sn",
-            "-pix_fmt",
-            "rgb24",
-            "-f",
-            "rawvideo",
-            "pipe:1"
+            ...RAW_RGB_OUT
           ],
           pieceBytes: frameBytes,
           keepPartial: false,
