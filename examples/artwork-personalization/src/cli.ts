@@ -165,8 +165,44 @@ export const OWN_FILES = [
   "frames",
   "charts",
   "report.html",
-  "summary.json"
+  "summary.json",
+  "world.json"
 ] as const
+
+/** The file that records which world (seed, titles) the media and catalog in a data folder were made for. */
+export const WORLD = "world.json"
+
+/**
+ * A data folder holds one world: its media and catalog are generated from the seed and the number of titles, so a
+ * run asking for another world is refused (with --fresh it starts over). Members can change between runs.
+ */
+export const checkWorld = (
+  out: string,
+  world: { readonly seed: number; readonly titles: number }
+): { readonly _tag: "Ready" } | { readonly _tag: "Invalid"; readonly message: string } => {
+  const file = path.join(out, WORLD)
+  if (fs.existsSync(file)) {
+    let held: { seed?: unknown; titles?: unknown } = {}
+    try {
+      held = JSON.parse(fs.readFileSync(file, "utf8")) as typeof held
+    } catch {
+      held = {}
+    }
+    if (held.seed !== world.seed || held.titles !== world.titles)
+      return {
+        _tag: "Invalid",
+        message:
+          `--data ${out} holds the world of --seed ${String(held.seed)} --titles ${String(held.titles)}, not ` +
+          `--seed ${world.seed} --titles ${world.titles}: add --fresh to start over there, or give another --data folder`
+      }
+  }
+  try {
+    fs.writeFileSync(file, JSON.stringify(world) + "\n")
+  } catch (error) {
+    return { _tag: "Invalid", message: `--data ${out} cannot be written: ${(error as Error).message}` }
+  }
+  return { _tag: "Ready" }
+}
 
 /**
  * Makes `out` ready: a new or empty folder becomes the demo's (marked), a folder with the demo's mark (or holding

@@ -10,7 +10,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { JOBS_SCHEMA, parse, prepareOutput, redact, usage } from "./cli.js"
+import { checkWorld, JOBS_SCHEMA, parse, prepareOutput, redact, usage } from "./cli.js"
 
 function fail(message: string, detail?: string): never {
   console.error(`artwork demo: ${message}`)
@@ -43,6 +43,8 @@ if (flags.dryRun) {
 }
 const prepared = prepareOutput(out, flags.fresh)
 if (prepared._tag === "Invalid") fail(prepared.message)
+const world = checkWorld(out, { seed: flags.seed, titles: flags.titles })
+if (world._tag === "Invalid") fail(world.message)
 
 // the pipeline's modules load only once the flags are known to be good (so --help and a bad flag answer at once)
 const { Cause, Effect, Exit } = await import("effect")
@@ -51,7 +53,7 @@ const { PostgresStorage } = await import("@org/storage/pg")
 const { SqliteStorage } = await import("@org/storage/sqlite")
 const { run } = await import("./pipeline.js")
 const { DistributedExecutor } = await import("@org/amber-compute")
-const { executorOptions, startWorkers } = await import("./workers.js")
+const { executorOptions, startWorkers, WorkersLostError } = await import("./workers.js")
 const { replayTable, write } = await import("./report.js")
 
 const storage =
@@ -74,7 +76,8 @@ const exit = await Effect.runPromiseExit(
             data: out,
             url,
             onLine: (line) => {
-              if (flags.verbose || line.includes(": failed")) console.error(`  ${line}`)
+              // a failed task and a worker that ended on its own are always shown; the rest with --verbose
+              if (flags.verbose || /: (failed|was killed by|exited with code)/.test(line)) console.error(`  ${line}`)
             }
           })
         ),
@@ -82,7 +85,7 @@ const exit = await Effect.runPromiseExit(
       )
       console.log(`started ${workers.count} worker process(es) for the feature mesh`)
     }
-    return yield* run({
+    const pipeline = run({
       data: out,
       storage,
       seed: flags.seed,
@@ -94,6 +97,16 @@ const exit = await Effect.runPromiseExit(
         ? { executor: DistributedExecutor.layer(executorOptions(flags.pg)) }
         : {})
     })
+    if (workers === undefined) return yield* pipeline
+    // with every worker gone the mesh's tasks would wait for ever: the run fails in one line instead
+    const lost = workers.allLost
+    return yield* Effect.raceFirst(
+      pipeline,
+      Effect.flatMap(
+        Effect.promise(() => lost),
+        (message) => Effect.fail(new WorkersLostError({ message }))
+      )
+    )
   }).pipe(Effect.scoped)
 )
 if (Exit.isFailure(exit)) {
@@ -108,7 +121,10 @@ const summary = exit.value
 const reportStarted = Date.now()
 const report = await write(summary, out)
 const timings = { ...summary.timings, report: Date.now() - reportStarted, total: Date.now() - started }
-const distributed = workers !== undefined ? { workers: workers.count, tasksPerWorker: workers.tasks } : undefined
+const distributed =
+  workers !== undefined
+    ? { workers: workers.count, tasksPerWorker: workers.tasks, lostWorkers: workers.lost }
+    : undefined
 fs.writeFileSync(
   path.join(out, "summary.json"),
   JSON.stringify({ ...summary, ...(distributed ? { distributed } : {}), timings }, null, 2)

@@ -20,7 +20,8 @@ const fiber = Effect.runFork(
       config: workerConfig(mesh, data, url),
       // one plain line per event, read by the demo (it counts the tasks each worker ran)
       onEvent: (e) => {
-        if (e._tag === "WorkerStarted") console.log("started")
+        if (e._tag === "WorkerStarted") console.log(`started pid ${process.pid}`)
+        else if (e._tag === "TaskStarted") console.log(`task ${e.task.feature} ${e.task.entities.length}`)
         else if (e._tag === "TaskDone") console.log(`done ${e.task.feature} ${e.task.entities.length} ${e.ms}`)
         else if (e._tag === "TaskFailed") console.log(`failed ${e.task.feature} attempt ${e.attempt}: ${e.error}`)
       }

@@ -3,8 +3,7 @@ import { execFileSync, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { MARKER, parse, prepareOutput } from "../src/cli.js"
-import { runAsync } from "./run.js"
+import { checkWorld, MARKER, parse, prepareOutput } from "../src/cli.js"
 
 const root = path.resolve(import.meta.dirname, "..", "..", "..")
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "artwork-cli-"))
@@ -25,6 +24,7 @@ describe("demo flags", () => {
     expect(parse([], {})).toMatchObject({ flags: { workers: undefined } })
     expect(parse([], {})).toMatchObject({ flags: { titles: 60, members: 2000, seed: 7, devices: 2 } })
     expect(parse(["--help"], {})).toEqual({ _tag: "Help" })
+    expect(parse(["--dry-run"], {})).toMatchObject({ flags: { dryRun: true } })
     const bad: Array<[ReadonlyArray<string>, RegExp]> = [
       [["--members", "abc"], /--members must be a whole number from 20 to 100000, got "abc"/],
       [["--titles", "4000"], /--titles must be from 6 to 500, got 4000/],
@@ -88,23 +88,17 @@ describe("demo flags", () => {
     expect(bad.stdout).not.toContain("1/6 data") // no work started
   }, 180_000)
 
-  it("every `npm run demo` form of the README is accepted as written (checked with --dry-run)", async () => {
-    const readme = fs.readFileSync(path.join(root, "examples/artwork-personalization/README.md"), "utf8")
-    const forms = readme
-      .split("\n")
-      .filter((l) => l.startsWith("npm run demo"))
-      .map((l) => l.replace(/\s+#.*$/, "").trim())
-    expect(forms.length).toBeGreaterThanOrEqual(5)
-    for (const form of forms) {
-      const args = form.split(/\s+/).slice(2) // after "npm run"
-      if (args.includes("--help")) continue // the test above runs --help
-      const r = await runAsync(
-        "npm",
-        ["run", "--silent", ...args, ...(args.includes("--") ? [] : ["--"]), "--dry-run"],
-        root
-      )
-      expect(r.status, `${form}: ${r.stderr}`).toBe(0)
-      expect(r.stdout, form).toMatch(/^would run: /m)
-    }
-  }, 300_000)
+  it("a data folder holds one world: another seed or title count is refused, --fresh starts over", () => {
+    const out = path.join(tmp(), "data")
+    expect(prepareOutput(out, false)).toEqual({ _tag: "Ready" })
+    expect(checkWorld(out, { seed: 7, titles: 60 })).toEqual({ _tag: "Ready" })
+    expect(checkWorld(out, { seed: 7, titles: 60 })).toEqual({ _tag: "Ready" })
+    const other = checkWorld(out, { seed: 3, titles: 60 })
+    expect(other._tag === "Invalid" && other.message).toBe(
+      `--data ${out} holds the world of --seed 7 --titles 60, not --seed 3 --titles 60: add --fresh to start over there, or give another --data folder`
+    )
+    expect(checkWorld(out, { seed: 7, titles: 24 })._tag).toBe("Invalid")
+    expect(prepareOutput(out, true)).toEqual({ _tag: "Ready" }) // --fresh removes world.json with the rest
+    expect(checkWorld(out, { seed: 3, titles: 24 })).toEqual({ _tag: "Ready" })
+  })
 })
