@@ -75,14 +75,19 @@ if (!pgUrl) {
         )
         expect(first.stderr).toMatch(/worker \d: was killed by SIGKILL; 1 worker\(s\) left take over its task/)
 
-        // 2. the rerun computes only what is missing; worker 1 is killed as it starts its first task, and the run
-        // finishes on worker 2 (which takes the task over once worker 1's heartbeat is stale)
-        const second = await demo(args, (line) => (/^ {2}worker 1: task /.test(line) ? [1] : []))
+        // 2. the rerun computes only what is missing; the first worker to start a task is killed then, and the run
+        // finishes on the other (which takes the task over once the killed worker's heartbeat is stale)
+        let victim: number | undefined
+        const second = await demo(args, (line) => {
+          const task = /^ {2}worker (\d+): task /.exec(line)
+          if (task && victim === undefined) victim = Number(task[1])
+          return victim === undefined ? [] : [victim]
+        })
         expect(second.status, `${second.stdout}\n${second.stderr}`).toBe(0)
-        expect(second.killed).toEqual(new Set([1]))
-        expect(second.stderr).toContain("worker 1: was killed by SIGKILL; 1 worker(s) left take over its task")
+        expect(second.killed).toEqual(new Set([victim]))
+        expect(second.stderr).toContain(`worker ${victim}: was killed by SIGKILL; 1 worker(s) left take over its task`)
         const s2 = summaryOf(data)
-        expect(s2.distributed?.lostWorkers).toMatchObject([{ worker: 1, how: "was killed by SIGKILL" }])
+        expect(s2.distributed?.lostWorkers).toMatchObject([{ worker: victim, how: "was killed by SIGKILL" }])
         let computed = 0
         let entities = 0
         for (const [label, c] of Object.entries(s2.features)) {
