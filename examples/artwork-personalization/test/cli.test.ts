@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { execFileSync, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { checkWorld, MARKER, parse, prepareOutput } from "../src/cli.js"
+import { runAsync } from "./run.js"
 
 const root = path.resolve(import.meta.dirname, "..", "..", "..")
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "artwork-cli-"))
@@ -73,11 +73,12 @@ describe("demo flags", () => {
     expect(fs.readdirSync(out).sort()).toEqual([MARKER, "notes.txt"])
   })
 
-  it("`npm run demo -- <flags>` reaches the demo: --help, and one line for a bad flag", () => {
-    const help = execFileSync("npm", ["run", "--silent", "demo", "--", "--help"], { cwd: root, encoding: "utf8" })
+  it("`npm run demo -- <flags>` reaches the demo: --help, and one line for a bad flag", async () => {
+    // spawned without blocking: a spawnSync under load starves vitest's worker RPC
+    const help = (await runAsync("npm", ["run", "--silent", "demo", "--", "--help"], root)).stdout
     expect(help).toContain("usage: npm run demo -- [options]")
     expect(help).toMatch(/--workers N .*needs --pg/s)
-    const bad = spawnSync("npm", ["run", "--silent", "demo", "--", "--members", "abc"], { cwd: root, encoding: "utf8" })
+    const bad = await runAsync("npm", ["run", "--silent", "demo", "--", "--members", "abc"], root)
     expect(bad.status).not.toBe(0)
     expect(
       bad.stderr
