@@ -101,7 +101,7 @@ describe("every `npm run demo` form of the READMEs, run at a small size", () => 
     } finally {
       fs.rmSync(path.dirname(data), { recursive: true, force: true })
     }
-  }, 900_000)
+  }, 1_800_000)
 
   it.skipIf(!pgUrl)(
     "on PostgreSQL, a database of the test's own",

@@ -120,6 +120,6 @@ if (!pgUrl) {
         await admin.end()
         fs.rmSync(path.dirname(data), { recursive: true, force: true })
       }
-    }, 1_800_000)
+    }, 2_700_000)
   })
 }
