@@ -12,6 +12,7 @@
  */
 import { Effect, Layer, ManagedRuntime, Option, Schema } from "effect"
 import { spawnSync } from "node:child_process"
+import pg from "pg"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -323,22 +324,38 @@ const merge = (ran: ReadonlySet<Section>, rows: ReadonlyArray<Row>): Array<Row> 
   return SECTIONS.flatMap((section) => all.filter((r) => sectionOf(r.metric) === section))
 }
 
+/** Drops the schemas a run created (`bench_compute_<pid>_<n>`); a failure to drop is reported, not thrown. */
+const dropSchemas = async (url: string, schemas: ReadonlyArray<string>) => {
+  const client = new pg.Client({ connectionString: url })
+  try {
+    await client.connect()
+    for (const schema of schemas) await client.query(`drop schema if exists "${schema}" cascade`)
+  } catch (e) {
+    console.warn(`could not drop the schemas ${schemas.join(", ")}: ${e instanceof Error ? e.message : String(e)}`)
+  } finally {
+    await client.end().catch(() => undefined)
+  }
+}
+
 const main = async () => {
   if (process.argv[2] === "plan") return planChild()
   const only = parseOnly(process.argv.slice(2))
   const started = Date.now()
   const rows: Array<Row> = [loadRow("start")]
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-compute-"))
+  const url = process.env.ORG_TEST_PG_URL
+  /** The PostgreSQL schemas this run created: dropped at the end, also when it fails. */
+  const schemas: Array<string> = []
   let n = 0
   try {
     if (only.has("overhead")) {
       await overhead("sqlite", () => SqliteStorage.layer({ filename: path.join(dir, `db-${n++}.sqlite`) }), rows)
-      const url = process.env.ORG_TEST_PG_URL
       if (url) {
         await overhead(
           "pg",
           () => {
             const schema = `bench_compute_${process.pid}_${n++}`
+            schemas.push(schema)
             return PostgresStorage.layer({ url, schema, poolSize: 4 })
           },
           rows
@@ -349,6 +366,7 @@ const main = async () => {
     if (only.has("distributed")) await distributed(rows)
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
+    if (url && schemas.length > 0) await dropSchemas(url, schemas)
   }
   rows.push(loadRow("end"))
   console.log(`sections: ${[...only].join(", ")} in ${((Date.now() - started) / 1000).toFixed(0)} s`)
