@@ -295,12 +295,14 @@ const conformance = (it: Vitest.MethodsNonLive<FeatureStore.FeatureStore, true>)
         Brightness,
         keys.map((k, i) => ({
           ...k,
-          compute:
-            i === 1
-              ? counted(undefined, runs).pipe(Effect.zipRight(Effect.fail("model crashed" as const)))
-              : i === 2
-                ? counted({ mean: 1, std: -1 }, runs)
-                : counted({ mean: 100 + i, std: 1 }, runs)
+          compute: (i === 1
+            ? counted(undefined, runs).pipe(Effect.zipRight(Effect.fail("model crashed" as const)))
+            : i === 2
+              ? counted({ mean: 1, std: -1 }, runs)
+              : counted({ mean: 100 + i, std: 1 }, runs)) as Effect.Effect<
+            { mean: number; std: number },
+            "model crashed"
+          >
         })),
         { producer: "brightness@1", run: "r-many", concurrency: 4 }
       )
@@ -338,7 +340,9 @@ const conformance = (it: Vitest.MethodsNonLive<FeatureStore.FeatureStore, true>)
       ])
       expect(Exit.isFailure(bad[0]!)).toBe(true)
       expect(bad[1]).toEqual(Exit.succeed({ mean: 0, std: 0 }))
-      expect(yield* store.getOrComputeMany(Brightness, [])).toEqual([])
+      expect(
+        yield* store.getOrComputeMany(Brightness, [] as Array<FeatureStore.ComputeItem<never, never, never>>)
+      ).toEqual([])
     })
   )
 

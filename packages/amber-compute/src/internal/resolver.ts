@@ -210,20 +210,21 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
           failed.push(failure)
         }
         if (algorithm.computeBatch === undefined) {
-          yield* Effect.forEach(
-            todo,
-            (node) => {
-              let ran = false
-              const compute = Effect.suspend(() => {
-                ran = true
+          // one batched claim and one batched write for the task, not ~10 round trips per value
+          const ran: Array<boolean> = new Array(todo.length).fill(false)
+          const exits = yield* store.getOrComputeMany(
+            spec,
+            todo.map((node, i) => ({
+              entity: node.entity,
+              fingerprint: node.fp!,
+              compute: Effect.suspend(() => {
+                ran[i] = true
                 return guard(algorithm, label, node.entity, computeOne(algorithm, inputOf(graph, algorithm, node)))
               })
-              return Effect.exit(store.getOrCompute(spec, node.entity, node.fp!, compute, provenance)).pipe(
-                Effect.map((exit) => settle(node, ran, exit))
-              )
-            },
-            { concurrency: algorithm.concurrency, discard: true }
+            })),
+            { ...provenance, concurrency: algorithm.concurrency }
           )
+          exits.forEach((exit, i) => settle(todo[i]!, ran[i]!, exit))
         } else {
           const chunks: Array<Array<Graph.Node>> = []
           for (let i = 0; i < todo.length; i += algorithm.batchSize) chunks.push(todo.slice(i, i + algorithm.batchSize))
