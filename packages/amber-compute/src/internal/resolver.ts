@@ -36,6 +36,7 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
     const context = yield* Effect.context<R>()
     const events = yield* PubSub.unbounded<RunEvent>()
     const batchSize = options.batchSize ?? 100
+    const memo = Graph.makeMemo(options.fingerprintCache ?? 100_000)
     const semaphores = new Map<string, Effect.Semaphore>()
     for (const algorithm of mesh.algorithms) {
       semaphores.set(FeatureSpec.label(algorithm.feature), Effect.unsafeMakeSemaphore(algorithm.concurrency))
@@ -488,7 +489,7 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
     ) =>
       Effect.gen(function* () {
         const started = performance.now()
-        const graph = Graph.make(mesh, source, store, true)
+        const graph = Graph.make(mesh, source, store, true, memo)
         // the failures recorded so far are read while the graph is walked (one round trip, not one per feature)
         const [recorded, thePlan] = yield* Effect.all(
           [
@@ -606,7 +607,7 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
     const runTask: Service["runTask"] = (task, runOptions = {}) =>
       Effect.gen(function* () {
         const run = runOptions.run ?? (yield* newRun)
-        const graph = Graph.make(mesh, source, store, true)
+        const graph = Graph.make(mesh, source, store, true, memo)
         if (runOptions.run !== undefined) yield* failedEarlierInRun(graph, task, run)
         return yield* runTaskIn(graph, task, run)
       })
