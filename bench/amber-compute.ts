@@ -151,7 +151,9 @@ const overhead = async (label: string, fresh: () => Layer.Layer<Database.Databas
     )
   const times = {
     cold: { ours: [] as Array<number>, hand: [] as Array<number> },
-    warm: { ours: [] as Array<number>, hand: [] as Array<number> }
+    warm: { ours: [] as Array<number>, hand: [] as Array<number> },
+    /** Fully cached again, by a resolver that remembers no fingerprint (fingerprintCache: 0). */
+    unremembered: [] as Array<number>
   }
   for (let i = 0; i < REPEAT; i++) {
     for (const side of i % 2 === 0 ? (["ours", "hand"] as const) : (["hand", "ours"] as const)) {
@@ -174,6 +176,13 @@ const overhead = async (label: string, fresh: () => Layer.Layer<Database.Databas
         const t1 = performance.now()
         await once()
         const warm = performance.now() - t1
+        if (side === "ours") {
+          const plain = await runtime.runPromise(Resolver.make(mesh, { batchSize: BATCH, fingerprintCache: 0 }))
+          const t2 = performance.now()
+          const r = await runtime.runPromise(plain.materialize(C, ids))
+          if (r.computed !== 0 || r.failed.length > 0) throw new Error(`unremembered: ${r.computed} computed`)
+          times.unremembered.push(performance.now() - t2)
+        }
         const counters = await runtime.runPromise(store.counters)
         if (counters.computations !== 3 * N) throw new Error(`${side}: ${counters.computations} computations`)
         times.cold[side].push(cold)
@@ -188,6 +197,15 @@ const overhead = async (label: string, fresh: () => Layer.Layer<Database.Databas
   const note = `batches of ${BATCH}; getMany per feature top-down, getOrCompute per miss; median of ${REPEAT}; goal ratio <= 1.5`
   rows.push(row(`${label}: materialize ${N} entities x 3-deep chain, cold`, cold.ours, "ms", cold.hand, note))
   rows.push(row(`${label}: materialize ${N} entities x 3-deep chain, fully cached`, warm.ours, "ms", warm.hand, note))
+  rows.push(
+    row(
+      `${label}: materialize ${N} entities x 3-deep chain, fully cached, no fingerprint memo`,
+      median(times.unremembered),
+      "ms",
+      warm.hand,
+      `${note}; a resolver with fingerprintCache: 0 (the row above reuses the fingerprints its cold run made)`
+    )
+  )
 }
 
 /** In a fresh process: plans the mesh over 100,000 entities on a SQLite file; prints time and peak RSS. */

@@ -261,8 +261,9 @@ export const make = (
           eb.or(chunk.map((key) => eb.and([eb("entity", "=", key.entity), eb("fingerprint", "=", key.fingerprint)])))
         ])
 
-    // two parameters a key, plus feature, version, parameter hash, owner and one to spare
-    const keysPerClaimQuery = Math.max(1, Math.floor((options.maxParameters - 6) / 2))
+    // two parameters a key, plus feature, version, parameter hash, owner and one to spare; at most 400 keys, as
+    // SQLite parses `a or b or ...` into a tree as deep as its terms (at most 1000 deep)
+    const keysPerClaimQuery = Math.max(1, Math.min(400, Math.floor((options.maxParameters - 6) / 2)))
     const claimsPerInsert = Math.max(1, Math.min(1000, Math.floor(options.maxParameters / 8)))
 
     const releaseMany: Backend["releaseMany"] = (keys, owner) =>
