@@ -631,6 +631,25 @@ for (const adapter of StorageTesting.adapters()) {
       })
     )
 
+    it.effect("getOrComputeMany over 1,000 keys at the default parameter limit", () =>
+      Effect.gen(function* () {
+        const store = yield* FeatureStore.make({ leaseMs: 10_000 })
+        const keys = Array.from({ length: 1000 }, () => ({ entity: uid("artwork"), fingerprint: fp(uid("sha")) }))
+        const runs = { n: 0 }
+        const first = yield* store.getOrComputeMany(
+          Brightness,
+          keys.map((k, i) => ({ ...k, compute: counted({ mean: i, std: 0 }, runs) }))
+        )
+        const again = yield* store.getOrComputeMany(
+          Brightness,
+          keys.map((k) => ({ ...k, compute: counted({ mean: -1, std: 0 }, runs) }))
+        )
+        expect(runs.n).toBe(1000)
+        first.forEach((exit, i) => expect(exit).toEqual(Exit.succeed({ mean: i, std: 0 })))
+        again.forEach((exit, i) => expect(exit).toEqual(Exit.succeed({ mean: i, std: 0 })))
+      })
+    )
+
     it.effect("getOrComputeMany takes over a dead holder's claim after its lease", () =>
       Effect.gen(function* () {
         const store = yield* FeatureStore.make({ leaseMs: 200 })
