@@ -261,23 +261,32 @@ parentPort.once("message", () => {
  * from `count` here is the kernels meeting in the machine's shared parts (caches, memory, a core's sibling); what
  * the data-parallel devices lose beyond it is their synchronisation.
  */
+let ceilingEntry: Promise<string> | undefined
+const ceilingWorker = () =>
+  (ceilingEntry ??= (async () => {
+    // bundled once per run, as the trainer bundles its own worker when it runs from the sources
+    const outfile = path.join(os.tmpdir(), `org-trainer-ceiling-${process.pid}.mjs`)
+    process.once("exit", () => fs.rmSync(outfile, { force: true }))
+    const esbuild = await import("esbuild")
+    await esbuild.build({
+      entryPoints: [path.resolve(import.meta.dirname, "lib", "trainer-ceiling.ts")],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      conditions: ["@org/source"],
+      external: ["esbuild", "webgpu"],
+      outfile,
+      logLevel: "silent"
+    })
+    return outfile
+  })())
+
 const kernelCeiling = async (shape: Shape, count: number, rounds: number, steps: number) => {
-  const outfile = path.join(os.tmpdir(), `org-trainer-ceiling-${process.pid}.mjs`)
-  const esbuild = await import("esbuild")
-  await esbuild.build({
-    entryPoints: [path.resolve(import.meta.dirname, "lib", "trainer-ceiling.ts")],
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    conditions: ["@org/source"],
-    external: ["esbuild", "webgpu"],
-    outfile,
-    logLevel: "silent"
-  })
+  const entry = await ceilingWorker()
   const workers = Array.from(
     { length: count },
-    () => new Worker(outfile, { workerData: { ...shape, rows: Math.ceil(shape.batch / count) } })
+    () => new Worker(entry, { workerData: { ...shape, rows: Math.ceil(shape.batch / count) } })
   )
   const run = (ws: ReadonlyArray<Worker>, n: number) =>
     Promise.all(
@@ -304,7 +313,6 @@ const kernelCeiling = async (shape: Shape, count: number, rounds: number, steps:
     return { ratios, alone }
   } finally {
     await Promise.all(workers.map((w) => w.terminate()))
-    fs.rmSync(outfile, { force: true })
   }
 }
 
