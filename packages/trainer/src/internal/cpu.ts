@@ -24,7 +24,7 @@ export const makeCpu = (id: string): Backend => {
     return c
   }
   // the packed operands of matmul, reused from call to call (each device, and so each worker thread, has its own)
-  const scratch: Scratch = { a: new Float32Array(0), b: new Float32Array(0) }
+  const scratch: Scratch = { a: new Float32Array(0), b: new Float32Array(0), tile: new Float64Array(16) }
   // the storage of disposed tensors, by length, for the next tensor of that length: a training step allocates the
   // same tensors every time, so after the first step it allocates nothing (no garbage, no page faults, no
   // collector threads competing with the device threads for the cores)
@@ -292,6 +292,8 @@ const POOL_VALUES = 16 * 2 ** 20
 interface Scratch {
   a: Float32Array
   b: Float32Array
+  /** A 4 x 4 tile of C at the edges of C and between blocks of k. */
+  readonly tile: Float64Array
 }
 
 const grow = (x: Float32Array, n: number) => (x.length >= n ? x : new Float32Array(Math.max(n, 2 * x.length)))
@@ -331,7 +333,7 @@ const gemm = (
   const tk = transB ? 1 : N
   const tj = transB ? K : 1
   const fr = Math.fround
-  const tile = new Float64Array(16)
+  const tile = scratch.tile
   for (let k0 = 0; k0 < K; k0 += KC) {
     const kc = Math.min(KC, K - k0)
     const first = k0 === 0
@@ -440,9 +442,9 @@ const gemm = (
             C[o + 2] = c32
             C[o + 3] = c33
           } else {
-            const t = [c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33]
+            tile.set([c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33])
             for (let r = 0; r < 4 && r0 + r < M; r++) {
-              for (let c = 0; c < 4 && j0 + c < N; c++) C[(r0 + r) * N + j0 + c] = t[r * 4 + c]!
+              for (let c = 0; c < 4 && j0 + c < N; c++) C[(r0 + r) * N + j0 + c] = tile[r * 4 + c]!
             }
           }
         }
