@@ -17,8 +17,10 @@ const escape = (s) => s.replace(/[$]/g, "\\$")
 /** The repaired text of one declaration file and the names repaired. */
 export const repair = (text) => {
   const repaired = []
-  const hasValue = (name) => new RegExp(`^(?:export )?declare (?:const|let|var|function) ${escape(name)}\\b`, "m").test(text)
-  const hasType = (name) => new RegExp(`^(?:export )?(?:declare )?(?:type|interface) ${escape(name)}\\b(?!<)`, "m").test(text)
+  const hasValue = (name) =>
+    new RegExp(`^(?:export )?declare (?:const|let|var|function) ${escape(name)}\\b`, "m").test(text)
+  const hasType = (name) =>
+    new RegExp(`^(?:export )?(?:declare )?(?:type|interface) ${escape(name)}\\b(?!<)`, "m").test(text)
   let out = text
   // a type-only alias of a name that also has a value: add the value
   out = out.replace(/^type ([\w$]+)_(\w+) = \2;$/gm, (line, ns, name) => {

@@ -184,7 +184,9 @@ describe("Reader", () => {
       expect(yield* fail({ schemes: [{}] })).toMatchObject({ option: "schemes.0" })
       // good options still build
       const reader = yield* Effect.scoped(
-        Layer.build(Reader.layer({ roots: [root], http: false })).pipe(Effect.map((ctx) => Context.get(ctx, Reader.Reader)))
+        Layer.build(Reader.layer({ roots: [root], http: false })).pipe(
+          Effect.map((ctx) => Context.get(ctx, Reader.Reader))
+        )
       )
       expect(reader.schemes).toEqual(["file", "memory"])
     })

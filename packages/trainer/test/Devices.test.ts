@@ -41,9 +41,10 @@ describe("Devices", () => {
       expect(
         yield* Effect.flip(Devices.make({ count: 1, webgpu: { backnd: "vulkan" } } as unknown as Devices.Options))
       ).toMatchObject({ _tag: "TrainerConfigError", option: "webgpu.backnd" })
-      expect(
-        yield* Effect.flip(Devices.make({ count: 1, kind: "tpu" } as unknown as Devices.Options))
-      ).toMatchObject({ _tag: "TrainerConfigError", option: "kind" })
+      expect(yield* Effect.flip(Devices.make({ count: 1, kind: "tpu" } as unknown as Devices.Options))).toMatchObject({
+        _tag: "TrainerConfigError",
+        option: "kind"
+      })
     })
   )
 })

@@ -206,7 +206,8 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
     const db = base.withSchema(config.schema)
     const use = <A>(operation: string, f: (db: Kysely<QueueTables>) => Promise<A>) => wrap(operation)(() => f(db))
     /** One of the engine's functions, in its schema. */
-    const engine = (name: "add_jobs" | "remove_job" | "force_unlock_workers" | "job_spec") => sql.id(config.schema, name)
+    const engine = (name: "add_jobs" | "remove_job" | "force_unlock_workers" | "job_spec") =>
+      sql.id(config.schema, name)
     const staleBefore = sql<Date>`now() - ${`${config.workerTimeoutMs} milliseconds`}::interval`
 
     const migrate = wrap("migrate")(() =>
@@ -327,7 +328,11 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
           .set((eb) => ({
             state: "failed",
             finished_at: now,
-            last_error: eb.fn.coalesce("j.last_error", "t.last_error", eb.val("the worker running its last attempt died"))
+            last_error: eb.fn.coalesce(
+              "j.last_error",
+              "t.last_error",
+              eb.val("the worker running its last attempt died")
+            )
           }))
           .where("t.run", "=", run)
           .where("t.state", "not in", ["done", "failed"])
