@@ -11,6 +11,9 @@ export const packageConfig = (entry: ReadonlyArray<string>) =>
     treeshake: true,
     // shared chunks in CommonJS too: an error class is one class across entry points, so `instanceof` holds in CJS
     splitting: true,
+    // class and function names as written (esbuild renames on a collision: `_StorageError`); every error class's
+    // `.name` equals its `_tag`
+    keepNames: true,
     target: "node20",
     tsconfig: "tsconfig.build.json"
   })

@@ -12,6 +12,7 @@
  */
 import { Effect, Layer, ManagedRuntime, Option, Schema } from "effect"
 import { spawnSync } from "node:child_process"
+import pg from "pg"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -150,7 +151,9 @@ const overhead = async (label: string, fresh: () => Layer.Layer<Database.Databas
     )
   const times = {
     cold: { ours: [] as Array<number>, hand: [] as Array<number> },
-    warm: { ours: [] as Array<number>, hand: [] as Array<number> }
+    warm: { ours: [] as Array<number>, hand: [] as Array<number> },
+    /** Fully cached again, by a resolver that remembers no fingerprint (fingerprintCache: 0). */
+    unremembered: [] as Array<number>
   }
   for (let i = 0; i < REPEAT; i++) {
     for (const side of i % 2 === 0 ? (["ours", "hand"] as const) : (["hand", "ours"] as const)) {
@@ -173,6 +176,13 @@ const overhead = async (label: string, fresh: () => Layer.Layer<Database.Databas
         const t1 = performance.now()
         await once()
         const warm = performance.now() - t1
+        if (side === "ours") {
+          const plain = await runtime.runPromise(Resolver.make(mesh, { batchSize: BATCH, fingerprintCache: 0 }))
+          const t2 = performance.now()
+          const r = await runtime.runPromise(plain.materialize(C, ids))
+          if (r.computed !== 0 || r.failed.length > 0) throw new Error(`unremembered: ${r.computed} computed`)
+          times.unremembered.push(performance.now() - t2)
+        }
         const counters = await runtime.runPromise(store.counters)
         if (counters.computations !== 3 * N) throw new Error(`${side}: ${counters.computations} computations`)
         times.cold[side].push(cold)
@@ -187,6 +197,15 @@ const overhead = async (label: string, fresh: () => Layer.Layer<Database.Databas
   const note = `batches of ${BATCH}; getMany per feature top-down, getOrCompute per miss; median of ${REPEAT}; goal ratio <= 1.5`
   rows.push(row(`${label}: materialize ${N} entities x 3-deep chain, cold`, cold.ours, "ms", cold.hand, note))
   rows.push(row(`${label}: materialize ${N} entities x 3-deep chain, fully cached`, warm.ours, "ms", warm.hand, note))
+  rows.push(
+    row(
+      `${label}: materialize ${N} entities x 3-deep chain, fully cached, no fingerprint memo`,
+      median(times.unremembered),
+      "ms",
+      warm.hand,
+      `${note}; a resolver with fingerprintCache: 0 (the row above reuses the fingerprints its cold run made)`
+    )
+  )
 }
 
 /** In a fresh process: plans the mesh over 100,000 entities on a SQLite file; prints time and peak RSS. */
@@ -323,22 +342,38 @@ const merge = (ran: ReadonlySet<Section>, rows: ReadonlyArray<Row>): Array<Row> 
   return SECTIONS.flatMap((section) => all.filter((r) => sectionOf(r.metric) === section))
 }
 
+/** Drops the schemas a run created (`bench_compute_<pid>_<n>`); a failure to drop is reported, not thrown. */
+const dropSchemas = async (url: string, schemas: ReadonlyArray<string>) => {
+  const client = new pg.Client({ connectionString: url })
+  try {
+    await client.connect()
+    for (const schema of schemas) await client.query(`drop schema if exists "${schema}" cascade`)
+  } catch (e) {
+    console.warn(`could not drop the schemas ${schemas.join(", ")}: ${e instanceof Error ? e.message : String(e)}`)
+  } finally {
+    await client.end().catch(() => undefined)
+  }
+}
+
 const main = async () => {
   if (process.argv[2] === "plan") return planChild()
   const only = parseOnly(process.argv.slice(2))
   const started = Date.now()
   const rows: Array<Row> = [loadRow("start")]
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-compute-"))
+  const url = process.env.ORG_TEST_PG_URL
+  /** The PostgreSQL schemas this run created: dropped at the end, also when it fails. */
+  const schemas: Array<string> = []
   let n = 0
   try {
     if (only.has("overhead")) {
       await overhead("sqlite", () => SqliteStorage.layer({ filename: path.join(dir, `db-${n++}.sqlite`) }), rows)
-      const url = process.env.ORG_TEST_PG_URL
       if (url) {
         await overhead(
           "pg",
           () => {
             const schema = `bench_compute_${process.pid}_${n++}`
+            schemas.push(schema)
             return PostgresStorage.layer({ url, schema, poolSize: 4 })
           },
           rows
@@ -349,6 +384,7 @@ const main = async () => {
     if (only.has("distributed")) await distributed(rows)
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
+    if (url && schemas.length > 0) await dropSchemas(url, schemas)
   }
   rows.push(loadRow("end"))
   console.log(`sections: ${[...only].join(", ")} in ${((Date.now() - started) / 1000).toFixed(0)} s`)

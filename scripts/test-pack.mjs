@@ -240,8 +240,43 @@ try {
 }
 run("npm", ["rebuild"], app)
 
-// 4. Every entry point as ESM and CJS; internal modules blocked.
+// 4. Every entry point as ESM and CJS; internal modules blocked; every exported error class (at the top or in a
+// namespace) has the name it is exported under, as `X.name`, and its instances' `name` and `_tag` are that name too
+// (the bundler renames a class that collides with a namespace of the same name, `_StorageError`, unless it keeps names).
 step("ESM and CJS imports of every entry point")
+const errorNames = `
+const checkErrorNames = (entry, m) => {
+  const found = []
+  const visit = (key, value, at) => {
+    if (typeof value !== "function" || !(value.prototype instanceof Error) || !key.endsWith("Error")) return
+    const where = entry + ": " + at
+    if (value.name !== key) throw new Error(where + ".name is " + JSON.stringify(value.name) + ", not " + JSON.stringify(key))
+    let instance
+    try {
+      instance = new value({ message: "test" })
+    } catch {
+      // a Schema.TaggedError refuses fields it does not declare (its tag is on the class), a class with its own
+      // constructor may need its fields
+    }
+    // a Data.TaggedError's tag is on its instances, a Schema.TaggedError's on the class too
+    const tag = instance ? instance._tag : value._tag
+    if (tag !== key && (instance !== undefined || tag !== undefined)) {
+      throw new Error(where + ": _tag is " + JSON.stringify(tag) + ", not " + JSON.stringify(key))
+    }
+    if (instance && instance.name !== key) {
+      throw new Error(where + ": new " + key + "(...).name is " + JSON.stringify(instance.name))
+    }
+    found.push(at)
+  }
+  for (const [key, value] of Object.entries(m)) {
+    visit(key, value, key)
+    if (value !== null && typeof value === "object") {
+      for (const [inner, v] of Object.entries(value)) visit(inner, v, key + "." + inner)
+    }
+  }
+  return found.length
+}
+`
 const checkModule = (p) => {
   const name = p.pkg.name
   const entries = Object.entries(p.pkg.exports ?? { ".": null })
@@ -249,20 +284,22 @@ const checkModule = (p) => {
     .map(([key]) => (key === "." ? name : `${name}/${key.slice(2)}`))
   const esm = `
 const entries = ${JSON.stringify(entries)}
+${errorNames}
 for (const e of entries) {
   const m = await import(e)
   if (Object.keys(m).length === 0) throw new Error(e + " has no exports")
-  console.log("esm", e, Object.keys(m).length, "exports")
+  console.log("esm", e, Object.keys(m).length, "exports, error classes named as exported:", checkErrorNames(e, m))
 }
 try { await import(${JSON.stringify(`${name}/internal/index`)}); throw new Error("imported") } catch (e) {
   if (e.code !== "ERR_PACKAGE_PATH_NOT_EXPORTED") throw new Error("${name}/internal/* must be blocked, got " + e.message)
 }
 `
   const cjs = `
+${errorNames}
 for (const e of ${JSON.stringify(entries)}) {
   const m = require(e)
   if (Object.keys(m).length === 0) throw new Error(e + " has no exports")
-  console.log("cjs", e, Object.keys(m).length, "exports")
+  console.log("cjs", e, Object.keys(m).length, "exports, error classes named as exported:", checkErrorNames(e, m))
 }
 try { require(${JSON.stringify(`${name}/internal/index`)}); throw new Error("required") } catch (e) {
   if (e.code !== "ERR_PACKAGE_PATH_NOT_EXPORTED") throw new Error("${name}/internal/* must be blocked, got " + e.message)

@@ -43,7 +43,15 @@ export const Options = Schema.Struct({
    * Most entities walked at once by `plan` and `materialize` (default 10,000): a
    * larger call goes chunk by chunk, so memory stays bounded.
    */
-  chunkSize: Schema.optional(Schema.Int.pipe(Schema.between(1, 10_000_000)))
+  chunkSize: Schema.optional(Schema.Int.pipe(Schema.between(1, 10_000_000))),
+  /**
+   * Most fingerprints remembered between the runs of this resolver (default
+   * 100,000; 0: none). A value whose asset hashes and upstream fingerprints are
+   * those of a remembered fingerprint takes it instead of hashing its canonical
+   * inputs again: a re-run over stored values (a trigger, a second `materialize`)
+   * walks the mesh without re-encoding fingerprints. Plans do not use it.
+   */
+  fingerprintCache: Schema.optional(Schema.Int.pipe(Schema.between(0, 100_000_000)))
 })
 
 /**

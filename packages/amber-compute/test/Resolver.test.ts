@@ -511,3 +511,46 @@ if (pgAdapter.skip) {
     conformance(it, buildDistributed, true, 60_000)
   )
 }
+
+describe("Resolver fingerprint memo", () => {
+  layer(FeatureStore.layerMemory({ leaseMs: 1000 }), { excludeTestServices: true })("memory", (it) =>
+    it.scoped("a re-run takes remembered fingerprints: the same as a fresh walk's, never a stale one", () =>
+      Effect.gen(function* () {
+        const prefix = uid("f")
+        const calls = new Calls()
+        const { TitleSet, algorithms } = chain(prefix, calls)
+        const mesh = yield* Mesh.make(algorithms)
+        const { source, titleIds, artworkIds } = catalog(prefix, 2, 3)
+        const withSource = <A, E, R>(self: Effect.Effect<A, E, R>) => withExecutor(source, 2)(self)
+        const remembering = yield* withSource(Resolver.makeMemory(mesh))
+        const fresh = yield* withSource(Resolver.makeMemory(mesh, { fingerprintCache: 0 }))
+        const fingerprints = (plan: Plan.Plan) =>
+          plan.features.flatMap((f) => f.entries.map((e) => `${f.feature}|${e.entity}|${e.fingerprint}`)).sort()
+        const same = Effect.gen(function* () {
+          const expected = fingerprints(yield* fresh.plan(TitleSet, titleIds))
+          // runTask walks with the memo: what it stores is found by a fresh plan
+          const run = yield* remembering.materialize(TitleSet, titleIds)
+          expect(run.failed).toEqual([])
+          const again = yield* remembering.materialize(TitleSet, titleIds)
+          expect(again.computed).toBe(0)
+          const plan = yield* fresh.plan(TitleSet, titleIds)
+          expect(fingerprints(plan)).toEqual(expected)
+          expect(plan.features.every((f) => f.entries.every((e) => e.state === "stored"))).toBe(true)
+        })
+        yield* same
+        expect(calls.list).toHaveLength(6 + 6 + 2)
+        // a content change, a new related entity: the memo does not answer for them
+        let mark = calls.mark
+        yield* source.putAsset({ entityId: artworkIds[0]!, role: "image", contentHash: sha("other content") })
+        yield* same
+        expect(calls.since(mark)).toEqual([`color|${artworkIds[0]}`, `set|${titleIds[0]}`, `tensor|${artworkIds[0]}`])
+        mark = calls.mark
+        const added = `${titleIds[1]}-a9`
+        yield* source.putEntity({ id: added, kind: "artwork", parentId: titleIds[1]! })
+        yield* source.putAsset({ entityId: added, role: "image", contentHash: sha(`${added}-v1`) })
+        yield* same
+        expect(calls.since(mark)).toEqual([`color|${added}`, `set|${titleIds[1]}`, `tensor|${added}`])
+      })
+    )
+  )
+})

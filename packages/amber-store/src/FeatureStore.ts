@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Effect, Either, Layer, Option, ParseResult, Schema } from "effect"
+import { Clock, Context, Effect, Either, Exit, Layer, Option, ParseResult, Schema } from "effect"
 import { Database } from "@org/storage"
 import type { StorageError as Storage } from "@org/storage"
 import { randomBytes } from "node:crypto"
@@ -102,6 +102,33 @@ export interface Provenance {
  */
 export interface Item<A> extends Ref, Provenance {
   readonly value: A
+}
+
+/**
+ * One key of a `getOrComputeMany` batch and the computation of its value.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ComputeItem<A, E, R> extends Ref {
+  readonly compute: Effect.Effect<A, E, R>
+}
+
+/**
+ * Options of `getOrComputeMany`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ComputeManyOptions extends Omit<Provenance, "computeMs"> {
+  /** Most computations running at once (default: unbounded). */
+  readonly concurrency?: number | "unbounded"
+  /**
+   * Computed values are written together, in one transaction, when the last
+   * computation ends, and earlier whenever this many milliseconds have passed
+   * since the last write (default 1000): slow computations land as they finish.
+   */
+  readonly flushMs?: number
 }
 
 /**
@@ -228,6 +255,29 @@ export interface Service {
     compute: Effect.Effect<A, E, R>,
     provenance?: Omit<Provenance, "computeMs">
   ) => Effect.Effect<A, E | ReadError | ImmutableValueError, R>
+  /**
+   * `getOrCompute` for many keys of one feature, in a few round trips instead of
+   * about ten per key: one read of what is stored; one transaction claiming every
+   * missing key (a multi-row insert); the computations of the claimed keys
+   * (`concurrency` at a time, each claim renewed while they run); one transaction
+   * writing the computed values and releasing their claims (about every `flushMs`,
+   * and at the end). The guarantees are those of `getOrCompute`: a key computing
+   * in this process already is waited for, a key another process holds is waited
+   * for (or taken over when its lease runs out), a value that landed meanwhile
+   * wins. Each item gets its own result, in the order of `items`: the value, or
+   * its computation's failure, or its invalid value (nothing is stored for it and
+   * its claim is released). The call as a whole fails only when the database does
+   * (or the spec is defined differently); claims it holds then are released.
+   */
+  readonly getOrComputeMany: <A, E, R>(
+    spec: FeatureSpec.FeatureSpec<A>,
+    items: ReadonlyArray<ComputeItem<A, E, R>>,
+    options?: ComputeManyOptions
+  ) => Effect.Effect<
+    ReadonlyArray<Exit.Exit<A, E | ReadError | ImmutableValueError>>,
+    FeatureMismatchError | StorageError,
+    R
+  >
   /** Whether a live value is stored under a key. */
   readonly has: (
     spec: FeatureSpec.FeatureSpec<any>,
@@ -543,6 +593,41 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
       return yield* flight.getOrCompute(spec, keyOf(spec, entity, fp), fp, compute, provenance)
     })
 
+  const getOrComputeMany: Service["getOrComputeMany"] = <A, E, R>(
+    spec: FeatureSpec.FeatureSpec<A>,
+    items: ReadonlyArray<ComputeItem<A, E, R>>,
+    manyOptions: ComputeManyOptions = {}
+  ) =>
+    Effect.gen(function* () {
+      yield* ensure(spec)
+      type Out = Exit.Exit<A, E | ReadError | ImmutableValueError>
+      const out: Array<Out> = new Array(items.length)
+      const checked: Array<SingleFlight.ManyItem<A, E, R>> = []
+      const at: Array<number> = []
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i]!
+        const bad = checkRef(spec, item?.entity, item?.fingerprint)
+        if (bad) out[i] = Exit.fail(bad)
+        else {
+          checked.push({ key: keyOf(spec, item.entity, item.fingerprint), fp: item.fingerprint, compute: item.compute })
+          at.push(i)
+        }
+      }
+      const provenance: Provenance = {
+        ...(manyOptions.producer !== undefined ? { producer: manyOptions.producer } : {}),
+        ...(manyOptions.run !== undefined ? { run: manyOptions.run } : {})
+      }
+      const results = yield* flight.getOrComputeMany(
+        spec,
+        checked,
+        provenance,
+        manyOptions.concurrency ?? "unbounded",
+        manyOptions.flushMs ?? 1000
+      )
+      results.forEach((r, j) => (out[at[j]!] = r))
+      return out
+    })
+
   const has: Service["has"] = (spec, entity, fp) =>
     Effect.gen(function* () {
       yield* ensure(spec)
@@ -646,6 +731,7 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
     put,
     putMany,
     getOrCompute,
+    getOrComputeMany,
     has,
     list,
     lineage: (spec, entity, fp) =>
@@ -719,6 +805,31 @@ export const getOrCompute = <A, E, R>(
   provenance?: Omit<Provenance, "computeMs">
 ): Effect.Effect<A, E | ReadError | ImmutableValueError, R | FeatureStore> =>
   Effect.flatMap(FeatureStore, (store) => store.getOrCompute(spec, entity, fingerprint, compute, provenance))
+
+/**
+ * `getOrComputeMany` on the store in context.
+ *
+ * @example
+ * ```ts
+ * const values = yield* FeatureStore.getOrComputeMany(
+ *   Brightness,
+ *   artworks.map((a) => ({ entity: a.id, fingerprint: a.fp, compute: brightnessOf(a) })),
+ *   { producer: "brightness@1", concurrency: 4 }
+ * )
+ * // one Exit per item: Exit.isSuccess(values[0]) ? values[0].value : values[0].cause
+ * ```
+ * @since 0.1.0
+ * @category accessors
+ */
+export const getOrComputeMany = <A, E, R>(
+  spec: FeatureSpec.FeatureSpec<A>,
+  items: ReadonlyArray<ComputeItem<A, E, R>>,
+  options?: ComputeManyOptions
+): Effect.Effect<
+  ReadonlyArray<Exit.Exit<A, E | ReadError | ImmutableValueError>>,
+  FeatureMismatchError | StorageError,
+  R | FeatureStore
+> => Effect.flatMap(FeatureStore, (store) => store.getOrComputeMany(spec, items, options))
 
 /**
  * `get` on the store in context.

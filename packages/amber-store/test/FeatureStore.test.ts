@@ -1,6 +1,6 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
-import { Deferred, Effect, Either, Fiber, Layer, Option, Schema } from "effect"
+import { Cause, Deferred, Effect, Either, Exit, Fiber, Layer, Option, Schema } from "effect"
 import { Database } from "@org/storage"
 import { StorageTesting } from "@org/storage/testing"
 import { FeatureSpec, FeatureStore, Fingerprint } from "@org/amber-store"
@@ -279,6 +279,129 @@ const conformance = (it: Vitest.MethodsNonLive<FeatureStore.FeatureStore, true>)
     })
   )
 
+  it.effect("getOrComputeMany: stored keys are read, missing ones computed once, failures stay per item", () =>
+    Effect.gen(function* () {
+      const store = yield* Store
+      const keys = Array.from({ length: 30 }, (_, i) => ({
+        entity: uid("artwork"),
+        fingerprint: fp(uid("sha"), i % 2 === 0 ? null : { size: 224 })
+      }))
+      // a third stored beforehand
+      for (let i = 0; i < 30; i += 3)
+        yield* store.put(Brightness, keys[i]!.entity, keys[i]!.fingerprint, { mean: i, std: 0 })
+      const runs = { n: 0 }
+      const before = yield* store.counters
+      const results = yield* store.getOrComputeMany(
+        Brightness,
+        keys.map((k, i) => ({
+          ...k,
+          compute: (i === 1
+            ? counted(undefined, runs).pipe(Effect.zipRight(Effect.fail("model crashed" as const)))
+            : i === 2
+              ? counted({ mean: 1, std: -1 }, runs)
+              : counted({ mean: 100 + i, std: 1 }, runs)) as Effect.Effect<
+            { mean: number; std: number },
+            "model crashed"
+          >
+        })),
+        { producer: "brightness@1", run: "r-many", concurrency: 4 }
+      )
+      expect(results).toHaveLength(30)
+      expect(runs.n).toBe(20)
+      results.forEach((exit, i) => {
+        if (i === 1) expect(exit).toEqual(Exit.fail("model crashed"))
+        else if (i === 2) {
+          expect(Exit.isFailure(exit)).toBe(true)
+          const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+          expect(Option.getOrThrow(error)).toMatchObject({ _tag: "InvalidValueError" })
+        } else expect(exit).toEqual(Exit.succeed(i % 3 === 0 ? { mean: i, std: 0 } : { mean: 100 + i, std: 1 }))
+      })
+      const after = yield* store.counters
+      expect(after.computations - before.computations).toBe(20)
+      expect(after.hits - before.hits).toBe(10)
+      expect(after.misses - before.misses).toBe(20)
+      const lineage = Option.getOrThrow(yield* store.lineage(Brightness, keys[4]!.entity, keys[4]!.fingerprint))
+      expect(lineage).toMatchObject({ producer: "brightness@1", run: "r-many", params: keys[4]!.fingerprint.params })
+      expect(lineage.computeMs).toBeGreaterThanOrEqual(0)
+      expect(yield* store.has(Brightness, keys[1]!.entity, keys[1]!.fingerprint)).toBe(false)
+      expect(yield* store.has(Brightness, keys[2]!.entity, keys[2]!.fingerprint)).toBe(false)
+      // again: only the two failures compute (their claims were released)
+      const again = yield* store.getOrComputeMany(
+        Brightness,
+        keys.map((k) => ({ ...k, compute: counted({ mean: 7, std: 7 }, runs) }))
+      )
+      expect(runs.n).toBe(22)
+      expect(again[1]).toEqual(Exit.succeed({ mean: 7, std: 7 }))
+      expect(again[5]).toEqual(Exit.succeed({ mean: 105, std: 1 }))
+      // a bad reference fails its item only; an empty batch is empty
+      const bad = yield* store.getOrComputeMany(Brightness, [
+        { entity: "", fingerprint: keys[0]!.fingerprint, compute: Effect.succeed({ mean: 0, std: 0 }) },
+        { ...keys[0]!, compute: Effect.succeed({ mean: 0, std: 0 }) }
+      ])
+      expect(Exit.isFailure(bad[0]!)).toBe(true)
+      expect(bad[1]).toEqual(Exit.succeed({ mean: 0, std: 0 }))
+      expect(
+        yield* store.getOrComputeMany(Brightness, [] as Array<FeatureStore.ComputeItem<never, never, never>>)
+      ).toEqual([])
+    })
+  )
+
+  it.effect("getOrComputeMany shares computations with getOrCompute and with duplicate keys", () =>
+    Effect.gen(function* () {
+      const store = yield* Store
+      const keys = Array.from({ length: 6 }, () => ({ entity: uid("artwork"), fingerprint: fp(uid("sha")) }))
+      const runs = { n: 0 }
+      const [many, singles] = yield* Effect.all(
+        [
+          store.getOrComputeMany(
+            Clip,
+            // every key twice
+            [...keys, ...keys].map((k, i) => ({ ...k, compute: counted(vec(i % 6), runs, 40) }))
+          ),
+          Effect.forEach(keys, (k, i) => store.getOrCompute(Clip, k.entity, k.fingerprint, counted(vec(i), runs, 40)), {
+            concurrency: "unbounded"
+          })
+        ],
+        { concurrency: "unbounded" }
+      )
+      expect(runs.n).toBe(6)
+      many.forEach((exit, i) => {
+        expect(Exit.isSuccess(exit)).toBe(true)
+        if (Exit.isSuccess(exit)) expect(Array.from(exit.value)).toEqual(Array.from(vec(i % 6)))
+      })
+      singles.forEach((v, i) => expect(Array.from(v)).toEqual(Array.from(vec(i))))
+    })
+  )
+
+  it.effect("getOrComputeMany interrupted: its claims are released and a waiter computes", () =>
+    Effect.gen(function* () {
+      const store = yield* Store
+      const keys = Array.from({ length: 3 }, () => ({ entity: uid("artwork"), fingerprint: fp(uid("sha")) }))
+      const started = yield* Deferred.make<void>()
+      const batch = yield* Effect.fork(
+        store.getOrComputeMany(
+          Clip,
+          keys.map((k) => ({ ...k, compute: Deferred.succeed(started, undefined).pipe(Effect.zipRight(Effect.never)) }))
+        )
+      )
+      yield* Deferred.await(started)
+      const follower = yield* Effect.fork(
+        store.getOrCompute(Clip, keys[0]!.entity, keys[0]!.fingerprint, Effect.succeed(vec(3)))
+      )
+      yield* Effect.sleep(20)
+      yield* Fiber.interrupt(batch)
+      expect(Array.from(yield* Fiber.join(follower))).toEqual(Array.from(vec(3)))
+      // the other keys' claims are gone too: a batch computes them at once
+      const runs = { n: 0 }
+      const again = yield* store.getOrComputeMany(
+        Clip,
+        keys.map((k, i) => ({ ...k, compute: counted(vec(10 + i), runs) }))
+      )
+      expect(runs.n).toBe(2)
+      expect(again.every(Exit.isSuccess)).toBe(true)
+    })
+  )
+
   it.effect("an interrupted computation lets a waiter take over", () =>
     Effect.gen(function* () {
       const store = yield* Store
@@ -469,6 +592,93 @@ for (const adapter of StorageTesting.adapters()) {
         const c2 = yield* two.counters
         expect(c2.computations + c2.waits + c2.hits).toBe(10)
         expect(c1.computations + c2.computations).toBeGreaterThanOrEqual(10)
+      })
+    )
+
+    it.effect("two stores running getOrComputeMany on the same keys compute each once, and leave no claim", () =>
+      Effect.gen(function* () {
+        // leases long enough that a loaded machine does not make them run out (takeovers are tested below)
+        const one = yield* FeatureStore.make({ ...sqlOptions, leaseMs: 10_000 })
+        const two = yield* FeatureStore.make({ ...sqlOptions, leaseMs: 10_000 })
+        // 40 keys: more than one statement's worth at 64 parameters
+        const keys = Array.from({ length: 40 }, () => ({ entity: uid("artwork"), fingerprint: fp(uid("sha")) }))
+        const runs = { n: 0 }
+        const work = (store: FeatureStore.Service, offset: number) =>
+          store.getOrComputeMany(
+            Clip,
+            [...keys.slice(offset), ...keys.slice(0, offset)].map((k) => ({
+              ...k,
+              compute: counted(vec(keys.indexOf(k)), runs, 5)
+            })),
+            { concurrency: 4, flushMs: 20 }
+          )
+        const [r1, r2] = yield* Effect.all([work(one, 0), work(two, 20)], { concurrency: 2 })
+        expect(runs.n).toBe(40)
+        r1.forEach((exit, i) => expect(exit).toEqual(Exit.succeed(vec(i))))
+        r2.forEach((exit, i) => expect(exit).toEqual(Exit.succeed(vec((i + 20) % 40))))
+        const claims = yield* Database.use("claims", (k) =>
+          k
+            .selectFrom("amber_claims")
+            .select("entity")
+            .where(
+              "entity",
+              "in",
+              keys.map((k) => k.entity)
+            )
+            .execute()
+        )
+        expect(claims).toEqual([])
+      })
+    )
+
+    it.effect("getOrComputeMany over 1,000 keys at the default parameter limit", () =>
+      Effect.gen(function* () {
+        const store = yield* FeatureStore.make({ leaseMs: 10_000 })
+        const keys = Array.from({ length: 1000 }, () => ({ entity: uid("artwork"), fingerprint: fp(uid("sha")) }))
+        const runs = { n: 0 }
+        const first = yield* store.getOrComputeMany(
+          Brightness,
+          keys.map((k, i) => ({ ...k, compute: counted({ mean: i, std: 0 }, runs) }))
+        )
+        const again = yield* store.getOrComputeMany(
+          Brightness,
+          keys.map((k) => ({ ...k, compute: counted({ mean: -1, std: 0 }, runs) }))
+        )
+        expect(runs.n).toBe(1000)
+        first.forEach((exit, i) => expect(exit).toEqual(Exit.succeed({ mean: i, std: 0 })))
+        again.forEach((exit, i) => expect(exit).toEqual(Exit.succeed({ mean: i, std: 0 })))
+      })
+    )
+
+    it.effect("getOrComputeMany takes over a dead holder's claim after its lease", () =>
+      Effect.gen(function* () {
+        const store = yield* FeatureStore.make({ leaseMs: 200 })
+        const keys = Array.from({ length: 3 }, () => ({ entity: uid("artwork"), fingerprint: fp(uid("sha")) }))
+        const until = Date.now() + 400
+        yield* Database.use("stale-claim", (k) =>
+          k
+            .insertInto("amber_claims")
+            .values({
+              feature: Clip.name,
+              version: Clip.version,
+              params: keys[1]!.fingerprint.params,
+              entity: keys[1]!.entity,
+              fingerprint: keys[1]!.fingerprint.hash,
+              owner: "dead-host:1:0",
+              claimed_at: Date.now(),
+              expires_at: until
+            })
+            .execute()
+        )
+        const runs = { n: 0 }
+        const results = yield* store.getOrComputeMany(
+          Clip,
+          keys.map((k, i) => ({ ...k, compute: counted(vec(i), runs) }))
+        )
+        expect(Date.now()).toBeGreaterThanOrEqual(until)
+        expect(runs.n).toBe(3)
+        results.forEach((exit, i) => expect(exit).toEqual(Exit.succeed(vec(i))))
+        expect((yield* store.counters).takeovers).toBe(1)
       })
     )
 

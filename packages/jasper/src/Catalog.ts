@@ -655,7 +655,8 @@ export const make = (
               }
               if (filter.label !== undefined) {
                 const { key, value } = filter.label
-                q = q.where(sql.raw(db.capabilities.jsonText("a.labels", [key])), "=", value as any)
+                const labels: `a.${keyof Tables["jasper_assets"] & string}` = "a.labels"
+                q = q.where(sql.raw<string>(db.capabilities.jsonText(labels, [key])), "=", value)
               }
               q = q.orderBy("a.added_seq")
               if (filter.limit !== undefined) q = q.limit(filter.limit)

@@ -42,11 +42,11 @@ export const layer = (
   StorageError.StorageError | JasperError.JasperConfigError,
   Database.Database
 > => {
-  const readers = Reader.layer(options)
-  const catalog = Catalog.layer(options.pixelLimit === undefined ? {} : { pixelLimit: options.pixelLimit }).pipe(
-    Layer.provideMerge(readers)
-  )
-  return Derivative.layer({ dir: options.derivatives }).pipe(Layer.provideMerge(catalog))
+  // each layer decodes its own options (an unknown one left over is refused by Reader.layer, naming it)
+  const { derivatives, pixelLimit, ...readerOptions } = options
+  const readers = Reader.layer(readerOptions)
+  const catalog = Catalog.layer(pixelLimit === undefined ? {} : { pixelLimit }).pipe(Layer.provideMerge(readers))
+  return Derivative.layer({ dir: derivatives }).pipe(Layer.provideMerge(catalog))
 }
 
 /**

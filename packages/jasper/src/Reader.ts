@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Stream } from "effect"
+import { Context, Effect, Layer, Schema, Stream } from "effect"
 import type { Scope } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
@@ -17,7 +17,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { StorageError } from "@org/storage"
-import { ReadError } from "./JasperError.js"
+import { decodeOptions } from "./internal/options.js"
+import { type JasperConfigError, ReadError } from "./JasperError.js"
 
 /**
  * What decoders and the catalog accept: a URI (`file:///...`, `https://...`,
@@ -516,8 +517,33 @@ export interface LayerOptions extends MakeOptions {
   readonly schemes?: ReadonlyArray<Scheme>
 }
 
+const HttpOptionsSchema = Schema.Struct({
+  timeoutMs: Schema.optional(Schema.Number.pipe(Schema.positive())),
+  maxBytes: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
+  maxRedirects: Schema.optional(Schema.Int.pipe(Schema.nonNegative())),
+  headers: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String }))
+})
+
+const LayerOptionsSchema = Schema.Struct({
+  tempDir: Schema.optional(Schema.NonEmptyString),
+  roots: Schema.optional(Schema.Array(Schema.NonEmptyString)),
+  http: Schema.optional(Schema.Union(HttpOptionsSchema, Schema.Literal(false))),
+  memory: Schema.optional(Schema.instanceOf(MemoryStore)),
+  schemes: Schema.optional(
+    Schema.Array(
+      Schema.declare(
+        (u): u is Scheme =>
+          typeof u === "object" && u !== null && Array.isArray((u as Scheme).schemes) && "stream" in u,
+        { description: "a Reader.Scheme" }
+      )
+    )
+  )
+})
+
 /**
- * A layer with the built-in schemes configured by `options`.
+ * A layer with the built-in schemes configured by `options`. The options are
+ * decoded first: an unknown or bad one fails the layer with a `JasperConfigError`
+ * naming it.
  *
  * @example
  * ```ts
@@ -526,16 +552,19 @@ export interface LayerOptions extends MakeOptions {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: LayerOptions = {}): Layer.Layer<Reader> =>
-  Layer.sync(Reader, () =>
-    make(
-      [
-        ...(options.roots ? [file({ roots: options.roots })] : []),
-        ...(options.http === false ? [] : [httpScheme(options.http ?? {})]),
-        memory(options.memory ?? new MemoryStore()),
-        ...(options.schemes ?? [])
-      ],
-      options
+export const layer = (options: LayerOptions = {}): Layer.Layer<Reader, JasperConfigError> =>
+  Layer.effect(
+    Reader,
+    Effect.map(decodeOptions("Reader", LayerOptionsSchema, options), () =>
+      make(
+        [
+          ...(options.roots ? [file({ roots: options.roots })] : []),
+          ...(options.http === false ? [] : [httpScheme(options.http ?? {})]),
+          memory(options.memory ?? new MemoryStore()),
+          ...(options.schemes ?? [])
+        ],
+        options
+      )
     )
   )
 

@@ -1,5 +1,5 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Layer, Stream } from "effect"
+import { Context, Effect, Layer, Stream } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as http from "node:http"
@@ -168,6 +168,28 @@ describe("Reader", () => {
         }).pipe(Layer.provide(Readers))
       )
     )
+  )
+
+  it.effect("Reader.layer refuses unknown and bad options with a JasperConfigError naming the option", () =>
+    Effect.gen(function* () {
+      const fail = (options: unknown) =>
+        Effect.flip(Effect.scoped(Layer.build(Reader.layer(options as Reader.LayerOptions))))
+      const unknown = yield* fail({ rots: [root] })
+      expect(unknown).toMatchObject({ _tag: "JasperConfigError", option: "rots" })
+      expect(unknown.message).toContain('unknown option "rots"')
+      const nested = yield* fail({ http: { timeOutMs: 5 } })
+      expect(nested).toMatchObject({ _tag: "JasperConfigError", option: "http.timeOutMs" })
+      expect(yield* fail({ http: { timeoutMs: -1 } })).toMatchObject({ option: "http.timeoutMs" })
+      expect(yield* fail({ roots: root })).toMatchObject({ option: "roots" })
+      expect(yield* fail({ schemes: [{}] })).toMatchObject({ option: "schemes.0" })
+      // good options still build
+      const reader = yield* Effect.scoped(
+        Layer.build(Reader.layer({ roots: [root], http: false })).pipe(
+          Effect.map((ctx) => Context.get(ctx, Reader.Reader))
+        )
+      )
+      expect(reader.schemes).toEqual(["file", "memory"])
+    })
   )
 
   layer(Readers)("http (timeouts are node socket timers, so the TestClock does not hold them)", (it) => {

@@ -8,6 +8,7 @@
 import { Context, Effect, Layer, type Scope } from "effect"
 import type { Backend } from "./Backend.js"
 import * as Cpu from "./Cpu.js"
+import { checkOptions, DevicesOptions } from "./internal/options.js"
 import { TrainerConfigError, type BackendError } from "./TrainerError.js"
 import * as WebGpu from "./WebGpu.js"
 
@@ -103,6 +104,7 @@ export const discover = (options: { readonly webgpu?: WebGpu.Options } = {}): Ef
  */
 export const make = (options: Options): Effect.Effect<Service, BackendError | TrainerConfigError, Scope.Scope> =>
   Effect.gen(function* () {
+    yield* checkOptions("Devices", DevicesOptions, options)
     if (!Number.isInteger(options.count) || options.count < 1) {
       return yield* new TrainerConfigError({
         option: "count",

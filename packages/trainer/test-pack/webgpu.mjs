@@ -41,7 +41,6 @@ const train = (kind, count) =>
         batchSize: 32,
         epochs: 2,
         seed: 42,
-        progress: false,
         checkReplicas: count > 1,
         optimizer: Optimizer.adam({ learningRate: 0.01 }),
         beforeStep: () => {

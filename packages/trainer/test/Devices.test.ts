@@ -32,6 +32,21 @@ describe("Devices", () => {
       })
     })
   )
+
+  it.scoped("refuses unknown options, nested ones included, naming them", () =>
+    Effect.gen(function* () {
+      const typo = yield* Effect.flip(Devices.make({ count: 1, knd: "cpu" } as unknown as Devices.Options))
+      expect(typo).toMatchObject({ _tag: "TrainerConfigError", option: "knd" })
+      expect(typo.message).toContain('unknown option "knd"')
+      expect(
+        yield* Effect.flip(Devices.make({ count: 1, webgpu: { backnd: "vulkan" } } as unknown as Devices.Options))
+      ).toMatchObject({ _tag: "TrainerConfigError", option: "webgpu.backnd" })
+      expect(yield* Effect.flip(Devices.make({ count: 1, kind: "tpu" } as unknown as Devices.Options))).toMatchObject({
+        _tag: "TrainerConfigError",
+        option: "kind"
+      })
+    })
+  )
 })
 
 const placement = webgpuSkip ? describe.skip : describe

@@ -473,6 +473,18 @@ describe("Trainer checks", () => {
       expect(
         yield* Effect.flip(Trainer.fit({ ...base, devices, optimizer: Optimizer.sgd({ learningRate: -1 }) }))
       ).toMatchObject({ option: "optimizer" })
+      // an unknown option (a typo) is refused, not ignored
+      const typo = yield* Effect.flip(Trainer.fit({ ...base, devices, epoch: 3 } as unknown as Trainer.Options))
+      expect(typo).toMatchObject({ _tag: "TrainerConfigError", option: "epoch" })
+      expect(typo.message).toContain('unknown option "epoch"')
+      expect(
+        yield* Effect.flip(
+          Trainer.fit({ ...base, devices, checkpoint: { directory: "x", evry: 2 } } as unknown as Trainer.Options)
+        )
+      ).toMatchObject({ _tag: "TrainerConfigError", option: "checkpoint.evry" })
+      expect(
+        yield* Effect.flip(Trainer.fit({ ...base, devices, seed: "1" } as unknown as Trainer.Options))
+      ).toMatchObject({ _tag: "TrainerConfigError", option: "seed" })
     })
   )
 

@@ -2,7 +2,8 @@
  * The distributed executor's side of the job engine (graphile-worker 0.17): the task
  * table of a run, worker heartbeats and the reaper that hands a dead worker's jobs
  * to the living. Jobs carry only `{ run, seq }`; what a task is and how it went
- * lives in `amber_tasks`, in the engine's schema.
+ * lives in `amber_tasks`, in the engine's schema. The tables are declared in
+ * `queueTables.ts` and queried through `Kysely<QueueTables>` over the engine's pool.
  *
  * Engine facts this module relies on (graphile-worker 0.17.3):
  * - a job is locked by its worker pool's id (`locked_by`), `attempts` counts the
@@ -12,11 +13,13 @@
  * - a job locked by a dead pool stays locked for 4 hours unless
  *   `force_unlock_workers` releases it, hence the heartbeats and the reaper here.
  */
-import { Data, Effect, type Scope } from "effect"
+import { Array as Arr, Data, Effect, type Scope } from "effect"
 import { Logger, makeWorkerUtils } from "graphile-worker"
+import { Kysely, PostgresDialect, sql } from "kysely"
 import * as os from "node:os"
 import pg from "pg"
 import { StorageError } from "@org/storage"
+import { migrateQueueTables, type QueueTables, type TaskState } from "./queueTables.js"
 
 /**
  * A failure of the job engine or of its tables (the PostgreSQL behind them).
@@ -47,8 +50,7 @@ export interface QueueConfig {
   readonly poolSize: number
 }
 
-/** The state of one task. */
-export type TaskState = "pending" | "queued" | "running" | "retrying" | "done" | "failed"
+export type { TaskState }
 
 /** One task of a run: a feature over a batch of entities. */
 export interface TaskRow {
@@ -76,7 +78,8 @@ export interface NewTask {
   readonly entities: ReadonlyArray<string>
 }
 
-const ident = (name: string) => `"${name.replace(/"/g, '""')}"`
+/** Rows per insert statement (PostgreSQL takes at most 65,535 parameters). */
+const INSERT_CHUNK = 1000
 
 const wrap =
   (operation: string) =>
@@ -91,7 +94,32 @@ const wrap =
         })
     })
 
-const rowOf = (r: Record<string, any>): TaskRow => ({
+/** The columns of a task row, with the attempt's timings in milliseconds (sub-millisecond precision). */
+const selectTasks = (db: Kysely<QueueTables>) =>
+  db
+    .selectFrom("amber_tasks")
+    .select((eb) => [
+      "run",
+      "seq",
+      "level",
+      "feature",
+      "entities",
+      "state",
+      "attempts",
+      "last_error",
+      "result",
+      "worker",
+      sql<number | null>`(extract(epoch from (${eb.ref("started_at")} - ${eb.ref("queued_at")})) * 1000)::float8`.as(
+        "wait_ms"
+      ),
+      sql<number | null>`(extract(epoch from (${eb.ref("finished_at")} - ${eb.ref("started_at")})) * 1000)::float8`.as(
+        "run_ms"
+      )
+    ])
+
+type SelectedTask = Awaited<ReturnType<ReturnType<typeof selectTasks>["executeTakeFirstOrThrow"]>>
+
+const rowOf = (r: SelectedTask): TaskRow => ({
   run: r.run,
   seq: r.seq,
   level: r.level,
@@ -106,9 +134,8 @@ const rowOf = (r: Record<string, any>): TaskRow => ({
   runMs: r.run_ms === null ? null : Number(r.run_ms)
 })
 
-const taskColumns = `run, seq, level, feature, entities, state, attempts, last_error, result, worker,
-  (extract(epoch from (started_at - queued_at)) * 1000)::float8 as wait_ms,
-  (extract(epoch from (finished_at - started_at)) * 1000)::float8 as run_ms`
+/** `now()` as a timestamp value to set. */
+const now = sql<Date>`now()`
 
 /** The queue's connection pool and its SQL. */
 export interface Queue {
@@ -174,215 +201,261 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
       }),
       (p) => Effect.promise(() => p.end())
     )
-    const s = ident(config.schema)
-    const query = (operation: string, text: string, values: ReadonlyArray<unknown> = []) =>
-      wrap(operation)(() => pool.query(text, values as Array<unknown>))
-    const timeout = `${config.workerTimeoutMs} milliseconds`
+    // a query builder over the same pool (never destroyed: the pool closes with the scope)
+    const base = new Kysely<QueueTables>({ dialect: new PostgresDialect({ pool }) })
+    const db = base.withSchema(config.schema)
+    const use = <A>(operation: string, f: (db: Kysely<QueueTables>) => Promise<A>) => wrap(operation)(() => f(db))
+    /** One of the engine's functions, in its schema. */
+    const engine = (name: "add_jobs" | "remove_job" | "force_unlock_workers" | "job_spec") =>
+      sql.id(config.schema, name)
+    const staleBefore = sql<Date>`now() - ${`${config.workerTimeoutMs} milliseconds`}::interval`
 
-    const migrate = wrap("migrate")(async () => {
-      const client = await pool.connect()
-      try {
+    const migrate = wrap("migrate")(() =>
+      base.transaction().execute(async (trx) => {
         // one migrator at a time: graphile-worker's own migration and our tables
-        await client.query("begin")
-        await client.query("select pg_advisory_xact_lock(hashtext($1))", [`amber-queue:${config.schema}`])
+        await sql`select pg_advisory_xact_lock(hashtext(${`amber-queue:${config.schema}`}))`.execute(trx)
         const utils = await makeWorkerUtils({ pgPool: pool, schema: config.schema, logger: silentLogger() })
         try {
           await utils.migrate()
         } finally {
           await utils.release()
         }
-        await client.query(`
-          create table if not exists ${s}.amber_tasks (
-            run text not null,
-            seq int not null,
-            level int not null,
-            feature text not null,
-            entities jsonb not null,
-            state text not null default 'pending',
-            attempts int not null default 0,
-            last_error text,
-            result jsonb,
-            worker text,
-            queued_at timestamptz not null default now(),
-            started_at timestamptz,
-            finished_at timestamptz,
-            primary key (run, seq)
-          );
-          create index if not exists amber_tasks_state on ${s}.amber_tasks (state);
-          create table if not exists ${s}.amber_workers (
-            id text primary key,
-            host text not null,
-            pid int not null,
-            concurrency int not null,
-            started_at timestamptz not null default now(),
-            beat_at timestamptz not null default now()
-          );`)
-        await client.query("commit")
-      } catch (e) {
-        await client.query("rollback").catch(() => {})
-        throw e
-      } finally {
-        client.release()
-      }
-    })
+        await migrateQueueTables(trx, config.schema)
+      })
+    )
 
     const insertTasks = (run: string, tasks: ReadonlyArray<NewTask>) =>
       tasks.length === 0
         ? Effect.void
-        : query(
-            "insert-tasks",
-            `insert into ${s}.amber_tasks (run, seq, level, feature, entities, state)
-             select $1, t.seq, t.level, t.feature, t.entities, 'pending'
-             from jsonb_to_recordset($2::jsonb) as t(seq int, level int, feature text, entities jsonb)`,
-            [run, JSON.stringify(tasks)]
-          ).pipe(Effect.asVoid)
+        : use("insert-tasks", (db) =>
+            db.transaction().execute(async (trx) => {
+              for (const chunk of Arr.chunksOf(tasks, INSERT_CHUNK)) {
+                await trx
+                  .insertInto("amber_tasks")
+                  .values(
+                    chunk.map((t) => ({
+                      run,
+                      seq: t.seq,
+                      level: t.level,
+                      feature: t.feature,
+                      entities: JSON.stringify(t.entities),
+                      state: "pending" as const
+                    }))
+                  )
+                  .execute()
+              }
+            })
+          )
 
     const enqueue = (run: string, seqs: ReadonlyArray<number>) =>
       seqs.length === 0
         ? Effect.void
-        : query(
-            "enqueue",
-            `update ${s}.amber_tasks set state = 'queued', queued_at = now() where run = $1 and seq = any($2::int[])`,
-            [run, seqs]
+        : use("enqueue", (db) =>
+            db
+              .updateTable("amber_tasks")
+              .set({ state: "queued", queued_at: now })
+              .where("run", "=", run)
+              .where((eb) => eb("seq", "=", eb.fn.any(eb.val(seqs))))
+              .execute()
           ).pipe(
             Effect.zipRight(
-              query(
-                "enqueue",
-                `select ${s}.add_jobs(array_agg(
-                   row($1::text, json_build_object('run', $2::text, 'seq', seq), null, null, $3::int, $2::text || ':' || seq, null, null)::${s}.job_spec))
-                 from unnest($4::int[]) as seq`,
-                [TASK_IDENTIFIER, run, config.maxAttempts, seqs]
+              use("enqueue", (db) =>
+                sql`select ${engine("add_jobs")}(array_agg(
+                   row(${TASK_IDENTIFIER}::text, json_build_object('run', ${run}::text, 'seq', seq), null, null,
+                       ${config.maxAttempts}::int, ${run}::text || ':' || seq, null, null)::${engine("job_spec")}))
+                 from unnest(${seqs}::int[]) as seq`.execute(db)
               )
             ),
             Effect.asVoid
           )
 
     const tasks = (run: string, level?: number) =>
-      query(
-        "tasks",
-        `select ${taskColumns} from ${s}.amber_tasks where run = $1 ${level === undefined ? "" : "and level = $2"} order by seq`,
-        level === undefined ? [run] : [run, level]
-      ).pipe(Effect.map((r) => r.rows.map(rowOf)))
+      use("tasks", (db) =>
+        selectTasks(db)
+          .where("run", "=", run)
+          .$if(level !== undefined, (q) => q.where("level", "=", level!))
+          .orderBy("seq")
+          .execute()
+      ).pipe(Effect.map((rows) => rows.map(rowOf)))
 
     const task = (run: string, seq: number) =>
-      query("task", `select ${taskColumns} from ${s}.amber_tasks where run = $1 and seq = $2`, [run, seq]).pipe(
-        Effect.map((r) => (r.rows[0] ? rowOf(r.rows[0]) : undefined))
+      use("task", (db) => selectTasks(db).where("run", "=", run).where("seq", "=", seq).executeTakeFirst()).pipe(
+        Effect.map((r) => (r ? rowOf(r) : undefined))
       )
 
     const start = (run: string, seq: number, worker: string, attempts: number) =>
-      query(
-        "start",
-        `update ${s}.amber_tasks set state = 'running', worker = $3, attempts = $4, started_at = now(), finished_at = null
-         where run = $1 and seq = $2 and state not in ('done', 'failed')`,
-        [run, seq, worker, attempts]
-      ).pipe(Effect.map((r) => (r.rowCount ?? 0) > 0))
+      use("start", (db) =>
+        db
+          .updateTable("amber_tasks")
+          .set({ state: "running", worker, attempts, started_at: now, finished_at: null })
+          .where("run", "=", run)
+          .where("seq", "=", seq)
+          .where("state", "not in", ["done", "failed"])
+          .executeTakeFirst()
+      ).pipe(Effect.map((r) => r.numUpdatedRows > 0n))
 
     const finish = (run: string, seq: number, result: unknown) =>
-      query(
-        "finish",
-        `update ${s}.amber_tasks set state = 'done', result = $3::jsonb, last_error = null, finished_at = now()
-         where run = $1 and seq = $2`,
-        [run, seq, JSON.stringify(result)]
+      use("finish", (db) =>
+        db
+          .updateTable("amber_tasks")
+          .set({
+            state: "done",
+            result: result === undefined ? null : JSON.stringify(result),
+            last_error: null,
+            finished_at: now
+          })
+          .where("run", "=", run)
+          .where("seq", "=", seq)
+          .execute()
       ).pipe(Effect.asVoid)
 
     const fail = (run: string, seq: number, error: string, final: boolean) =>
-      query(
-        "fail",
-        `update ${s}.amber_tasks set state = $4, last_error = $3, finished_at = now()
-         where run = $1 and seq = $2 and state <> 'done'`,
-        [run, seq, error, final ? "failed" : "retrying"]
+      use("fail", (db) =>
+        db
+          .updateTable("amber_tasks")
+          .set({ state: final ? "failed" : "retrying", last_error: error, finished_at: now })
+          .where("run", "=", run)
+          .where("seq", "=", seq)
+          .where("state", "<>", "done")
+          .execute()
       ).pipe(Effect.asVoid)
 
     const settleLost = (run: string) =>
-      query(
-        "settle-lost",
-        `update ${s}.amber_tasks t
-           set state = 'failed', finished_at = now(),
-               last_error = coalesce(j.last_error, t.last_error, 'the worker running its last attempt died')
-           from ${s}.jobs j
-           where t.run = $1 and t.state not in ('done', 'failed') and j.key = t.run || ':' || t.seq
-             and j.locked_by is null and j.attempts >= j.max_attempts`,
-        [run]
-      ).pipe(Effect.map((r) => r.rowCount ?? 0))
+      use("settle-lost", (db) =>
+        db
+          .updateTable("amber_tasks as t")
+          .from("jobs as j")
+          .set((eb) => ({
+            state: "failed",
+            finished_at: now,
+            last_error: eb.fn.coalesce(
+              "j.last_error",
+              "t.last_error",
+              eb.val("the worker running its last attempt died")
+            )
+          }))
+          .where("t.run", "=", run)
+          .where("t.state", "not in", ["done", "failed"])
+          .where((eb) => eb("j.key", "=", sql<string>`${eb.ref("t.run")} || ':' || ${eb.ref("t.seq")}`))
+          .where("j.locked_by", "is", null)
+          .whereRef("j.attempts", ">=", "j.max_attempts")
+          .executeTakeFirst()
+      ).pipe(Effect.map((r) => Number(r.numUpdatedRows)))
 
     const cancel = (run: string, reason = "the run was interrupted") =>
-      query(
-        "cancel",
-        `select ${s}.remove_job(t.run || ':' || t.seq) from ${s}.amber_tasks t
-         where t.run = $1 and t.state in ('queued', 'retrying', 'running')`,
-        [run]
+      use("cancel", (db) =>
+        db
+          .selectFrom("amber_tasks as t")
+          .select((eb) => sql`${engine("remove_job")}(${eb.ref("t.run")} || ':' || ${eb.ref("t.seq")})`.as("removed"))
+          .where("t.run", "=", run)
+          .where("t.state", "in", ["queued", "retrying", "running"])
+          .execute()
       ).pipe(
         Effect.zipRight(
-          query(
-            "cancel",
-            `update ${s}.amber_tasks set state = 'failed', last_error = $2, finished_at = now()
-             where run = $1 and state in ('pending', 'queued', 'retrying')`,
-            [run, reason]
+          use("cancel", (db) =>
+            db
+              .updateTable("amber_tasks")
+              .set({ state: "failed", last_error: reason, finished_at: now })
+              .where("run", "=", run)
+              .where("state", "in", ["pending", "queued", "retrying"])
+              .execute()
           )
         ),
         Effect.asVoid
       )
 
     const heartbeat = (worker: string, concurrency: number) =>
-      query(
-        "heartbeat",
-        `insert into ${s}.amber_workers (id, host, pid, concurrency) values ($1, $2, $3, $4)
-         on conflict (id) do update set beat_at = now()`,
-        [worker, os.hostname(), process.pid, concurrency]
+      use("heartbeat", (db) =>
+        db
+          .insertInto("amber_workers")
+          .values({ id: worker, host: os.hostname(), pid: process.pid, concurrency })
+          .onConflict((oc) => oc.column("id").doUpdateSet({ beat_at: now }))
+          .execute()
       ).pipe(Effect.asVoid)
 
     const leave = (worker: string) =>
-      query("leave", `delete from ${s}.amber_workers where id = $1`, [worker]).pipe(Effect.asVoid)
+      use("leave", (db) => db.deleteFrom("amber_workers").where("id", "=", worker).execute()).pipe(Effect.asVoid)
 
-    const reap = query(
-      "reap",
-      `select distinct j.locked_by as id from ${s}.jobs j
-       where j.locked_by is not null and j.locked_at < now() - $1::interval
-         and not exists (select 1 from ${s}.amber_workers w where w.id = j.locked_by and w.beat_at > now() - $1::interval)`,
-      [timeout]
+    const reap = use("reap", (db) =>
+      db
+        .selectFrom("jobs as j")
+        .select("j.locked_by as id")
+        .distinct()
+        .where("j.locked_by", "is not", null)
+        .where("j.locked_at", "<", staleBefore)
+        .where((eb) =>
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom("amber_workers as w")
+                .select(sql.lit(1).as("alive"))
+                .whereRef("w.id", "=", "j.locked_by")
+                .where("w.beat_at", ">", staleBefore)
+            )
+          )
+        )
+        .execute()
     ).pipe(
-      Effect.flatMap(({ rows }) => {
-        const ids = rows.map((r) => r.id as string)
+      Effect.flatMap((rows) => {
+        const ids = rows.flatMap((r) => (r.id === null ? [] : [r.id]))
         if (ids.length === 0) return Effect.succeed(ids)
-        return query(
-          "reap",
-          `select ${s}.force_unlock_workers($1::text[]);
-           `.trim(),
-          [ids]
-        ).pipe(
+        return use("reap", (db) => sql`select ${engine("force_unlock_workers")}(${ids}::text[])`.execute(db)).pipe(
           Effect.zipRight(
-            query(
-              "reap",
-              `update ${s}.amber_tasks set state = 'queued', worker = null, queued_at = now()
-               where worker = any($1::text[]) and state = 'running'`,
-              [ids]
+            use("reap", (db) =>
+              db
+                .updateTable("amber_tasks")
+                .set({ state: "queued", worker: null, queued_at: now })
+                .where((eb) => eb("worker", "=", eb.fn.any(eb.val(ids))))
+                .where("state", "=", "running")
+                .execute()
             )
           ),
-          Effect.zipRight(query("reap", `delete from ${s}.amber_workers where id = any($1::text[])`, [ids])),
+          Effect.zipRight(
+            use("reap", (db) =>
+              db
+                .deleteFrom("amber_workers")
+                .where((eb) => eb("id", "=", eb.fn.any(eb.val(ids))))
+                .execute()
+            )
+          ),
           Effect.as(ids)
         )
       })
     )
 
-    const workers = query(
-      "workers",
-      `select id, host, pid, (extract(epoch from (now() - beat_at)) * 1000)::float8 as age from ${s}.amber_workers
-       where beat_at > now() - $1::interval order by started_at`,
-      [timeout]
-    ).pipe(Effect.map((r) => r.rows.map((w) => ({ id: w.id, host: w.host, pid: w.pid, beatAgeMs: Number(w.age) }))))
+    const workers = use("workers", (db) =>
+      db
+        .selectFrom("amber_workers")
+        .select((eb) => [
+          "id",
+          "host",
+          "pid",
+          sql<number>`(extract(epoch from (now() - ${eb.ref("beat_at")})) * 1000)::float8`.as("age")
+        ])
+        .where("beat_at", ">", staleBefore)
+        .orderBy("started_at")
+        .execute()
+    ).pipe(Effect.map((rows) => rows.map((w) => ({ id: w.id, host: w.host, pid: w.pid, beatAgeMs: Number(w.age) }))))
 
     const summary = (run?: string) =>
       Effect.all({
-        counts: query(
-          "summary",
-          `select state, count(*)::int as n from ${s}.amber_tasks ${run ? "where run = $1" : ""} group by state`,
-          run ? [run] : []
+        counts: use("summary", (db) =>
+          db
+            .selectFrom("amber_tasks")
+            .select((eb) => ["state", eb.cast<number>(eb.fn.countAll(), "integer").as("n")])
+            .$if(run !== undefined, (q) => q.where("run", "=", run!))
+            .groupBy("state")
+            .execute()
         ),
-        failed: query(
-          "summary",
-          `select run, seq, feature, attempts, last_error from ${s}.amber_tasks
-           where state = 'failed' ${run ? "and run = $1" : ""} order by finished_at desc limit 20`,
-          run ? [run] : []
+        failed: use("summary", (db) =>
+          db
+            .selectFrom("amber_tasks")
+            .select(["run", "seq", "feature", "attempts", "last_error"])
+            .where("state", "=", "failed")
+            .$if(run !== undefined, (q) => q.where("run", "=", run!))
+            .orderBy("finished_at", "desc")
+            .limit(20)
+            .execute()
         )
       }).pipe(
         Effect.map(({ counts, failed }) => {
@@ -394,10 +467,10 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
             done: 0,
             failed: 0
           }
-          for (const r of counts.rows) byState[r.state as TaskState] = r.n
+          for (const r of counts) byState[r.state] = r.n
           return {
             byState,
-            failed: failed.rows.map((r) => ({
+            failed: failed.map((r) => ({
               run: r.run,
               seq: r.seq,
               feature: r.feature,

@@ -49,13 +49,36 @@ export interface Graph {
   readonly keepValues: boolean
   /** Serializes `expand` (nodes are created before their fingerprints are known). */
   readonly lock: Effect.Semaphore
+  /** Fingerprints of earlier walks, reused when their inputs are the same (runs only, not plans). */
+  readonly memo: Memo | undefined
 }
+
+/** One remembered fingerprint: the inputs it was made from (asset hashes, then related id and fingerprint pairs). */
+interface MemoEntry {
+  readonly parts: ReadonlyArray<string>
+  readonly fp: Fingerprint.Fingerprint
+}
+
+/**
+ * Fingerprints made by earlier walks of a resolver, by feature label then entity:
+ * a walk whose node has the same asset hashes and the same upstream fingerprints
+ * takes the remembered fingerprint instead of hashing its canonical inputs again.
+ * At most `max` entries (all are dropped when full).
+ */
+export interface Memo {
+  readonly max: number
+  size: number
+  readonly byLabel: Map<string, { params: string; readonly entries: Map<string, MemoEntry> }>
+}
+
+export const makeMemo = (max: number): Memo | undefined => (max > 0 ? { max, size: 0, byLabel: new Map() } : undefined)
 
 export const make = (
   mesh: Mesh.Mesh<any>,
   source: Source,
   store: FeatureStore.Service,
-  keepValues: boolean
+  keepValues: boolean,
+  memo?: Memo
 ): Graph => ({
   mesh,
   source,
@@ -64,7 +87,8 @@ export const make = (
   features: new Map(),
   values: new Map(),
   keepValues,
-  lock: Effect.unsafeMakeSemaphore(1)
+  lock: Effect.unsafeMakeSemaphore(1),
+  memo
 })
 
 const CHUNK = 2000
@@ -251,8 +275,16 @@ const expandUnlocked = (graph: Graph, label: string, ids: ReadonlyArray<string>)
       const { assetInputs, deps } = inputsOf(algorithm)
       const depNodes = deps.map(([, , depLabel]) => graph.features.get(depLabel)!.nodes)
       const params = algorithm.params
+      const memo = graph.memo === undefined || !graph.keepValues ? undefined : memoOf(graph.memo, l, params)
       for (const node of created) {
         if (node.failure !== undefined) continue
+        if (memo !== undefined) {
+          const known = memo.get(node.entity)
+          if (known !== undefined && sameInputs(known.parts, node, assetInputs, deps, depNodes)) {
+            node.fp = known.fp
+            continue
+          }
+        }
         const assets: Record<string, string> = {}
         for (const [key, role] of assetInputs) assets[role] = node.assets![key]!.contentHash
         const upstream: Array<Fingerprint.Upstream> = []
@@ -283,8 +315,10 @@ const expandUnlocked = (graph: Graph, label: string, ids: ReadonlyArray<string>)
           node.failure = new ComputeFailedError(
             failureFields(algorithm, node.entity, `cannot fingerprint the inputs: ${fp.left.message}`)
           )
-        } else if (graph.keepValues) node.fp = fp.right
-        else {
+        } else if (graph.keepValues) {
+          node.fp = fp.right
+          if (memo !== undefined) remember(graph.memo!, memo, node, fp.right, assets, assetInputs, upstream)
+        } else {
           // a plan keeps only what identifies the value (the full fingerprint, with its
           // canonical inputs, is garbage before it leaves the young generation)
           node.fp = { _tag: "Fingerprint", hash: fp.right.hash, params: fp.right.params } as Fingerprint.Fingerprint
@@ -293,6 +327,60 @@ const expandUnlocked = (graph: Graph, label: string, ids: ReadonlyArray<string>)
       }
     }
   })
+
+/** The entries of a label in the memo, emptied when the algorithm's parameters changed since. */
+const memoOf = (memo: Memo, label: string, params: unknown): Map<string, MemoEntry> => {
+  const text = JSON.stringify(params)
+  let m = memo.byLabel.get(label)
+  if (m === undefined) memo.byLabel.set(label, (m = { params: text, entries: new Map() }))
+  else if (m.params !== text) {
+    memo.size -= m.entries.size
+    m.entries.clear()
+    m.params = text
+  }
+  return m.entries
+}
+
+/** Whether a node's inputs are those a remembered fingerprint was made from. */
+const sameInputs = (
+  parts: ReadonlyArray<string>,
+  node: Node,
+  assetInputs: InputsOf["assetInputs"],
+  deps: InputsOf["deps"],
+  depNodes: ReadonlyArray<Map<string, Node>>
+): boolean => {
+  let k = 0
+  for (const [key] of assetInputs) if (parts[k++] !== node.assets![key]!.contentHash) return false
+  for (let d = 0; d < deps.length; d++) {
+    const nodes = depNodes[d]!
+    for (const id of node.related![deps[d]![0]]!) {
+      const dep = nodes.get(id)
+      if (dep === undefined || dep.failure !== undefined || dep.fp === undefined) return false
+      if (parts[k++] !== id || parts[k++] !== dep.fp.hash) return false
+    }
+  }
+  return k === parts.length
+}
+
+const remember = (
+  memo: Memo,
+  entries: Map<string, MemoEntry>,
+  node: Node,
+  fp: Fingerprint.Fingerprint,
+  assets: Record<string, string>,
+  assetInputs: InputsOf["assetInputs"],
+  upstream: ReadonlyArray<Fingerprint.Upstream>
+) => {
+  if (memo.size >= memo.max) {
+    for (const m of memo.byLabel.values()) m.entries.clear()
+    memo.size = 0
+  }
+  const parts: Array<string> = []
+  for (const [, role] of assetInputs) parts.push(assets[role]!)
+  for (const u of upstream) parts.push(u.entity, u.fingerprint)
+  if (!entries.has(node.entity)) memo.size++
+  entries.set(node.entity, { parts, fp })
+}
 
 export const blockedBy = (
   algorithm: Algorithm.Algorithm,

@@ -36,6 +36,7 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
     const context = yield* Effect.context<R>()
     const events = yield* PubSub.unbounded<RunEvent>()
     const batchSize = options.batchSize ?? 100
+    const memo = Graph.makeMemo(options.fingerprintCache ?? 100_000)
     const semaphores = new Map<string, Effect.Semaphore>()
     for (const algorithm of mesh.algorithms) {
       semaphores.set(FeatureSpec.label(algorithm.feature), Effect.unsafeMakeSemaphore(algorithm.concurrency))
@@ -210,20 +211,21 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
           failed.push(failure)
         }
         if (algorithm.computeBatch === undefined) {
-          yield* Effect.forEach(
-            todo,
-            (node) => {
-              let ran = false
-              const compute = Effect.suspend(() => {
-                ran = true
+          // one batched claim and one batched write for the task, not ~10 round trips per value
+          const ran: Array<boolean> = new Array(todo.length).fill(false)
+          const exits = yield* store.getOrComputeMany(
+            spec,
+            todo.map((node, i) => ({
+              entity: node.entity,
+              fingerprint: node.fp!,
+              compute: Effect.suspend(() => {
+                ran[i] = true
                 return guard(algorithm, label, node.entity, computeOne(algorithm, inputOf(graph, algorithm, node)))
               })
-              return Effect.exit(store.getOrCompute(spec, node.entity, node.fp!, compute, provenance)).pipe(
-                Effect.map((exit) => settle(node, ran, exit))
-              )
-            },
-            { concurrency: algorithm.concurrency, discard: true }
+            })),
+            { ...provenance, concurrency: algorithm.concurrency }
           )
+          exits.forEach((exit, i) => settle(todo[i]!, ran[i]!, exit))
         } else {
           const chunks: Array<Array<Graph.Node>> = []
           for (let i = 0; i < todo.length; i += algorithm.batchSize) chunks.push(todo.slice(i, i + algorithm.batchSize))
@@ -487,7 +489,7 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
     ) =>
       Effect.gen(function* () {
         const started = performance.now()
-        const graph = Graph.make(mesh, source, store, true)
+        const graph = Graph.make(mesh, source, store, true, memo)
         // the failures recorded so far are read while the graph is walked (one round trip, not one per feature)
         const [recorded, thePlan] = yield* Effect.all(
           [
@@ -605,7 +607,7 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
     const runTask: Service["runTask"] = (task, runOptions = {}) =>
       Effect.gen(function* () {
         const run = runOptions.run ?? (yield* newRun)
-        const graph = Graph.make(mesh, source, store, true)
+        const graph = Graph.make(mesh, source, store, true, memo)
         if (runOptions.run !== undefined) yield* failedEarlierInRun(graph, task, run)
         return yield* runTaskIn(graph, task, run)
       })

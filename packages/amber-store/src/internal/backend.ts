@@ -90,6 +90,15 @@ export interface Backend {
   /** Extends a claim this owner holds; false when it lost it. */
   readonly renew: (key: Key, owner: string, until: number) => E<boolean>
   readonly release: (key: Key, owner: string) => E<void>
+  /**
+   * `claim` for many keys in one transaction (results aligned with `keys`). A key
+   * claimed here whose value landed meanwhile is `Stored`, its claim released.
+   */
+  readonly claimMany: (keys: ReadonlyArray<Key>, owner: string, now: number, leaseMs: number) => E<Array<ClaimResult>>
+  /** `renew` for many keys; how many this owner still held. */
+  readonly renewMany: (keys: ReadonlyArray<Key>, owner: string, until: number) => E<number>
+  /** `release` for many keys, in one statement per feature, version and parameter hash. */
+  readonly releaseMany: (keys: ReadonlyArray<Key>, owner: string) => E<void>
 }
 
 /** The string form of a key, for maps. */

@@ -1,6 +1,6 @@
 import { Effect } from "effect"
 import type * as FeatureSpec from "../FeatureSpec.js"
-import type { Backend, Key, MetaRow, NewRow, Selector, ValueRow } from "./backend.js"
+import type { Backend, ClaimResult, Key, MetaRow, NewRow, Selector, ValueRow } from "./backend.js"
 import { keyString } from "./backend.js"
 
 interface Stored extends MetaRow {
@@ -65,6 +65,18 @@ export const make = (): Backend => {
     return undefined
   }
 
+  const claimSync = (key: Key, owner: string, now: number, leaseMs: number): ClaimResult => {
+    const k = ks(key)
+    const stored = live.get(k)
+    if (stored) return { _tag: "Stored", row: toValue(stored) }
+    const held = claims.get(k)
+    if (held && held.owner !== owner && held.expiresAt > now) {
+      return { _tag: "Held", owner: held.owner, expiresAt: held.expiresAt }
+    }
+    claims.set(k, { owner, expiresAt: now + leaseMs })
+    return { _tag: "Claimed", takeover: held !== undefined && held.owner !== owner }
+  }
+
   return {
     register: (d, _at) =>
       Effect.sync(() => {
@@ -99,18 +111,23 @@ export const make = (): Backend => {
         }
         return n
       }),
-    claim: (key, owner, now, leaseMs) =>
+    claimMany: (keys, owner, now, leaseMs) => Effect.sync(() => keys.map((key) => claimSync(key, owner, now, leaseMs))),
+    renewMany: (keys, owner, until) =>
       Effect.sync(() => {
-        const k = ks(key)
-        const stored = live.get(k)
-        if (stored) return { _tag: "Stored", row: toValue(stored) } as const
-        const held = claims.get(k)
-        if (held && held.owner !== owner && held.expiresAt > now) {
-          return { _tag: "Held", owner: held.owner, expiresAt: held.expiresAt } as const
+        let n = 0
+        for (const key of keys) {
+          const held = claims.get(ks(key))
+          if (held?.owner !== owner) continue
+          held.expiresAt = until
+          n++
         }
-        claims.set(k, { owner, expiresAt: now + leaseMs })
-        return { _tag: "Claimed", takeover: held !== undefined && held.owner !== owner } as const
+        return n
       }),
+    releaseMany: (keys, owner) =>
+      Effect.sync(() => {
+        for (const key of keys) if (claims.get(ks(key))?.owner === owner) claims.delete(ks(key))
+      }),
+    claim: (key, owner, now, leaseMs) => Effect.sync(() => claimSync(key, owner, now, leaseMs)),
     renew: (key, owner, until) =>
       Effect.sync(() => {
         const held = claims.get(ks(key))

@@ -4,12 +4,13 @@
  * key in the backend with a lease it renews while computing; the others poll until the
  * value is stored or the lease runs out and one of them takes over).
  */
-import { Cause, Clock, Deferred, Effect, Either, Exit } from "effect"
+import { Cause, Clock, Deferred, Effect, Either, Exit, FiberId } from "effect"
+import type { StorageError as Storage } from "@org/storage"
 import type * as FeatureSpec from "../FeatureSpec.js"
 import type { Provenance, ReadError } from "../FeatureStore.js"
 import type * as Fingerprint from "../Fingerprint.js"
 import type { ImmutableValueError } from "../StoreError.js"
-import type { Backend, Key, NewRow } from "./backend.js"
+import type { Backend, Key, NewRow, ValueRow } from "./backend.js"
 import { keyString } from "./backend.js"
 import { decode, type Encoded, encode, sameValue } from "./codec.js"
 
@@ -39,6 +40,8 @@ export interface Options {
     fallback: Provenance | undefined
   ) => NewRow
 }
+
+type StorageError = Storage.StorageError
 
 const fromEither = <A, E>(e: Either.Either<A, E>): Effect.Effect<A, E> =>
   Either.isRight(e) ? Effect.succeed(e.right) : Effect.fail(e.left)
@@ -167,5 +170,244 @@ export const make = ({ backend, counts, leaseMs, newRow, owner, pollMs }: Option
       }
     })
 
-  return { getOrCompute }
+  /**
+   * `getOrCompute` for many keys (checked, without duplicates) in few round trips:
+   * one read, one claim transaction for the misses, the computations, and one write
+   * (which releases the claims) per `flushMs` of computing (at least one at the end).
+   * Keys computing in this process already, and keys held by another process, go the
+   * way of `getOrCompute` (waiting for the value, taking over an expired claim).
+   */
+  const getOrComputeMany = <A, E, R>(
+    spec: FeatureSpec.FeatureSpec<A>,
+    items: ReadonlyArray<ManyItem<A, E, R>>,
+    provenance: Provenance | undefined,
+    concurrency: number | "unbounded",
+    flushMs: number
+  ): Effect.Effect<Array<Exit.Exit<A, E | ReadError | ImmutableValueError>>, StorageError, R> =>
+    Effect.gen(function* () {
+      type Out = Exit.Exit<A, E | ReadError | ImmutableValueError>
+      const out: Array<Out | undefined> = new Array(items.length).fill(undefined)
+      const decoded = (row: ValueRow): Out => {
+        const value = decode(spec, row)
+        return Either.isRight(value) ? Exit.succeed(value.right) : Exit.fail(value.left)
+      }
+      // the warm path: what is stored already, in one read per parameter hash
+      const groups = new Map<string, Array<number>>()
+      items.forEach((item, i) => {
+        const list = groups.get(item.key.params)
+        if (list) list.push(i)
+        else groups.set(item.key.params, [i])
+      })
+      for (const [params, indices] of groups) {
+        const first = items[indices[0]!]!.key
+        const rows = yield* backend.get(
+          first.feature,
+          first.version,
+          params,
+          indices.map((i) => items[i]!.key)
+        )
+        indices.forEach((i, j) => {
+          const row = rows[j]
+          if (row === undefined) return
+          counts.hits++
+          out[i] = decoded(row)
+        })
+      }
+      // the misses: keys computing here already go the single-key way; the others are ours to claim
+      const alone: Array<number> = []
+      const mine: Array<{ readonly i: number; readonly ks: string; readonly deferred: Deferred.Deferred<A, any> }> = []
+      for (let i = 0; i < items.length; i++) {
+        if (out[i] !== undefined) continue
+        const { key } = items[i]!
+        const ks = keyString(key.feature, key.version, key.params, key.entity, key.fingerprint)
+        if (inflight.has(ks)) alone.push(i)
+        else {
+          const deferred = Deferred.unsafeMake<A, any>(FiberId.none)
+          inflight.set(ks, deferred as Deferred.Deferred<unknown, unknown>)
+          mine.push({ i, ks, deferred })
+        }
+      }
+      const single = Effect.forEach(
+        alone,
+        (i) =>
+          Effect.map(
+            Effect.exit(getOrCompute(spec, items[i]!.key, items[i]!.fp, items[i]!.compute, provenance)),
+            (exit) => void (out[i] = exit)
+          ),
+        { concurrency: "unbounded", discard: true }
+      )
+      const batch = Effect.uninterruptibleMask((restore) => {
+        // claims of ours not yet stored nor released (released when this ends in any way)
+        const open = new Set<number>()
+        return restore(
+          Effect.gen(function* () {
+            if (mine.length === 0) return
+            const now = yield* Clock.currentTimeMillis
+            const claims = yield* backend.claimMany(
+              mine.map((m) => items[m.i]!.key),
+              owner,
+              now,
+              leaseMs
+            )
+            const claimed: Array<number> = []
+            const held: Array<number> = []
+            claims.forEach((claim, j) => {
+              const i = mine[j]!.i
+              // a held key is counted by `leader`
+              if (claim._tag !== "Held") counts.misses++
+              if (claim._tag === "Stored") {
+                counts.waits++
+                out[i] = decoded(claim.row)
+              } else if (claim._tag === "Claimed") {
+                if (claim.takeover) counts.takeovers++
+                claimed.push(i)
+                open.add(i)
+              } else held.push(i)
+            })
+            // keys held by another process: wait for their value (or take over) one by one
+            const waiting = Effect.forEach(
+              held,
+              (i) =>
+                Effect.map(
+                  Effect.exit(leader(spec, items[i]!.key, items[i]!.fp, items[i]!.compute, provenance, true)),
+                  (exit) => void (out[i] = exit)
+                ),
+              { concurrency: "unbounded", discard: true }
+            )
+            yield* Effect.all(
+              [waiting, computeClaimed(spec, items, claimed, open, out, provenance, concurrency, flushMs)],
+              {
+                concurrency: 2,
+                discard: true
+              }
+            )
+          })
+        ).pipe(
+          Effect.onExit((exit) =>
+            Effect.gen(function* () {
+              if (open.size > 0) {
+                yield* Effect.ignore(
+                  backend.releaseMany(
+                    [...open].map((i) => items[i]!.key),
+                    owner
+                  )
+                )
+              }
+              for (const m of mine) {
+                inflight.delete(m.ks)
+                const result = out[m.i]
+                // waiters of a key left undecided (the batch failed or was interrupted) try again
+                yield* result !== undefined
+                  ? Deferred.done(m.deferred, result as Exit.Exit<A, any>)
+                  : Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
+                    ? Deferred.failCause(m.deferred, exit.cause)
+                    : Deferred.interrupt(m.deferred)
+              }
+            })
+          )
+        )
+      })
+      yield* Effect.all([single, batch], { concurrency: 2, discard: true })
+      return out as Array<Out>
+    })
+
+  /** Computes the claimed keys, `concurrency` at a time, storing the values about every `flushMs`. */
+  const computeClaimed = <A, E, R>(
+    spec: FeatureSpec.FeatureSpec<A>,
+    items: ReadonlyArray<ManyItem<A, E, R>>,
+    claimed: ReadonlyArray<number>,
+    open: Set<number>,
+    out: Array<Exit.Exit<A, E | ReadError | ImmutableValueError> | undefined>,
+    provenance: Provenance | undefined,
+    concurrency: number | "unbounded",
+    flushMs: number
+  ): Effect.Effect<void, StorageError, R> =>
+    Effect.gen(function* () {
+      if (claimed.length === 0) return
+      // keep the claims alive while computing
+      yield* Effect.forkScoped(
+        Effect.sleep(Math.floor(leaseMs / 3)).pipe(
+          Effect.zipRight(
+            Effect.flatMap(Clock.currentTimeMillis, (now) =>
+              backend.renewMany(
+                [...open].map((i) => items[i]!.key),
+                owner,
+                now + leaseMs
+              )
+            ).pipe(Effect.ignore)
+          ),
+          Effect.forever
+        )
+      )
+      const lock = Effect.unsafeMakeSemaphore(1)
+      let pending: Array<{ readonly i: number; readonly value: A; readonly encoded: Encoded; readonly ms: number }> = []
+      let lastFlush = performance.now()
+      const flush = lock.withPermits(1)(
+        Effect.gen(function* () {
+          const batch = pending
+          pending = []
+          lastFlush = performance.now()
+          if (batch.length === 0) return
+          const now = yield* Clock.currentTimeMillis
+          const before = yield* backend.insert(
+            batch.map((p) =>
+              newRow(items[p.i]!.key, p.encoded, items[p.i]!.fp, now, { ...provenance, computeMs: p.ms }, undefined)
+            ),
+            owner
+          )
+          batch.forEach((p, j) => {
+            open.delete(p.i)
+            const row = before[j]
+            // another process stored first (it took over a lease we could not renew): its value stands
+            if (row === undefined || sameValue(p.encoded, row)) out[p.i] = Exit.succeed(p.value)
+            else {
+              const value = decode(spec, row)
+              out[p.i] = Either.isRight(value) ? Exit.succeed(value.right) : Exit.fail(value.left)
+            }
+          })
+        })
+      )
+      const failed: Array<number> = []
+      yield* Effect.forEach(
+        claimed,
+        (i) =>
+          Effect.gen(function* () {
+            counts.computations++
+            const started = performance.now()
+            const exit = yield* Effect.exit(items[i]!.compute)
+            const ms = performance.now() - started
+            if (Exit.isFailure(exit)) {
+              out[i] = exit
+              failed.push(i)
+              return
+            }
+            const encoded = encode(spec, items[i]!.key.entity, exit.value)
+            if (Either.isLeft(encoded)) {
+              out[i] = Exit.fail(encoded.left)
+              failed.push(i)
+              return
+            }
+            pending.push({ i, value: exit.value, encoded: encoded.right, ms })
+            if (performance.now() - lastFlush >= flushMs) yield* flush
+          }),
+        { concurrency, discard: true }
+      )
+      yield* flush
+      if (failed.length > 0) {
+        yield* backend.releaseMany(
+          failed.map((i) => items[i]!.key),
+          owner
+        )
+        for (const i of failed) open.delete(i)
+      }
+    }).pipe(Effect.scoped)
+
+  return { getOrCompute, getOrComputeMany }
+}
+
+/** One key of `getOrComputeMany`, checked. */
+export interface ManyItem<A, E, R> {
+  readonly key: Key
+  readonly fp: Fingerprint.Fingerprint
+  readonly compute: Effect.Effect<A, E, R>
 }

@@ -4,6 +4,7 @@ import { CompiledQuery, sql } from "kysely"
 import type { Expression, ExpressionBuilder, Selectable, SqlBool } from "kysely"
 import type * as FeatureSpec from "../FeatureSpec.js"
 import type { Backend, ClaimResult, Key, MetaRow, NewRow, Selector, ValueRow } from "./backend.js"
+import { keyString } from "./backend.js"
 import { CLAIMS, FEATURES, migrations, VALUES } from "./migrations.js"
 import type { Db, Tables } from "./migrations.js"
 
@@ -237,8 +238,64 @@ export const make = (
           .then(() => undefined)
       )
 
+    /** Keys grouped by feature, version and parameter hash, in chunks of at most `size`. */
+    const groupedChunks = <K extends Key>(keys: ReadonlyArray<K>, size: number): Array<Array<K>> => {
+      const groups = new Map<string, Array<K>>()
+      for (const key of keys) {
+        const g = `${key.feature}\u0000${key.version}\u0000${key.params}`
+        const list = groups.get(g)
+        if (list) list.push(key)
+        else groups.set(g, [key])
+      }
+      return [...groups.values()].flatMap((list) => Arr.chunksOf(list, size))
+    }
+
+    /** The keys of one group (same feature, version and parameter hash) of `groupedChunks`. */
+    const keysOf =
+      (chunk: ReadonlyArray<Key>) =>
+      (eb: ExpressionBuilder<Tables, typeof CLAIMS>): Expression<SqlBool> =>
+        eb.and([
+          eb("feature", "=", chunk[0]!.feature),
+          eb("version", "=", chunk[0]!.version),
+          eb("params", "=", chunk[0]!.params),
+          eb.or(chunk.map((key) => eb.and([eb("entity", "=", key.entity), eb("fingerprint", "=", key.fingerprint)])))
+        ])
+
+    // two parameters a key, plus feature, version, parameter hash, owner and one to spare; at most 400 keys, as
+    // SQLite parses `a or b or ...` into a tree as deep as its terms (at most 1000 deep)
+    const keysPerClaimQuery = Math.max(1, Math.min(400, Math.floor((options.maxParameters - 6) / 2)))
+    const claimsPerInsert = Math.max(1, Math.min(1000, Math.floor(options.maxParameters / 8)))
+
+    const releaseMany: Backend["releaseMany"] = (keys, owner) =>
+      keys.length === 0
+        ? Effect.void
+        : Effect.forEach(
+            groupedChunks(keys, keysPerClaimQuery),
+            (chunk) =>
+              use(`amber.release:${chunk[0]!.feature}@${chunk[0]!.version}`, (k) =>
+                k.deleteFrom(CLAIMS).where("owner", "=", owner).where(keysOf(chunk)).execute()
+              ),
+            { discard: true }
+          )
+
+    const renewMany: Backend["renewMany"] = (keys, owner, until) =>
+      Effect.map(
+        Effect.forEach(groupedChunks(keys, keysPerClaimQuery), (chunk) =>
+          use(`amber.renew:${chunk[0]!.feature}@${chunk[0]!.version}`, (k) =>
+            k
+              .updateTable(CLAIMS)
+              .set({ expires_at: until })
+              .where("owner", "=", owner)
+              .where(keysOf(chunk))
+              .executeTakeFirst()
+              .then((r) => Number(r.numUpdatedRows))
+          )
+        ),
+        (counts) => counts.reduce((a, b) => a + b, 0)
+      )
+
     const releaseClaims = (rows: ReadonlyArray<NewRow>, owner: string | undefined) =>
-      owner === undefined ? Effect.void : Effect.forEach(rows, (r) => release(r, owner), { discard: true })
+      owner === undefined ? Effect.void : releaseMany(rows, owner)
 
     const insert: Backend["insert"] = (rows, release) =>
       db.transaction(
@@ -407,7 +464,114 @@ export const make = (
           .then((r) => Number(r.numUpdatedRows) === 1)
       )
 
-    return { register, definitions, get, insert, meta, invalidate, claim, renew, release } satisfies Backend
+    const claimMany: Backend["claimMany"] = (keys, owner, now, leaseMs) =>
+      keys.length === 0
+        ? Effect.succeed([])
+        : db.transaction(
+            Effect.gen(function* () {
+              const operation = `amber.claim:${keys[0]!.feature}@${keys[0]!.version}`
+              const stringOf = (k: Key) => keyString(k.feature, Number(k.version), k.params, k.entity, k.fingerprint)
+              const index = new Map<string, Array<number>>()
+              keys.forEach((key, i) => {
+                const list = index.get(stringOf(key))
+                if (list) list.push(i)
+                else index.set(stringOf(key), [i])
+              })
+              const out: Array<ClaimResult | undefined> = new Array(keys.length).fill(undefined)
+              const claimed: ClaimResult = { _tag: "Claimed", takeover: false }
+              // one multi-row insert per chunk: the keys it wrote are ours. Keys go in one global
+              // order, so two batches sharing keys wait for each other instead of deadlocking
+              const sorted = [...index.keys()].sort().map((ks) => keys[index.get(ks)![0]!]!)
+              for (const chunk of Arr.chunksOf(sorted, claimsPerInsert)) {
+                const inserted = yield* use(operation, (k) =>
+                  k
+                    .insertInto(CLAIMS)
+                    .values(
+                      chunk.map((key) => ({
+                        feature: key.feature,
+                        version: key.version,
+                        params: key.params,
+                        entity: key.entity,
+                        fingerprint: key.fingerprint,
+                        owner,
+                        claimed_at: now,
+                        expires_at: now + leaseMs
+                      }))
+                    )
+                    .onConflict((oc) => oc.doNothing())
+                    .returning(["feature", "version", "params", "entity", "fingerprint"])
+                    .execute()
+                )
+                for (const r of inserted) for (const i of index.get(stringOf(r)) ?? []) out[i] = claimed
+              }
+              // the others are held: by whom, until when
+              const rest = keys.filter((_, i) => out[i] === undefined)
+              for (const chunk of groupedChunks(rest, keysPerClaimQuery)) {
+                const held = yield* use(operation, (k) =>
+                  k
+                    .selectFrom(CLAIMS)
+                    .select(["feature", "version", "params", "entity", "fingerprint", "owner", "expires_at"])
+                    .where(keysOf(chunk))
+                    .execute()
+                )
+                const byKey = new Map(held.map((h) => [stringOf(h), h]))
+                for (const key of chunk) {
+                  const h = byKey.get(stringOf(key))
+                  let result: ClaimResult
+                  if (h === undefined) result = { _tag: "Held", owner: "", expiresAt: now }
+                  else if (h.owner === owner) result = claimed
+                  else if (Number(h.expires_at) > now)
+                    result = { _tag: "Held", owner: h.owner, expiresAt: Number(h.expires_at) }
+                  else {
+                    // the holder's lease ran out: take over, unless another waiter just did
+                    const taken = yield* use(operation, (k) =>
+                      k
+                        .updateTable(CLAIMS)
+                        .set({ owner, claimed_at: now, expires_at: now + leaseMs })
+                        .where(claimOf(key))
+                        .where("owner", "=", h.owner)
+                        .where("expires_at", "=", h.expires_at)
+                        .executeTakeFirst()
+                    )
+                    result =
+                      Number(taken.numUpdatedRows) === 1
+                        ? { _tag: "Claimed", takeover: true }
+                        : { _tag: "Held", owner: "", expiresAt: now }
+                  }
+                  for (const i of index.get(stringOf(key))!) out[i] = result
+                }
+              }
+              // checked after claiming: a value that landed meanwhile wins, and its claim goes
+              const release: Array<Key> = []
+              for (const chunk of groupedChunks(keys, keysPerQuery)) {
+                const stored = yield* get(chunk[0]!.feature, chunk[0]!.version, chunk[0]!.params, chunk)
+                chunk.forEach((key, j) => {
+                  const row = stored[j]
+                  if (row === undefined) return
+                  const indices = index.get(stringOf(key))!
+                  if (out[indices[0]!]!._tag === "Claimed") release.push(key)
+                  for (const i of indices) out[i] = { _tag: "Stored", row }
+                })
+              }
+              yield* releaseMany(release, owner)
+              return out as Array<ClaimResult>
+            })
+          )
+
+    return {
+      register,
+      definitions,
+      get,
+      insert,
+      meta,
+      invalidate,
+      claim,
+      renew,
+      release,
+      claimMany,
+      renewMany,
+      releaseMany
+    } satisfies Backend
   })
 
 const toDefinition = (r: Selectable<Tables[typeof FEATURES]>): FeatureSpec.Definition => ({

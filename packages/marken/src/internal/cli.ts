@@ -5,6 +5,7 @@
  * (`--verbose` adds the cause chain); the index build of `serve` is rendered from
  * the service's `indexEvents`.
  */
+import { StorageError } from "@org/storage"
 import { type CliApp, Command, Options, ValidationError } from "@effect/cli"
 import { FetchHttpClient, HttpServer } from "@effect/platform"
 import { PostgresStorage } from "@org/storage/pg"
@@ -181,7 +182,7 @@ const decodeJson = <A, I>(flag: string, text: string, schema: Schema.Schema<A, I
     catch: (e) =>
       new MarkenConfigError({
         option: flag,
-        message: `--${flag} is not JSON: ${e instanceof Error ? e.message : String(e)}`
+        message: `--${flag} is not JSON: ${StorageError.messageOf(e)}`
       })
   }).pipe(
     Effect.flatMap((value) =>

@@ -30,10 +30,4 @@ export interface Env {
   readonly emit: (event: IndexEvent) => void
 }
 
-export const chunk = <A>(xs: ReadonlyArray<A>, n: number): Array<ReadonlyArray<A>> => {
-  const out: Array<ReadonlyArray<A>> = []
-  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n))
-  return out
-}
-
 export const toNumber = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v))

@@ -1,3 +1,4 @@
+import { StorageError } from "@org/storage"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -364,7 +365,7 @@ export class VectorIndex {
       this.capacity = this.hnsw.getMaxElements()
       this.count = this.hnsw.getCurrentCount()
     } catch (e) {
-      return `unreadable (${e instanceof Error ? e.message : String(e)})`
+      return `unreadable (${StorageError.messageOf(e)})`
     }
     this.maxSeq = m.maxSeq
     return undefined

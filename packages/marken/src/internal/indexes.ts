@@ -3,8 +3,7 @@
  * (or rebuilt) from the database on first use, kept in step with this process's
  * writes and synced with other processes' writes.
  */
-import type { StorageError } from "@org/storage"
-import { Vector } from "@org/storage"
+import { StorageError, Vector } from "@org/storage"
 import { Effect } from "effect"
 import type * as AnnotationType from "../AnnotationType.js"
 import { MarkenFailureError } from "../MarkenError.js"
@@ -33,7 +32,7 @@ export interface IndexChange {
 export const failure = (operation: string) => (cause: unknown) =>
   new MarkenFailureError({
     operation,
-    message: `${operation} failed: ${cause instanceof Error ? cause.message : String(cause)}`
+    message: `${operation} failed: ${StorageError.messageOf(cause)}`
   })
 
 export type Indexes = ReturnType<typeof make>

@@ -12,6 +12,7 @@
  * content types, oversized bodies, every other route) goes through the generic
  * path unchanged.
  */
+import { StorageError } from "@org/storage"
 import { Cause, Either, Exit, Option, ParseResult, Runtime, Schema } from "effect"
 import type * as http from "node:http"
 import type * as Annotations from "../Annotations.js"
@@ -65,7 +66,7 @@ export const make = (options: Options) => {
     try {
       body = JSON.parse(text)
     } catch (e) {
-      const message = e instanceof Error ? e.message : String(e)
+      const message = StorageError.messageOf(e)
       return send(
         res,
         400,

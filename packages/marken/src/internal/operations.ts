@@ -4,11 +4,10 @@
  */
 import type { StorageError } from "@org/storage"
 import type * as Annotation from "../Annotation.js"
-import { Effect } from "effect"
-import { sql } from "kysely"
+import { Array as Arr, Effect } from "effect"
 import { OperationClosedError, OperationNotFoundError } from "../MarkenError.js"
 import type * as Operation from "../Operation.js"
-import { chunk, type Env } from "./env.js"
+import type { Env } from "./env.js"
 import type { IndexKey } from "./hnsw.js"
 import type { Changes, Indexes } from "./indexes.js"
 import { uuidv7 } from "./ids.js"
@@ -86,7 +85,7 @@ export const make = ({ db, nowMs, registry, use }: Env, runs: Runs, indexes: Ind
         // an update takes the row lock (PostgreSQL) inside the transaction; SQLite holds the write lock already
         return k
           .updateTable("marken_operations")
-          .set({ status: sql`status` })
+          .set((eb) => ({ status: eb.ref("status") }))
           .where("id", "=", operationId)
           .returningAll()
           .executeTakeFirst()
@@ -138,7 +137,7 @@ export const make = ({ db, nowMs, registry, use }: Env, runs: Runs, indexes: Ind
 
   const deleteAnnotations = (ids: ReadonlyArray<string>, ch: Changes) =>
     Effect.forEach(
-      chunk(ids, 500),
+      Arr.chunksOf(ids, 500),
       (part) =>
         use("marken.annotations.delete", async (k) => {
           const seqs = await k

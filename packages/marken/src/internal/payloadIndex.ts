@@ -9,6 +9,14 @@
 import type { Database } from "@org/storage"
 import * as crypto from "node:crypto"
 import type { Condition } from "../Query.js"
+import type { Tables } from "./tables.js"
+
+/** The table and columns the payload indexes cover, their names checked by tsc. */
+const ANNOTATIONS: keyof Tables = "marken_annotations"
+type Column = keyof Tables["marken_annotations"]
+const PAYLOAD: Column = "payload"
+const TYPE: Column = "type"
+const VERSION: Column = "version"
 
 /** A declared index path (`payload.a.b`) as the path inside the payload (`["a", "b"]`); undefined when malformed. */
 export const parsePath = (declared: string): ReadonlyArray<string> | undefined => {
@@ -54,11 +62,11 @@ export const dbIndexName = (kind: Kind, path: ReadonlyArray<string>) =>
  * field (the number, or the text cast), so both backends' planners match it.
  */
 export const dbIndexExpression = (caps: Database.Capabilities, kind: Kind, path: ReadonlyArray<string>) =>
-  kind === "number" ? caps.jsonNumber("payload", path) : `cast(${caps.jsonText("payload", path)} as text)`
+  kind === "number" ? caps.jsonNumber(PAYLOAD, path) : `cast(${caps.jsonText(PAYLOAD, path)} as text)`
 
 /** `create index` for a field and kind: type and version first, then the expression. */
 export const createIndexSql = (caps: Database.Capabilities, kind: Kind, path: ReadonlyArray<string>) =>
-  `create index if not exists ${dbIndexName(kind, path)} on marken_annotations (type, version, (${dbIndexExpression(caps, kind, path)}))`
+  `create index if not exists ${dbIndexName(kind, path)} on ${ANNOTATIONS} (${TYPE}, ${VERSION}, (${dbIndexExpression(caps, kind, path)}))`
 
 export const dropIndexSql = (name: string) => `drop index if exists ${name}`
 

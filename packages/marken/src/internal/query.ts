@@ -3,7 +3,18 @@ import { sql, type Expression, type RawBuilder, type SqlBool } from "kysely"
 import * as Region from "../Region.js"
 import type { Condition, GroupBy, Query } from "../Query.js"
 import { InvalidQueryError } from "../MarkenError.js"
-import type { AnnotationRow } from "./tables.js"
+import type { AnnotationRow, Tables } from "./tables.js"
+
+/** A column of `marken_annotations as a` (the alias every query here reads through), its name checked by tsc. */
+export const a = (column: keyof Tables["marken_annotations"] & string) => sql.ref(`a.${column}`)
+
+/** A column of `marken_current as c`, its name checked by tsc. */
+const current = (column: keyof Tables["marken_current"] & string) => sql.ref(`c.${column}`)
+
+/** One of marken's tables, its name checked by tsc. */
+export const table = (name: keyof Tables & string) => sql.table(name)
+
+const payloadColumn: keyof Tables["marken_annotations"] = "payload"
 
 const identifier = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
 
@@ -13,13 +24,13 @@ export const payloadField = (caps: Database.Capabilities, field: string, alias =
   if (path.length === 0 || path.length > 8 || !path.every((p) => identifier.test(p))) {
     throw new InvalidQueryError({ path: "field", message: `invalid field path ${JSON.stringify(field)}` })
   }
-  return sql.raw(caps.jsonText(`${alias}.payload`, path))
+  return sql.raw(caps.jsonText(`${alias}.${payloadColumn}`, path))
 }
 
 /** A payload field as a number, NULL where it holds anything but a JSON number (no failing casts). */
 const payloadNumber = (caps: Database.Capabilities, field: string, alias = "a"): RawBuilder<unknown> => {
   payloadField(caps, field, alias) // validates the path
-  return sql.raw(caps.jsonNumber(`${alias}.payload`, field.split(".")))
+  return sql.raw(caps.jsonNumber(`${alias}.${payloadColumn}`, field.split(".")))
 }
 
 const asText = (e: RawBuilder<unknown>) => sql`cast(${e} as text)`
@@ -67,11 +78,11 @@ const escapeLike = (s: string) => s.replace(/[\\%_]/g, (m) => `\\${m}`)
 const sortColumn = (sort: Query["sort"]) => {
   switch (sort) {
     case "created":
-      return sql`a.created_ms`
+      return a("created_ms")
     case "start":
-      return sql`coalesce(a.start_ns, -1)`
+      return sql`coalesce(${a("start_ns")}, -1)`
     case "confidence":
-      return sql`coalesce(a.confidence, -1)`
+      return sql`coalesce(${a("confidence")}, -1)`
     default:
       return undefined
   }
@@ -87,36 +98,41 @@ export const conditions = (
   const out: Array<Expression<SqlBool>> = []
   if (q.entities !== undefined) {
     if (q.entities.length === 0) out.push(sql<SqlBool>`1 = 0`)
-    else out.push(sql<SqlBool>`a.entity in (${sql.join(q.entities)})`)
+    else out.push(sql<SqlBool>`${a("entity")} in (${sql.join(q.entities)})`)
   }
   if (q.version !== undefined && q.type === undefined) {
     throw new InvalidQueryError({ path: "version", message: "a version requires a type" })
   }
-  if (q.type !== undefined) out.push(sql<SqlBool>`a.type = ${q.type}`)
-  if (q.version !== undefined) out.push(sql<SqlBool>`a.version = ${q.version}`)
+  if (q.type !== undefined) out.push(sql<SqlBool>`${a("type")} = ${q.type}`)
+  if (q.version !== undefined) out.push(sql<SqlBool>`${a("version")} = ${q.version}`)
   if (q.time !== undefined) {
     // half-open ranges [start, end); an instant (start = end) covers its one nanosecond
     const endNs = Math.max(q.time.endNs, q.time.startNs + 1)
     out.push(
-      sql<SqlBool>`(a.start_ns is not null and a.start_ns < ${endNs} and (a.end_ns > ${q.time.startNs} or (a.end_ns = a.start_ns and a.start_ns >= ${q.time.startNs})))`
+      sql<SqlBool>`(${a("start_ns")} is not null and ${a("start_ns")} < ${endNs} and (${a("end_ns")} > ${q.time.startNs} or (${a("end_ns")} = ${a("start_ns")} and ${a("start_ns")} >= ${q.time.startNs})))`
     )
   }
   if (q.region !== undefined) {
     const b = Region.bounds(q.region)
     out.push(
-      sql<SqlBool>`(a.x0 is not null and a.x0 <= ${b.x1} and a.x1 >= ${b.x0} and a.y0 <= ${b.y1} and a.y1 >= ${b.y0})`
+      sql<SqlBool>`(${a("x0")} is not null and ${a("x0")} <= ${b.x1} and ${a("x1")} >= ${b.x0} and ${a("y0")} <= ${b.y1} and ${a("y1")} >= ${b.y0})`
     )
   }
   q.where?.forEach((c, i) => out.push(condition(caps, c, i)))
   if (q.label !== undefined) {
-    out.push(sql<SqlBool>`lower(a.label) like ${`%${escapeLike(q.label.toLowerCase())}%`} escape '\\'`)
+    out.push(sql<SqlBool>`lower(${a("label")}) like ${`%${escapeLike(q.label.toLowerCase())}%`} escape '\\'`)
   }
-  if (q.minConfidence !== undefined) out.push(sql<SqlBool>`a.confidence >= ${q.minConfidence}`)
-  if (q.producer !== undefined) out.push(sql<SqlBool>`a.producer_key = ${q.producer}`)
-  if (q.operationId !== undefined) out.push(sql<SqlBool>`a.operation_id = ${q.operationId}`)
+  if (q.minConfidence !== undefined) out.push(sql<SqlBool>`${a("confidence")} >= ${q.minConfidence}`)
+  if (q.producer !== undefined) out.push(sql<SqlBool>`${a("producer_key")} = ${q.producer}`)
+  if (q.operationId !== undefined) out.push(sql<SqlBool>`${a("operation_id")} = ${q.operationId}`)
   else if (operations !== undefined) {
-    out.push(operations.length === 0 ? sql<SqlBool>`1 = 0` : sql<SqlBool>`a.operation_id in (${sql.join(operations)})`)
-  } else out.push(sql<SqlBool>`a.operation_id in (select c.operation_id from marken_current c)`)
+    out.push(
+      operations.length === 0 ? sql<SqlBool>`1 = 0` : sql<SqlBool>`${a("operation_id")} in (${sql.join(operations)})`
+    )
+  } else
+    out.push(
+      sql<SqlBool>`${a("operation_id")} in (select ${current("operation_id")} from ${table("marken_current")} c)`
+    )
   return out
 }
 
@@ -157,19 +173,19 @@ export const page = (q: Query) => {
   if (q.cursor !== undefined) {
     const c = decodeCursor(q.cursor)
     if (col === undefined) {
-      after.push(desc ? sql<SqlBool>`a.id < ${c.id}` : sql<SqlBool>`a.id > ${c.id}`)
+      after.push(desc ? sql<SqlBool>`${a("id")} < ${c.id}` : sql<SqlBool>`${a("id")} > ${c.id}`)
     } else {
       if (typeof c.v !== "number")
         throw new InvalidQueryError({ path: "cursor", message: "the cursor does not match the sort" })
       after.push(
         desc
-          ? sql<SqlBool>`(${col} < ${c.v} or (${col} = ${c.v} and a.id < ${c.id}))`
-          : sql<SqlBool>`(${col} > ${c.v} or (${col} = ${c.v} and a.id > ${c.id}))`
+          ? sql<SqlBool>`(${col} < ${c.v} or (${col} = ${c.v} and ${a("id")} < ${c.id}))`
+          : sql<SqlBool>`(${col} > ${c.v} or (${col} = ${c.v} and ${a("id")} > ${c.id}))`
       )
     }
   }
   const dir = sql.raw(desc ? "desc" : "asc")
-  const orderBy = col === undefined ? sql`a.id ${dir}` : sql`${col} ${dir}, a.id ${dir}`
+  const orderBy = col === undefined ? sql`${a("id")} ${dir}` : sql`${col} ${dir}, ${a("id")} ${dir}`
   const sortValue = (row: AnnotationRow): number | string => {
     switch (q.sort) {
       case "created":
@@ -189,17 +205,17 @@ export const page = (q: Query) => {
 export const groupExpression = (caps: Database.Capabilities, by: GroupBy): RawBuilder<unknown> => {
   switch (by) {
     case "entity":
-      return sql`a.entity`
+      return a("entity")
     case "type":
-      return sql`a.type`
+      return a("type")
     case "version":
-      return sql`a.version`
+      return a("version")
     case "label":
-      return sql`a.label`
+      return a("label")
     case "producer":
-      return sql`a.producer_key`
+      return a("producer_key")
     case "operation":
-      return sql`a.operation_id`
+      return a("operation_id")
     default: {
       const field = by.slice("payload.".length)
       return asText(payloadField(caps, field))

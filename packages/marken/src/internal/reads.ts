@@ -4,7 +4,7 @@
  */
 import type { StorageError } from "@org/storage"
 import { Vector } from "@org/storage"
-import { Effect, Schema } from "effect"
+import { Array as Arr, Effect, Schema } from "effect"
 import { sql, type Expression, type SqlBool } from "kysely"
 import * as crypto from "node:crypto"
 import type * as Annotation from "../Annotation.js"
@@ -14,7 +14,7 @@ import { AnnotationNotFoundError, InvalidAnnotationError, InvalidQueryError } fr
 import * as Query from "../Query.js"
 import type * as Region from "../Region.js"
 import { formatPath } from "./codec.js"
-import { chunk, toNumber, type Env } from "./env.js"
+import { toNumber, type Env } from "./env.js"
 import * as Sql from "./query.js"
 import type { AnnotationRow } from "./tables.js"
 import { decodeQuery, firstIssue } from "./validation.js"
@@ -52,7 +52,7 @@ export const make = ({ caps, use }: Env) => {
   const vectorsOf = (ids: ReadonlyArray<string>) =>
     Effect.gen(function* () {
       const out = new Map<string, Record<string, Float32Array>>()
-      for (const part of chunk(ids, 500)) {
+      for (const part of Arr.chunksOf(ids, 500)) {
         const rows = yield* use("marken.vectors", (k) =>
           k
             .selectFrom("marken_vectors")
@@ -167,7 +167,7 @@ export const make = ({ caps, use }: Env) => {
         sql<{
           key: unknown
           n: unknown
-        }>`select ${g} as key, count(*) as n from marken_annotations a where ${where(conds)} group by ${g} order by n desc, key asc limit 1000`.execute(
+        }>`select ${g} as key, count(*) as n from ${Sql.table("marken_annotations")} a where ${where(conds)} group by ${g} order by n desc, key asc limit 1000`.execute(
           k
         )
       )

@@ -5,10 +5,10 @@
  */
 import type { StorageError } from "@org/storage"
 import { Vector } from "@org/storage"
-import { Effect, Either } from "effect"
+import { Array as Arr, Effect, Either } from "effect"
 import type * as Annotation from "../Annotation.js"
 import * as Query from "../Query.js"
-import { chunk, type Env } from "./env.js"
+import type { Env } from "./env.js"
 import { uuidv7 } from "./ids.js"
 import type { Changes, Indexes } from "./indexes.js"
 import type { Operations } from "./operations.js"
@@ -43,7 +43,7 @@ export const make = (
       })
       const keys = [...lastOfKey.keys()]
       const existing = new Map<string, string>()
-      for (const part of chunk(keys, 500)) {
+      for (const part of Arr.chunksOf(keys, 500)) {
         const rows = yield* use("marken.upsert.keys", (k) =>
           k
             .selectFrom("marken_annotations")
@@ -90,10 +90,10 @@ export const make = (
       prepared.forEach(({ index, p }, i) => {
         if (p.key !== undefined && lastOfKey.get(p.key) !== i) written.push({ index, id: idOfKey.get(p.key)! })
       })
-      for (const part of chunk(rows, 400)) {
+      for (const part of Arr.chunksOf(rows, 400)) {
         yield* use("marken.upsert.annotations", (k) => k.insertInto("marken_annotations").values(part).execute())
       }
-      for (const part of chunk(vectors, 1000)) {
+      for (const part of Arr.chunksOf(vectors, 1000)) {
         const seqs = yield* use("marken.upsert.vectors", (k) =>
           k
             .insertInto("marken_vectors")
@@ -257,7 +257,7 @@ export const make = (
       const ch = changes()
       const removed = yield* db.transaction(
         Effect.gen(function* () {
-          const known = yield* Effect.forEach(chunk([...new Set(ids)], 500), (part) =>
+          const known = yield* Effect.forEach(Arr.chunksOf([...new Set(ids)], 500), (part) =>
             use("marken.removeMany.ids", (k) =>
               k.selectFrom("marken_annotations").select("id").where("id", "in", part).execute()
             )

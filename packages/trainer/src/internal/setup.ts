@@ -7,6 +7,7 @@ import * as Optimizer from "../Optimizer.js"
 import type { Options } from "../Trainer.js"
 import { type BackendError, type DeviceLostError, ShapeError, TrainerConfigError } from "../TrainerError.js"
 import { onDevice } from "./device.js"
+import { checkOptions, TrainerOptions } from "./options.js"
 import { type Group, layout, makeGroup } from "./group.js"
 import { localReplica, type Replica } from "./replica.js"
 import { isThreaded, threadedReplica } from "./threads.js"
@@ -14,6 +15,7 @@ import { isThreaded, threadedReplica } from "./threads.js"
 /** Refuses options that cannot train, naming the option; checks the data's widths when it is in memory. */
 export const validate = <E>(options: Options<E>): Effect.Effect<void, TrainerConfigError | ShapeError> =>
   Effect.gen(function* () {
+    yield* checkOptions("Trainer", TrainerOptions, options)
     const config = (option: string, message: string) => new TrainerConfigError({ option, message })
     if (options.devices.length === 0) return yield* config("devices", "at least one device is needed")
     const ids = options.devices.map((d) => d.id)
