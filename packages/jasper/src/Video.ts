@@ -364,7 +364,9 @@ const concatPlan = (
     if (run.after !== undefined) {
       const [d1, d2] = [dts[run.last]!, dts[run.after]!]
       if (d2 - d1 < MIN_GAP_NS) return undefined
-      lines.push(`outpoint ${micros(Math.round((d1 + d2) / 2000))}`)
+      // with B-frames a keyframe decodes before it shows: an outpoint before the inpoint (refused by the
+      // demuxer) becomes the inpoint, which only decodes a few more packets
+      lines.push(`outpoint ${micros(Math.max(inpoint, Math.round((d1 + d2) / 2000)))}`)
     }
     lines.push(`duration ${micros(span)}`)
     const offsetNs = (i * span - inpoint) * 1000
