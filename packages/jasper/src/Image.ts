@@ -229,7 +229,6 @@ export const decodeInput = (
   Effect.suspend((): Effect.Effect<Tensor, DecodeError | PixelLimitError | InvalidInputError> => {
     const invalid = checkOptions(options)
     if (invalid) return Effect.fail(invalid)
-    if (isEmpty(input)) return Effect.fail(decodeError(label, "decode", new Error(EMPTY_FILE)))
     const limit = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT
     const channels = options.channels ?? 3
     return Effect.tryPromise({
@@ -253,8 +252,11 @@ export const decodeInput = (
       },
       catch: (cause) => cause
     }).pipe(
+      // an empty file is told apart only once decoding failed (no stat call on the way to a tensor)
       Effect.catchAll((cause) =>
-        isPixelLimit(cause) ? overLimit(input, label, limit) : Effect.fail(decodeError(label, "decode", cause))
+        isPixelLimit(cause)
+          ? overLimit(input, label, limit)
+          : Effect.fail(decodeError(label, "decode", isEmpty(input) ? new Error(EMPTY_FILE) : cause))
       ),
       Effect.map(({ data, info }) => toTensor(data, info.width, info.height, info.channels as 3 | 4, options))
     )

@@ -171,7 +171,7 @@ const videoWithTimeline = (
     const streamEnd = streamDuration !== undefined ? streamStart + streamDuration : undefined
     const bin = yield* Effect.mapError(Process.ffprobe, (e) => fail(label, "video", e.message, e))
     const timeline = yield* Effect.mapError(
-      Timeline.scan(bin, file, Number(v.index), timeBase, rate.right, streamEnd),
+      Timeline.scan(bin, file, Number(v.index), timeBase, rate.right, streamEnd, streams.length),
       (e) => fail(label, "video", e.message, e)
     )
     if (timeline.pts.length === 0) return yield* fail(label, "video", "the video stream has no frames")

@@ -7,6 +7,7 @@
  */
 import { Chunk, Effect, Either, Queue, Stream, type Take } from "effect"
 import * as os from "node:os"
+import * as path from "node:path"
 import * as Process from "./internal/process.js"
 import * as Timeline from "./internal/timeline.js"
 import { DecodeError, InvalidInputError, type ReadError, type UnsupportedMediaError } from "./JasperError.js"
@@ -240,6 +241,20 @@ interface SparsePipeline {
   readonly wanted: ReadonlyArray<number>
   /** How many packets it keeps (decodes). */
   readonly packets: number
+  /**
+   * The same plan per keyframe run: the keyframe, the frames of the first and last packet
+   * kept (decode order), the frame of the packet after the last (none at the end), and
+   * the wanted frames.
+   */
+  readonly runs: ReadonlyArray<SparseRun>
+}
+
+interface SparseRun {
+  readonly key: number
+  readonly first: number
+  readonly last: number
+  readonly after: number | undefined
+  readonly wanted: ReadonlyArray<number>
 }
 
 /**
@@ -286,7 +301,14 @@ const planSparse = (
       seekNs: key > 0 ? Math.floor((t.pts[key - 1]! + t.pts[key]!) / 2) : undefined,
       keep: current.map((g) => [t.pos[order[g.from]!]!, t.pos[order[g.to]!]!] as const),
       wanted: current.flatMap((g) => g.wanted),
-      packets: current.reduce((sum, g) => sum + g.to - g.from + 1, 0)
+      packets: current.reduce((sum, g) => sum + g.to - g.from + 1, 0),
+      runs: current.map((g) => ({
+        key: g.key,
+        first: order[g.from]!,
+        last: order[g.to]!,
+        after: g.to + 1 < n ? order[g.to + 1]! : undefined,
+        wanted: g.wanted
+      }))
     })
     current = []
     size = 0
@@ -298,6 +320,59 @@ const planSparse = (
   }
   flush()
   return out
+}
+
+/** Microseconds as decimal seconds (`-1.500000`), as the concat demuxer reads times. */
+const micros = (us: number) => {
+  const a = Math.abs(us)
+  return `${us < 0 ? "-" : ""}${Math.floor(a / 1e6)}.${String(a % 1e6).padStart(6, "0")}`
+}
+
+/** The closest two packet or frame times may be for a time between them to be written in microseconds. */
+const MIN_GAP_NS = 4_000
+
+/**
+ * A sparse pipeline as one ffmpeg reading the file through a concat list (one entry per
+ * keyframe run: `inpoint` seeks to its keyframe, `outpoint` ends it after its last packet
+ * in decode order), so no packet outside the runs is read into the decoder and no second
+ * process copies packets. Each entry gets its own stretch of the output timeline (a
+ * `duration` of twice the video's length), so a frame is picked by its time there even
+ * if a seek lands on an earlier keyframe. Only for files with this one stream (the
+ * demuxer ends an entry at the first packet of any stream past `outpoint`) and packet
+ * times far enough apart; undefined otherwise.
+ */
+const concatPlan = (
+  file: string,
+  t: Timeline.Timeline,
+  p: SparsePipeline,
+  window: (w: number, offsetNs: number) => string
+): { readonly list: string; readonly select: string } | undefined => {
+  const dts = t.dts
+  const n = t.pts.length
+  if (t.streams !== 1 || dts === undefined || /[\r\n]/.test(file)) return undefined
+  const span = 2 * Math.ceil((t.endNs - t.pts[0]!) / 1000) + 2_000_000
+  const lines = ["ffconcat version 1.0"]
+  const windows: Array<string> = []
+  const quoted = `'${`file:${path.resolve(file)}`.replace(/'/g, "'\\''")}'`
+  for (const [i, run] of p.runs.entries()) {
+    if (run.first !== run.key) return undefined
+    const a = t.pts[run.key]!
+    const b = run.key + 1 < n ? t.pts[run.key + 1]! : t.endNs
+    if (b - a < MIN_GAP_NS) return undefined
+    const inpoint = Math.round((a + b) / 2000)
+    lines.push(`file ${quoted}`, `inpoint ${micros(inpoint)}`)
+    if (run.after !== undefined) {
+      const [d1, d2] = [dts[run.last]!, dts[run.after]!]
+      if (d2 - d1 < MIN_GAP_NS) return undefined
+      // with B-frames a keyframe decodes before it shows: an outpoint before the inpoint (refused by the
+      // demuxer) becomes the inpoint, which only decodes a few more packets
+      lines.push(`outpoint ${micros(Math.max(inpoint, Math.round((d1 + d2) / 2000)))}`)
+    }
+    lines.push(`duration ${micros(span)}`)
+    const offsetNs = (i * span - inpoint) * 1000
+    for (const w of run.wanted) windows.push(window(w, offsetNs))
+  }
+  return { list: `${lines.join("\n")}\n`, select: windows.join("+") }
 }
 
 /** What starting one more ffmpeg costs, as decoding this many pixels (about 20 frames of 1080p). */
@@ -312,13 +387,17 @@ const sparseSaves = (
   t: Timeline.Timeline,
   segments: ReadonlyArray<Segment>,
   pipelines: ReadonlyArray<SparsePipeline>,
-  pixels: number
+  pixels: number,
+  processesEach: number
 ) => {
   const sequential = segments.reduce(
     (sum, s) => sum + (s.wanted[s.wanted.length - 1]! - (t.keyframes.length ? keyframeOf(t, s.from) : 0) + 1) * pixels,
     segments.length * PROCESS_PIXELS
   )
-  const sparse = pipelines.reduce((sum, p) => sum + p.packets * pixels, pipelines.length * 2 * PROCESS_PIXELS)
+  const sparse = pipelines.reduce(
+    (sum, p) => sum + p.packets * pixels,
+    pipelines.length * processesEach * PROCESS_PIXELS
+  )
   return sparse < sequential
 }
 
@@ -494,17 +573,56 @@ export const framesFromFile = (
         sparse && options.sparse !== false && pos !== undefined && timeline.keyframes.length > 0
           ? planSparse({ ...timeline, pos }, wanted, concurrency)
           : []
+      const sec = (ns: number) => Time.formatSeconds(ns)
+      // each wanted frame is the one whose time (moved by `offsetNs`) falls between the midpoints to its neighbours
+      const window = (w: number, offsetNs = 0) => {
+        const lo = w > 0 ? Math.floor((timeline.pts[w - 1]! + timeline.pts[w]!) / 2) : timeline.pts[w]! - 1_000_000_000
+        const hi = Math.floor((timeline.pts[w]! + Timeline.frameEnd(timeline, w)) / 2)
+        return `between(t,${sec(lo + offsetNs)},${sec(hi + offsetNs)})`
+      }
+      const concatPlans = pipelines.map((p) => concatPlan(file, timeline, p, window))
+      const concat = concatPlans.every((c) => c !== undefined)
       if (
         pipelines.length > 0 &&
-        (options.sparse === true || sparseSaves(timeline, segments, pipelines, width * height)) &&
+        (options.sparse === true || sparseSaves(timeline, segments, pipelines, width * height, concat ? 1 : 2)) &&
         (yield* Process.canDropPackets(bin))
       ) {
-        // sparse: the packets a sample needs are kept before the decoder (a stream copy with a
-        // drop expression feeds it), so only the keyframe-to-sample runs are decoded, in
-        // several pipelines at once; the decoder keeps the wanted frames by their timestamps
+        // sparse: only the packets a sample needs reach the decoder, so only the keyframe-to-sample
+        // runs are decoded, in several pipelines at once; the decoder keeps the wanted frames by their
+        // timestamps. A file with one stream is read through a concat list of the runs (one process);
+        // otherwise a stream copy with a drop expression by packet position feeds the decoder.
         const threads = pipelines.length > 1 && concurrency > 1 ? ["-threads", "1"] : []
-        const sec = (ns: number) => Time.formatSeconds(ns)
-        const decodePipeline = (p: SparsePipeline): Stream.Stream<Buffer, DecodeError> => {
+        const turn = orientation === "display" ? rotationFilters(meta.rotation) : []
+        const decodePipeline = (p: SparsePipeline, index: number): Stream.Stream<Buffer, DecodeError> => {
+          const listed = concatPlans[index]
+          if (listed) {
+            return Process.stream({
+              command: bin,
+              args: [
+                ...base,
+                ...threads,
+                "-copyts",
+                "-noautorotate",
+                "-f",
+                "concat",
+                "-safe",
+                "0",
+                "-protocol_whitelist",
+                "file,pipe",
+                "-i",
+                "pipe:0",
+                "-vf",
+                [`select='${listed.select}'`, ...turn, ...scale].join(","),
+                "-frames:v",
+                String(p.wanted.length),
+                ...RAW_RGB_OUT
+              ],
+              stdinText: listed.list,
+              pieceBytes: frameBytes,
+              keepPartial: false,
+              onFailure
+            }).pipe(counted(p.wanted.length, p.wanted[0]!))
+          }
           // keep a packet when its position in the file is in a range
           const keep = p.keep.map(([lo, hi]) => `between(pos\\,${lo}\\,${hi})`).join("+")
           const copy = [
@@ -526,18 +644,7 @@ export const framesFromFile = (
             "nut",
             "pipe:1"
           ]
-          // each wanted frame is the one whose time falls between the midpoints to its neighbours
-          const window = (w: number) => {
-            const lo =
-              w > 0 ? Math.floor((timeline.pts[w - 1]! + timeline.pts[w]!) / 2) : timeline.pts[w]! - 1_000_000_000
-            const hi = Math.floor((timeline.pts[w]! + Timeline.frameEnd(timeline, w)) / 2)
-            return `between(t,${sec(lo)},${sec(hi)})`
-          }
-          const filters = [
-            `select='${p.wanted.map(window).join("+")}'`,
-            ...(orientation === "display" ? rotationFilters(meta.rotation) : []),
-            ...scale
-          ]
+          const filters = [`select='${p.wanted.map((w) => window(w)).join("+")}'`, ...turn, ...scale]
           return Process.stream({
             command: bin,
             args: [
@@ -561,7 +668,12 @@ export const framesFromFile = (
             onFailure
           }).pipe(counted(p.wanted.length, p.wanted[0]!))
         }
-        return deliver(ordered(pipelines.map(decodePipeline), concurrency))
+        return deliver(
+          ordered(
+            pipelines.map((p, i) => decodePipeline(p, i)),
+            concurrency
+          )
+        )
       }
       // several ffmpegs at once each decode on one thread; a single one uses its own threads
       const threads = segments.length > 1 && concurrency > 1 ? ["-threads", "1"] : []

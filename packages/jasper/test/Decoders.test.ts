@@ -179,6 +179,17 @@ layer(withReader(memory), { timeout: 60_000 })(`decoders on generated fixtures, 
             expect(at.map((f) => f.sourceFrame)).toEqual([74, 10, 25])
             for (const f of at) expect(hex(f.data)).toBe(hex(every[f.sourceFrame]!.data))
           }
+          // a name the concat list has to quote, and a file with a sound track (packets of two streams)
+          const quoted = `${fx.dir}/it's sparse.mp4`
+          fs.copyFileSync(file, quoted)
+          const fromQuoted = yield* collect(Video.frames(quoted, { fps: 3, concurrency: 2, sparse: true }))
+          expect(fromQuoted.map((f) => hex(f.data))).toEqual(
+            [0, 8, 16, 25, 33, 41, 50, 58, 66].map((i) => hex(every[i]!.data))
+          )
+          const cutsEvery = yield* collect(Video.frames(fx.cuts, { concurrency: 1 }))
+          const cutsSampled = yield* collect(Video.frames(fx.cuts, { fps: 2, concurrency: 2, sparse: true }))
+          expect(cutsSampled.length).toBeGreaterThan(4)
+          for (const f of cutsSampled) expect(hex(f.data)).toBe(hex(cutsEvery[f.sourceFrame]!.data))
           // the raw fps filter rounding up picks the frame showing at k s (round=near, its default, does not)
           const perSecond = yield* collect(Video.frames(file, { fps: 1, sparse: true }))
           const raw = yield* Effect.promise(

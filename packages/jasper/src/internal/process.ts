@@ -323,11 +323,20 @@ export const stream = <E>(options: {
   readonly onStart?: (pid: number | undefined) => void
   /** A process whose stdout is the input (stdin) of this one. */
   readonly input?: { readonly command: string; readonly args: ReadonlyArray<string> }
+  /** Text written to the process's stdin (then closed), instead of `input`. */
+  readonly stdinText?: string
 }): Stream.Stream<Buffer, E> =>
   Stream.unwrapScoped(
     Effect.gen(function* () {
-      const running = yield* acquire(options.command, options.args, STDERR_TAIL, options.input ? "pipe" : "ignore")
+      const piped = options.input !== undefined || options.stdinText !== undefined
+      const running = yield* acquire(options.command, options.args, STDERR_TAIL, piped ? "pipe" : "ignore")
       const feeder = options.input ? yield* feed(running, options.input.command, options.input.args) : undefined
+      if (options.stdinText !== undefined) {
+        const stdin = running.child.stdin!
+        // the process exiting before it read everything is reported by its exit, not here
+        stdin.on("error", () => {})
+        stdin.end(options.stdinText)
+      }
       options.onStart?.(running.child.pid)
       const cut = chunker(options.pieceBytes)
       const body = Stream.fromAsyncIterable(pieces(running.child.stdout!, cut), (cause) => cause).pipe(Stream.orDie)

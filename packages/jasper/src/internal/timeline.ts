@@ -26,6 +26,13 @@ export interface Timeline {
    * packets by position.
    */
   readonly pos?: ReadonlyArray<number> | undefined
+  /**
+   * The decode time of each frame's packet in nanoseconds (aligned with `pts`), when
+   * `pos` is known and every packet has one.
+   */
+  readonly dts?: ReadonlyArray<number> | undefined
+  /** How many streams the file holds (all kinds), when scanned from a probe. */
+  readonly streams?: number | undefined
 }
 
 const NS = 1_000_000_000n
@@ -66,6 +73,7 @@ export const build = (
           (p.dts === undefined || packets[i - 1]!.dts === undefined || p.dts >= packets[i - 1]!.dts!)))
   )
   const pos = inDecodeOrder ? unique.map((p) => p.pos!) : undefined
+  const dts = pos && unique.every((p) => p.dts !== undefined) ? unique.map((p) => ticksToNs(p.dts!, tb)) : undefined
   if (pts.length === 0) return { pts, keyframes, endNs: streamEndNs ?? 0, constantRate: true }
   const start = pts[0]!
   // constant rate: every packet within half a tick (+1 ns) of the rational grid
@@ -79,7 +87,7 @@ export const build = (
     : streamEndNs !== undefined && streamEndNs > last
       ? streamEndNs
       : last + lastDelta
-  return { pts, keyframes, endNs, constantRate, ...(pos ? { pos } : {}) }
+  return { pts, keyframes, endNs, constantRate, ...(pos ? { pos } : {}), ...(dts ? { dts } : {}) }
 }
 
 /** The timeline of a constant-rate stream from its metadata alone (keyframes unknown). */
@@ -191,7 +199,8 @@ export const remember = (key: string | undefined, timeline: Timeline): void => {
 
 /**
  * Scans the packets of video stream `index` (demuxing only) into a timeline; the
- * stream's end is `streamEndNs` when known. Cached by file.
+ * stream's end is `streamEndNs` when known, `streams` how many streams the file has.
+ * Cached by file.
  */
 export const scan = (
   ffprobe: string,
@@ -199,7 +208,8 @@ export const scan = (
   index: number,
   tb: Time.Rational,
   rate: Time.Rational,
-  streamEndNs: number | undefined
+  streamEndNs: number | undefined,
+  streams?: number
 ): Effect.Effect<Timeline, Error> =>
   Effect.gen(function* () {
     const key = keyOf(file)
@@ -222,8 +232,9 @@ export const scan = (
     )
     if (out.code !== 0) return yield* Effect.fail(new Error(`ffprobe failed: ${Process.summarize(out.stderr)}`))
     const packets = parsePackets(out.stdout.toString("utf8"))
-    const timeline = packets ? build(packets, tb, rate, streamEndNs) : undefined
-    if (!timeline) return yield* Effect.fail(new Error("the video stream has no timestamps"))
+    const built = packets ? build(packets, tb, rate, streamEndNs) : undefined
+    if (!built) return yield* Effect.fail(new Error("the video stream has no timestamps"))
+    const timeline = streams !== undefined ? { ...built, streams } : built
     remember(key, timeline)
     return timeline
   })
