@@ -20,6 +20,7 @@ import {
 import type { Job, TaskResult } from "../Executor.js"
 import type { RunEvent } from "../RunEvent.js"
 import type { Queue, TaskRow } from "./distributedQueue.js"
+import { StorageError } from "@org/storage"
 
 /** A task result as the worker stores it (failures as plain JSON with their extra fields). */
 export interface TaskResultJson {
@@ -194,7 +195,7 @@ export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
       const error = Cause.squash(exit.cause)
       const reason = Exit.isInterrupted(exit)
         ? "the run was interrupted"
-        : `the caller gave up: ${error instanceof Error ? error.message : String(error)}`
+        : `the caller gave up: ${StorageError.messageOf(error)}`
       return queue.cancel(job.run, reason).pipe(Effect.ignore)
     }),
     Effect.mapError((e) => (e._tag === "NoWorkersError" ? e : new ExecutorError({ message: e.message, cause: e })))

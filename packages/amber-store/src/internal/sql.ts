@@ -132,6 +132,8 @@ export const make = (
     // keys join a VALUES list (columns column1, column2 on both SQLite and PostgreSQL): one
     // statement per batch. CROSS JOIN makes SQLite loop over the keys with index lookups;
     // PostgreSQL plans it as any inner join (a hash join for big batches)
+    /** A column of the values table under the alias `v`, its name checked by tsc. */
+    const v = (column: keyof Tables[typeof VALUES] & string) => sql.ref(`v.${column}`)
     const selectValues = (
       k: Db,
       feature: string,
@@ -151,9 +153,9 @@ export const make = (
       parameters[p++] = params
       // each key carries its position, so rows come back to their keys without a lookup
       return templates.query<ValueSelect>(k, `get:${keys.length}`, parameters, () =>
-        sql<ValueSelect>`select k.column3 as i, v.value_json, v.value_bytes from (values ${sql.join(
+        sql<ValueSelect>`select k.column3 as i, ${v("value_json")}, ${v("value_bytes")} from (values ${sql.join(
           keys.map((key, i) => sql`(${key.entity}, ${key.fingerprint}, ${i})`)
-        )}) k cross join ${sql.table(VALUES)} v where v.entity = k.column1 and v.fingerprint = k.column2 and v.feature = ${feature} and v.version = ${version} and v.params = ${params} and v.invalidated_at is null`.compile(
+        )}) k cross join ${sql.table(VALUES)} v where ${v("entity")} = k.column1 and ${v("fingerprint")} = k.column2 and ${v("feature")} = ${feature} and ${v("version")} = ${version} and ${v("params")} = ${params} and ${v("invalidated_at")} is null`.compile(
           k
         )
       )
