@@ -4,7 +4,9 @@
  *    with the adapter and the compute limits it reports (and the share of `--peak-gflops` when given);
  *  - MLP training samples/s for 1, 2 and 4 devices on each backend (CPU devices in worker threads; WebGPU devices
  *    placed on distinct adapters where there are several), the CPU time per sample (all threads), and the share of
- *    a step spent in host synchronisation (handing out shards, waiting for results, averaging);
+ *    a step spent in host synchronisation (handing out shards, waiting for results, averaging), and next to the
+ *    2-vs-1 ratio the machine's ceiling for this workload: the same kernels in 2 independent threads (no
+ *    synchronisation at all) vs 1 thread;
  *  - the CPU backend's MLP training step against @tensorflow/tfjs on its pure JavaScript CPU backend;
  *  - with `--sizes N` (N >= 2048): the data-parallel MLP at a size where a real GPU is busy (hidden width N, batch
  *    N), samples/s for 1 and 2 WebGPU devices and the scaling efficiency.
@@ -252,6 +254,68 @@ parentPort.once("message", () => {
   return (count * one) / (await run(count))
 }
 
+/**
+ * The machine's ceiling for THIS workload: the CPU device scaling's forward, backward and update, one shard-sized
+ * batch per step, on one CPU device in each of `count` independent worker threads (no group, no barrier, nothing
+ * shared), all at once, against one such thread alone: the sum of their samples/s over the one's. What is missing
+ * from `count` here is the kernels meeting in the machine's shared parts (caches, memory, a core's sibling); what
+ * the data-parallel devices lose beyond it is their synchronisation.
+ */
+let ceilingEntry: Promise<string> | undefined
+const ceilingWorker = () =>
+  (ceilingEntry ??= (async () => {
+    // bundled once per run, as the trainer bundles its own worker when it runs from the sources
+    const outfile = path.join(os.tmpdir(), `org-trainer-ceiling-${process.pid}.mjs`)
+    process.once("exit", () => fs.rmSync(outfile, { force: true }))
+    const esbuild = await import("esbuild")
+    await esbuild.build({
+      entryPoints: [path.resolve(import.meta.dirname, "lib", "trainer-ceiling.ts")],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      conditions: ["@org/source"],
+      external: ["esbuild", "webgpu"],
+      outfile,
+      logLevel: "silent"
+    })
+    return outfile
+  })())
+
+const kernelCeiling = async (shape: Shape, count: number, rounds: number, steps: number) => {
+  const entry = await ceilingWorker()
+  const workers = Array.from(
+    { length: count },
+    () => new Worker(entry, { workerData: { ...shape, rows: Math.ceil(shape.batch / count) } })
+  )
+  const run = (ws: ReadonlyArray<Worker>, n: number) =>
+    Promise.all(
+      ws.map(
+        (w) =>
+          new Promise<number>((resolve, reject) => {
+            w.once("message", (m: number | { error: string }) =>
+              typeof m === "number" ? resolve(m) : reject(new Error(m.error))
+            )
+            w.postMessage(n)
+          })
+      )
+    )
+  try {
+    await run(workers, 3) // JIT compilation of the kernels in every thread
+    const ratios: Array<number> = []
+    const alone: Array<number> = []
+    for (let r = 0; r < rounds; r++) {
+      const [one] = await run(workers.slice(0, 1), steps)
+      const all = await run(workers, steps)
+      alone.push(one!)
+      ratios.push(all.reduce((a, b) => a + b, 0) / one!)
+    }
+    return { ratios, alone }
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()))
+  }
+}
+
 const loadAverage = () => os.loadavg()[0]!
 const load = (value = loadAverage()) => `load average ${value.toFixed(1)} on ${os.availableParallelism()} cores`
 
@@ -337,14 +401,17 @@ const main = Effect.gen(function* () {
     yield* trainRate(yield* Cpu.makeMany(4), SCALING, 3)
     const runs = new Map<number, Array<Rate>>(counts.map((c) => [c, []]))
     const ceilings: Array<number> = []
+    const workload: Array<number> = []
     const loads: Array<number> = []
     for (let round = 0; round < ROUNDS; round++) {
       for (const count of counts)
         runs.get(count)!.push(yield* trainRate(yield* Cpu.makeMany(count), SCALING, CPU_STEPS))
       ceilings.push(yield* Effect.promise(() => rawThreadScaling(2)))
+      const kernels = yield* Effect.promise(() => kernelCeiling(SCALING, 2, 1, CPU_STEPS))
+      workload.push(kernels.ratios[0]!)
       loads.push(loadAverage())
       console.log(
-        `round ${round + 1}: ${counts.map((c) => `${c} device(s) ${runs.get(c)!.at(-1)!.samplesPerSecond.toFixed(1)} samples/s`).join(", ")}; 2 threads vs 1 ${ceilings.at(-1)!.toFixed(3)}x; ${load()}`
+        `round ${round + 1}: ${counts.map((c) => `${c} device(s) ${runs.get(c)!.at(-1)!.samplesPerSecond.toFixed(1)} samples/s`).join(", ")}; 2 threads vs 1 ${ceilings.at(-1)!.toFixed(3)}x; this workload's kernels in 2 independent threads vs 1 ${workload.at(-1)!.toFixed(3)}x; ${load()}`
       )
     }
     const results = counts.map((count) => ({ count, r: best(runs.get(count)!) }))
@@ -368,6 +435,25 @@ const main = Effect.gen(function* () {
         `best of ${ROUNDS}, one per round of the CPU device runs (all rounds: ${ceilings.map((c) => c.toFixed(3)).join(", ")}); the same fixed work per thread; 2.0 on two idle cores; ${loadNow}`
       )
     )
+    const workloadCeiling = Math.max(...workload)
+    rows.push(
+      row(
+        "machine ceiling for this workload: its kernels in 2 independent threads vs 1",
+        workloadCeiling,
+        "x",
+        null,
+        `best of ${ROUNDS}, one per round (all rounds: ${workload.map((c) => c.toFixed(3)).join(", ")}); each thread trains ${shapeText({ ...SCALING, batch: SCALING.batch / 2 })} on one CPU device of its own (forward, backward, update; no group, no barrier, nothing shared) for ${CPU_STEPS} steps; the sum of both threads' samples/s / one thread's alone: what the machine's shared parts (caches, memory) leave of 2 cores to these kernels; ${loadNow}`
+      )
+    )
+    rows.push(
+      row(
+        "MLP train CPU backend, 2 devices: share of the workload ceiling",
+        two / workloadCeiling,
+        "fraction",
+        null,
+        "(2-device samples/s / 1-device) / the best ratio of the kernels in 2 independent threads: what the data-parallel structure (sharding, reduction, barriers) loses"
+      )
+    )
     rows.push(
       row(
         "MLP train CPU backend, 2 devices: share of that ceiling",
@@ -388,7 +474,7 @@ const main = Effect.gen(function* () {
     )
     rows.push(row("machine: load average during the CPU device runs", Math.max(...loads), "runnable", null, loadNow))
     console.log(
-      `CPU devices, ${shapeText(SCALING)}: 2 vs 1 = ${two.toFixed(3)}x, 4 vs 1 = ${(results[2]!.r.samplesPerSecond / results[0]!.r.samplesPerSecond).toFixed(3)}x; the machine's 2 threads vs 1 = ${ceiling.toFixed(3)}x (2 devices reach ${((100 * two) / ceiling).toFixed(1)}% of it); host synchronisation ${(100 * results[1]!.r.syncShare).toFixed(1)}% of a 2-device step; ${loadNow}`
+      `CPU devices, ${shapeText(SCALING)}: 2 vs 1 = ${two.toFixed(3)}x, 4 vs 1 = ${(results[2]!.r.samplesPerSecond / results[0]!.r.samplesPerSecond).toFixed(3)}x; the machine's 2 threads vs 1 = ${ceiling.toFixed(3)}x (2 devices reach ${((100 * two) / ceiling).toFixed(1)}% of it); the workload's kernels in 2 independent threads vs 1 = ${workloadCeiling.toFixed(3)}x; host synchronisation ${(100 * results[1]!.r.syncShare).toFixed(1)}% of a 2-device step; ${loadNow}`
     )
   }
   if (adapter && only === undefined) {
@@ -475,7 +561,7 @@ const main = Effect.gen(function* () {
   const cpuScaling = only !== "big"
   const superseded = (r: Row) =>
     measured.has(r.metric) ||
-    (cpuScaling && (r.metric.startsWith("MLP train CPU backend") || r.metric.startsWith("machine:")))
+    (cpuScaling && (r.metric.startsWith("MLP train CPU backend") || r.metric.startsWith("machine")))
   const kept = only === undefined ? [] : previousRows().filter((r) => !superseded(r))
   report("trainer", [...rows, ...kept])
 })

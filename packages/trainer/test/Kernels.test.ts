@@ -70,6 +70,40 @@ const matmulSizes: ReadonlyArray<readonly [number, number, number]> = [
 
 const activations = Backend.activations
 
+/** The plain i-k-j loop into a Float32Array (every multiply-add rounded to float32, k in order): the CPU reference. */
+const plainMatmul = (a: Float32Array, b: Float32Array, M: number, K: number, N: number, tA: boolean, tB: boolean) => {
+  const C = new Float32Array(M * N)
+  for (let i = 0; i < M; i++) {
+    for (let k = 0; k < K; k++) {
+      const aik = tA ? a[k * M + i]! : a[i * K + k]!
+      for (let j = 0; j < N; j++) C[i * N + j]! += aik * (tB ? b[j * K + k]! : b[k * N + j]!)
+    }
+  }
+  return C
+}
+
+describe("CPU kernels", () => {
+  it("matmul is cache-blocked and equals the plain loop bit for bit, with every transpose", async () => {
+    const cpu = Cpu.unsafeMake()
+    // more than one block of k (256) and of rows (64), edge tiles of every width, zeros (ReLU outputs) in A
+    const sizes = [...matmulSizes, [130, 600, 70], [70, 513, 9], [256, 257, 258], [5, 1000, 1]] as const
+    for (const [M, K, N] of sizes) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const a = randoms(M * 7 + K, M * K).map((x) => (x < -0.3 ? 0 : x))
+          const b = randoms(N * 13 + K, K * N)
+          const A = cpu.upload(transA ? [K, M] : [M, K], a)
+          const B = cpu.upload(transB ? [N, K] : [K, N], b)
+          const C = await cpu.read(cpu.matmul(A, B, { transA, transB }))
+          expect(C, `${M}x${K}x${N} transA ${transA} transB ${transB}`).toEqual(
+            plainMatmul(a, b, M, K, N, transA, transB)
+          )
+        }
+      }
+    }
+  })
+})
+
 if (webgpuSkip) {
   describe.skip(`WebGPU kernels against the CPU reference (${webgpuSkip})`, () => {
     it("skipped", () => undefined)
