@@ -325,7 +325,7 @@ for (const adapter of StorageTesting.adapters().filter((a) => a.name !== "sqlite
             expect(denied.stderr.trim()).toBe("marken: UnauthorizedError: the bearer token is not valid")
           }).pipe(Effect.scoped)
         ),
-      300_000
+      600_000
     )
   })
 }

@@ -229,7 +229,9 @@ const decodeJson = <A, I>(flag: string, text: string, schema: Schema.Schema<A, I
 
 const clientOf = (baseUrl: string) =>
   Effect.gen(function* () {
+    // an empty MARKEN_TOKEN is no token
     const token = yield* Config.redacted("MARKEN_TOKEN").pipe(
+      Config.validate({ message: "empty", validation: (t) => Redacted.value(t).length > 0 }),
       Effect.mapError(
         () =>
           new MarkenConfigError({ option: "MARKEN_TOKEN", message: "set MARKEN_TOKEN to a bearer token of the server" })
