@@ -4,7 +4,11 @@
  * same parameters, filtered kNN at 1% and 10% selectivity, and HTTP query latency
  * under concurrent clients on loopback.
  * Run: npm run bench -- marken   (MARKEN_BENCH_N overrides the 100,000 vectors)
- *      npm run bench -- marken --only http   (only the HTTP rows: kNN throughput with 8 clients, query latency)
+ *      npm run bench -- marken --only http     (only the HTTP rows: kNN throughput with 8 clients, query latency)
+ *      npm run bench -- marken --only filter   (only the filtered kNN rows, against Marken's unfiltered search at ef=64)
+ * A run with --only replaces its own rows in bench/results/marken.json and keeps the others.
+ * MARKEN_BENCH_DIR=<folder> keeps the SQLite file and the index there and reuses them on the next run
+ * with the same N (the data is seeded, so it is the same), sparing the ingest and the build.
  */
 import { HttpServer } from "@effect/platform"
 import { Effect, Layer, ManagedRuntime, Schema } from "effect"
@@ -14,17 +18,19 @@ import * as http from "node:http"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Worker } from "node:worker_threads"
+import Sqlite from "better-sqlite3"
 import { Annotations, AnnotationType, MarkenServer, Registry } from "@org/marken"
 import { SqliteStorage } from "@org/storage/sqlite"
 import { report, row, type Row } from "./lib/report.js"
 
 const onlyAt = process.argv.indexOf("--only")
 const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : undefined
-if (only !== undefined && only !== "http") {
-  console.error(`--only: ${only} is not a section (http)`)
+if (only !== undefined && only !== "http" && only !== "filter") {
+  console.error(`--only: ${only} is not a section (http, filter)`)
   process.exit(2)
 }
 const httpOnly = only === "http"
+const filterOnly = only === "filter"
 const N = Number(process.env.MARKEN_BENCH_N ?? 100_000)
 const DIM = 128
 const K = 10
@@ -114,7 +120,7 @@ const main = async () => {
   log(
     `${N} x ${DIM}-d vectors, ${CLUSTERS} clusters, ${QUERIES} queries, k=${K}, M=${M}, efConstruction=${EF_CONSTRUCTION}`
   )
-  const truth = httpOnly ? [] : queries.map((q) => exact(q, () => true))
+  const truth = httpOnly || filterOnly ? [] : queries.map((q) => exact(q, () => true))
   // filtered searches: each query its own filter (1%: one bucket; 10%: ten buckets), so no two share a matching set
   const filters = {
     "1%": queries.map((_, qi) => ({ from: qi % 100, to: (qi % 100) + 1 })),
@@ -123,22 +129,29 @@ const main = async () => {
   const inFilter = (label: "1%" | "10%", qi: number) => (i: number) =>
     bucketOf(i) >= filters[label][qi]!.from && bucketOf(i) < filters[label][qi]!.to
   const truthFiltered = {
-    "1%": httpOnly ? [] : queries.map((q, qi) => exact(q, inFilter("1%", qi))),
-    "10%": httpOnly ? [] : queries.map((q, qi) => exact(q, inFilter("10%", qi)))
+    "1%": only ? [] : queries.map((q, qi) => exact(q, inFilter("1%", qi))),
+    "10%": only ? [] : queries.map((q, qi) => exact(q, inFilter("10%", qi)))
   }
   log(`ground truth in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
 
-  // ---- raw hnswlib-node ----
+  // ---- raw hnswlib-node (not built for --only: no row of those sections compares with it) ----
   const raw = new hnswlib.HierarchicalNSW("cosine", DIM)
   raw.initIndex({ maxElements: N, m: M, efConstruction: EF_CONSTRUCTION, randomSeed: 100 })
   let t = performance.now()
-  if (!httpOnly) for (let i = 0; i < N; i++) raw.addPoint(Array.from(data[i]!), i)
+  if (!only) for (let i = 0; i < N; i++) raw.addPoint(Array.from(data[i]!), i)
   const rawBuildMs = performance.now() - t
-  log(`raw build ${(rawBuildMs / 1000).toFixed(1)} s`)
+  if (!only) log(`raw build ${(rawBuildMs / 1000).toFixed(1)} s`)
   const rawQueries = queries.map((q) => Array.from(q))
 
   // ---- Marken on a SQLite file, index folder beside it ----
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-marken-"))
+  const keep = process.env.MARKEN_BENCH_DIR
+  const dir = keep ?? fs.mkdtempSync(path.join(os.tmpdir(), "bench-marken-"))
+  const stamp = path.join(dir, "bench-n.txt")
+  const reuse = keep !== undefined && fs.existsSync(stamp) && fs.readFileSync(stamp, "utf8") === String(N)
+  if (keep !== undefined && !reuse) {
+    fs.rmSync(dir, { recursive: true, force: true })
+    fs.mkdirSync(dir, { recursive: true })
+  }
   const storage = SqliteStorage.layer({ filename: path.join(dir, "marken.db") })
   const services = Annotations.layerWithRegistry({
     indexDirectory: path.join(dir, "index"),
@@ -158,11 +171,18 @@ const main = async () => {
   await run(registry.register(Frame))
 
   t = performance.now()
-  const op = await run(
-    annotations.start({ type: "frame", version: "1.0", producer: { algorithm: "bench", version: "1" } })
-  )
   const ids: Array<string> = new Array(N)
-  for (let i = 0; i < N; i += 2000) {
+  if (reuse) {
+    const db = new Sqlite(path.join(dir, "marken.db"), { readonly: true })
+    for (const r of db.prepare("select id, key from marken_annotations").all() as Array<{ id: string; key: string }>)
+      ids[Number(r.key)] = r.id
+    db.close()
+    log(`reusing ${dir}`)
+  }
+  const op = reuse
+    ? undefined
+    : await run(annotations.start({ type: "frame", version: "1.0", producer: { algorithm: "bench", version: "1" } }))
+  for (let i = 0; op !== undefined && i < N; i += 2000) {
     const batch = data.slice(i, i + 2000).map((v, j) => ({
       entity: `video:${(i + j) % 1000}`,
       key: `${i + j}`,
@@ -172,7 +192,7 @@ const main = async () => {
     const r = await run(annotations.upsert(op.id, batch))
     for (const w of r.written) ids[i + w.index] = w.id
   }
-  await run(annotations.finish(op.id))
+  if (op !== undefined) await run(annotations.finish(op.id))
   const ingestMs = performance.now() - t
   log(`marken ingest ${(ingestMs / 1000).toFixed(1)} s`)
   const indexOf = new Map(ids.map((id, i) => [id, i]))
@@ -180,15 +200,20 @@ const main = async () => {
   const stats = await run(annotations.loadIndex({ type: "frame", version: "1.0", field: "embedding" }))
   const buildMs = performance.now() - t
   log(`marken index ${stats.origin} in ${(buildMs / 1000).toFixed(1)} s`)
-  rows.push(row(`write ${N} annotations with ${DIM}-d vectors (one operation, SQLite file)`, ingestMs, "ms", null))
-  rows.push(
-    row(
-      `build HNSW index of ${N} (Marken: from the database, persisted) vs raw addPoint loop`,
-      buildMs,
-      "ms",
-      rawBuildMs
+  if (keep !== undefined) fs.writeFileSync(stamp, String(N))
+  // the write and build rows only from a whole run: the raw build is measured only then (and a reused
+  // folder neither writes nor builds)
+  if (!only && !reuse) {
+    rows.push(row(`write ${N} annotations with ${DIM}-d vectors (one operation, SQLite file)`, ingestMs, "ms", null))
+    rows.push(
+      row(
+        `build HNSW index of ${N} (Marken: from the database, persisted) vs raw addPoint loop`,
+        buildMs,
+        "ms",
+        rawBuildMs
+      )
     )
-  )
+  }
 
   // ---- recall and QPS at several ef ----
   let unfilteredQps = 0
@@ -202,10 +227,11 @@ const main = async () => {
       ef,
       ...(filter ? { filter } : {})
     })
-  for (const ef of httpOnly ? [] : [16, 32, 64, 128]) {
+  // --only filter: Marken's unfiltered search at ef=64 alone (the baseline of the filtered rows), no raw rows
+  for (const ef of httpOnly ? [] : filterOnly ? [64] : [16, 32, 64, 128]) {
     raw.setEf(ef)
     // warm both
-    for (let i = 0; i < 20; i++) raw.searchKnn(rawQueries[i]!, K)
+    if (!filterOnly) for (let i = 0; i < 20; i++) raw.searchKnn(rawQueries[i]!, K)
     await run(Effect.forEach(queries.slice(0, 20), (q) => search(q, ef)))
     // alternate raw and ours in blocks of 10 queries, so that load from other processes hits both alike
     const rawGot: Array<Array<number>> = []
@@ -216,13 +242,15 @@ const main = async () => {
     const BLOCK = 10
     for (let rep = 0; rep < ROUNDS; rep++) {
       for (let b = 0; b < QUERIES; b += BLOCK) {
-        raw.setEf(ef)
-        const tr = performance.now()
-        for (let i = b; i < b + BLOCK; i++) {
-          const r = raw.searchKnn(rawQueries[i]!, K)
-          if (rep === 0) rawGot.push(r.neighbors)
+        if (!filterOnly) {
+          raw.setEf(ef)
+          const tr = performance.now()
+          for (let i = b; i < b + BLOCK; i++) {
+            const r = raw.searchKnn(rawQueries[i]!, K)
+            if (rep === 0) rawGot.push(r.neighbors)
+          }
+          rawBlocks.push(performance.now() - tr)
         }
-        rawBlocks.push(performance.now() - tr)
         const got = await run(
           Effect.gen(function* () {
             // timed inside the effect, like the raw loop: the searches, not the harness starting a fiber
@@ -240,12 +268,16 @@ const main = async () => {
         if (rep === 0) ourHits.push(...got)
       }
     }
-    const ours = ourHits.map((hits) => hits.map((h) => indexOf.get(h.id)!))
     // the median block: robust against bursts of load from other processes on this shared machine
-    const rawQps = BLOCK / (percentile(rawBlocks, 50) / 1000)
     const ourQps = BLOCK / (percentile(ourBlocks, 50) / 1000)
-    const ourRecall = recallOf(ours, truth)
     if (ef === 64) unfilteredQps = ourQps
+    if (filterOnly) {
+      log(`unfiltered ef=${ef}: QPS ${ourQps.toFixed(0)} (the baseline of the filtered rows)`)
+      continue
+    }
+    const ours = ourHits.map((hits) => hits.map((h) => indexOf.get(h.id)!))
+    const rawQps = BLOCK / (percentile(rawBlocks, 50) / 1000)
+    const ourRecall = recallOf(ours, truth)
     const rawRecall = recallOf(rawGot, truth)
     rows.push(row(`recall@${K} at ef=${ef} (vs exact)`, ourRecall, "recall", rawRecall))
     rows.push(
@@ -388,7 +420,7 @@ const main = async () => {
   }
   // what a post-filtered raw search returns (the failure peers have): top-k, then filter
   raw.setEf(64)
-  for (const label of httpOnly ? [] : (["1%", "10%"] as const)) {
+  for (const label of only ? [] : (["1%", "10%"] as const)) {
     const naive = rawQueries.map((q, qi) => raw.searchKnn(q, K).neighbors.filter(inFilter(label, qi)))
     rows.push(
       row(
@@ -401,6 +433,7 @@ const main = async () => {
     )
   }
 
+  if (filterOnly) return finish(runtime, dir, keep, t0)
   // ---- HTTP latency under concurrent clients on loopback ----
   const baseUrl = await run(
     Effect.map(HttpServer.HttpServer, (s) =>
@@ -546,11 +579,26 @@ const main = async () => {
     `HTTP kNN throughput: ${httpRps.toFixed(0)} req/s (in process ${inRps.toFixed(0)}/s), p50 ${percentile(over.latencies, 50).toFixed(2)} ms, p99 ${percentile(over.latencies, 99).toFixed(2)} ms; ${httpLoadNote}`
   )
   agent.destroy()
+  return finish(runtime, dir, keep, t0)
+}
 
+const finish = async (
+  runtime: { readonly dispose: () => Promise<void> },
+  dir: string,
+  keep: string | undefined,
+  t0: number
+) => {
   await runtime.dispose()
-  fs.rmSync(dir, { recursive: true, force: true })
+  if (keep === undefined) fs.rmSync(dir, { recursive: true, force: true })
   log(`total ${((performance.now() - t0) / 1000).toFixed(1)} s`)
-  report("marken", rows)
+  // a run of one section replaces its rows and keeps the others of the last whole run
+  const file = path.resolve(import.meta.dirname, "results", "marken.json")
+  const mine = new Set(rows.map((r) => r.metric))
+  const kept: Array<Row> =
+    only && fs.existsSync(file)
+      ? (JSON.parse(fs.readFileSync(file, "utf8")) as Array<Row>).filter((r) => !mine.has(r.metric))
+      : []
+  report("marken", [...kept, ...rows])
 }
 
 main().catch((e) => {

@@ -5,7 +5,7 @@ import { Annotations, AnnotationType, Registry } from "@org/marken"
 import { Database } from "@org/storage"
 import { StorageTesting } from "@org/storage/testing"
 import { VectorIndex } from "../src/internal/hnsw.js"
-import { dbIndexName } from "../src/internal/payloadIndex.js"
+import { dbIndexName, PayloadMirror } from "../src/internal/payloadIndex.js"
 import * as Sql from "../src/internal/query.js"
 import { clustered, exactCosine } from "./fixtures.js"
 
@@ -262,4 +262,68 @@ describe("the cost model of filtered kNN", () => {
     clustered(5_000, 4, 3, 1).forEach((v, i) => forced.add({ seq: i + 1, id: `a${i}`, op: "o", vector: v }))
     expect(forced.plan(1_500, 10, 64).exact).toBe(true)
   })
+
+  it("counts the exact scan that follows a traversal finding fewer than k: a 5% set scans at once", () => {
+    const tuning = { m: 4, efConstruction: 8, ef: 64, exactThreshold: undefined }
+    const idx = new VectorIndex({ type: "t", version: "1.0", field: "f" }, 4, "cosine", tuning)
+    idx.init(20_000)
+    clustered(20_000, 4, 3, 1).forEach((v, i) => idx.add({ seq: i + 1, id: `a${i}`, op: "o", vector: v }))
+    // 5% of 20,000: a traversal of about 416 candidates (832 at m=4) beats a scan of 1,000 only if
+    // it never falls back; with half the scan counted (500) the scan wins
+    const five = idx.plan(1_000, 10, 64)
+    expect(five.ef * 2 * tuning.m * 0.25).toBeLessThan(five.exactCost)
+    expect(five.exact).toBe(true)
+    expect(five.traverseCost).toBeGreaterThan(five.exactCost)
+    // 10%: a traversal of 216 candidates (432, plus 1,000) still wins over a scan of 2,000
+    expect(idx.plan(2_000, 10, 64).exact).toBe(false)
+  })
+})
+
+describe("the exact scan over the payload mirror's slots", () => {
+  for (const metric of ["cosine", "l2"] as const) {
+    it(`gives what a scan of every matching label gives (${metric}, zero vectors, two operations, deletions)`, () => {
+      const tuning = { m: 16, efConstruction: 32, ef: 64, exactThreshold: undefined }
+      const idx = new VectorIndex({ type: "t", version: "1.0", field: "f" }, 16, metric, tuning)
+      idx.init(3_000)
+      const mirror = new PayloadMirror([["score"], ["genre"]], (label) => idx.slotOf(label))
+      idx.mirror = mirror
+      const vectors = clustered(3_000, 16, 10, 3)
+      vectors.forEach((v, i) => {
+        const vector = i % 97 === 0 ? new Float32Array(16) : v
+        idx.add({
+          seq: i + 1,
+          id: `a${i}`,
+          op: i % 5 === 0 ? "old" : "current",
+          vector,
+          payload: { score: i % 50, genre: i % 3 === 0 ? "drama" : "comedy" }
+        })
+      })
+      for (let i = 0; i < 3_000; i += 11) idx.remove(i + 1)
+      const visibleOp = (op: string) => op === "current"
+      const visible = (label: number) => idx.labels.get(label)?.op === "current"
+      const wheres = [
+        [{ field: "score", op: "range" as const, gte: 10, lt: 13 }],
+        [{ field: "score", op: "in" as const, values: [3, 7, 41] }],
+        [{ field: "genre", op: "eq" as const, value: "drama" }],
+        [
+          { field: "genre", op: "eq" as const, value: "drama" },
+          { field: "score", op: "range" as const, gt: 5, lte: 30 }
+        ]
+      ]
+      for (const where of wheres) {
+        const matching = mirror.match(where, visible)
+        expect(matching.slots).toBeDefined()
+        expect(matching.slots!.exact).toBe(where.length === 1)
+        for (const qi of [0, 5, 1234, 2999]) {
+          const q = vectors[qi]!
+          const fast = idx.exactSlots(q, 10, matching.slots!.parts, visibleOp, matching.slots!.exact, matching.accept)
+          const slow = idx.exact(idx.prepare(q), 10, matching.labels, undefined, matching.accept)
+          expect(fast.map((h) => h.label)).toEqual(slow.map((h) => h.label))
+          fast.forEach((h, i) => expect(h.distance).toBeCloseTo(slow[i]!.distance, 5))
+        }
+      }
+      // a mix of numbers and strings may list a label twice: no slots, the label path
+      expect(mirror.match([{ field: "score", op: "in", values: [3, "3"] }], visible).slots).toBeUndefined()
+    })
+  }
 })

@@ -181,7 +181,14 @@ for (const adapter of StorageTesting.adapters().filter((a) => a.name !== "sqlite
 const marken = (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
   const child = spawn(process.execPath, ["--conditions=@org/source", "--import", tsx, bin, ...args], {
     cwd: root,
-    env: { ...process.env, MARKEN_READ_TOKENS: "", MARKEN_WRITE_TOKENS: "", MARKEN_DATABASE: "", ...env },
+    env: {
+      ...process.env,
+      MARKEN_READ_TOKENS: "",
+      MARKEN_WRITE_TOKENS: "",
+      MARKEN_DATABASE: "",
+      MARKEN_SCHEMA: "",
+      ...env
+    },
     stdio: ["ignore", "pipe", "pipe"]
   })
   let stdout = ""
@@ -214,6 +221,12 @@ describe("marken CLI", () => {
         expect(badPort.code).toBe(1)
         expect(badPort.stderr.trim().split("\n")).toHaveLength(1)
         expect(badPort.stderr).toContain("port")
+        const schemaOnSqlite = yield* runCli(["serve", "--database", db, "--schema", "s1", "--port", "0"], {
+          MARKEN_READ_TOKENS: "r"
+        })
+        expect(schemaOnSqlite.code).toBe(1)
+        expect(schemaOnSqlite.stderr.trim().split("\n")).toHaveLength(1)
+        expect(schemaOnSqlite.stderr).toContain("--schema: s1 is a PostgreSQL schema")
         const badQuery = yield* runCli(["query", "--query", '{"limit": 5000}'], { MARKEN_TOKEN: "r" })
         expect(badQuery.code).toBe(1)
         expect(badQuery.stderr).toContain("--query")
@@ -225,84 +238,94 @@ describe("marken CLI", () => {
       }),
     300_000
   )
-
-  it.live(
-    "serve on a SQLite file builds the index at start (progress on stderr); types, search and query talk to it",
-    () =>
-      Effect.gen(function* () {
-        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "marken-cli-"))
-        const db = path.join(dir, "m.db")
-        const vectors = yield* Effect.scoped(
-          seed(3000).pipe(
-            Effect.provide(Annotations.layerWithRegistry().pipe(Layer.provide(SqliteStorage.layer({ filename: db }))))
-          )
-        )
-        const server = marken(["serve", "--port", "0", "--index", "eager"], {
-          MARKEN_DATABASE: db,
-          MARKEN_READ_TOKENS: "reader,both",
-          MARKEN_WRITE_TOKENS: "both"
-        })
-        yield* Effect.addFinalizer(() =>
-          Effect.promise(async () => {
-            server.child.kill("SIGTERM")
-            await server.exit
-            fs.rmSync(dir, { recursive: true, force: true })
-          })
-        )
-        // wait for the address and the ready line
-        const url = yield* Effect.promise(
-          () =>
-            new Promise<string>((resolve, reject) => {
-              const timer = setInterval(() => {
-                const { stdout, stderr } = server.output()
-                const m = /listening on (http:\/\/\S+)/.exec(stdout)
-                if (m && stderr.includes("indexes ready")) {
-                  clearInterval(timer)
-                  resolve(m[1]!)
-                }
-              }, 100)
-              void server.exit.then((code) => {
-                clearInterval(timer)
-                reject(new Error(`serve exited with ${code}: ${server.output().stderr}`))
-              })
-            })
-        )
-        const stderr = server.output().stderr
-        expect(stderr).toContain("index shot@1.0#embedding: building from the database (3000 vectors)")
-        expect(stderr).toContain("3000/3000 (100%)")
-        expect(stderr).toMatch(/index shot@1\.0#embedding: ready, 3000 vectors/)
-        const env = { MARKEN_TOKEN: "reader", MARKEN_URL: url }
-        const types = yield* runCli(["types"], env)
-        expect(types.code).toBe(0)
-        expect(types.stdout.trim()).toBe("shot\t1.0\tembedding:8/cosine")
-        const search = yield* runCli(
-          [
-            "search",
-            "--type",
-            "shot",
-            "--type-version",
-            "1.0",
-            "--field",
-            "embedding",
-            "--vector",
-            JSON.stringify(Array.from(vectors[0]!)),
-            "-k",
-            "3",
-            "--json"
-          ],
-          env
-        )
-        expect(search.code).toBe(0)
-        const hits = JSON.parse(search.stdout)
-        expect(hits).toHaveLength(3)
-        expect(hits[0].distance).toBeLessThan(1e-5)
-        const query = yield* runCli(["query", "--query", '{"entities":["video:1"],"limit":2}', "--json"], env)
-        expect(query.code).toBe(0)
-        expect(JSON.parse(query.stdout).items.map((a: any) => a.entity)).toEqual(["video:1", "video:1"])
-        const denied = yield* runCli(["types"], { ...env, MARKEN_TOKEN: "nobody" })
-        expect(denied.code).toBe(1)
-        expect(denied.stderr.trim()).toBe("marken: UnauthorizedError: the bearer token is not valid")
-      }).pipe(Effect.scoped),
-    300_000
-  )
 })
+
+for (const adapter of StorageTesting.adapters().filter((a) => a.name !== "sqlite-memory")) {
+  if (adapter.skip) {
+    describe.skip(`marken CLI serve on ${adapter.name} (${adapter.skip})`, () => {
+      it("skipped", () => undefined)
+    })
+    continue
+  }
+  describe(`marken CLI serve on ${adapter.name}`, () => {
+    it.live(
+      `serve on ${adapter.name} builds the index at start (progress on stderr); types, search and query talk to it`,
+      () =>
+        withShared(adapter, "marken_cli", (shared) =>
+          Effect.gen(function* () {
+            const vectors = yield* Effect.scoped(
+              seed(3000).pipe(Effect.provide(Annotations.layerWithRegistry().pipe(Layer.provide(shared.layer))))
+            )
+            const { location } = shared
+            // SQLite: the file; PostgreSQL: the URL and the schema (from the environment, as a deployment sets them)
+            const server = marken(["serve", "--port", "0", "--index", "eager"], {
+              MARKEN_DATABASE: location.kind === "pg" ? location.url! : location.filename!,
+              ...(location.kind === "pg" ? { MARKEN_SCHEMA: location.schema! } : {}),
+              MARKEN_READ_TOKENS: "reader,both",
+              MARKEN_WRITE_TOKENS: "both"
+            })
+            yield* Effect.addFinalizer(() =>
+              Effect.promise(async () => {
+                server.child.kill("SIGTERM")
+                await server.exit
+              })
+            )
+            // wait for the address and the ready line
+            const url = yield* Effect.promise(
+              () =>
+                new Promise<string>((resolve, reject) => {
+                  const timer = setInterval(() => {
+                    const { stdout, stderr } = server.output()
+                    const m = /listening on (http:\/\/\S+)/.exec(stdout)
+                    if (m && stderr.includes("indexes ready")) {
+                      clearInterval(timer)
+                      resolve(m[1]!)
+                    }
+                  }, 100)
+                  void server.exit.then((code) => {
+                    clearInterval(timer)
+                    reject(new Error(`serve exited with ${code}: ${server.output().stderr}`))
+                  })
+                })
+            )
+            const stderr = server.output().stderr
+            expect(stderr).toContain("index shot@1.0#embedding: building from the database (3000 vectors)")
+            expect(stderr).toContain("3000/3000 (100%)")
+            expect(stderr).toMatch(/index shot@1\.0#embedding: ready, 3000 vectors/)
+            const env = { MARKEN_TOKEN: "reader", MARKEN_URL: url }
+            const types = yield* runCli(["types"], env)
+            expect(types.code).toBe(0)
+            expect(types.stdout.trim()).toBe("shot\t1.0\tembedding:8/cosine")
+            const search = yield* runCli(
+              [
+                "search",
+                "--type",
+                "shot",
+                "--type-version",
+                "1.0",
+                "--field",
+                "embedding",
+                "--vector",
+                JSON.stringify(Array.from(vectors[0]!)),
+                "-k",
+                "3",
+                "--json"
+              ],
+              env
+            )
+            expect(search.code).toBe(0)
+            const hits = JSON.parse(search.stdout)
+            expect(hits).toHaveLength(3)
+            expect(hits[0].distance).toBeLessThan(1e-5)
+            const query = yield* runCli(["query", "--query", '{"entities":["video:1"],"limit":2}', "--json"], env)
+            expect(query.code).toBe(0)
+            expect(JSON.parse(query.stdout).items.map((a: any) => a.entity)).toEqual(["video:1", "video:1"])
+            const denied = yield* runCli(["types"], { ...env, MARKEN_TOKEN: "nobody" })
+            expect(denied.code).toBe(1)
+            expect(denied.stderr.trim()).toBe("marken: UnauthorizedError: the bearer token is not valid")
+          }).pipe(Effect.scoped)
+        ),
+      600_000
+    )
+  })
+}

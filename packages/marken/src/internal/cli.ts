@@ -27,6 +27,13 @@ const database = Options.text("database").pipe(
   Options.withDescription("a SQLite file, or a postgres:// URL (default: $MARKEN_DATABASE)"),
   Options.withFallbackConfig(Config.string("MARKEN_DATABASE"))
 )
+const schemaFlag = Options.text("schema").pipe(
+  Options.withDescription(
+    "the PostgreSQL schema to use, created when missing (default: $MARKEN_SCHEMA, else the server's search path)"
+  ),
+  Options.withFallbackConfig(Config.string("MARKEN_SCHEMA")),
+  Options.optional
+)
 const port = Options.integer("port").pipe(
   Options.withAlias("p"),
   Options.withDescription("the port (0 picks a free one)"),
@@ -76,9 +83,13 @@ const tokensFromEnv = Effect.gen(function* () {
   )
 )
 
-const storageOf = (db: string) =>
-  /^postgres(ql)?:\/\//.test(db)
-    ? PostgresStorage.layer({ url: Redacted.make(db) })
+const isPostgres = (db: string) => /^postgres(ql)?:\/\//.test(db)
+const storageOf = (db: string, schema: Option.Option<string>) =>
+  isPostgres(db)
+    ? PostgresStorage.layer({
+        url: Redacted.make(db),
+        ...Option.match(schema, { onNone: () => ({}), onSome: (s) => ({ schema: s }) })
+      })
     : SqliteStorage.layer({ filename: db })
 
 const ms = (x: number) => (x >= 10_000 ? `${(x / 1000).toFixed(1)} s` : `${Math.round(x)} ms`)
@@ -105,64 +116,83 @@ const renderIndexEvent = (event: Annotations.IndexEvent) => {
   }
 }
 
-const serve = Command.make("serve", { database, port, host, indexDir, index, maxBody, verbose }, (flags) =>
-  guarded(
-    flags,
-    Effect.gen(function* () {
-      // every flag and variable checked before the database is opened
-      const tokens = yield* tokensFromEnv
-      const serverOptions = {
-        tokens,
-        port: flags.port,
-        host: flags.host,
-        ...Option.match(flags.maxBody, { onNone: () => ({}), onSome: (maxBodyBytes) => ({ maxBodyBytes }) })
-      }
-      yield* MarkenServer.decodeOptions({
-        tokens,
-        ...("maxBodyBytes" in serverOptions ? { maxBodyBytes: serverOptions.maxBodyBytes } : {})
-      })
-      if (flags.port < 0 || flags.port > 65535) {
-        return yield* new MarkenConfigError({
-          option: "port",
-          message: `--port: ${flags.port} is not a port (0 to 65535)`
-        })
-      }
-      const services = Annotations.layerWithRegistry({
-        index: flags.index,
-        ...(Option.isSome(flags.indexDir) ? { indexDirectory: flags.indexDir.value } : {})
-      }).pipe(Layer.provide(storageOf(flags.database)))
-      const app = MarkenServer.layerNode(serverOptions).pipe(Layer.provideMerge(services))
-      yield* Effect.gen(function* () {
-        const annotations = yield* Annotations.Annotations
-        const server = yield* HttpServer.HttpServer
-        const address =
-          server.address._tag === "TcpAddress"
-            ? `http://${server.address.hostname}:${server.address.port}`
-            : server.address.path
-        yield* Console.log(`marken: listening on ${address}`)
-        if (flags.index === "lazy") {
-          // each index as its first search loads it
-          yield* Stream.runForEach(annotations.indexEvents, renderIndexEvent).pipe(Effect.forkScoped)
-        } else {
-          // the eager build: every vector field of the types registered now, rendered as it goes
-          const types = yield* (yield* Registry).list()
-          const expected = types.reduce((n, d) => n + Object.keys(d.vectors).length, 0)
-          let finished = 0
-          if (expected > 0) {
-            yield* Stream.runForEach(
-              annotations.indexEvents.pipe(
-                Stream.takeUntil((e) => (e._tag === "IndexReady" || e._tag === "IndexFailed") && ++finished >= expected)
-              ),
-              renderIndexEvent
-            )
-          }
-          yield* annotations.ready
-          yield* Console.error(`marken: indexes ready (${expected})`)
+const serve = Command.make(
+  "serve",
+  { database, schema: schemaFlag, port, host, indexDir, index, maxBody, verbose },
+  (flags) =>
+    guarded(
+      flags,
+      Effect.gen(function* () {
+        // every flag and variable checked before the database is opened
+        const tokens = yield* tokensFromEnv
+        const serverOptions = {
+          tokens,
+          port: flags.port,
+          host: flags.host,
+          ...Option.match(flags.maxBody, { onNone: () => ({}), onSome: (maxBodyBytes) => ({ maxBodyBytes }) })
         }
-        return yield* Effect.never
-      }).pipe(Effect.provide(app))
-    })
-  )
+        yield* MarkenServer.decodeOptions({
+          tokens,
+          ...("maxBodyBytes" in serverOptions ? { maxBodyBytes: serverOptions.maxBodyBytes } : {})
+        })
+        // an empty MARKEN_SCHEMA is no schema
+        const schemaName = Option.filter(flags.schema, (s) => s.length > 0)
+        if (Option.isSome(schemaName) && !isPostgres(flags.database)) {
+          return yield* new MarkenConfigError({
+            option: "schema",
+            message: `--schema: ${schemaName.value} is a PostgreSQL schema, and ${flags.database} is not a postgres:// URL`
+          })
+        }
+        if (Option.isSome(schemaName) && !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(schemaName.value)) {
+          return yield* new MarkenConfigError({
+            option: "schema",
+            message: `--schema: ${schemaName.value} is not a schema name (letters, digits and _, at most 63)`
+          })
+        }
+        if (flags.port < 0 || flags.port > 65535) {
+          return yield* new MarkenConfigError({
+            option: "port",
+            message: `--port: ${flags.port} is not a port (0 to 65535)`
+          })
+        }
+        const services = Annotations.layerWithRegistry({
+          index: flags.index,
+          ...(Option.isSome(flags.indexDir) ? { indexDirectory: flags.indexDir.value } : {})
+        }).pipe(Layer.provide(storageOf(flags.database, schemaName)))
+        const app = MarkenServer.layerNode(serverOptions).pipe(Layer.provideMerge(services))
+        yield* Effect.gen(function* () {
+          const annotations = yield* Annotations.Annotations
+          const server = yield* HttpServer.HttpServer
+          const address =
+            server.address._tag === "TcpAddress"
+              ? `http://${server.address.hostname}:${server.address.port}`
+              : server.address.path
+          yield* Console.log(`marken: listening on ${address}`)
+          if (flags.index === "lazy") {
+            // each index as its first search loads it
+            yield* Stream.runForEach(annotations.indexEvents, renderIndexEvent).pipe(Effect.forkScoped)
+          } else {
+            // the eager build: every vector field of the types registered now, rendered as it goes
+            const types = yield* (yield* Registry).list()
+            const expected = types.reduce((n, d) => n + Object.keys(d.vectors).length, 0)
+            let finished = 0
+            if (expected > 0) {
+              yield* Stream.runForEach(
+                annotations.indexEvents.pipe(
+                  Stream.takeUntil(
+                    (e) => (e._tag === "IndexReady" || e._tag === "IndexFailed") && ++finished >= expected
+                  )
+                ),
+                renderIndexEvent
+              )
+            }
+            yield* annotations.ready
+            yield* Console.error(`marken: indexes ready (${expected})`)
+          }
+          return yield* Effect.never
+        }).pipe(Effect.provide(app))
+      })
+    )
 ).pipe(
   Command.withDescription("serve a Marken database over HTTP (tokens from MARKEN_READ_TOKENS / MARKEN_WRITE_TOKENS)")
 )
@@ -200,7 +230,9 @@ const decodeJson = <A, I>(flag: string, text: string, schema: Schema.Schema<A, I
 
 const clientOf = (baseUrl: string) =>
   Effect.gen(function* () {
+    // an empty MARKEN_TOKEN is no token
     const token = yield* Config.redacted("MARKEN_TOKEN").pipe(
+      Config.validate({ message: "empty", validation: (t) => Redacted.value(t).length > 0 }),
       Effect.mapError(
         () =>
           new MarkenConfigError({ option: "MARKEN_TOKEN", message: "set MARKEN_TOKEN to a bearer token of the server" })

@@ -57,6 +57,40 @@ interface Meta {
 
 const sha256File = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex")
 
+/**
+ * A WebAssembly kernel (128-bit SIMD) for the exact scan: `l2(q, v, bytes, bound)` sums
+ * (q[i] - v[i])^2 over `bytes / 4` floats at byte offsets `q` and `v` of its memory, in
+ * blocks of 32, returning early once the sum reaches `bound`. Built from these bytes (the
+ * encoded module, 180 bytes); undefined where the runtime has no WebAssembly SIMD.
+ */
+const L2_WASM =
+  "AGFzbQEAAAABCQFgBH9/f30BfQIPAQNlbnYGbWVtb3J5AgABAwIBAAcGAQJsMgAACpkBAZYBBQF/AX8BewF9AXsCQANAIAQgAk8NAf0MAAAAAAAAAAAAAAAAAAAAACEGIARBgAFqIgUgAiAFIAJJGyEFA0AgACAEav0ABAAgASAEav0ABAD95QEiCCAI/eYBIAb95AEhBiAEQRBqIgQgBUkNAAsgByAG/R8AkiAG/R8BkiAG/R8CkiAG/R8DkiIHIANgDQEMAAsLIAcL"
+/** The part of the WebAssembly API used here (the package's TypeScript libs do not declare it). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer
+  grow(pages: number): number
+}
+interface WasmApi {
+  readonly Memory: new (descriptor: { initial: number }) => WasmMemory
+  readonly Module: new (bytes: Uint8Array) => object
+  readonly Instance: new (module: object, imports: object) => { readonly exports: Record<string, unknown> }
+}
+type L2 = (q: number, v: number, bytes: number, bound: number) => number
+const wasmApi = (globalThis as { WebAssembly?: WasmApi }).WebAssembly
+let l2Module: object | null | undefined
+const l2Kernel = (memory: WasmMemory): L2 | undefined => {
+  if (l2Module === undefined) {
+    try {
+      l2Module = wasmApi ? new wasmApi.Module(Buffer.from(L2_WASM, "base64")) : null
+    } catch {
+      l2Module = null
+    }
+  }
+  if (l2Module === null || !wasmApi) return undefined
+  return new wasmApi.Instance(l2Module, { env: { memory } }).exports.l2 as L2
+}
+const PAGE = 65536
+
 const normalizeInto = (
   v: Float32Array | ReadonlyArray<number>,
   out: Float32Array | Array<number>,
@@ -80,6 +114,20 @@ export class VectorIndex {
   private readonly slots = new Map<number, number>()
   private free: Array<number> = []
   private data: Float32Array
+  /**
+   * With the WebAssembly kernel (dimensions a multiple of 4), `data` lives in its memory after
+   * the query (`wasmBase` bytes in); the memory grows in place, up to its 4 GiB, then `data`
+   * moves to a plain array and scans go without the kernel.
+   */
+  private wasm: { memory: WasmMemory; l2: L2 } | undefined
+  private readonly wasmBase: number
+  /** Per slot: its label, and its operation as a code (-1: a free slot), for scans without lookups. */
+  private slotLabel = new Float64Array(1024)
+  private slotOp = new Int32Array(1024).fill(-1)
+  /** Per slot: the squared norm of the stored vector (1, or 0 for a zero vector, under cosine). */
+  private slotNorm = new Float32Array(1024)
+  private readonly opCodes = new Map<string, number>()
+  private readonly opNames: Array<string> = []
   private used = 0
   maxSeq = 0
   /** Elements in the graph (deleted ones included) and its capacity, mirrored to spare native calls. */
@@ -101,7 +149,41 @@ export class VectorIndex {
   ) {
     this.hnsw = new hnswlib.HierarchicalNSW(metric, dimension)
     this.scratch = Array.from({ length: dimension }, () => 0.5)
-    this.data = new Float32Array(dimension * 1024)
+    this.wasmBase = Math.ceil((dimension * 4) / 64) * 64
+    const floats = dimension * 1024
+    if (dimension % 4 === 0 && wasmApi) {
+      try {
+        const memory = new wasmApi.Memory({ initial: Math.ceil((this.wasmBase + floats * 4) / PAGE) })
+        const l2 = l2Kernel(memory)
+        if (l2) this.wasm = { memory, l2 }
+      } catch {
+        this.wasm = undefined
+      }
+    }
+    this.data = this.wasm ? new Float32Array(this.wasm.memory.buffer, this.wasmBase, floats) : new Float32Array(floats)
+  }
+
+  /** Room for `floats` stored floats (in place in the kernel's memory while it can grow). */
+  private grow(floats: number) {
+    if (this.wasm) {
+      const bytes = this.wasmBase + floats * 4
+      const have = this.wasm.memory.buffer.byteLength
+      try {
+        if (bytes > have) this.wasm.memory.grow(Math.ceil((bytes - have) / PAGE))
+        this.data = new Float32Array(this.wasm.memory.buffer, this.wasmBase, floats)
+        return
+      } catch {
+        // past the 4 GiB of a WebAssembly memory: a plain array from here on
+        const old = new Float32Array(this.wasm.memory.buffer, this.wasmBase, this.data.length)
+        this.wasm = undefined
+        this.data = new Float32Array(floats)
+        this.data.set(old)
+        return
+      }
+    }
+    const bigger = new Float32Array(floats)
+    bigger.set(this.data)
+    this.data = bigger
   }
 
   init(capacity: number) {
@@ -119,24 +201,51 @@ export class VectorIndex {
     return this.labels.size
   }
 
-  private store(label: number, vector: Float32Array | ReadonlyArray<number>) {
+  private store(label: number, op: string, vector: Float32Array | ReadonlyArray<number>) {
     let slot = this.slots.get(label)
     if (slot === undefined) {
       slot = this.free.pop() ?? this.used++
       this.slots.set(label, slot)
       if ((slot + 1) * this.dimension > this.data.length) {
-        const bigger = new Float32Array(Math.max(this.data.length * 2, (slot + 1) * this.dimension))
-        bigger.set(this.data)
-        this.data = bigger
+        this.grow(Math.max(this.data.length * 2, (slot + 1) * this.dimension))
+      }
+      if (slot >= this.slotOp.length) {
+        const n = Math.max(this.slotOp.length * 2, slot + 1)
+        const labels = new Float64Array(n)
+        labels.set(this.slotLabel)
+        this.slotLabel = labels
+        const ops = new Int32Array(n).fill(-1)
+        ops.set(this.slotOp)
+        this.slotOp = ops
+        const norms = new Float32Array(n)
+        norms.set(this.slotNorm)
+        this.slotNorm = norms
       }
     }
-    normalizeInto(vector, this.data, slot * this.dimension, this.metric)
+    let code = this.opCodes.get(op)
+    if (code === undefined) {
+      code = this.opNames.length
+      this.opCodes.set(op, code)
+      this.opNames.push(op)
+    }
+    this.slotLabel[slot] = label
+    this.slotOp[slot] = code
+    const o = slot * this.dimension
+    normalizeInto(vector, this.data, o, this.metric)
+    let norm = 0
+    for (let i = 0; i < this.dimension; i++) norm += this.data[o + i]! * this.data[o + i]!
+    this.slotNorm[slot] = norm
+  }
+
+  /** The storage slot of a label's vector (stable until the label is removed). */
+  slotOf(label: number): number | undefined {
+    return this.slots.get(label)
   }
 
   /** Records a live label without touching the graph (the graph already has it). */
   track(row: Row) {
     this.labels.set(row.seq, { id: row.id, op: row.op })
-    this.store(row.seq, row.vector)
+    this.store(row.seq, row.op, row.vector)
     if (this.mirror && row.payload !== undefined) this.mirror.set(row.seq, row.payload)
     if (row.seq > this.maxSeq) this.maxSeq = row.seq
   }
@@ -159,6 +268,7 @@ export class VectorIndex {
     const slot = this.slots.get(label)
     if (slot !== undefined) {
       this.slots.delete(label)
+      this.slotOp[slot] = -1
       this.free.push(slot)
     }
     try {
@@ -218,6 +328,77 @@ export class VectorIndex {
   }
 
   /**
+   * Exact k nearest among storage slots (`parts`, each slot once): a slot counts when its
+   * operation is visible (`ops`, by operation code) and, unless `exact`, `accept` takes its
+   * label. One pass over the stored vectors, without a lookup per slot.
+   */
+  exactSlots(
+    q: Float32Array | ReadonlyArray<number>,
+    k: number,
+    parts: ReadonlyArray<ArrayLike<number>>,
+    visibleOp: (op: string) => boolean,
+    exact: boolean,
+    accept: (label: number) => boolean,
+    skip?: number
+  ): Array<{ label: number; distance: number }> {
+    const d = this.dimension
+    const wasm = this.wasm
+    // the query where the kernel reads it (the start of its memory), or a plain array
+    const query = wasm ? new Float32Array(wasm.memory.buffer, 0, d) : new Float32Array(d)
+    normalizeInto(q, query, 0, this.metric)
+    const l2 = wasm?.l2
+    const base = this.wasmBase
+    const bytes = d * 4
+    const ops = new Uint8Array(this.opNames.length)
+    for (let i = 0; i < ops.length; i++) ops[i] = visibleOp(this.opNames[i]!) ? 1 : 0
+    const cosine = this.metric === "cosine"
+    let qn = 0
+    for (let i = 0; i < d; i++) qn += query[i]! * query[i]!
+    const data = this.data
+    const slotOp = this.slotOp
+    const slotLabel = this.slotLabel
+    const slotNorm = this.slotNorm
+    const heap = new TopK(k)
+    // the squared distance |q - v|^2, summed 32 components at a time and abandoned once it
+    // cannot beat the k-th best; under cosine (unit or zero vectors) 1 - q.v = 1 - (|q|^2 + |v|^2 - |q - v|^2) / 2
+    for (const part of parts) {
+      for (let p = 0; p < part.length; p++) {
+        const slot = part[p]!
+        const op = slotOp[slot]!
+        if (op < 0 || ops[op] !== 1) continue
+        const label = slotLabel[slot]!
+        if (label === skip || (!exact && !accept(label))) continue
+        const worst = heap.worst
+        const bound = cosine ? 2 * (worst - 1) + qn + slotNorm[slot]! : worst
+        const o = slot * d
+        let sum = 0
+        let i = l2 ? d : 0
+        if (l2) sum = l2(0, base + o * 4, bytes, bound)
+        while (i < d && sum < bound) {
+          const end = i + 32 < d ? i + 32 : d
+          let a = 0
+          let b = 0
+          for (; i + 1 < end; i += 2) {
+            const x = query[i]! - data[o + i]!
+            const y = query[i + 1]! - data[o + i + 1]!
+            a += x * x
+            b += y * y
+          }
+          if (i < end) {
+            const x = query[i]! - data[o + i]!
+            a += x * x
+            i++
+          }
+          sum += a + b
+        }
+        if (sum >= bound) continue
+        heap.push(cosine ? 1 - (qn + slotNorm[slot]! - sum) / 2 : sum, label)
+      }
+    }
+    return heap.sorted().map(([distance, label]) => ({ label, distance }))
+  }
+
+  /**
    * The k nearest labels accepted by `accept`. Filtering happens here in JS on
    * over-fetched candidates (never inside hnswlib's native search, whose JS filter
    * callback can crash the process).
@@ -243,10 +424,16 @@ export class VectorIndex {
     const total = this.count
     const want = k + (skip !== undefined ? 1 : 0)
     if (matching !== undefined) {
+      const slots = "slots" in matching ? matching.slots : undefined
+      const visibleOp = "visibleOp" in matching ? matching.visibleOp : undefined
+      const scan = () =>
+        slots !== undefined && visibleOp !== undefined
+          ? this.exactSlots(q, k, slots.parts, visibleOp, slots.exact, accept, skip)
+          : this.exact(this.prepare(q), k, matching.labels, skip, accept)
       const plan = this.plan(matching.size, want, ef)
-      if (plan.exact) return this.exact(this.prepare(q), k, matching.labels, skip, accept)
+      if (plan.exact) return scan()
       const out = this.traverse(q, k, plan.fetch, plan.ef, accept, skip)
-      return out.length >= k ? out : this.exact(this.prepare(q), k, matching.labels, skip, accept)
+      return out.length >= k ? out : scan()
     }
     let fetch = Math.min(total, want)
     for (;;) {
@@ -263,15 +450,23 @@ export class VectorIndex {
   /**
    * Exact scan or traversal for a matching set of `size` labels: the candidates a
    * traversal fetches so that about twice `want` of them match, and the costs of
-   * both (in distance computations, native ones a quarter of a JS one).
+   * both (in distance computations of the scan's kernel, a native one in the graph a quarter of one).
+   *
+   * The fetch assumes the matches are spread like the rest; a filter aligned against
+   * the query (its matches far from where the walk goes) finds fewer than `want`, and
+   * the exact scan follows the traversal. That fallback is counted at even odds
+   * (`FALLBACK_ODDS`): a traversal costs its own distances plus half the scan, so the
+   * scan wins up to twice the traversal's cost, and a failed traversal costs at most
+   * three times what the scan alone would have.
    */
   plan(size: number, want: number, ef: number) {
     const live = Math.max(1, this.labels.size)
     const selectivity = Math.min(1, Math.max(size, 1) / live)
     const fetch = Math.min(this.count, Math.ceil((2 * want) / selectivity) + 16)
     const searchEf = Math.max(ef, fetch)
-    const exactCost = size
-    const traverseCost = searchEf * 2 * this.tuning.m * 0.25
+    // the scan's distances in the WebAssembly kernel; about twice as dear in plain JS
+    const exactCost = size * (this.wasm ? 1 : 2)
+    const traverseCost = searchEf * 2 * this.tuning.m * 0.25 + FALLBACK_ODDS * exactCost
     const exact =
       size <= want ||
       (this.tuning.exactThreshold !== undefined && size <= this.tuning.exactThreshold) ||
@@ -371,6 +566,9 @@ export class VectorIndex {
     return undefined
   }
 }
+
+/** The odds, in the cost model of filtered search, that a traversal finds fewer than k and scans after all. */
+const FALLBACK_ODDS = 0.5
 
 /** A bounded max-heap keeping the k smallest distances. */
 export class TopK<T = number> {

@@ -116,7 +116,7 @@ export const make = ({ caps, directory, emit, instance, nowMs, syncInterval, tun
         Effect.flatMap((rows) =>
           entry.lock.withPermits(1)(
             Effect.sync(() => {
-              const mirror = new PayloadMirror(paths)
+              const mirror = new PayloadMirror(paths, (label) => idx.slotOf(label))
               for (const r of rows) {
                 const seq = Number(r.seq)
                 if (idx.labels.has(seq)) mirror.set(seq, caps.readJson(r.payload))

@@ -121,14 +121,35 @@ export interface Matching {
   readonly size: number
   readonly labels: Iterable<number>
   readonly accept: (label: number) => boolean
+  /**
+   * The same set as the vector index's storage slots (see `PayloadMirror`), each at most
+   * once, in parts; `exact` when every slot satisfies the conditions (visibility aside),
+   * so an exact scan tests only the operation of each slot.
+   */
+  readonly slots?: { readonly parts: ReadonlyArray<ArrayLike<number>>; readonly exact: boolean }
+  /** Which operations' vectors the search may return (the runs or the `operationId` of the filter). */
+  readonly visibleOp?: (op: string) => boolean
 }
 
 interface Sorted {
-  /** Labels whose value is a number, by value. */
+  /** Labels whose value is a number, by value (and their slots, in the same order). */
   readonly numbers: Float64Array
   readonly numberLabels: Float64Array
-  /** Labels by the text of their value. */
+  readonly numberSlots: Int32Array
+  /** Labels (and slots) by the text of their value. */
   readonly texts: Map<string, Array<number>>
+  readonly textSlots: Map<string, Int32Array>
+  /** Every label had a slot when sorted. */
+  readonly slotted: boolean
+}
+
+/** Where a condition's matching labels are: their count, the labels, their slots, whether they are exactly the matches. */
+interface Source {
+  readonly size: number
+  readonly labels: Iterable<number>
+  readonly slots: ReadonlyArray<ArrayLike<number>>
+  /** Every label satisfies the condition, and none is listed twice. */
+  readonly exact: boolean
 }
 
 const lowerBound = (xs: Float64Array, x: number, strict: boolean) => {
@@ -142,7 +163,12 @@ const lowerBound = (xs: Float64Array, x: number, strict: boolean) => {
   return lo
 }
 
-/** The indexed payload values of a vector index's labels, sorted on demand after changes. */
+/**
+ * The indexed payload values of a vector index's labels, sorted on demand after changes.
+ * With `slotOf` (the vector index's storage slot of a label), the sorted lists carry the
+ * slots too, so an exact scan reads the matching vectors without a lookup per label: the
+ * slot of a label in the mirror stays the same until the label is deleted, which re-sorts.
+ */
 export class PayloadMirror {
   private readonly values = new Map<number, ReadonlyArray<unknown>>()
   private sorted: Array<Sorted> | undefined
@@ -150,7 +176,10 @@ export class PayloadMirror {
   /** The field paths (as in `where`) this mirror answers, and their positions. */
   readonly fields: ReadonlyMap<string, number>
 
-  constructor(readonly paths: ReadonlyArray<ReadonlyArray<string>>) {
+  constructor(
+    readonly paths: ReadonlyArray<ReadonlyArray<string>>,
+    private readonly slotOf: (label: number) => number | undefined = () => undefined
+  ) {
     this.fields = new Map(paths.map((p, i) => [p.join("."), i]))
   }
 
@@ -193,39 +222,45 @@ export class PayloadMirror {
         }
       }
       nums.sort((a, b) => a[0] - b[0])
+      const slotsOf = (labels: ArrayLike<number>) => Int32Array.from(labels, (l) => this.slotOf(l) ?? -1)
+      const numberLabels = Float64Array.from(nums, (n) => n[1])
+      const numberSlots = slotsOf(numberLabels)
+      const textSlots = new Map([...texts].map(([t, labels]) => [t, slotsOf(labels)]))
       return {
         numbers: Float64Array.from(nums, (n) => n[0]),
-        numberLabels: Float64Array.from(nums, (n) => n[1]),
-        texts
+        numberLabels,
+        numberSlots,
+        texts,
+        textSlots,
+        slotted: !numberSlots.includes(-1) && [...textSlots.values()].every((xs) => !xs.includes(-1))
       }
     })
     return this.sorted
   }
 
   /** The labels one condition can match, when the sorted values narrow them (not for `exists`). */
-  private source(c: Condition, s: Sorted): { size: number; labels: Iterable<number> } | undefined {
-    const texts = (q: string | number | boolean): Array<ArrayLike<number> & Iterable<number>> => {
-      if (typeof q === "boolean") return (q ? ["true", "1"] : ["false", "0"]).map((t) => s.texts.get(t) ?? [])
-      return [s.texts.get(String(q)) ?? []].filter((l) => l.length > 0)
-    }
-    const slice = (lo: number, hi: number) => ({
-      size: Math.max(0, hi - lo),
-      labels: s.numberLabels.subarray(lo, Math.max(lo, hi))
+  private source(c: Condition, s: Sorted): Source | undefined {
+    const noSlots = new Int32Array(0)
+    type Part = { readonly labels: ArrayLike<number> & Iterable<number>; readonly slots: ArrayLike<number> }
+    const text = (t: string): Part => ({ labels: s.texts.get(t) ?? [], slots: s.textSlots.get(t) ?? noSlots })
+    const texts = (q: string | number | boolean) =>
+      typeof q === "boolean" ? (q ? ["true", "1"] : ["false", "0"]).map(text) : [text(String(q))]
+    const numbers = (lo: number, hi: number): Part => ({
+      labels: s.numberLabels.subarray(lo, Math.max(lo, hi)),
+      slots: s.numberSlots.subarray(lo, Math.max(lo, hi))
     })
+    const number = (q: number) => numbers(lowerBound(s.numbers, q, false), lowerBound(s.numbers, q, true))
     switch (c.op) {
       case "eq":
-        if (typeof c.value === "number") {
-          return slice(lowerBound(s.numbers, c.value, false), lowerBound(s.numbers, c.value, true))
-        }
-        return concat(texts(c.value))
+        return concat(typeof c.value === "number" ? [number(c.value)] : texts(c.value), true)
       case "in": {
-        const parts = [...new Set(c.values)].flatMap(
-          (q): Array<ArrayLike<number> & Iterable<number>> =>
-            typeof q === "number"
-              ? [s.numberLabels.subarray(lowerBound(s.numbers, q, false), lowerBound(s.numbers, q, true))]
-              : texts(q)
+        const values = [...new Set(c.values)]
+        // distinct numbers, or distinct strings, match disjoint lists; a mix may list a label twice
+        const disjoint = values.every((q) => typeof q === "number") || values.every((q) => typeof q === "string")
+        return concat(
+          values.flatMap((q): Array<Part> => (typeof q === "number" ? [number(q)] : texts(q))),
+          disjoint
         )
-        return concat(parts)
       }
       case "range": {
         const lo =
@@ -240,7 +275,7 @@ export class PayloadMirror {
             : c.lt !== undefined
               ? lowerBound(s.numbers, c.lt, false)
               : s.numbers.length
-        return slice(lo, hi)
+        return concat([numbers(lo, hi)], true)
       }
       case "exists":
         return undefined
@@ -254,10 +289,15 @@ export class PayloadMirror {
    */
   match(where: ReadonlyArray<Condition>, visible: (label: number) => boolean): Matching {
     const sorted = this.build()
-    let best: { size: number; labels: Iterable<number> } | undefined
+    let best: Source | undefined
+    let slotted = false
     for (const c of where) {
-      const src = this.source(c, sorted[this.fields.get(c.field)!]!)
-      if (src && (!best || src.size < best.size)) best = src
+      const field = sorted[this.fields.get(c.field)!]!
+      const src = this.source(c, field)
+      if (src && (!best || src.size < best.size)) {
+        best = src
+        slotted = field.slotted
+      }
     }
     const tests = where.map((c) => ({ c, i: this.fields.get(c.field)! }))
     const values = this.values
@@ -268,20 +308,32 @@ export class PayloadMirror {
       for (const t of tests) if (!accepts(t.c, vs[t.i])) return false
       return true
     }
-    const base = best ?? { size: values.size, labels: values.keys() }
-    return { size: base.size, labels: base.labels, accept }
+    if (!best) return { size: values.size, labels: values.keys(), accept }
+    // slots only when every label had one (a mirror built without `slotOf` has none)
+    const exact = best.exact && where.length === 1
+    return {
+      size: best.size,
+      labels: best.labels,
+      accept,
+      ...(slotted && best.exact ? { slots: { parts: best.slots, exact } } : {})
+    }
   }
 }
 
-const concat = (parts: ReadonlyArray<ArrayLike<number> & Iterable<number>>) => {
+const concat = (
+  parts: ReadonlyArray<{ readonly labels: ArrayLike<number> & Iterable<number>; readonly slots: ArrayLike<number> }>,
+  exact: boolean
+): Source => {
   let size = 0
-  for (const p of parts) size += p.length
+  for (const p of parts) size += p.labels.length
   return {
     size,
     labels: {
       *[Symbol.iterator]() {
-        for (const p of parts) yield* p
+        for (const p of parts) yield* p.labels
       }
-    }
+    },
+    slots: parts.map((p) => p.slots),
+    exact
   }
 }

@@ -111,6 +111,10 @@ export const make = (
           return l !== undefined && runs.currentOps.has(l.op)
         }
 
+  /** Whether an operation's vectors are visible: the filter's operation, or one of the current runs. */
+  const visibleOp = (operationId: string | undefined) =>
+    operationId !== undefined ? (op: string) => op === operationId : (op: string) => runs.currentOps.has(op)
+
   /**
    * The matching set of a filter from the payload mirror, without SQL, when the
    * filter has conditions and is only conditions on indexed fields (beside its type,
@@ -141,7 +145,7 @@ export const make = (
       return undefined
     }
     if (!mirror.answers(f.where)) return undefined
-    return mirror.match(f.where, visible(idx, f.operationId))
+    return { ...mirror.match(f.where, visible(idx, f.operationId)), visibleOp: visibleOp(f.operationId) }
   }
 
   /** The synchronous part of a search: checks, then the index (no lock needed: it runs without yielding). */
