@@ -61,6 +61,18 @@ export const marken = (options?: Annotations.Options) => (storage: Layer.Layer<D
 
 export const producer = { algorithm: "shot-detector", version: "3.2" }
 
+/** The type of the run-switch tests (Runs.suite.ts and its writer process, runWriter.ts). */
+export const Clip = AnnotationType.make({
+  name: "clip",
+  version: "1.0",
+  payload: Schema.Struct({ run: Schema.Int }),
+  vectors: { embedding: { dimension: 32, metric: "cosine" } }
+})
+
+/** The annotations of one run of {@link Clip}: the same entities and vectors, the run in the payload. */
+export const clipItems = (data: ReadonlyArray<Float32Array>, run: number) =>
+  data.map((v, i) => ({ entity: `e${i}`, key: `k${i}`, payload: { run }, vectors: { embedding: v } }))
+
 void Effect
 
 /** Clustered vectors: `clusters` random centres, each point a centre plus small noise. */
