@@ -7,7 +7,7 @@ let counter = 0
  * A UUIDv7: 48 bits of milliseconds then a 12-bit counter (monotonic within a
  * millisecond in this process) and random bits, so ids sort by creation time.
  */
-export const uuidv7 = (now: number = Date.now()): string => {
+export const uuidv7 = (now: number): string => {
   if (now <= lastMs) {
     counter++
     if (counter > 0xfff) {
