@@ -6,8 +6,8 @@ import { Effect, Exit, Layer, Schema } from "effect"
 import { SqliteStorage } from "@org/storage/sqlite"
 import { FeatureSpec, FeatureStore, Fingerprint } from "@org/amber-store"
 
-const Brightness = FeatureSpec.make({
-  name: "artwork.brightness",
+const Luma = FeatureSpec.make({
+  name: "artwork.luma",
   version: 1,
   entity: "artwork",
   value: Schema.Struct({ mean: Schema.Number })
@@ -29,7 +29,7 @@ const program = Effect.gen(function* () {
       })
     }))
   )
-  const exits = yield* store.getOrComputeMany(Brightness, items, { producer: "brightness@1", concurrency: 4 })
+  const exits = yield* store.getOrComputeMany(Luma, items, { producer: "luma@1", concurrency: 4 })
   // one result per item: its value, or why it failed; nothing stored for a failed item
   for (const [i, exit] of exits.entries()) {
     console.log(artworks[i]!.id, Exit.isSuccess(exit) ? exit.value : `failed: ${String(exit.cause)}`)
@@ -37,5 +37,5 @@ const program = Effect.gen(function* () {
   console.log(`${computed} computed`) // 3 on the first run, 0 after
 })
 
-const Store = FeatureStore.layer().pipe(Layer.provide(SqliteStorage.layer({ filename: "media.db" })))
+const Store = FeatureStore.layer().pipe(Layer.provide(SqliteStorage.layer({ filename: "many.db" })))
 Effect.runPromise(program.pipe(Effect.provide(Store)))
