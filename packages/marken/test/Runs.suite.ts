@@ -13,6 +13,32 @@ const writerScript = path.join(import.meta.dirname, "runWriter.ts")
 /** A turn of the event loop (I/O callbacks run), unlike `Effect.yieldNow`. */
 const macrotask = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
+/**
+ * A kNN search of `clip` for the i-th vector through `reader`: how many hits, and the runs they belong to
+ * (each hit's run read once from its payload).
+ */
+const searcher = (data: ReadonlyArray<Float32Array>, k: number, reader: Layer.Layer<Annotations.Annotations>) => {
+  const runOf = new Map<string, number>()
+  return (i: number) =>
+    Effect.flatMap(Annotations.Annotations, (a) =>
+      Effect.gen(function* () {
+        const hits = yield* a.search({
+          type: "clip",
+          version: "1.0",
+          field: "embedding",
+          vector: data[i % data.length]!,
+          k
+        })
+        const runs = new Set<number>()
+        for (const h of hits) {
+          if (!runOf.has(h.id)) runOf.set(h.id, ((yield* a.get(h.id)).payload as { run: number }).run)
+          runs.add(runOf.get(h.id)!)
+        }
+        return { n: hits.length, runs: [...runs] }
+      })
+    ).pipe(Effect.provide(reader))
+}
+
 for (const adapter of StorageTesting.adapters()) {
   if (adapter.skip) {
     describe.skip(`Marken runs on ${adapter.name} (${adapter.skip})`, () => it("skipped", () => undefined))
@@ -39,26 +65,7 @@ for (const adapter of StorageTesting.adapters()) {
                 yield* a.finish(op.id)
               })
             ).pipe(Effect.provide(writer))
-          const runOf = new Map<string, number>()
-          const search = (i: number) =>
-            Effect.flatMap(Annotations.Annotations, (a) =>
-              Effect.gen(function* () {
-                const hits = yield* a.search({
-                  type: "clip",
-                  version: "1.0",
-                  field: "embedding",
-                  vector: data[i % data.length]!,
-                  k: 5
-                })
-                // the runs the hits belong to
-                const runs = new Set<number>()
-                for (const h of hits) {
-                  if (!runOf.has(h.id)) runOf.set(h.id, ((yield* a.get(h.id)).payload as { run: number }).run)
-                  runs.add(runOf.get(h.id)!)
-                }
-                return { n: hits.length, runs: [...runs] }
-              })
-            ).pipe(Effect.provide(reader))
+          const search = searcher(data, 5, reader)
 
           yield* Effect.flatMap(Registry.Registry, (r) => r.register(Clip)).pipe(Effect.provide(writer))
           yield* write(0)
@@ -111,25 +118,7 @@ for (const adapter of StorageTesting.adapters()) {
             })
           ).pipe(Effect.provide(marken()(shared.layer)))
           const reader = Layer.succeedContext(yield* Layer.build(marken({ syncIntervalMs: 10 })(shared.layer)))
-          const runOf = new Map<string, number>()
-          const search = (i: number) =>
-            Effect.flatMap(Annotations.Annotations, (a) =>
-              Effect.gen(function* () {
-                const hits = yield* a.search({
-                  type: "clip",
-                  version: "1.0",
-                  field: "embedding",
-                  vector: data[i % data.length]!,
-                  k
-                })
-                const runs = new Set<number>()
-                for (const h of hits) {
-                  if (!runOf.has(h.id)) runOf.set(h.id, ((yield* a.get(h.id)).payload as { run: number }).run)
-                  runs.add(runOf.get(h.id)!)
-                }
-                return { n: hits.length, runs: [...runs] }
-              })
-            ).pipe(Effect.provide(reader))
+          const search = searcher(data, k, reader)
           expect(yield* search(0)).toEqual({ n: k, runs: [0] })
 
           const child = spawn(
