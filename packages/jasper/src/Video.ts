@@ -569,10 +569,10 @@ export const framesFromFile = (
       const pos = timeline.pos
       // `at` seeks per keyframe range; regular `fps` samples decode in one pass
       const segments = plan(timeline, wanted, concurrency, options.at !== undefined)
-      const pipelines =
+      const indexed =
         sparse && options.sparse !== false && pos !== undefined && timeline.keyframes.length > 0
-          ? planSparse({ ...timeline, pos }, wanted, concurrency)
-          : []
+          ? { ...timeline, pos }
+          : undefined
       const sec = (ns: number) => Time.formatSeconds(ns)
       // each wanted frame is the one whose time (moved by `offsetNs`) falls between the midpoints to its neighbours
       const window = (w: number, offsetNs = 0) => {
@@ -580,18 +580,25 @@ export const framesFromFile = (
         const hi = Math.floor((timeline.pts[w]! + Timeline.frameEnd(timeline, w)) / 2)
         return `between(t,${sec(lo + offsetNs)},${sec(hi + offsetNs)})`
       }
-      const concatPlans = pipelines.map((p) => concatPlan(file, timeline, p, window))
-      const concat = concatPlans.every((c) => c !== undefined)
+      // a concat list is one ffmpeg decoding on its own threads: the runs go in as few lists as
+      // possible (split only at MAX_RANGES), decoded one after another. Several single-threaded
+      // lists at once cost more CPU (a process and a stalled reader each) and, read in order, the
+      // later ones wait on the first. The stream-copy pipelines split the runs across the cores.
+      const listed = indexed ? planSparse(indexed, wanted, 1) : []
+      const listedPlans = listed.map((p) => concatPlan(file, timeline, p, window))
+      const concat = listed.length > 0 && listedPlans.every((c) => c !== undefined)
+      const pipelines = concat ? listed : indexed ? planSparse(indexed, wanted, concurrency) : []
+      const concatPlans = concat ? listedPlans : []
       if (
         pipelines.length > 0 &&
         (options.sparse === true || sparseSaves(timeline, segments, pipelines, width * height, concat ? 1 : 2)) &&
         (yield* Process.canDropPackets(bin))
       ) {
         // sparse: only the packets a sample needs reach the decoder, so only the keyframe-to-sample
-        // runs are decoded, in several pipelines at once; the decoder keeps the wanted frames by their
-        // timestamps. A file with one stream is read through a concat list of the runs (one process);
-        // otherwise a stream copy with a drop expression by packet position feeds the decoder.
-        const threads = pipelines.length > 1 && concurrency > 1 ? ["-threads", "1"] : []
+        // runs are decoded; the decoder keeps the wanted frames by their timestamps. A file with one
+        // stream is read through a concat list of the runs (one threaded ffmpeg); otherwise stream
+        // copies with a drop expression by packet position feed decoders, several at once.
+        const threads = !concat && pipelines.length > 1 && concurrency > 1 ? ["-threads", "1"] : []
         const turn = orientation === "display" ? rotationFilters(meta.rotation) : []
         const decodePipeline = (p: SparsePipeline, index: number): Stream.Stream<Buffer, DecodeError> => {
           const listed = concatPlans[index]
@@ -671,7 +678,7 @@ export const framesFromFile = (
         return deliver(
           ordered(
             pipelines.map((p, i) => decodePipeline(p, i)),
-            concurrency
+            concat ? 1 : concurrency
           )
         )
       }

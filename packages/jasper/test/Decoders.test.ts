@@ -213,6 +213,34 @@ layer(withReader(memory), { timeout: 60_000 })(`decoders on generated fixtures, 
       240_000
     )
 
+    it.effect(
+      "sparse sampling with more keyframe runs than one concat list takes: the lists decode one after another, in order",
+      () =>
+        Effect.gen(function* () {
+          const fx = yield* Fixtures
+          // a keyframe every 2 frames and 75 samples 4 frames apart: 75 runs, more than the 48 of one list
+          const file = `${fx.dir}/sparse-many-runs.mp4`
+          yield* TestMedia.video(file, {
+            width: 64,
+            height: 48,
+            rate: "25/1",
+            segments: ["testsrc", "testsrc2", "smptebars"],
+            segmentFrames: 100,
+            keyframeInterval: 2
+          }).pipe(Effect.orDie)
+          const every = yield* collect(Video.frames(file, { concurrency: 1 }))
+          expect(every.length).toBe(300)
+          const hex = (d: Uint8Array) => Buffer.from(d).toString("base64")
+          const wanted = Array.from({ length: 75 }, (_, k) => 4 * k + 1)
+          const at = yield* collect(
+            Video.frames(file, { at: wanted.map((i) => i * 40_000_000 + 20_000_000), sparse: true })
+          )
+          expect(at.map((f) => f.sourceFrame)).toEqual(wanted)
+          for (const f of at) expect(hex(f.data)).toBe(hex(every[f.sourceFrame]!.data))
+        }),
+      240_000
+    )
+
     it.effect("decodes the frames showing at given timestamps and within a range", () =>
       Effect.gen(function* () {
         const fx = yield* Fixtures
