@@ -64,8 +64,9 @@ export interface FrameOptions {
   /**
    * How `fps` and `at` samples are decoded. Sparse decoding drops, before the decoder,
    * every packet that no sample needs (a stream copy feeding the decoder; FFmpeg 5.0
-   * or later), so only the runs from a keyframe to a sample are decoded, in up to
-   * `concurrency` pipelines. `true` uses it whenever the ffmpeg and the file allow,
+   * or later), so only the runs from a keyframe to a sample are decoded (a single-stream
+   * file by one threaded ffmpeg reading a concat list of the runs, others in up to
+   * `concurrency` pipelines). `true` uses it whenever the ffmpeg and the file allow,
    * `false` never; by default it is used when it saves more decoding than its extra
    * processes cost (long or large videos, samples far apart).
    */
