@@ -129,7 +129,7 @@ export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
       const level = levels[index]!
       yield* queue.enqueue(
         job.run,
-        level.map((t) => t.seq)
+        level.map((t) => ({ seq: t.seq, clean: job.clean?.has(t.feature) ?? false }))
       )
       const started = new Set<number>()
       const settled = new Set<number>()
