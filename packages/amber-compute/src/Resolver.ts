@@ -209,6 +209,8 @@ export class Resolver extends Context.Tag("@org/amber-compute/Resolver")<Resolve
 /**
  * Builds a resolver whose failures and cursors live in the `Database` in context
  * (migrations `amber-compute`), so `status`, re-runs and triggers work across processes.
+ * A bad or unknown option fails with `ComputeConfigError` naming it, before the
+ * database is touched.
  *
  * @since 0.1.0
  * @category constructors
@@ -218,9 +220,12 @@ export const make = <R>(
   options: Options = {}
 ): Effect.Effect<
   Service,
-  StorageError.StorageError,
+  StorageError.StorageError | ComputeConfigError,
   R | FeatureStore.FeatureStore | EntitySource | Executor | Database.Database
-> => Effect.flatMap(State.make, (state) => Internal.make(mesh, options, state) as Effect.Effect<Service, never, any>)
+> =>
+  Effect.flatMap(decodeOptions(options), (decoded) =>
+    Effect.flatMap(State.make, (state) => Internal.make(mesh, decoded, state) as Effect.Effect<Service, never, any>)
+  )
 
 /**
  * Builds a resolver that keeps failures and cursors in memory (one process).

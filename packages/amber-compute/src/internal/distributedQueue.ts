@@ -154,7 +154,12 @@ export interface Queue {
     run: string,
     tasks: ReadonlyArray<{ readonly seq: number; readonly clean: boolean }>
   ) => Effect.Effect<void, QueueError>
-  readonly tasks: (run: string, level?: number) => Effect.Effect<ReadonlyArray<TaskRow>, QueueError>
+  /** The tasks of a run (of one level; of these `seqs` only: a waiting caller reads those not settled yet). */
+  readonly tasks: (
+    run: string,
+    level?: number,
+    seqs?: ReadonlyArray<number>
+  ) => Effect.Effect<ReadonlyArray<TaskRow>, QueueError>
   readonly task: (run: string, seq: number) => Effect.Effect<TaskRow | undefined, QueueError>
   /**
    * A worker starts an attempt: the task as it now is, in one statement; undefined when
@@ -285,11 +290,12 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
             Effect.asVoid
           )
 
-    const tasks = (run: string, level?: number) =>
+    const tasks: Queue["tasks"] = (run, level, seqs) =>
       use("tasks", (db) =>
         selectTasks(db)
           .where("run", "=", run)
           .$if(level !== undefined, (q) => q.where("level", "=", level!))
+          .$if(seqs !== undefined, (q) => q.where((eb) => eb("seq", "=", eb.fn.any(eb.val(seqs!)))))
           .orderBy("seq")
           .execute()
       ).pipe(Effect.map((rows) => rows.map(rowOf)))

@@ -145,7 +145,12 @@ export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
           yield* queue.reap
           yield* queue.settleLost(job.run)
         }
-        const rows = yield* queue.tasks(job.run, index)
+        // the tasks not settled yet only: a settled task's result is read once
+        const rows = yield* queue.tasks(
+          job.run,
+          index,
+          level.flatMap((t) => (settled.has(t.seq) ? [] : [t.seq]))
+        )
         for (const row of rows) {
           if (settled.has(row.seq)) continue
           if (!started.has(row.seq) && row.state !== "queued" && row.state !== "pending") {
