@@ -148,11 +148,13 @@ export const distributedRows = async (url: string): Promise<Array<Row>> => {
     AMBER_ENTITIES: String(2 * PASSES * (PER_PASS + 2 * BATCH) + 2 * BATCH + LATENCY_RUNS),
     AMBER_BURN_ITERS: String(iterations),
     AMBER_BATCH: String(BATCH),
-    AMBER_WORKER_TIMEOUT_MS: "10000"
+    AMBER_WORKER_TIMEOUT_MS: "10000",
+    // the connections of this run (workers and caller) name themselves, so PostgreSQL's CPU for them can be read
+    PGAPPNAME: `amber_bench_${suffix}`
   }
   Object.assign(process.env, env)
   const loadAtStart = load()
-  const pool = new pg.Pool({ connectionString: url, max: 2 })
+  const pool = new pg.Pool({ connectionString: url, max: 2, application_name: "amber_bench_admin" })
   const workers: Array<ChildProcess> = []
   const disposers: Array<() => Promise<void>> = []
   let workerLog = ""
@@ -200,8 +202,14 @@ export const distributedRows = async (url: string): Promise<Array<Row>> => {
     disposers.push(() => runtime.dispose())
     const materialize = (entities: ReadonlyArray<string>) =>
       runtime.runPromise(Resolver.materialize("art.tensor@1", entities))
-    /** One pass: wall time, the workers' CPU and this (the caller's) process's CPU. */
+    /** CPU milliseconds so far of the PostgreSQL backends serving this run's connections, by backend pid. */
+    const backendCpu = async () => {
+      const { rows } = await pool.query(`select pid from pg_stat_activity where application_name = $1`, [env.PGAPPNAME])
+      return new Map(rows.map((r) => [Number(r.pid), cpuMsOf(Number(r.pid))]))
+    }
+    /** One pass: wall time, the workers' CPU, this (the caller's) process's CPU and PostgreSQL's for them. */
     const pass = async (entities: ReadonlyArray<string>) => {
+      const pg0 = await backendCpu()
       const cpu0 = workers.map((w) => cpuMsOf(w.pid))
       const caller0 = process.cpuUsage()
       const t0 = performance.now()
@@ -211,7 +219,10 @@ export const distributedRows = async (url: string): Promise<Array<Row>> => {
         throw new Error(`expected ${entities.length} computed, got ${result.computed}: ${workerLog}`)
       const workerCpu = workers.reduce((n, w, i) => n + cpuMsOf(w.pid) - cpu0[i]!, 0)
       const caller = process.cpuUsage(caller0)
-      return { ms, workerCpu, callerCpu: (caller.user + caller.system) / 1000 }
+      // a backend that started during the pass counts from 0; one that ended is missed (pools keep theirs)
+      let pgCpu = 0
+      for (const [pid, ms] of await backendCpu()) pgCpu += ms - (pg0.get(pid) ?? 0)
+      return { ms, workerCpu, callerCpu: (caller.user + caller.system) / 1000, pgCpu }
     }
 
     // one worker for the whole run; a second one joins for the 2-worker passes
@@ -293,7 +304,14 @@ export const distributedRows = async (url: string): Promise<Array<Row>> => {
         perValue(oneBest),
         "ms",
         c1.cpuPerBurn,
-        `1 worker, against the same burn's CPU in a plain process now; with 2 workers ${perValue(twoBest).toFixed(1)} ms; the rest is the store's round trips (getOrCompute per key: 10 queries with its claim), the resolver and the engine; the caller (plan, add, poll) used ${(oneBest.callerCpu / PER_PASS).toFixed(2)} ms of CPU per value (${Math.round(oneBest.callerCpu)} ms per pass)`
+        `1 worker, against the same burn's CPU in a plain process now; with 2 workers ${perValue(twoBest).toFixed(1)} ms; the rest is the engine (take, start, finish, complete: 4 statements a task), the store (a claim and its check, a write and the claims' release: 4 statements a task on PostgreSQL) and the resolver; the caller (plan, add, poll) used ${(oneBest.callerCpu / PER_PASS).toFixed(2)} ms of CPU per value (${Math.round(oneBest.callerCpu)} ms per pass)`
+      ),
+      row(
+        "distributed: PostgreSQL CPU per value (its backends for this run's connections)",
+        oneBest.pgCpu / PER_PASS,
+        "ms",
+        null,
+        `1 worker; with 2 workers ${(twoBest.pgCpu / PER_PASS).toFixed(2)} ms; the backends of the workers' and the caller's connections (application_name), read from /proc: CPU taken from the burns when both cores burn`
       ),
       row(
         "distributed: engine overhead add -> start (idle worker)",

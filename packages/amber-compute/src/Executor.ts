@@ -44,6 +44,12 @@ export interface Job {
    * whose tasks run elsewhere reports their progress here.
    */
   readonly publish?: (event: RunEvent) => Effect.Effect<void>
+  /**
+   * Features with no failure recorded when the run was planned: a task of one of
+   * them has no earlier failure to clear (an executor whose tasks run elsewhere
+   * passes this on to `Resolver.runTask`).
+   */
+  readonly clean?: ReadonlySet<string>
 }
 
 /**

@@ -138,6 +138,25 @@ export interface FeatureStatus {
 export type FailureRecord = State.FailureRecord
 
 /**
+ * Options of `runTask`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunTaskOptions {
+  /** The run the task belongs to (default: a new run id). */
+  readonly run?: string
+  /**
+   * The task comes from a plan of `run` (an executor's task): its entities were
+   * missing when the run was planned, so their values are claimed at once instead of
+   * read first (a value stored since is still found by the claim).
+   */
+  readonly planned?: boolean
+  /** The feature had no failure recorded when the run was planned: there is none to clear. */
+  readonly clean?: boolean
+}
+
+/**
  * The shape of the `Resolver` service.
  *
  * @since 0.1.0
@@ -160,7 +179,7 @@ export interface Service {
    * Computes one feature for a batch of entities, first ensuring its inputs are
    * stored (computing missing ones here): the unit of work of every executor.
    */
-  readonly runTask: (task: Task, options?: { readonly run?: string }) => Effect.Effect<TaskResult, ResolveError>
+  readonly runTask: (task: Task, options?: RunTaskOptions) => Effect.Effect<TaskResult, ResolveError>
   /** Per feature (default: all of the mesh): stored, missing, blocked, failed and the last error. */
   readonly status: (
     features?: ReadonlyArray<string | FeatureSpec.FeatureSpec<any>>
@@ -190,6 +209,8 @@ export class Resolver extends Context.Tag("@org/amber-compute/Resolver")<Resolve
 /**
  * Builds a resolver whose failures and cursors live in the `Database` in context
  * (migrations `amber-compute`), so `status`, re-runs and triggers work across processes.
+ * A bad or unknown option fails with `ComputeConfigError` naming it, before the
+ * database is touched.
  *
  * @since 0.1.0
  * @category constructors
@@ -199,9 +220,12 @@ export const make = <R>(
   options: Options = {}
 ): Effect.Effect<
   Service,
-  StorageError.StorageError,
+  StorageError.StorageError | ComputeConfigError,
   R | FeatureStore.FeatureStore | EntitySource | Executor | Database.Database
-> => Effect.flatMap(State.make, (state) => Internal.make(mesh, options, state) as Effect.Effect<Service, never, any>)
+> =>
+  Effect.flatMap(decodeOptions(options), (decoded) =>
+    Effect.flatMap(State.make, (state) => Internal.make(mesh, decoded, state) as Effect.Effect<Service, never, any>)
+  )
 
 /**
  * Builds a resolver that keeps failures and cursors in memory (one process).
@@ -282,10 +306,8 @@ export const plan = (
  * @since 0.1.0
  * @category accessors
  */
-export const runTask = (
-  task: Task,
-  options?: { readonly run?: string }
-): Effect.Effect<TaskResult, ResolveError, Resolver> => Effect.flatMap(Resolver, (r) => r.runTask(task, options))
+export const runTask = (task: Task, options?: RunTaskOptions): Effect.Effect<TaskResult, ResolveError, Resolver> =>
+  Effect.flatMap(Resolver, (r) => r.runTask(task, options))
 
 /**
  * `status` on the resolver in context.

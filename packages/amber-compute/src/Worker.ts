@@ -105,9 +105,10 @@ export const run = (options: {
       return yield* runWorker(queue, {
         concurrency,
         ...(options.onEvent ? { onEvent: options.onEvent } : {}),
-        handle: (task) =>
+        // the caller planned the task: its entities were missing then, and are claimed at once
+        handle: (task, { clean }) =>
           Effect.flatMap(resolver, (r) =>
-            r.runTask({ feature: task.feature, entities: task.entities }, { run: task.run })
+            r.runTask({ feature: task.feature, entities: task.entities }, { run: task.run, planned: true, clean })
           ).pipe(Effect.map(resultToJson))
       })
     })

@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { FeatureSpec, FeatureStore } from "@org/amber-store"
 import { Algorithm, ComputeError, EntitySource, Executor, Mesh, Resolver } from "@org/amber-compute"
+import { SqliteStorage } from "@org/storage/sqlite"
 
 const spec = (name: string, entity = "artwork", version = 1) =>
   FeatureSpec.make({ name, version, entity, value: Schema.Number })
@@ -134,6 +135,31 @@ describe("Mesh.make", () => {
       expect(yield* build({ batchSize: 0 })).toMatchObject({ _tag: "ComputeConfigError", option: "batchSize" })
       const unknown = yield* build({ batchsize: 10 } as any)
       expect(unknown.message).toContain('unknown option "batchsize"')
+    })
+  )
+
+  it.effect("Resolver.make and Resolver.layer decode their options too (fingerprintCache, unknown ones)", () =>
+    Effect.gen(function* () {
+      const mesh = yield* Mesh.make([algo(spec("a"))])
+      const services = Layer.mergeAll(FeatureStore.layer(), EntitySource.layerMemory(), Executor.layerLocal()).pipe(
+        Layer.provideMerge(SqliteStorage.layer({ filename: ":memory:" }))
+      )
+      const viaMake = (options: Resolver.Options) =>
+        Effect.flip(Effect.scoped(Resolver.make(mesh, options).pipe(Effect.provide(services))))
+      const viaLayer = (options: Resolver.Options) =>
+        Effect.flip(Effect.scoped(Layer.build(Resolver.layer(mesh, options).pipe(Layer.provide(services)))))
+      for (const build of [viaMake, viaLayer]) {
+        expect(yield* build({ fingerprintCache: -1 })).toMatchObject({
+          _tag: "ComputeConfigError",
+          option: "fingerprintCache"
+        })
+        const unknown = yield* build({ fingerprintcache: 0 } as any)
+        expect(unknown).toMatchObject({ _tag: "ComputeConfigError", option: "fingerprintcache" })
+        expect(unknown.message).toContain('unknown option "fingerprintcache"')
+      }
+      // good options still build
+      const resolver = yield* Effect.scoped(Resolver.make(mesh, { fingerprintCache: 0 }).pipe(Effect.provide(services)))
+      expect(resolver.mesh).toBe(mesh)
     })
   )
 

@@ -129,6 +129,12 @@ export interface ComputeManyOptions extends Omit<Provenance, "computeMs"> {
    * since the last write (default 1000): slow computations land as they finish.
    */
   readonly flushMs?: number
+  /**
+   * Whether the stored values are read before claiming (default true). `false` when
+   * the caller has just read the keys and found them missing (a plan, a queued task):
+   * they are claimed at once, and a value stored since is still found by the claim.
+   */
+  readonly readFirst?: boolean
 }
 
 /**
@@ -622,7 +628,8 @@ const fromBackend = (backend: Backend, options: Resolved): Service => {
         checked,
         provenance,
         manyOptions.concurrency ?? "unbounded",
-        manyOptions.flushMs ?? 1000
+        manyOptions.flushMs ?? 1000,
+        manyOptions.readFirst ?? true
       )
       results.forEach((r, j) => (out[at[j]!] = r))
       return out

@@ -31,6 +31,13 @@ export interface Capabilities {
   readonly transactionalDdl: boolean
   /** Several connections may run queries at the same time (a pool). */
   readonly concurrentConnections: boolean
+  /**
+   * Each statement is a round trip to a database server (PostgreSQL), not a call into
+   * this process (SQLite): work of a few statements that needs no atomicity runs
+   * without `BEGIN`/`COMMIT` around it, and a conflict is checked by the statement
+   * itself (`on conflict do nothing`) rather than tried under a savepoint.
+   */
+  readonly roundTripPerStatement: boolean
   /** Column types to use in migrations. */
   readonly types: {
     /** Raw bytes: `blob` or `bytea`. */

@@ -52,6 +52,7 @@ export const capabilities: Database.Capabilities = Object.freeze({
   listenNotify: true,
   transactionalDdl: true,
   concurrentConnections: true,
+  roundTripPerStatement: true,
   types: Object.freeze({ binary: "bytea", json: "jsonb", bigint: "bigint", double: "double precision" } as const),
   autoIncrementPrimaryKey: (column) => column.primaryKey().generatedByDefaultAsIdentity(),
   jsonText: (column, path) =>

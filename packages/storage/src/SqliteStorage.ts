@@ -51,6 +51,7 @@ export const capabilities: Database.Capabilities = Object.freeze({
   listenNotify: false,
   transactionalDdl: true,
   concurrentConnections: false,
+  roundTripPerStatement: false,
   types: Object.freeze({ binary: "blob", json: "text", bigint: "integer", double: "real" } as const),
   autoIncrementPrimaryKey: (column) => column.primaryKey().autoIncrement(),
   jsonText: (column, path) => `json_extract(${column}, '${jsonPath(path)}')`,

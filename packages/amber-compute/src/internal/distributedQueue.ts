@@ -15,7 +15,7 @@
  */
 import { Array as Arr, Data, Effect, type Scope } from "effect"
 import { Logger, makeWorkerUtils } from "graphile-worker"
-import { Kysely, PostgresDialect, sql } from "kysely"
+import { type ExpressionBuilder, Kysely, PostgresDialect, sql } from "kysely"
 import * as os from "node:os"
 import pg from "pg"
 import { StorageError } from "@org/storage"
@@ -95,27 +95,27 @@ const wrap =
     })
 
 /** The columns of a task row, with the attempt's timings in milliseconds (sub-millisecond precision). */
-const selectTasks = (db: Kysely<QueueTables>) =>
-  db
-    .selectFrom("amber_tasks")
-    .select((eb) => [
-      "run",
-      "seq",
-      "level",
-      "feature",
-      "entities",
-      "state",
-      "attempts",
-      "last_error",
-      "result",
-      "worker",
-      sql<number | null>`(extract(epoch from (${eb.ref("started_at")} - ${eb.ref("queued_at")})) * 1000)::float8`.as(
-        "wait_ms"
-      ),
-      sql<number | null>`(extract(epoch from (${eb.ref("finished_at")} - ${eb.ref("started_at")})) * 1000)::float8`.as(
-        "run_ms"
-      )
-    ])
+const taskColumns = (eb: ExpressionBuilder<QueueTables, "amber_tasks">) =>
+  [
+    "run",
+    "seq",
+    "level",
+    "feature",
+    "entities",
+    "state",
+    "attempts",
+    "last_error",
+    "result",
+    "worker",
+    sql<number | null>`(extract(epoch from (${eb.ref("started_at")} - ${eb.ref("queued_at")})) * 1000)::float8`.as(
+      "wait_ms"
+    ),
+    sql<number | null>`(extract(epoch from (${eb.ref("finished_at")} - ${eb.ref("started_at")})) * 1000)::float8`.as(
+      "run_ms"
+    )
+  ] as const
+
+const selectTasks = (db: Kysely<QueueTables>) => db.selectFrom("amber_tasks").select(taskColumns)
 
 type SelectedTask = Awaited<ReturnType<ReturnType<typeof selectTasks>["executeTakeFirstOrThrow"]>>
 
@@ -146,12 +146,31 @@ export interface Queue {
   readonly migrate: Effect.Effect<void, QueueError>
   /** Records the tasks of a run (not queued yet). */
   readonly insertTasks: (run: string, tasks: ReadonlyArray<NewTask>) => Effect.Effect<void, QueueError>
-  /** Adds the jobs of these tasks to the engine. */
-  readonly enqueue: (run: string, seqs: ReadonlyArray<number>) => Effect.Effect<void, QueueError>
-  readonly tasks: (run: string, level?: number) => Effect.Effect<ReadonlyArray<TaskRow>, QueueError>
+  /**
+   * Adds the jobs of these tasks to the engine; a job's payload carries `clean` (its
+   * feature had no failure recorded when the run was planned).
+   */
+  readonly enqueue: (
+    run: string,
+    tasks: ReadonlyArray<{ readonly seq: number; readonly clean: boolean }>
+  ) => Effect.Effect<void, QueueError>
+  /** The tasks of a run (of one level; of these `seqs` only: a waiting caller reads those not settled yet). */
+  readonly tasks: (
+    run: string,
+    level?: number,
+    seqs?: ReadonlyArray<number>
+  ) => Effect.Effect<ReadonlyArray<TaskRow>, QueueError>
   readonly task: (run: string, seq: number) => Effect.Effect<TaskRow | undefined, QueueError>
-  /** A worker starts an attempt; false when the task is already done (a repeated job). */
-  readonly start: (run: string, seq: number, worker: string, attempts: number) => Effect.Effect<boolean, QueueError>
+  /**
+   * A worker starts an attempt: the task as it now is, in one statement; undefined when
+   * it is already settled (a repeated job) or gone.
+   */
+  readonly start: (
+    run: string,
+    seq: number,
+    worker: string,
+    attempts: number
+  ) => Effect.Effect<TaskRow | undefined, QueueError>
   readonly finish: (run: string, seq: number, result: unknown) => Effect.Effect<void, QueueError>
   readonly fail: (run: string, seq: number, error: string, final: boolean) => Effect.Effect<void, QueueError>
   /**
@@ -247,33 +266,36 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
             })
           )
 
-    const enqueue = (run: string, seqs: ReadonlyArray<number>) =>
-      seqs.length === 0
+    const enqueue: Queue["enqueue"] = (run, tasks) =>
+      tasks.length === 0
         ? Effect.void
         : use("enqueue", (db) =>
             db
               .updateTable("amber_tasks")
               .set({ state: "queued", queued_at: now })
               .where("run", "=", run)
-              .where((eb) => eb("seq", "=", eb.fn.any(eb.val(seqs))))
+              .where((eb) => eb("seq", "=", eb.fn.any(eb.val(tasks.map((t) => t.seq)))))
               .execute()
           ).pipe(
             Effect.zipRight(
               use("enqueue", (db) =>
                 sql`select ${engine("add_jobs")}(array_agg(
-                   row(${TASK_IDENTIFIER}::text, json_build_object('run', ${run}::text, 'seq', seq), null, null,
+                   row(${TASK_IDENTIFIER}::text, json_build_object('run', ${run}::text, 'seq', seq, 'clean', clean), null, null,
                        ${config.maxAttempts}::int, ${run}::text || ':' || seq, null, null)::${engine("job_spec")}))
-                 from unnest(${seqs}::int[]) as seq`.execute(db)
+                 from unnest(${tasks.map((t) => t.seq)}::int[], ${tasks.map((t) => t.clean)}::bool[]) as t(seq, clean)`.execute(
+                  db
+                )
               )
             ),
             Effect.asVoid
           )
 
-    const tasks = (run: string, level?: number) =>
+    const tasks: Queue["tasks"] = (run, level, seqs) =>
       use("tasks", (db) =>
         selectTasks(db)
           .where("run", "=", run)
           .$if(level !== undefined, (q) => q.where("level", "=", level!))
+          .$if(seqs !== undefined, (q) => q.where((eb) => eb("seq", "=", eb.fn.any(eb.val(seqs!)))))
           .orderBy("seq")
           .execute()
       ).pipe(Effect.map((rows) => rows.map(rowOf)))
@@ -291,8 +313,9 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
           .where("run", "=", run)
           .where("seq", "=", seq)
           .where("state", "not in", ["done", "failed"])
+          .returning(taskColumns)
           .executeTakeFirst()
-      ).pipe(Effect.map((r) => r.numUpdatedRows > 0n))
+      ).pipe(Effect.map((r) => (r ? rowOf(r) : undefined)))
 
     const finish = (run: string, seq: number, result: unknown) =>
       use("finish", (db) =>

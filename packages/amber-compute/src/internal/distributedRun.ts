@@ -129,7 +129,7 @@ export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
       const level = levels[index]!
       yield* queue.enqueue(
         job.run,
-        level.map((t) => t.seq)
+        level.map((t) => ({ seq: t.seq, clean: job.clean?.has(t.feature) ?? false }))
       )
       const started = new Set<number>()
       const settled = new Set<number>()
@@ -145,7 +145,12 @@ export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
           yield* queue.reap
           yield* queue.settleLost(job.run)
         }
-        const rows = yield* queue.tasks(job.run, index)
+        // the tasks not settled yet only: a settled task's result is read once
+        const rows = yield* queue.tasks(
+          job.run,
+          index,
+          level.flatMap((t) => (settled.has(t.seq) ? [] : [t.seq]))
+        )
         for (const row of rows) {
           if (settled.has(row.seq)) continue
           if (!started.has(row.seq) && row.state !== "queued" && row.state !== "pending") {

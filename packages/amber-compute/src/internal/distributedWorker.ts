@@ -9,8 +9,11 @@ import { run as runEngine, type Runner } from "graphile-worker"
 import { EventEmitter } from "node:events"
 import { type Queue, QueueError, silentLogger, TASK_IDENTIFIER, type TaskRow } from "./distributedQueue.js"
 
-/** What a worker does with one task; its failure is the attempt's failure (retried by the engine). */
-export type Handle<R> = (task: TaskRow) => Effect.Effect<unknown, unknown, R>
+/**
+ * What a worker does with one task (`clean`: its feature had no failure recorded when
+ * the run was planned); its failure is the attempt's failure (retried by the engine).
+ */
+export type Handle<R> = (task: TaskRow, job: { readonly clean: boolean }) => Effect.Effect<unknown, unknown, R>
 
 /** Events of a worker, for the CLI to render. */
 export type WorkerEvent =
@@ -48,14 +51,12 @@ export const runWorker = <R>(
     })
     const attempt = (payload: unknown, job: { attempts: number; max_attempts: number }) =>
       Effect.gen(function* () {
-        const { run, seq } = payload as { run: string; seq: number }
-        const started = yield* queue.start(run, seq, worker, job.attempts)
-        if (!started) return
-        const task = yield* queue.task(run, seq)
+        const { run, seq, clean } = payload as { run: string; seq: number; clean?: boolean }
+        const task = yield* queue.start(run, seq, worker, job.attempts)
         if (!task) return
         emit({ _tag: "TaskStarted", worker, task, attempt: job.attempts })
         const t0 = yield* Effect.clockWith((c) => c.currentTimeMillis)
-        const exit = yield* Effect.exit(options.handle(task))
+        const exit = yield* Effect.exit(options.handle(task, { clean: clean === true }))
         if (Exit.isSuccess(exit)) {
           yield* queue.finish(run, seq, exit.value)
           const t1 = yield* Effect.clockWith((c) => c.currentTimeMillis)

@@ -121,7 +121,9 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
       task: Plan.Task,
       run: string,
       /** Features with no failure recorded when the run was planned: nothing to clear for them. */
-      clean?: ReadonlySet<string>
+      clean?: ReadonlySet<string>,
+      /** The task's entities were missing when the run was planned: not read again before claiming. */
+      planned = false
     ): Effect.Effect<TaskResult, any> =>
       Effect.gen(function* () {
         const started = performance.now()
@@ -132,7 +134,11 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
         yield* Graph.expand(graph, label, task.entities)
         const fn = graph.features.get(label)!
         const nodes = task.entities.map((id) => fn.nodes.get(id)!)
-        yield* Graph.lookup(graph, label, nodes)
+        if (planned) {
+          for (const node of nodes) {
+            if (node.stored === undefined && node.fp !== undefined && node.failure === undefined) node.stored = false
+          }
+        } else yield* Graph.lookup(graph, label, nodes)
         const failed: Array<ComputeFailure> = []
         const cached: Array<string> = []
         const computed: Array<string> = []
@@ -223,7 +229,8 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
                 return guard(algorithm, label, node.entity, computeOne(algorithm, inputOf(graph, algorithm, node)))
               })
             })),
-            { ...provenance, concurrency: algorithm.concurrency }
+            // every key here was just read (or planned) and found missing: claimed at once
+            { ...provenance, concurrency: algorithm.concurrency, readFirst: false }
           )
           exits.forEach((exit, i) => settle(todo[i]!, ran[i]!, exit))
         } else {
@@ -521,6 +528,7 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
         const results = yield* executor.execute({
           run,
           levels,
+          clean,
           publish: (event) => Effect.asVoid(publish(event)),
           runTask: (task) =>
             runTaskIn(graph, task, run, clean).pipe(
@@ -609,7 +617,8 @@ export const make = <R>(mesh: Mesh.Mesh<R>, options: Options, state: State) =>
         const run = runOptions.run ?? (yield* newRun)
         const graph = Graph.make(mesh, source, store, true, memo)
         if (runOptions.run !== undefined) yield* failedEarlierInRun(graph, task, run)
-        return yield* runTaskIn(graph, task, run)
+        const clean = runOptions.clean === true ? new Set([yield* labelOf(task.feature)]) : undefined
+        return yield* runTaskIn(graph, task, run, clean, runOptions.planned === true)
       })
 
     const status: Service["status"] = (features) =>

@@ -182,7 +182,8 @@ export const make = ({ backend, counts, leaseMs, newRow, owner, pollMs }: Option
     items: ReadonlyArray<ManyItem<A, E, R>>,
     provenance: Provenance | undefined,
     concurrency: number | "unbounded",
-    flushMs: number
+    flushMs: number,
+    readFirst: boolean
   ): Effect.Effect<Array<Exit.Exit<A, E | ReadError | ImmutableValueError>>, StorageError, R> =>
     Effect.gen(function* () {
       type Out = Exit.Exit<A, E | ReadError | ImmutableValueError>
@@ -193,11 +194,12 @@ export const make = ({ backend, counts, leaseMs, newRow, owner, pollMs }: Option
       }
       // the warm path: what is stored already, in one read per parameter hash
       const groups = new Map<string, Array<number>>()
-      items.forEach((item, i) => {
-        const list = groups.get(item.key.params)
-        if (list) list.push(i)
-        else groups.set(item.key.params, [i])
-      })
+      if (readFirst)
+        items.forEach((item, i) => {
+          const list = groups.get(item.key.params)
+          if (list) list.push(i)
+          else groups.set(item.key.params, [i])
+        })
       for (const [params, indices] of groups) {
         const first = items[indices[0]!]!.key
         const rows = yield* backend.get(

@@ -299,13 +299,61 @@ export const make = (
     const releaseClaims = (rows: ReadonlyArray<NewRow>, owner: string | undefined) =>
       owner === undefined ? Effect.void : releaseMany(rows, owner)
 
-    const insert: Backend["insert"] = (rows, release) =>
-      db.transaction(
+    /**
+     * Inserts the rows, skipping those holding a live value already (`on conflict do
+     * nothing`); only when a chunk wrote fewer rows than it has are its live values read
+     * back (into `out`), to be compared.
+     */
+    const insertSkipping = (
+      operation: string,
+      rows: ReadonlyArray<NewRow>,
+      batches: ReadonlyArray<ReadonlyArray<NewRow>>,
+      out: Array<ValueRow | undefined>
+    ) =>
+      Effect.gen(function* () {
+        let offset = 0
+        for (const chunk of batches) {
+          const result = yield* use(operation, (k) => insertChunk(k, chunk, true))
+          const start = offset
+          offset += chunk.length
+          if (Number(result.numAffectedRows ?? -1) === chunk.length) continue
+          const groups = new Map<string, Array<number>>()
+          chunk.forEach((r, j) => {
+            const group = `${r.feature}\u0000${r.version}\u0000${r.params}`
+            const list = groups.get(group)
+            if (list) list.push(start + j)
+            else groups.set(group, [start + j])
+          })
+          for (const indices of groups.values()) {
+            const first = rows[indices[0]!]!
+            const existing = yield* get(
+              first.feature,
+              first.version,
+              first.params,
+              indices.map((i) => rows[i]!)
+            )
+            indices.forEach((i, j) => (out[i] = existing[j]))
+          }
+        }
+      })
+
+    const insert: Backend["insert"] = (rows, release) => {
+      if (rows.length === 0) return Effect.succeed([])
+      const operation = `amber.put:${rows[0]!.feature}@${rows[0]!.version}`
+      const out: Array<ValueRow | undefined> = new Array(rows.length).fill(undefined)
+      const batches = Arr.chunksOf(rows, rowsPerInsert)
+      if (db.capabilities.roundTripPerStatement) {
+        // a round trip per statement (a server): the insert checks conflicts itself, and one
+        // statement needs no BEGIN/COMMIT around it (alone it is atomic), nor does the
+        // release of the claims after it (a claim left by a crash in between expires)
+        const write = insertSkipping(operation, rows, batches, out)
+        return (batches.length === 1 ? write : db.transaction(write)).pipe(
+          Effect.zipRight(releaseClaims(rows, release)),
+          Effect.as(out)
+        )
+      }
+      return db.transaction(
         Effect.gen(function* () {
-          if (rows.length === 0) return []
-          const operation = `amber.put:${rows[0]!.feature}@${rows[0]!.version}`
-          const out: Array<ValueRow | undefined> = new Array(rows.length).fill(undefined)
-          const batches = Arr.chunksOf(rows, rowsPerInsert)
           // the common case first: plain inserts under a savepoint (cheaper than the conflict
           // checks of `on conflict do nothing`); any failure rolls back to it and takes the safe path
           yield* use(operation, (k) => sql`savepoint amber_put`.execute(k))
@@ -321,36 +369,12 @@ export const make = (
           }
           yield* use(operation, (k) => sql`rollback to savepoint amber_put`.execute(k))
           yield* use(operation, (k) => sql`release savepoint amber_put`.execute(k))
-          // rows already holding a live value are skipped (on conflict do nothing); only when a
-          // chunk wrote fewer rows than it has are its live values read back, to be compared
-          let offset = 0
-          for (const chunk of batches) {
-            const result = yield* use(operation, (k) => insertChunk(k, chunk, true))
-            const start = offset
-            offset += chunk.length
-            if (Number(result.numAffectedRows ?? -1) === chunk.length) continue
-            const groups = new Map<string, Array<number>>()
-            chunk.forEach((r, j) => {
-              const group = `${r.feature}\u0000${r.version}\u0000${r.params}`
-              const list = groups.get(group)
-              if (list) list.push(start + j)
-              else groups.set(group, [start + j])
-            })
-            for (const indices of groups.values()) {
-              const first = rows[indices[0]!]!
-              const existing = yield* get(
-                first.feature,
-                first.version,
-                first.params,
-                indices.map((i) => rows[i]!)
-              )
-              indices.forEach((i, j) => (out[i] = existing[j]))
-            }
-          }
+          yield* insertSkipping(operation, rows, batches, out)
           yield* releaseClaims(rows, release)
           return out
         })
       )
+    }
 
     const meta: Backend["meta"] = (s) =>
       use(`amber.list:${s.feature ?? s.entity ?? "*"}`, (k) =>
@@ -469,7 +493,9 @@ export const make = (
     const claimMany: Backend["claimMany"] = (keys, owner, now, leaseMs) =>
       keys.length === 0
         ? Effect.succeed([])
-        : db.transaction(
+        : // on a server each statement commits alone: the claims are visible at once, and the
+          // check of stored values after them sees what committed since (no BEGIN/COMMIT round trips)
+          (db.capabilities.roundTripPerStatement ? <A, E, R>(self: Effect.Effect<A, E, R>) => self : db.transaction)(
             Effect.gen(function* () {
               const operation = `amber.claim:${keys[0]!.feature}@${keys[0]!.version}`
               const stringOf = (k: Key) => keyString(k.feature, Number(k.version), k.params, k.entity, k.fingerprint)
