@@ -143,8 +143,29 @@ const videoStream = (streams: ReadonlyArray<any>) =>
 export const video = (file: string, label: Label): Effect.Effect<VideoMetadata, DecodeError | UnsupportedMediaError> =>
   Effect.map(videoWithTimeline(file, label), ([meta]) => meta)
 
-/** The metadata and the frame timeline it was computed from (the timeline is cached by file). */
+/**
+ * Probed videos by file (path, size and modification time, as timelines are cached):
+ * a bare path decoded again is not probed again (an asset carries its metadata).
+ */
+const probed = new Map<string, readonly [VideoMetadata, Timeline.Timeline]>()
+
+/** The metadata and the frame timeline it was computed from, cached by file. */
 const videoWithTimeline = (
+  file: string,
+  label: Label
+): Effect.Effect<readonly [VideoMetadata, Timeline.Timeline], DecodeError | UnsupportedMediaError> =>
+  Effect.suspend(() => {
+    const key = Timeline.keyOf(file)
+    const hit = key !== undefined ? probed.get(key) : undefined
+    if (hit) return Effect.succeed(hit)
+    return Effect.tap(probeVideo(file, label), (result) => {
+      if (key === undefined) return
+      probed.set(key, result)
+      while (probed.size > 64) probed.delete(probed.keys().next().value!)
+    })
+  })
+
+const probeVideo = (
   file: string,
   label: Label
 ): Effect.Effect<readonly [VideoMetadata, Timeline.Timeline], DecodeError | UnsupportedMediaError> =>

@@ -197,9 +197,13 @@ const plan = (t: Timeline.Timeline, wanted: ReadonlyArray<number>, pieces: numbe
   let current: Array<number> = []
   for (const w of wanted) {
     const previous = current[current.length - 1]
+    // a contiguous run names no frame in a select expression: it grows past MAX_SELECT (one
+    // ffmpeg instead of one per MAX_SELECT frames, each paying its start and a seek)
+    const continuesRun = previous === w - 1 && previous - current[0]! === current.length - 1
     if (
       previous !== undefined &&
-      (current.length >= MAX_SELECT || (seek && keyframeOf(t, w) > previous && w - previous > SEEK_GAP))
+      ((current.length >= MAX_SELECT && !continuesRun) ||
+        (seek && keyframeOf(t, w) > previous && w - previous > SEEK_GAP))
     ) {
       segments.push({ from: current[0]!, wanted: current })
       current = []

@@ -345,6 +345,24 @@ layer(withReader(memory), { timeout: 60_000 })(`decoders on generated fixtures, 
       })
     )
 
+    it.effect("a bare path is probed once while the file is unchanged, and again once it changes", () =>
+      Effect.gen(function* () {
+        const fx = yield* Fixtures
+        const file = `${fx.dir}/probe-cache.mp4`
+        fs.copyFileSync(fx.ntsc24, file)
+        const first = yield* Probe.video(file, { uri: file })
+        expect(first.frameCount).toBe(48)
+        // the same object: answered from the cache, no second ffprobe
+        expect(yield* Probe.video(file, { uri: file })).toBe(first)
+        expect((yield* collect(Video.frames(file))).length).toBe(48)
+        fs.copyFileSync(fx.cuts, file)
+        const changed = yield* Probe.video(file, { uri: file })
+        expect(changed).not.toBe(first)
+        expect(changed.frameCount).toBe(90)
+        expect((yield* collect(Video.frames(file))).length).toBe(90)
+      })
+    )
+
     it.effect("a JPEG with EXIF orientation 6: the probe's display size is what decode returns", () =>
       Effect.gen(function* () {
         const fx = yield* Fixtures

@@ -1,6 +1,9 @@
 import { Effect, Stream } from "effect"
 import { spawn, type ChildProcess } from "node:child_process"
+import * as crypto from "node:crypto"
 import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
 import * as path from "node:path"
 import type { Readable } from "node:stream"
 
@@ -150,9 +153,12 @@ const start = (
   command: string,
   args: ReadonlyArray<string>,
   keepStderr: number,
-  stdin: "ignore" | "pipe" = "ignore"
+  stdin: "ignore" | "pipe" = "ignore",
+  stdout: "pipe" | net.Socket = "pipe"
 ): Running => {
-  const child = spawn(command, args as Array<string>, { stdio: [stdin, "pipe", "pipe"] })
+  const child = spawn(command, args as Array<string>, { stdio: [stdin, stdout, "pipe"] })
+  // the child holds its own copy of a socket given as its stdout: closing ours lets the reader see the end
+  if (typeof stdout !== "string") stdout.destroy()
   let stderr = ""
   child.stderr!.setEncoding("utf8")
   child.stderr!.on("data", (d: string) => {
@@ -178,10 +184,11 @@ const acquire = (
   command: string,
   args: ReadonlyArray<string>,
   keepStderr = STDERR_TAIL,
-  stdin: "ignore" | "pipe" = "ignore"
+  stdin: "ignore" | "pipe" = "ignore",
+  stdout: "pipe" | net.Socket = "pipe"
 ) =>
   Effect.acquireRelease(
-    Effect.sync(() => start(command, args, keepStderr, stdin)),
+    Effect.sync(() => start(command, args, keepStderr, stdin, stdout)),
     kill
   )
 
@@ -221,96 +228,169 @@ export const run = (
   )
 
 /**
- * Cuts a stream of buffers into pieces of exactly `size` bytes (the last may be
- * shorter). Each byte is copied once, as it arrives, into the piece being filled.
+ * Cuts a byte stream into pieces of exactly `size` bytes (the last may be shorter),
+ * filled in place: `target()` is the unfilled rest of the piece being filled, where
+ * the next bytes go (a socket reads straight into it, or a chunk is copied into it),
+ * and `filled(n)` records `n` bytes written there and returns the piece once it is full.
  */
-export const chunker = (size: number) => {
-  let current: Buffer | undefined
+export const filler = (size: number) => {
+  let current = Buffer.allocUnsafe(size)
   let offset = 0
   return {
+    target: (): Buffer => current.subarray(offset),
+    filled(n: number): Buffer | undefined {
+      offset += n
+      if (offset < size) return undefined
+      const full = current
+      current = Buffer.allocUnsafe(size)
+      offset = 0
+      return full
+    },
+    /** Copies a chunk in; the pieces it completed. */
     push(chunk: Buffer): Array<Buffer> {
       const out: Array<Buffer> = []
-      let at = 0
-      while (at < chunk.length) {
-        if (current === undefined) {
-          current = Buffer.allocUnsafe(size)
-          offset = 0
-        }
-        const n = Math.min(chunk.length - at, size - offset)
-        chunk.copy(current, offset, at, at + n)
-        offset += n
+      for (let at = 0; at < chunk.length; ) {
+        const n = chunk.copy(current, offset, at)
         at += n
-        if (offset === size) {
-          out.push(current)
-          current = undefined
-        }
+        const piece = this.filled(n)
+        if (piece) out.push(piece)
       }
       return out
     },
     rest(): Buffer | undefined {
-      const b = current?.subarray(0, offset)
-      current = undefined
-      return b && b.length > 0 ? b : undefined
+      const b = offset > 0 ? current.subarray(0, offset) : undefined
+      offset = 0
+      return b
     }
   }
 }
 
 /**
- * The pieces of a readable as an async iterable with back-pressure at piece
- * granularity: the pipe is read at full speed (flowing mode) while fewer than
- * `maxQueued` pieces wait, and paused (so the writer blocks) once they do. The
- * Effect stream above is pulled once per piece, not once per 64 KiB pipe read.
+ * The pieces of a process's stdout as an async iterable with back-pressure at piece
+ * granularity: the output is read at full speed while fewer than `maxQueued` pieces
+ * wait, and not read (so the writer blocks) once they do. The Effect stream above
+ * is pulled once per piece, not once per read.
  */
-const pieces = (readable: Readable, cut: ReturnType<typeof chunker>, maxQueued = 2): AsyncIterable<Buffer> => ({
-  [Symbol.asyncIterator]() {
-    const queue: Array<Buffer> = []
-    let ended = false
-    let failure: { error: unknown } | undefined
-    let wake: (() => void) | undefined
-    const notify = () => {
-      const w = wake
-      wake = undefined
-      w?.()
-    }
-    readable.on("data", (chunk: Buffer) => {
-      for (const piece of cut.push(chunk)) queue.push(piece)
-      if (queue.length >= maxQueued) readable.pause()
-      notify()
-    })
-    readable.once("end", () => {
-      ended = true
-      notify()
-    })
-    readable.once("error", (error) => {
-      failure = { error }
-      notify()
-    })
-    return {
-      async next(): Promise<IteratorResult<Buffer>> {
-        for (;;) {
-          if (queue.length > 0) {
-            const value = queue.shift()!
-            if (queue.length < maxQueued && readable.isPaused()) readable.resume()
-            return { value, done: false }
-          }
-          if (failure) throw failure.error
-          if (ended) return { value: undefined, done: true }
-          await new Promise<void>((resolve) => (wake = resolve))
-        }
-      },
-      async return(): Promise<IteratorResult<Buffer>> {
-        readable.destroy()
-        return { value: undefined, done: true }
-      }
-    }
+const receiver = (size: number, maxQueued = 2) => {
+  const cut = filler(size)
+  const queue: Array<Buffer> = []
+  let ended = false
+  let failure: { error: unknown } | undefined
+  let wake: (() => void) | undefined
+  let readable: Readable | undefined
+  /** Reading stopped by `onread` (a socket's own pause state does not show it). */
+  let stopped = false
+  const notify = () => {
+    const w = wake
+    wake = undefined
+    w?.()
   }
-})
+  const add = (piece: Buffer) => {
+    queue.push(piece)
+    notify()
+  }
+  return {
+    cut,
+    /**
+     * For a socket connected with it: each read lands in the piece being filled (no
+     * buffer allocated per read, no copy); returning false stops reading.
+     */
+    onread: {
+      buffer: () => cut.target(),
+      callback: (n: number): boolean => {
+        const piece = cut.filled(n)
+        if (piece) add(piece)
+        stopped = queue.length >= maxQueued
+        return !stopped
+      }
+    } satisfies net.OnReadOpts,
+    /** Starts reading: a socket connected with `onread`, or any readable (its chunks are copied). */
+    attach(from: Readable, inPlace: boolean) {
+      readable = from
+      if (!inPlace) {
+        from.on("data", (chunk: Buffer) => {
+          for (const piece of cut.push(chunk)) add(piece)
+          if (queue.length >= maxQueued) from.pause()
+        })
+      }
+      from.once("end", () => {
+        ended = true
+        notify()
+      })
+      from.once("error", (error) => {
+        failure = { error }
+        notify()
+      })
+      from.resume()
+    },
+    pieces: (): AsyncIterable<Buffer> => ({
+      [Symbol.asyncIterator]: () => ({
+        async next(): Promise<IteratorResult<Buffer>> {
+          for (;;) {
+            if (queue.length > 0) {
+              const value = queue.shift()!
+              if (queue.length < maxQueued && (stopped || readable?.isPaused())) {
+                stopped = false
+                readable?.resume()
+              }
+              return { value, done: false }
+            }
+            if (failure) throw failure.error
+            if (ended) return { value: undefined, done: true }
+            await new Promise<void>((resolve) => (wake = resolve))
+          }
+        },
+        async return(): Promise<IteratorResult<Buffer>> {
+          readable?.destroy()
+          return { value: undefined, done: true }
+        }
+      })
+    })
+  }
+}
+
+/** A name for a one-shot local socket: abstract on Linux (no file), a file in the temporary folder elsewhere. */
+const socketPath = () => {
+  const name = `jasper-${process.pid}-${crypto.randomBytes(6).toString("hex")}`
+  return process.platform === "linux" ? `\0${name}` : path.join(os.tmpdir(), `${name}.sock`)
+}
 
 /**
- * Streams a process's stdout in pieces of `pieceBytes` with back-pressure (the pipe
+ * A connected pair of local stream sockets: `writer` to hand to a child as its stdout,
+ * `reader` connected with `onread` so that what the child writes is read in place.
+ * Undefined where local sockets are not available (Windows, or a failure): the caller
+ * then reads an ordinary pipe.
+ */
+const socketPair = (onread: net.OnReadOpts): Promise<{ reader: net.Socket; writer: net.Socket } | undefined> =>
+  process.platform === "win32"
+    ? Promise.resolve(undefined)
+    : new Promise((resolve) => {
+        const where = socketPath()
+        const server = net.createServer()
+        let reader: net.Socket | undefined
+        const done = (pair: { reader: net.Socket; writer: net.Socket } | undefined) => {
+          server.close()
+          if (!where.startsWith("\0")) fs.rm(where, { force: true }, () => {})
+          if (!pair) reader?.destroy()
+          resolve(pair)
+        }
+        server.once("error", () => done(undefined))
+        server.once("connection", (writer) => done({ reader: reader!, writer }))
+        server.listen(where, () => {
+          reader = net.connect({ path: where, onread })
+          reader.once("error", () => done(undefined))
+        })
+      })
+
+/**
+ * Streams a process's stdout in pieces of `pieceBytes` with back-pressure (the output
  * is only read as fast as the stream is pulled). A non-zero exit fails the stream
  * with `onFailure(exit)`; `partial` decides what to do with a short last piece.
  * Interrupting or ending the stream early kills the process.
+ *
+ * The child writes into a local socket that is read in place into the pieces (one
+ * allocation per piece instead of one per 64 KiB read, and no copy), which for raw
+ * video is most of the reading cost; an ordinary pipe where no socket can be made.
  */
 export const stream = <E>(options: {
   readonly command: string
@@ -329,7 +409,18 @@ export const stream = <E>(options: {
   Stream.unwrapScoped(
     Effect.gen(function* () {
       const piped = options.input !== undefined || options.stdinText !== undefined
-      const running = yield* acquire(options.command, options.args, STDERR_TAIL, piped ? "pipe" : "ignore")
+      const received = receiver(options.pieceBytes)
+      const pair = yield* Effect.acquireRelease(
+        Effect.promise(() => socketPair(received.onread)),
+        (pair) => Effect.sync(() => pair?.reader.destroy())
+      )
+      const running = yield* acquire(
+        options.command,
+        options.args,
+        STDERR_TAIL,
+        piped ? "pipe" : "ignore",
+        pair?.writer ?? "pipe"
+      )
       const feeder = options.input ? yield* feed(running, options.input.command, options.input.args) : undefined
       if (options.stdinText !== undefined) {
         const stdin = running.child.stdin!
@@ -338,12 +429,12 @@ export const stream = <E>(options: {
         stdin.end(options.stdinText)
       }
       options.onStart?.(running.child.pid)
-      const cut = chunker(options.pieceBytes)
-      const body = Stream.fromAsyncIterable(pieces(running.child.stdout!, cut), (cause) => cause).pipe(Stream.orDie)
+      received.attach(pair?.reader ?? running.child.stdout!, pair !== undefined)
+      const body = Stream.fromAsyncIterable(received.pieces(), (cause) => cause).pipe(Stream.orDie)
       const tail = Stream.fromEffect(Effect.promise(() => running.exit)).pipe(
         Stream.flatMap((exit) => {
           if (exit.code === 0) {
-            const rest = cut.rest()
+            const rest = received.cut.rest()
             return rest && options.keepPartial ? Stream.make(rest) : Stream.empty
           }
           if (!feeder) return Stream.fail(options.onFailure(exit))
