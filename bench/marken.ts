@@ -4,7 +4,7 @@
  * same parameters, filtered kNN at 1% and 10% selectivity, and HTTP query latency
  * under concurrent clients on loopback.
  * Run: npm run bench -- marken   (MARKEN_BENCH_N overrides the 100,000 vectors)
- *      npm run bench -- marken --only http     (only the HTTP rows: kNN throughput with 8 clients, query latency)
+ *      npm run bench -- marken --only http     (only the HTTP rows: kNN and query latency and throughput with 8 clients)
  *      npm run bench -- marken --only filter   (only the filtered kNN rows, against Marken's unfiltered search at ef=64)
  * A run with --only replaces its own rows in bench/results/marken.json and keeps the others.
  * MARKEN_BENCH_DIR=<folder> keeps the SQLite file and the index there and reuses them on the next run
@@ -494,7 +494,11 @@ const main = async () => {
     }
     const p50 = percentile(latencies, 50)
     const p99 = percentile(latencies, 99)
-    const base = "baseline: the same call in process, one at a time"
+    // these clients run on the server's own thread: building requests and parsing answers takes turns with
+    // the server on one event loop (one core), and 8 x 50 requests after 20 leave the code barely warm; the
+    // keep-alive rows below run their clients in a worker thread (the other core) for seconds after a warm-up
+    const where = `clients on the server's thread (${CLIENTS} x ${PER_CLIENT} requests, keep-alive); ${loadNote()}`
+    const base = `baseline: the same call in process, one at a time; ${where}`
     rows.push(
       row(`HTTP ${name}: p50 latency, ${CLIENTS} concurrent clients`, p50, "ms", percentile(inProcess, 50), base)
     )
@@ -506,7 +510,8 @@ const main = async () => {
         `HTTP ${name}: throughput, ${CLIENTS} concurrent clients`,
         latencies.length / (wall / 1000),
         "requests/s",
-        null
+        null,
+        `${where}; the keep-alive worker-thread row is the server's throughput`
       )
     )
     log(
@@ -530,54 +535,67 @@ const main = async () => {
   })
   await httpBench("kNN (k=10, ef=64)", "/search", knn, (i) => annotations.search(knn(i)))
 
-  // kNN throughput: 8 clients on keep-alive connections from a worker thread (the other core), for 10 s,
+  // throughput: 8 clients on keep-alive connections from a worker thread (the other core), for 10 s,
   // against 8 fibers calling the service in process for as long
   const SECONDS = Number(process.env.MARKEN_BENCH_HTTP_SECONDS ?? 10)
-  const bodies = Array.from({ length: QUERIES }, (_, i) => JSON.stringify(knn(i)))
-  const load = (durationMs: number) =>
+  const load = (pathname: string, bodies: ReadonlyArray<string>, durationMs: number) =>
     new Promise<{ latencies: Array<number>; wallMs: number }>((resolve, reject) => {
       const worker = new Worker(new URL("./lib/http-load.mjs", import.meta.url), {
-        workerData: { url: baseUrl, path: "/search", bodies, clients: CLIENTS, durationMs, token: "bench" }
+        workerData: { url: baseUrl, path: pathname, bodies, clients: CLIENTS, durationMs, token: "bench" }
       })
       worker.once("message", resolve)
       worker.once("error", reject)
     })
-  await load(1000) // warm
-  const loadBefore = os.loadavg()[0]!
-  const over = await load(SECONDS * 1000)
-  const loadAfter = os.loadavg()[0]!
-  const httpRps = over.latencies.length / (over.wallMs / 1000)
-  let calls = 0
-  const tIn = performance.now()
-  await run(
-    Effect.forEach(
-      Array.from({ length: CLIENTS }, (_, c) => c),
-      (c) =>
-        Effect.gen(function* () {
-          for (let i = c; performance.now() - tIn < SECONDS * 1000; i += CLIENTS) {
-            yield* annotations.search({ ...knn(i), vector: queries[i % QUERIES]! })
-            calls++
-          }
-        }),
-      { concurrency: "unbounded" }
+  const throughput = async (
+    name: string,
+    pathname: string,
+    body: (i: number) => unknown,
+    direct: (i: number) => Effect.Effect<unknown, unknown, any>
+  ) => {
+    const bodies = Array.from({ length: QUERIES }, (_, i) => JSON.stringify(body(i)))
+    await load(pathname, bodies, 1000) // warm
+    const loadBefore = os.loadavg()[0]!
+    const over = await load(pathname, bodies, SECONDS * 1000)
+    const loadAfter = os.loadavg()[0]!
+    const httpRps = over.latencies.length / (over.wallMs / 1000)
+    let calls = 0
+    const tIn = performance.now()
+    await run(
+      Effect.forEach(
+        Array.from({ length: CLIENTS }, (_, c) => c),
+        (c) =>
+          Effect.gen(function* () {
+            for (let i = c; performance.now() - tIn < SECONDS * 1000; i += CLIENTS) {
+              yield* direct(i)
+              calls++
+            }
+          }),
+        { concurrency: "unbounded" }
+      ) as Effect.Effect<unknown, unknown, never>
     )
-  )
-  const inRps = calls / ((performance.now() - tIn) / 1000)
-  const httpLoadNote = `load average ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after, ${os.cpus().length} cores`
-  rows.push(
-    row(
-      `HTTP kNN throughput, ${CLIENTS} keep-alive clients for ${SECONDS} s (worker thread)`,
-      httpRps,
-      "requests/s",
-      inRps,
-      `baseline: ${CLIENTS} fibers calling search in process; ${httpLoadNote}`
+    const inRps = calls / ((performance.now() - tIn) / 1000)
+    const httpLoadNote = `load average ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after, ${os.cpus().length} cores`
+    rows.push(
+      row(
+        `HTTP ${name} throughput, ${CLIENTS} keep-alive clients for ${SECONDS} s (worker thread)`,
+        httpRps,
+        "requests/s",
+        inRps,
+        `baseline: ${CLIENTS} fibers calling ${pathname.slice(1)} in process; ${httpLoadNote}`
+      )
     )
-  )
-  rows.push(row(`HTTP kNN p50 latency at that throughput`, percentile(over.latencies, 50), "ms", null, httpLoadNote))
-  rows.push(row(`HTTP kNN p99 latency at that throughput`, percentile(over.latencies, 99), "ms", null, httpLoadNote))
-  log(
-    `HTTP kNN throughput: ${httpRps.toFixed(0)} req/s (in process ${inRps.toFixed(0)}/s), p50 ${percentile(over.latencies, 50).toFixed(2)} ms, p99 ${percentile(over.latencies, 99).toFixed(2)} ms; ${httpLoadNote}`
-  )
+    rows.push(
+      row(`HTTP ${name} p50 latency at that throughput`, percentile(over.latencies, 50), "ms", null, httpLoadNote)
+    )
+    rows.push(
+      row(`HTTP ${name} p99 latency at that throughput`, percentile(over.latencies, 99), "ms", null, httpLoadNote)
+    )
+    log(
+      `HTTP ${name} throughput: ${httpRps.toFixed(0)} req/s (in process ${inRps.toFixed(0)}/s), p50 ${percentile(over.latencies, 50).toFixed(2)} ms, p99 ${percentile(over.latencies, 99).toFixed(2)} ms; ${httpLoadNote}`
+    )
+  }
+  await throughput("kNN", "/search", knn, (i) => annotations.search({ ...knn(i), vector: queries[i % QUERIES]! }))
+  await throughput("query (entity + payload range, 20 rows)", "/query", query, (i) => annotations.query(query(i)))
   agent.destroy()
   return finish(runtime, dir, keep, t0)
 }

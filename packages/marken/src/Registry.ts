@@ -15,6 +15,7 @@ import { formatPath } from "./internal/codec.js"
 import { equalSchemas, onlyAddsOptional, validate, type JsonSchema } from "./internal/jsonSchema.js"
 import { migrations } from "./internal/migrations.js"
 import * as PayloadIndex from "./internal/payloadIndex.js"
+import * as Statistics from "./internal/statistics.js"
 import { type TypesTable, using } from "./internal/tables.js"
 import { IncompatibleTypeError, InvalidAnnotationError, UnknownTypeError } from "./MarkenError.js"
 
@@ -115,6 +116,8 @@ export const make: Effect.Effect<Service, StorageError, Database.Database> = Eff
       const value = JSON.stringify([...wanted.keys()].sort())
       if (meta) await k.updateTable("marken_meta").set({ value }).where("key", "=", "payload_indexes").execute()
       else await k.insertInto("marken_meta").values({ key: "payload_indexes", value }).execute()
+      // a new index without statistics looks to the planner more selective than any other (see statistics.ts)
+      if ([...wanted.keys()].some((name) => !existing.includes(name))) await Statistics.analyze(k)
     })
   })
 

@@ -17,6 +17,7 @@ import * as Operations from "./operations.js"
 import * as Reads from "./reads.js"
 import * as Runs from "./runs.js"
 import * as Search from "./search.js"
+import * as Statistics from "./statistics.js"
 import * as Writes from "./writes.js"
 
 export const make = (
@@ -49,7 +50,8 @@ export const make = (
       syncInterval: options.syncIntervalMs ?? 1000,
       directory: options.indexDirectory,
       instance,
-      emit: (event) => void events.unsafeOffer(event)
+      emit: (event) => void events.unsafeOffer(event),
+      statistics: Statistics.make(use)
     }
     const runs = Runs.make(env)
     yield* runs.loadCurrent

@@ -8,6 +8,7 @@ import type { Kysely } from "kysely"
 import type { IndexEvent } from "../Annotations.js"
 import type { Tables } from "./tables.js"
 import type { IndexTuning } from "./hnsw.js"
+import type { Statistics } from "./statistics.js"
 import type * as Registry from "../Registry.js"
 
 export interface Env {
@@ -28,6 +29,8 @@ export interface Env {
   readonly instance: { readonly value: string }
   /** Publishes an index event (never blocks). */
   readonly emit: (event: IndexEvent) => void
+  /** Rows changed since the planner statistics were taken; `check` refreshes them when due. */
+  readonly statistics: Statistics
 }
 
 export const toNumber = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v))

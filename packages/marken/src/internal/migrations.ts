@@ -1,5 +1,6 @@
 import type { Database } from "@org/storage"
 import { randomUUID } from "node:crypto"
+import { analyze } from "./statistics.js"
 
 export const migrations: Database.Migrations = {
   "0001_marken": {
@@ -127,6 +128,12 @@ export const migrations: Database.Migrations = {
     // the payload fields each type version indexes (see payloadIndex.ts); the indexes themselves follow the registry
     up: async (db, caps) => {
       await db.schema.alterTable("marken_types").addColumn("indexes", caps.types.json).execute()
+    }
+  },
+  "0004_statistics": {
+    // planner statistics for databases written before Marken kept them (see statistics.ts)
+    up: async (db) => {
+      await analyze(db)
     }
   }
 }

@@ -17,7 +17,7 @@ import { checkProducer } from "./validation.js"
 
 export type Operations = ReturnType<typeof make>
 
-export const make = ({ db, nowMs, registry, use }: Env, runs: Runs, indexes: Indexes) => {
+export const make = ({ db, nowMs, registry, statistics, use }: Env, runs: Runs, indexes: Indexes) => {
   const toOperation = (r: OperationRow): Operation.Operation => ({
     id: r.id,
     type: r.type,
@@ -130,6 +130,7 @@ export const make = ({ db, nowMs, registry, use }: Env, runs: Runs, indexes: Ind
         })
       )
       runs.setCurrent(opKey(r.type, r.version, r.producer_key), operationId)
+      yield* statistics.check
       return toOperation(r)
     })
 
@@ -147,6 +148,7 @@ export const make = ({ db, nowMs, registry, use }: Env, runs: Runs, indexes: Ind
             .execute()
           for (const s of seqs) ch.of(vectorKeysOf(s.type, s.version, s.field)).removed.push(Number(s.seq))
           await k.deleteFrom("marken_annotations").where("id", "in", part).execute()
+          statistics.wrote(part.length)
         }),
       { discard: true }
     )
@@ -175,6 +177,7 @@ export const make = ({ db, nowMs, registry, use }: Env, runs: Runs, indexes: Ind
         })
       )
       yield* indexes.applyChanges(ch.map)
+      yield* statistics.check
       return toOperation(r)
     })
 

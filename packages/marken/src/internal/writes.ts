@@ -21,7 +21,7 @@ import { checkProducer, decodeQuery, type Prepared, prepare as prepareWith, rowO
 export type Writes = ReturnType<typeof make>
 
 export const make = (
-  { caps, db, nowMs, registry, use }: Env,
+  { caps, db, nowMs, registry, statistics, use }: Env,
   runs: Runs,
   indexes: Indexes,
   ops: Operations,
@@ -93,6 +93,7 @@ export const make = (
       for (const part of Arr.chunksOf(rows, 400)) {
         yield* use("marken.upsert.annotations", (k) => k.insertInto("marken_annotations").values(part).execute())
       }
+      statistics.wrote(rows.length)
       for (const part of Arr.chunksOf(vectors, 1000)) {
         const seqs = yield* use("marken.upsert.vectors", (k) =>
           k
@@ -180,6 +181,7 @@ export const make = (
       )
       if (created) runs.setCurrent(opKey(input.type, input.version, producerKey), created)
       yield* applyChanges(ch.map)
+      yield* statistics.check
       return yield* get(id, { withVectors: p.vectors.length > 0 }).pipe(Effect.orDie)
     })
 
@@ -211,6 +213,7 @@ export const make = (
           yield* deleteAnnotations([id], ch)
           const row = rowOf(p, id, op, Number(r.created_ms))
           yield* use("marken.update", (k) => k.insertInto("marken_annotations").values(row).execute())
+          statistics.wrote(1)
           for (const v of p.vectors) {
             const [s] = yield* use("marken.update.vector", (k) =>
               k
@@ -237,6 +240,7 @@ export const make = (
         })
       )
       yield* applyChanges(ch.map)
+      yield* statistics.check
       return yield* get(id, { withVectors: p.vectors.length > 0 }).pipe(Effect.orDie)
     })
 
@@ -250,6 +254,7 @@ export const make = (
         })
       )
       yield* applyChanges(ch.map)
+      yield* statistics.check
     })
 
   const removeIds = (ids: ReadonlyArray<string>) =>
@@ -268,6 +273,7 @@ export const make = (
         })
       )
       yield* applyChanges(ch.map)
+      yield* statistics.check
       return { removed }
     })
 
