@@ -77,10 +77,26 @@ const normalizeInto = (
   for (let i = 0; i < d; i++) out[offset + i] = v[i]! / norm
 }
 
+/** A live label's annotation and operation. */
+export interface Live {
+  readonly id: string
+  readonly op: string
+}
+
+/** Whether a label counts; `live` is its entry where the caller has looked it up already. */
+export type Accept = (label: number, live?: Live) => boolean
+
+/** A hit: the label, its distance, and its annotation id where the search had it at hand. */
+export interface Found {
+  readonly label: number
+  readonly distance: number
+  readonly id?: string
+}
+
 /** One HNSW index with the live labels (vector seq -> annotation id, operation id) and a copy of its vectors. */
 export class VectorIndex {
   readonly hnsw: hnswlib.HierarchicalNSW
-  readonly labels = new Map<number, { readonly id: string; readonly op: string }>()
+  readonly labels = new Map<number, Live>()
   private readonly slots = new Map<number, number>()
   private free: Array<number> = []
   private data: Float32Array
@@ -420,10 +436,10 @@ export class VectorIndex {
     q: Float32Array | ReadonlyArray<number>,
     k: number,
     ef: number,
-    accept: (label: number) => boolean,
+    accept: Accept,
     matching?: Matching | { readonly size: number; readonly labels: Iterable<number> },
     skip?: number
-  ): Array<{ label: number; distance: number }> {
+  ): Array<Found> {
     const live = this.labels.size
     if (live === 0) return []
     const total = this.count
@@ -486,9 +502,9 @@ export class VectorIndex {
     k: number,
     n: number,
     searchEf: number,
-    accept: (label: number) => boolean,
+    accept: Accept,
     skip: number | undefined
-  ): Array<{ label: number; distance: number }> {
+  ): Array<Found> {
     // hnswlib reads a plain array synchronously: fill one kept for the purpose instead of allocating
     let query: Array<number>
     if (Array.isArray(q)) query = q as Array<number>
@@ -502,10 +518,14 @@ export class VectorIndex {
       this.ef = searchEf
     }
     const r = this.hnsw.searchKnn(query, n)
-    const out: Array<{ label: number; distance: number }> = []
+    const out: Array<Found> = []
     for (let i = 0; i < r.neighbors.length && out.length < k; i++) {
       const label = r.neighbors[i]!
-      if (label !== skip && this.labels.has(label) && accept(label)) out.push({ label, distance: r.distances[i]! })
+      // one lookup per candidate: its entry goes to `accept` and its id to the hit
+      const live = this.labels.get(label)
+      if (label !== skip && live !== undefined && accept(label, live)) {
+        out.push({ label, distance: r.distances[i]!, id: live.id })
+      }
     }
     return out
   }
