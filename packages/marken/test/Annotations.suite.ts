@@ -253,6 +253,28 @@ for (const adapter of StorageTesting.adapters()) {
             annotations.search({ type: "shot", version: "1.0", field: "embedding", vector: vec(rng(1)), k: 0 }),
             "k"
           ],
+          // unfiltered kNN skips the decoder only when the schema would accept it
+          ...(
+            [
+              ["k = 2.5", { k: 2.5 }, "k"],
+              ["k = 1001", { k: 1001 }, "k"],
+              ["ef = 0", { k: 3, ef: 0 }, "ef"],
+              ["ef = 1.5", { k: 3, ef: 1.5 }, "ef"],
+              ["ef past 10000", { k: 3, ef: 10_001 }, "ef"],
+              ["a numeric type", { k: 3, type: 7 }, "type"],
+              ["includePayload = 1", { k: 3, includePayload: 1 }, "includePayload"]
+            ] as const
+          ).map(([what, change, path]): [string, Effect.Effect<unknown, { readonly _tag: string }>, string] => [
+            `kNN with ${what}`,
+            annotations.search({
+              type: "shot",
+              version: "1.0",
+              field: "embedding",
+              vector: vec(rng(1)),
+              ...(change as unknown as { k: number })
+            }),
+            path
+          ]),
           [
             "kNN with a bad filter",
             annotations.search({

@@ -281,15 +281,14 @@ describe("the cost model of filtered kNN", () => {
 
 describe("the exact scan over the payload mirror's slots", () => {
   for (const metric of ["cosine", "l2"] as const) {
-    it(`gives what a scan of every matching label gives (${metric}, zero vectors, two operations, deletions)`, () => {
+    it(`gives what a plain scan of every matching vector gives (${metric}, zero vectors, two operations, deletions)`, () => {
       const tuning = { m: 16, efConstruction: 32, ef: 64, exactThreshold: undefined }
       const idx = new VectorIndex({ type: "t", version: "1.0", field: "f" }, 16, metric, tuning)
       idx.init(3_000)
       const mirror = new PayloadMirror([["score"], ["genre"]], (label) => idx.slotOf(label))
       idx.mirror = mirror
-      const vectors = clustered(3_000, 16, 10, 3)
-      vectors.forEach((v, i) => {
-        const vector = i % 97 === 0 ? new Float32Array(16) : v
+      const vectors = clustered(3_000, 16, 10, 3).map((v, i) => (i % 97 === 0 ? new Float32Array(16) : v))
+      vectors.forEach((vector, i) => {
         idx.add({
           seq: i + 1,
           id: `a${i}`,
@@ -301,10 +300,58 @@ describe("the exact scan over the payload mirror's slots", () => {
       for (let i = 0; i < 3_000; i += 11) idx.remove(i + 1)
       const visibleOp = (op: string) => op === "current"
       const visible = (label: number) => idx.labels.get(label)?.op === "current"
+      // the reference: every live, visible, matching vector, its distance in plain double precision
+      const plain = (q: Float32Array, where: ReadonlyArray<{ field: string } & Record<string, unknown>>, k: number) => {
+        const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0))
+        const ranked: Array<{ label: number; distance: number }> = []
+        vectors.forEach((v, i) => {
+          const label = i + 1
+          const payload = { score: i % 50, genre: i % 3 === 0 ? "drama" : "comedy" }
+          if (!idx.labels.has(label) || !visible(label)) return
+          const ok = where.every((c) =>
+            c.field === "genre"
+              ? payload.genre === c.value
+              : c.op === "in"
+                ? (c.values as Array<number>).includes(payload.score)
+                : (c.gte === undefined || payload.score >= (c.gte as number)) &&
+                  (c.gt === undefined || payload.score > (c.gt as number)) &&
+                  (c.lt === undefined || payload.score < (c.lt as number)) &&
+                  (c.lte === undefined || payload.score <= (c.lte as number))
+          )
+          if (!ok) return
+          let distance = 0
+          if (metric === "cosine") {
+            let dot = 0
+            for (let j = 0; j < 16; j++) dot += v[j]! * q[j]!
+            const n = norm(v) * norm(q)
+            distance = 1 - (n > 0 ? dot / n : 0)
+          } else {
+            for (let j = 0; j < 16; j++) distance += (v[j]! - q[j]!) ** 2
+          }
+          ranked.push({ label, distance })
+        })
+        return ranked.sort((a, b) => a.distance - b.distance).slice(0, k)
+      }
+      // equal up to ties (zero vectors tie): at each rank a label at the reference's distance, each label once
+      const sameRanking = (
+        got: ReadonlyArray<{ label: number; distance: number }>,
+        want: ReadonlyArray<{ label: number; distance: number }>,
+        all: ReadonlyMap<number, number>
+      ) => {
+        expect(got.length).toBe(want.length)
+        expect(new Set(got.map((h) => h.label)).size).toBe(got.length)
+        got.forEach((h, i) => {
+          expect(h.distance).toBeCloseTo(want[i]!.distance, 4)
+          expect(all.get(h.label)).toBeCloseTo(want[i]!.distance, 4)
+        })
+      }
       const wheres = [
+        // 42 matches: not a whole number of the kernel's rounds of 8
         [{ field: "score", op: "range" as const, gte: 10, lt: 13 }],
         [{ field: "score", op: "in" as const, values: [3, 7, 41] }],
+        // about 800 and 1,600 matches: more than one chunk of candidates
         [{ field: "genre", op: "eq" as const, value: "drama" }],
+        [{ field: "genre", op: "eq" as const, value: "comedy" }],
         [
           { field: "genre", op: "eq" as const, value: "drama" },
           { field: "score", op: "range" as const, gt: 5, lte: 30 }
@@ -314,12 +361,21 @@ describe("the exact scan over the payload mirror's slots", () => {
         const matching = mirror.match(where, visible)
         expect(matching.slots).toBeDefined()
         expect(matching.slots!.exact).toBe(where.length === 1)
-        for (const qi of [0, 5, 1234, 2999]) {
+        // (not vector 0: a zero vector, every cosine distance to it ties)
+        for (const qi of [1, 5, 1234, 2999]) {
           const q = vectors[qi]!
-          const fast = idx.exactSlots(q, 10, matching.slots!.parts, visibleOp, matching.slots!.exact, matching.accept)
-          const slow = idx.exact(idx.prepare(q), 10, matching.labels, undefined, matching.accept)
-          expect(fast.map((h) => h.label)).toEqual(slow.map((h) => h.label))
-          fast.forEach((h, i) => expect(h.distance).toBeCloseTo(slow[i]!.distance, 5))
+          for (const k of [1, 10, 50]) {
+            const all = plain(q, where, Number.POSITIVE_INFINITY)
+            const want = all.slice(0, k)
+            const distances = new Map(all.map((h) => [h.label, h.distance]))
+            expect(want.length).toBe(k)
+            sameRanking(
+              idx.exactSlots(q, k, matching.slots!.parts, visibleOp, matching.slots!.exact, matching.accept),
+              want,
+              distances
+            )
+            sameRanking(idx.exact(q, k, matching.labels, undefined, matching.accept), want, distances)
+          }
         }
       }
       // a mix of numbers and strings may list a label twice: no slots, the label path

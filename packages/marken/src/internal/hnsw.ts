@@ -4,6 +4,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import hnswlib from "hnswlib-node"
 import type { Matching, PayloadMirror } from "./payloadIndex.js"
+import { type Kernel, kernels, LANES, PAGE, type WasmMemory, wasmApi } from "./scanKernel.js"
 
 export type Metric = "cosine" | "l2"
 
@@ -57,39 +58,8 @@ interface Meta {
 
 const sha256File = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex")
 
-/**
- * A WebAssembly kernel (128-bit SIMD) for the exact scan: `l2(q, v, bytes, bound)` sums
- * (q[i] - v[i])^2 over `bytes / 4` floats at byte offsets `q` and `v` of its memory, in
- * blocks of 32, returning early once the sum reaches `bound`. Built from these bytes (the
- * encoded module, 180 bytes); undefined where the runtime has no WebAssembly SIMD.
- */
-const L2_WASM =
-  "AGFzbQEAAAABCQFgBH9/f30BfQIPAQNlbnYGbWVtb3J5AgABAwIBAAcGAQJsMgAACpkBAZYBBQF/AX8BewF9AXsCQANAIAQgAk8NAf0MAAAAAAAAAAAAAAAAAAAAACEGIARBgAFqIgUgAiAFIAJJGyEFA0AgACAEav0ABAAgASAEav0ABAD95QEiCCAI/eYBIAb95AEhBiAEQRBqIgQgBUkNAAsgByAG/R8AkiAG/R8BkiAG/R8CkiAG/R8DkiIHIANgDQEMAAsLIAcL"
-/** The part of the WebAssembly API used here (the package's TypeScript libs do not declare it). */
-interface WasmMemory {
-  readonly buffer: ArrayBuffer
-  grow(pages: number): number
-}
-interface WasmApi {
-  readonly Memory: new (descriptor: { initial: number }) => WasmMemory
-  readonly Module: new (bytes: Uint8Array) => object
-  readonly Instance: new (module: object, imports: object) => { readonly exports: Record<string, unknown> }
-}
-type L2 = (q: number, v: number, bytes: number, bound: number) => number
-const wasmApi = (globalThis as { WebAssembly?: WasmApi }).WebAssembly
-let l2Module: object | null | undefined
-const l2Kernel = (memory: WasmMemory): L2 | undefined => {
-  if (l2Module === undefined) {
-    try {
-      l2Module = wasmApi ? new wasmApi.Module(Buffer.from(L2_WASM, "base64")) : null
-    } catch {
-      l2Module = null
-    }
-  }
-  if (l2Module === null || !wasmApi) return undefined
-  return new wasmApi.Instance(l2Module, { env: { memory } }).exports.l2 as L2
-}
-const PAGE = 65536
+/** Candidates per call of the scan kernel (a multiple of its `LANES`). */
+const CHUNK = 1024
 
 const normalizeInto = (
   v: Float32Array | ReadonlyArray<number>,
@@ -107,25 +77,42 @@ const normalizeInto = (
   for (let i = 0; i < d; i++) out[offset + i] = v[i]! / norm
 }
 
+/** A live label's annotation and operation. */
+export interface Live {
+  readonly id: string
+  readonly op: string
+}
+
+/** Whether a label counts; `live` is its entry where the caller has looked it up already. */
+export type Accept = (label: number, live?: Live) => boolean
+
+/** A hit: the label, its distance, and its annotation id where the search had it at hand. */
+export interface Found {
+  readonly label: number
+  readonly distance: number
+  readonly id?: string
+}
+
 /** One HNSW index with the live labels (vector seq -> annotation id, operation id) and a copy of its vectors. */
 export class VectorIndex {
   readonly hnsw: hnswlib.HierarchicalNSW
-  readonly labels = new Map<number, { readonly id: string; readonly op: string }>()
+  readonly labels = new Map<number, Live>()
   private readonly slots = new Map<number, number>()
   private free: Array<number> = []
   private data: Float32Array
   /**
    * With the WebAssembly kernel (dimensions a multiple of 4), `data` lives in its memory after
-   * the query (`wasmBase` bytes in); the memory grows in place, up to its 4 GiB, then `data`
-   * moves to a plain array and scans go without the kernel.
+   * the query (at 0), a chunk of candidate slots (`slotsAt`) and their distances (`outAt`),
+   * `wasmBase` bytes in; the memory grows in place, up to its 4 GiB, then `data` moves to a
+   * plain array and scans go without the kernel.
    */
-  private wasm: { memory: WasmMemory; l2: L2 } | undefined
+  private wasm: { memory: WasmMemory; kernel: Kernel } | undefined
+  private readonly slotsAt: number
+  private readonly outAt: number
   private readonly wasmBase: number
   /** Per slot: its label, and its operation as a code (-1: a free slot), for scans without lookups. */
   private slotLabel = new Float64Array(1024)
   private slotOp = new Int32Array(1024).fill(-1)
-  /** Per slot: the squared norm of the stored vector (1, or 0 for a zero vector, under cosine). */
-  private slotNorm = new Float32Array(1024)
   private readonly opCodes = new Map<string, number>()
   private readonly opNames: Array<string> = []
   private used = 0
@@ -149,13 +136,15 @@ export class VectorIndex {
   ) {
     this.hnsw = new hnswlib.HierarchicalNSW(metric, dimension)
     this.scratch = Array.from({ length: dimension }, () => 0.5)
-    this.wasmBase = Math.ceil((dimension * 4) / 64) * 64
+    this.slotsAt = Math.ceil((dimension * 4) / 64) * 64
+    this.outAt = this.slotsAt + CHUNK * 4
+    this.wasmBase = this.outAt + CHUNK * 4
     const floats = dimension * 1024
     if (dimension % 4 === 0 && wasmApi) {
       try {
         const memory = new wasmApi.Memory({ initial: Math.ceil((this.wasmBase + floats * 4) / PAGE) })
-        const l2 = l2Kernel(memory)
-        if (l2) this.wasm = { memory, l2 }
+        const k = kernels(memory)
+        if (k) this.wasm = { memory, kernel: metric === "cosine" ? k.dot : k.l2 }
       } catch {
         this.wasm = undefined
       }
@@ -217,9 +206,6 @@ export class VectorIndex {
         const ops = new Int32Array(n).fill(-1)
         ops.set(this.slotOp)
         this.slotOp = ops
-        const norms = new Float32Array(n)
-        norms.set(this.slotNorm)
-        this.slotNorm = norms
       }
     }
     let code = this.opCodes.get(op)
@@ -232,9 +218,6 @@ export class VectorIndex {
     this.slotOp[slot] = code
     const o = slot * this.dimension
     normalizeInto(vector, this.data, o, this.metric)
-    let norm = 0
-    for (let i = 0; i < this.dimension; i++) norm += this.data[o + i]! * this.data[o + i]!
-    this.slotNorm[slot] = norm
   }
 
   /** The storage slot of a label's vector (stable until the label is removed). */
@@ -311,7 +294,7 @@ export class VectorIndex {
     return out
   }
 
-  /** Exact k nearest among `labels`. */
+  /** Exact k nearest among `labels` (those `accept` takes, `skip` aside); `q` as given. */
   exact(
     q: Float32Array | ReadonlyArray<number>,
     k: number,
@@ -319,18 +302,20 @@ export class VectorIndex {
     skip?: number,
     accept?: (label: number) => boolean
   ): Array<{ label: number; distance: number }> {
-    const heap = new TopK(k)
+    const slots: Array<number> = []
     for (const label of labels) {
-      if (label === skip || !this.labels.has(label) || (accept !== undefined && !accept(label))) continue
-      heap.push(this.distance(label, q), label)
+      if (label === skip || (accept !== undefined && !accept(label))) continue
+      const slot = this.slots.get(label)
+      if (slot !== undefined) slots.push(slot)
     }
-    return heap.sorted().map(([distance, label]) => ({ label, distance }))
+    return this.nearest(q, k, [slots], undefined)
   }
 
   /**
    * Exact k nearest among storage slots (`parts`, each slot once): a slot counts when its
    * operation is visible (`ops`, by operation code) and, unless `exact`, `accept` takes its
-   * label. One pass over the stored vectors, without a lookup per slot.
+   * label. One pass over the stored vectors, without a lookup per slot when every
+   * operation is visible and the set is exact.
    */
   exactSlots(
     q: Float32Array | ReadonlyArray<number>,
@@ -341,58 +326,94 @@ export class VectorIndex {
     accept: (label: number) => boolean,
     skip?: number
   ): Array<{ label: number; distance: number }> {
+    const ops = new Uint8Array(this.opNames.length)
+    let hidden = false
+    for (let i = 0; i < ops.length; i++) {
+      ops[i] = visibleOp(this.opNames[i]!) ? 1 : 0
+      if (ops[i] === 0) hidden = true
+    }
+    const slotOp = this.slotOp
+    const slotLabel = this.slotLabel
+    // free slots are not listed (the mirror drops a removed label's slot with it), so with
+    // every operation visible and an exact set no slot needs a test
+    if (!hidden && exact && skip === undefined) return this.nearest(q, k, parts, undefined)
+    return this.nearest(q, k, parts, (slot) => {
+      const op = slotOp[slot]!
+      if (op < 0 || ops[op] !== 1) return false
+      const label = slotLabel[slot]!
+      return label !== skip && (exact || accept(label))
+    })
+  }
+
+  /**
+   * The exact k nearest of the slots listed in `parts` that `take` takes (all without
+   * it); `q` as given (normalized here under cosine). With the kernel, the slots go to it
+   * in chunks and it reads their vectors side by side (dot products under cosine, whose
+   * vectors are unit or zero: the distance is 1 - q.v; squared L2 distances otherwise);
+   * the k best are kept here, reading nothing per slot but its result.
+   */
+  private nearest(
+    q: Float32Array | ReadonlyArray<number>,
+    k: number,
+    parts: ReadonlyArray<ArrayLike<number>>,
+    take: ((slot: number) => boolean) | undefined
+  ): Array<{ label: number; distance: number }> {
     const d = this.dimension
     const wasm = this.wasm
     // the query where the kernel reads it (the start of its memory), or a plain array
     const query = wasm ? new Float32Array(wasm.memory.buffer, 0, d) : new Float32Array(d)
     normalizeInto(q, query, 0, this.metric)
-    const l2 = wasm?.l2
-    const base = this.wasmBase
-    const bytes = d * 4
-    const ops = new Uint8Array(this.opNames.length)
-    for (let i = 0; i < ops.length; i++) ops[i] = visibleOp(this.opNames[i]!) ? 1 : 0
     const cosine = this.metric === "cosine"
-    let qn = 0
-    for (let i = 0; i < d; i++) qn += query[i]! * query[i]!
-    const data = this.data
-    const slotOp = this.slotOp
     const slotLabel = this.slotLabel
-    const slotNorm = this.slotNorm
     const heap = new TopK(k)
-    // the squared distance |q - v|^2, summed 32 components at a time and abandoned once it
-    // cannot beat the k-th best; under cosine (unit or zero vectors) 1 - q.v = 1 - (|q|^2 + |v|^2 - |q - v|^2) / 2
-    for (const part of parts) {
-      for (let p = 0; p < part.length; p++) {
-        const slot = part[p]!
-        const op = slotOp[slot]!
-        if (op < 0 || ops[op] !== 1) continue
-        const label = slotLabel[slot]!
-        if (label === skip || (!exact && !accept(label))) continue
-        const worst = heap.worst
-        const bound = cosine ? 2 * (worst - 1) + qn + slotNorm[slot]! : worst
-        const o = slot * d
-        let sum = 0
-        let i = l2 ? d : 0
-        if (l2) sum = l2(0, base + o * 4, bytes, bound)
-        while (i < d && sum < bound) {
-          const end = i + 32 < d ? i + 32 : d
-          let a = 0
-          let b = 0
-          for (; i + 1 < end; i += 2) {
-            const x = query[i]! - data[o + i]!
-            const y = query[i + 1]! - data[o + i + 1]!
-            a += x * x
-            b += y * y
+    if (wasm) {
+      const buffer = wasm.memory.buffer
+      const chunk = new Int32Array(buffer, this.slotsAt, CHUNK)
+      const out = new Float32Array(buffer, this.outAt, CHUNK)
+      let n = 0
+      const flush = () => {
+        // padded to whole rounds of the kernel with the first slot again (its extra results unread)
+        const rounds = Math.ceil(n / LANES) * LANES
+        for (let i = n; i < rounds; i++) chunk[i] = chunk[0]!
+        wasm.kernel(0, this.wasmBase, d * 4, this.slotsAt, rounds, this.outAt)
+        let worst = heap.worst
+        for (let i = 0; i < n; i++) {
+          const distance = cosine ? 1 - out[i]! : out[i]!
+          if (distance < worst) {
+            heap.push(distance, slotLabel[chunk[i]!]!)
+            worst = heap.worst
           }
-          if (i < end) {
-            const x = query[i]! - data[o + i]!
-            a += x * x
-            i++
-          }
-          sum += a + b
         }
-        if (sum >= bound) continue
-        heap.push(cosine ? 1 - (qn + slotNorm[slot]! - sum) / 2 : sum, label)
+        n = 0
+      }
+      for (const part of parts) {
+        for (let p = 0; p < part.length; p++) {
+          const slot = part[p]!
+          if (take !== undefined && !take(slot)) continue
+          chunk[n++] = slot
+          if (n === CHUNK) flush()
+        }
+      }
+      if (n > 0) flush()
+    } else {
+      const data = this.data
+      for (const part of parts) {
+        for (let p = 0; p < part.length; p++) {
+          const slot = part[p]!
+          if (take !== undefined && !take(slot)) continue
+          const o = slot * d
+          let sum = 0
+          if (cosine) {
+            for (let i = 0; i < d; i++) sum += query[i]! * data[o + i]!
+            sum = 1 - sum
+          } else {
+            for (let i = 0; i < d; i++) {
+              const x = query[i]! - data[o + i]!
+              sum += x * x
+            }
+          }
+          if (sum < heap.worst) heap.push(sum, slotLabel[slot]!)
+        }
       }
     }
     return heap.sorted().map(([distance, label]) => ({ label, distance }))
@@ -415,10 +436,10 @@ export class VectorIndex {
     q: Float32Array | ReadonlyArray<number>,
     k: number,
     ef: number,
-    accept: (label: number) => boolean,
+    accept: Accept,
     matching?: Matching | { readonly size: number; readonly labels: Iterable<number> },
     skip?: number
-  ): Array<{ label: number; distance: number }> {
+  ): Array<Found> {
     const live = this.labels.size
     if (live === 0) return []
     const total = this.count
@@ -429,7 +450,7 @@ export class VectorIndex {
       const scan = () =>
         slots !== undefined && visibleOp !== undefined
           ? this.exactSlots(q, k, slots.parts, visibleOp, slots.exact, accept, skip)
-          : this.exact(this.prepare(q), k, matching.labels, skip, accept)
+          : this.exact(q, k, matching.labels, skip, accept)
       const plan = this.plan(matching.size, want, ef)
       if (plan.exact) return scan()
       const out = this.traverse(q, k, plan.fetch, plan.ef, accept, skip)
@@ -444,7 +465,7 @@ export class VectorIndex {
       fetch = Math.min(total, fetch * 4)
     }
     // candidates ran out (graph unreachable parts, or most labels not accepted): exact
-    return this.exact(this.prepare(q), k, [...this.labels.keys()].filter(accept), skip)
+    return this.exact(q, k, this.labels.keys(), skip, accept)
   }
 
   /**
@@ -481,9 +502,9 @@ export class VectorIndex {
     k: number,
     n: number,
     searchEf: number,
-    accept: (label: number) => boolean,
+    accept: Accept,
     skip: number | undefined
-  ): Array<{ label: number; distance: number }> {
+  ): Array<Found> {
     // hnswlib reads a plain array synchronously: fill one kept for the purpose instead of allocating
     let query: Array<number>
     if (Array.isArray(q)) query = q as Array<number>
@@ -497,10 +518,14 @@ export class VectorIndex {
       this.ef = searchEf
     }
     const r = this.hnsw.searchKnn(query, n)
-    const out: Array<{ label: number; distance: number }> = []
+    const out: Array<Found> = []
     for (let i = 0; i < r.neighbors.length && out.length < k; i++) {
       const label = r.neighbors[i]!
-      if (label !== skip && this.labels.has(label) && accept(label)) out.push({ label, distance: r.distances[i]! })
+      // one lookup per candidate: its entry goes to `accept` and its id to the hit
+      const live = this.labels.get(label)
+      if (label !== skip && live !== undefined && accept(label, live)) {
+        out.push({ label, distance: r.distances[i]!, id: live.id })
+      }
     }
     return out
   }

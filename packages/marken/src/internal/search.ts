@@ -9,13 +9,13 @@ import type * as AnnotationType from "../AnnotationType.js"
 import { InvalidQueryError, type MarkenFailureError } from "../MarkenError.js"
 import * as Query from "../Query.js"
 import type { Env } from "./env.js"
-import { keyString, TopK, type IndexKey, type VectorIndex } from "./hnsw.js"
+import { type Accept, keyString, TopK, type IndexKey, type VectorIndex } from "./hnsw.js"
 import type { Matching } from "./payloadIndex.js"
 import { type Entry, failure, type Indexes } from "./indexes.js"
 import * as Sql from "./query.js"
 import type { Reads } from "./reads.js"
 import type { Runs } from "./runs.js"
-import { decodeKnn, decodeQuery, invalidQuery } from "./validation.js"
+import { checkKnn, decodeQuery } from "./validation.js"
 
 export type Search = ReturnType<typeof make>
 
@@ -103,13 +103,10 @@ export const make = (
       return labels
     })
 
-  const visible = (idx: VectorIndex, operationId: string | undefined) =>
+  const visible = (idx: VectorIndex, operationId: string | undefined): Accept =>
     operationId !== undefined
-      ? (label: number) => idx.labels.get(label)?.op === operationId
-      : (label: number) => {
-          const l = idx.labels.get(label)
-          return l !== undefined && runs.currentOps.has(l.op)
-        }
+      ? (label, live = idx.labels.get(label)) => live?.op === operationId
+      : (label, live = idx.labels.get(label)) => live !== undefined && runs.currentOps.has(live.op)
 
   /** Whether an operation's vectors are visible: the filter's operation, or one of the current runs. */
   const visibleOp = (operationId: string | undefined) =>
@@ -164,7 +161,7 @@ export const make = (
         matching === undefined
           ? idx.search(q, knn.k, ef, visible(idx, knn.filter?.operationId))
           : idx.search(q, knn.k, ef, matching.accept, matching)
-      return Either.right(found.map((f) => ({ id: idx.labels.get(f.label)!.id, distance: f.distance })))
+      return Either.right(found.map((f) => ({ id: f.id ?? idx.labels.get(f.label)!.id, distance: f.distance })))
     } catch (e) {
       return Either.left(failure("search")(e))
     }
@@ -199,8 +196,8 @@ export const make = (
   const searchHits = (knn: Query.Knn) =>
     Effect.suspend(() => {
       // the vector is checked on its own (it may be a Float32Array); the rest against the schema
-      const checked = decodeKnn({ ...knn, vector: [] })
-      if (Either.isLeft(checked)) return Effect.fail(invalidQuery(checked.left))
+      const invalid = checkKnn(knn)
+      if (invalid !== undefined) return Effect.fail(invalid)
       const memory = memoryOnly(knn.filter, knn.type, knn.version)
       // hot path: a loaded index, synced recently, no SQL filter (none, or one the payload mirror answers)
       const ready = hot.get(keyString(knn))

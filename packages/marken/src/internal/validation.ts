@@ -31,6 +31,34 @@ export const decodeQuery = <A, I>(schema: Schema.Schema<A, I>, value: unknown, p
 
 export const decodeKnn = Schema.decodeUnknownEither(Query.Knn)
 
+const intIn = (x: unknown, min: number, max: number) =>
+  Number.isSafeInteger(x) && (x as number) >= min && (x as number) <= max
+
+/**
+ * Checks a kNN query against its schema, its vector aside (it may be a `Float32Array`;
+ * `Vector.check` tests it). The common shape, no filter, is tested here first, accepting
+ * only what the schema accepts (`Int`s are safe integers, optional fields may be
+ * undefined, other keys are ignored), so an unfiltered search skips the decoder; any other
+ * query, valid or not, goes to the schema, which gives the error.
+ */
+export const checkKnn = (knn: Query.Knn): InvalidQueryError | undefined => {
+  if (
+    typeof knn === "object" &&
+    knn !== null &&
+    typeof knn.type === "string" &&
+    typeof knn.version === "string" &&
+    typeof knn.field === "string" &&
+    intIn(knn.k, 1, 1000) &&
+    (knn.ef === undefined || intIn(knn.ef, 1, 10000)) &&
+    knn.filter === undefined &&
+    (knn.includePayload === undefined || typeof knn.includePayload === "boolean")
+  ) {
+    return undefined
+  }
+  const checked = decodeKnn({ ...knn, vector: [] })
+  return Either.isLeft(checked) ? invalidQuery(checked.left) : undefined
+}
+
 export interface Prepared {
   readonly key: string | undefined
   readonly base: Schema.Schema.Type<typeof Base>
