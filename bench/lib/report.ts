@@ -67,6 +67,13 @@ export const report = (pkg: string, rows: ReadonlyArray<Row>): void => {
   const dir = path.resolve(import.meta.dirname, "..", "results")
   fs.mkdirSync(dir, { recursive: true })
   const file = path.join(dir, `${pkg}.json`)
-  fs.writeFileSync(file, JSON.stringify(rows, null, 2) + "\n")
-  console.log(`wrote ${path.relative(process.cwd(), file)}`)
+  // a partial run (--only) replaces its own rows and keeps the others of the last full run
+  const partial = process.argv.includes("--only") && fs.existsSync(file)
+  const kept: Array<Row> = partial ? JSON.parse(fs.readFileSync(file, "utf8")) : []
+  const fresh = new Map(rows.map((r) => [r.metric, r]))
+  const merged = partial
+    ? [...kept.map((r) => fresh.get(r.metric) ?? r), ...rows.filter((r) => !kept.some((k) => k.metric === r.metric))]
+    : rows
+  fs.writeFileSync(file, JSON.stringify(merged, null, 2) + "\n")
+  console.log(`wrote ${path.relative(process.cwd(), file)}${partial ? ` (${rows.length} rows of this --only run merged into the last results)` : ""}`)
 }
