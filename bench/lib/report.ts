@@ -75,5 +75,7 @@ export const report = (pkg: string, rows: ReadonlyArray<Row>): void => {
     ? [...kept.map((r) => fresh.get(r.metric) ?? r), ...rows.filter((r) => !kept.some((k) => k.metric === r.metric))]
     : rows
   fs.writeFileSync(file, JSON.stringify(merged, null, 2) + "\n")
-  console.log(`wrote ${path.relative(process.cwd(), file)}${partial ? ` (${rows.length} rows of this --only run merged into the last results)` : ""}`)
+  console.log(
+    `wrote ${path.relative(process.cwd(), file)}${partial ? ` (${rows.length} rows of this --only run merged into the last results)` : ""}`
+  )
 }
