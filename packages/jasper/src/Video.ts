@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Effect, Either, Queue, Stream, type Take } from "effect"
+import { Chunk, Effect, Either, Option, Queue, Stream, Take } from "effect"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Process from "./internal/process.js"
@@ -65,8 +65,8 @@ export interface FrameOptions {
    * How `fps` and `at` samples are decoded. Sparse decoding drops, before the decoder,
    * every packet that no sample needs (a stream copy feeding the decoder; FFmpeg 5.0
    * or later), so only the runs from a keyframe to a sample are decoded (a single-stream
-   * file by one threaded ffmpeg reading a concat list of the runs, others in up to
-   * `concurrency` pipelines). `true` uses it whenever the ffmpeg and the file allow,
+   * file by up to `concurrency` single-threaded ffmpegs side by side, each reading a
+   * concat list of every `concurrency`-th run; others in up to `concurrency` pipelines). `true` uses it whenever the ffmpeg and the file allow,
    * `false` never; by default it is used when it saves more decoding than its extra
    * processes cost (long or large videos, samples far apart).
    */
@@ -327,6 +327,20 @@ const planSparse = (
   return out
 }
 
+/**
+ * The sum of expressions for ffmpeg's expression parser, which refuses a flat sum of more
+ * than about a hundred terms: nested in parenthesised groups of at most 32.
+ */
+const anyOf = (terms: ReadonlyArray<string>): string =>
+  terms.length <= 32
+    ? terms.join("+")
+    : anyOf(
+        Array.from(
+          { length: Math.ceil(terms.length / 32) },
+          (_, i) => `(${terms.slice(32 * i, 32 * i + 32).join("+")})`
+        )
+      )
+
 /** Microseconds as decimal seconds (`-1.500000`), as the concat demuxer reads times. */
 const micros = (us: number) => {
   const a = Math.abs(us)
@@ -349,7 +363,7 @@ const MIN_GAP_NS = 4_000
 const concatPlan = (
   file: string,
   t: Timeline.Timeline,
-  p: SparsePipeline,
+  runs: ReadonlyArray<SparseRun>,
   window: (w: number, offsetNs: number) => string
 ): { readonly list: string; readonly select: string } | undefined => {
   const dts = t.dts
@@ -359,7 +373,7 @@ const concatPlan = (
   const lines = ["ffconcat version 1.0"]
   const windows: Array<string> = []
   const quoted = `'${`file:${path.resolve(file)}`.replace(/'/g, "'\\''")}'`
-  for (const [i, run] of p.runs.entries()) {
+  for (const [i, run] of runs.entries()) {
     if (run.first !== run.key) return undefined
     const a = t.pts[run.key]!
     const b = run.key + 1 < n ? t.pts[run.key + 1]! : t.endNs
@@ -377,32 +391,29 @@ const concatPlan = (
     const offsetNs = (i * span - inpoint) * 1000
     for (const w of run.wanted) windows.push(window(w, offsetNs))
   }
-  return { list: `${lines.join("\n")}\n`, select: windows.join("+") }
+  return { list: `${lines.join("\n")}\n`, select: anyOf(windows) }
 }
 
 /** What starting one more ffmpeg costs, as decoding this many pixels (about 20 frames of 1080p). */
 const PROCESS_PIXELS = 40_000_000
 
 /**
- * Whether sparse pipelines (two processes each) decode less than the segments would
- * (one process each, from the keyframe before each segment to its last frame), counting
- * each process as {@link PROCESS_PIXELS}.
+ * Whether sparse pipelines (`processes` ffmpegs in all) decode less than the segments
+ * would (one process each, from the keyframe before each segment to its last frame),
+ * counting each process as {@link PROCESS_PIXELS}.
  */
 const sparseSaves = (
   t: Timeline.Timeline,
   segments: ReadonlyArray<Segment>,
   pipelines: ReadonlyArray<SparsePipeline>,
   pixels: number,
-  processesEach: number
+  processes: number
 ) => {
   const sequential = segments.reduce(
     (sum, s) => sum + (s.wanted[s.wanted.length - 1]! - (t.keyframes.length ? keyframeOf(t, s.from) : 0) + 1) * pixels,
     segments.length * PROCESS_PIXELS
   )
-  const sparse = pipelines.reduce(
-    (sum, p) => sum + p.packets * pixels,
-    pipelines.length * processesEach * PROCESS_PIXELS
-  )
+  const sparse = pipelines.reduce((sum, p) => sum + p.packets * pixels, processes * PROCESS_PIXELS)
   return sparse < sequential
 }
 
@@ -415,6 +426,82 @@ const rotationFilters = (rotation: number | undefined): Array<string> =>
       : rotation === 270
         ? ["transpose=cclock"]
         : []
+
+/**
+ * A concat lane: the keyframe runs one ffmpeg reads, one list after another (each of at
+ * most {@link MAX_RANGES} runs), and the frames they keep.
+ */
+interface ConcatList {
+  readonly runs: ReadonlyArray<SparseRun>
+  readonly wanted: ReadonlyArray<number>
+}
+
+/**
+ * Deals the keyframe runs round-robin into up to `lanes` lanes (run i to lane i mod
+ * lanes), so the lanes decode side by side on one thread each and, read in order, the
+ * next run's frames are being decoded while this run's are read; `schedule` names the
+ * lane of each wanted frame, in order.
+ */
+const dealRuns = (
+  runs: ReadonlyArray<SparseRun>,
+  lanes: number
+): { readonly lanes: ReadonlyArray<ReadonlyArray<ConcatList>>; readonly schedule: ReadonlyArray<number> } => {
+  const n = Math.max(1, Math.min(lanes, runs.length))
+  const byLane = Array.from({ length: n }, () => [] as Array<SparseRun>)
+  const schedule: Array<number> = []
+  runs.forEach((run, i) => {
+    byLane[i % n]!.push(run)
+    for (let k = 0; k < run.wanted.length; k++) schedule.push(i % n)
+  })
+  return {
+    lanes: byLane.map((laneRuns) => {
+      const lists: Array<ConcatList> = []
+      for (let i = 0; i < laneRuns.length; i += MAX_RANGES) {
+        const chunk = laneRuns.slice(i, i + MAX_RANGES)
+        lists.push({ runs: chunk, wanted: chunk.flatMap((r) => r.wanted) })
+      }
+      return lists
+    }),
+    schedule
+  }
+}
+
+/**
+ * Runs every lane at once (each buffering a couple of elements ahead) and streams their
+ * elements in the order `schedule` names the lanes; a lane that ends before its turn
+ * fails with `ended`.
+ */
+const interleave = <A, E>(
+  lanes: ReadonlyArray<Stream.Stream<A, E>>,
+  schedule: ReadonlyArray<number>,
+  ended: () => E
+): Stream.Stream<A, E> =>
+  lanes.length === 1
+    ? lanes[0]!
+    : Stream.unwrapScoped(
+        Effect.gen(function* () {
+          const queues = yield* Effect.forEach(lanes, () => Queue.bounded<Take.Take<A, E>>(1))
+          yield* Effect.forEach(lanes, (s, i) => Effect.forkScoped(Stream.runIntoQueue(s, queues[i]!)), {
+            discard: true
+          })
+          const held = lanes.map(() => ({ items: [] as ReadonlyArray<A>, at: 0 }))
+          const next = (lane: number): Effect.Effect<A, E> =>
+            Effect.suspend(() => {
+              const h = held[lane]!
+              if (h.at < h.items.length) return Effect.succeed(h.items[h.at++]!)
+              return Queue.take(queues[lane]!).pipe(
+                Effect.flatMap((take) =>
+                  Effect.mapError(Take.done(take), (e) => (Option.isSome(e) ? e.value : ended()))
+                ),
+                Effect.flatMap((chunk) => {
+                  held[lane] = { items: Chunk.toReadonlyArray(chunk), at: 0 }
+                  return next(lane)
+                })
+              )
+            })
+          return Stream.mapEffect(Stream.fromIterable(schedule), next)
+        })
+      )
 
 /**
  * Streams several streams' elements in order while up to `concurrency` of them run
@@ -585,56 +672,63 @@ export const framesFromFile = (
         const hi = Math.floor((timeline.pts[w]! + Timeline.frameEnd(timeline, w)) / 2)
         return `between(t,${sec(lo + offsetNs)},${sec(hi + offsetNs)})`
       }
-      // a concat list is one ffmpeg decoding on its own threads: the runs go in as few lists as
-      // possible (split only at MAX_RANGES), decoded one after another. Several single-threaded
-      // lists at once cost more CPU (a process and a stalled reader each) and, read in order, the
-      // later ones wait on the first. The stream-copy pipelines split the runs across the cores.
+      // a single-stream file is read through concat lists of its keyframe runs, dealt round-robin
+      // to one lane per core (a single-threaded ffmpeg each, lists of at most MAX_RANGES runs one
+      // after another): the lanes decode side by side and, read in order, the next run is being
+      // decoded while this one's frames are read. Other files: stream-copy pipelines split the
+      // runs across the cores.
       const listed = indexed ? planSparse(indexed, wanted, 1) : []
-      const listedPlans = listed.map((p) => concatPlan(file, timeline, p, window))
-      const concat = listed.length > 0 && listedPlans.every((c) => c !== undefined)
+      const dealt = dealRuns(
+        listed.flatMap((p) => p.runs),
+        concurrency
+      )
+      const lanePlans = dealt.lanes.map((lists) => lists.map((l) => concatPlan(file, timeline, l.runs, window)))
+      const concat = listed.length > 0 && lanePlans.every((lane) => lane.every((c) => c !== undefined))
       const pipelines = concat ? listed : indexed ? planSparse(indexed, wanted, concurrency) : []
-      const concatPlans = concat ? listedPlans : []
+      const processes = concat ? dealt.lanes.reduce((n, lane) => n + lane.length, 0) : 2 * pipelines.length
       if (
         pipelines.length > 0 &&
-        (options.sparse === true || sparseSaves(timeline, segments, pipelines, width * height, concat ? 1 : 2)) &&
+        (options.sparse === true || sparseSaves(timeline, segments, pipelines, width * height, processes)) &&
         (yield* Process.canDropPackets(bin))
       ) {
         // sparse: only the packets a sample needs reach the decoder, so only the keyframe-to-sample
         // runs are decoded; the decoder keeps the wanted frames by their timestamps. A file with one
-        // stream is read through a concat list of the runs (one threaded ffmpeg); otherwise stream
-        // copies with a drop expression by packet position feed decoders, several at once.
-        const threads = !concat && pipelines.length > 1 && concurrency > 1 ? ["-threads", "1"] : []
+        // stream is read through concat lists of the runs; otherwise stream copies with a drop
+        // expression by packet position feed decoders, several at once.
+        const threads =
+          (concat ? dealt.lanes.length > 1 : pipelines.length > 1) && concurrency > 1 ? ["-threads", "1"] : []
         const turn = orientation === "display" ? rotationFilters(meta.rotation) : []
-        const decodePipeline = (p: SparsePipeline, index: number): Stream.Stream<Buffer, DecodeError> => {
-          const listed = concatPlans[index]
-          if (listed) {
-            return Process.stream({
-              command: bin,
-              args: [
-                ...base,
-                ...threads,
-                "-copyts",
-                "-noautorotate",
-                "-f",
-                "concat",
-                "-safe",
-                "0",
-                "-protocol_whitelist",
-                "file,pipe",
-                "-i",
-                "pipe:0",
-                "-vf",
-                [`select='${listed.select}'`, ...turn, ...scale].join(","),
-                "-frames:v",
-                String(p.wanted.length),
-                ...RAW_RGB_OUT
-              ],
-              stdinText: listed.list,
-              pieceBytes: frameBytes,
-              keepPartial: false,
-              onFailure
-            }).pipe(counted(p.wanted.length, p.wanted[0]!))
-          }
+        const decodeList = (
+          l: ConcatList,
+          listed: { readonly list: string; readonly select: string }
+        ): Stream.Stream<Buffer, DecodeError> =>
+          Process.stream({
+            command: bin,
+            args: [
+              ...base,
+              ...threads,
+              "-copyts",
+              "-noautorotate",
+              "-f",
+              "concat",
+              "-safe",
+              "0",
+              "-protocol_whitelist",
+              "file,pipe",
+              "-i",
+              "pipe:0",
+              "-vf",
+              [`select='${listed.select}'`, ...turn, ...scale].join(","),
+              "-frames:v",
+              String(l.wanted.length),
+              ...RAW_RGB_OUT
+            ],
+            stdinText: listed.list,
+            pieceBytes: frameBytes,
+            keepPartial: false,
+            onFailure
+          }).pipe(counted(l.wanted.length, l.wanted[0]!))
+        const decodePipeline = (p: SparsePipeline): Stream.Stream<Buffer, DecodeError> => {
           // keep a packet when its position in the file is in a range
           const keep = p.keep.map(([lo, hi]) => `between(pos\\,${lo}\\,${hi})`).join("+")
           const copy = [
@@ -656,7 +750,7 @@ export const framesFromFile = (
             "nut",
             "pipe:1"
           ]
-          const filters = [`select='${p.wanted.map((w) => window(w)).join("+")}'`, ...turn, ...scale]
+          const filters = [`select='${anyOf(p.wanted.map((w) => window(w)))}'`, ...turn, ...scale]
           return Process.stream({
             command: bin,
             args: [
@@ -680,12 +774,15 @@ export const framesFromFile = (
             onFailure
           }).pipe(counted(p.wanted.length, p.wanted[0]!))
         }
-        return deliver(
-          ordered(
-            pipelines.map((p, i) => decodePipeline(p, i)),
-            concat ? 1 : concurrency
+        if (concat) {
+          const lanes = dealt.lanes.map((lists, j) =>
+            Stream.concatAll(Chunk.fromIterable(lists.map((l, k) => decodeList(l, lanePlans[j]![k]!))))
           )
-        )
+          return deliver(
+            interleave(lanes, dealt.schedule, () => decodeError(label, "ffmpeg ended a sparse decoding lane early"))
+          )
+        }
+        return deliver(ordered(pipelines.map(decodePipeline), concurrency))
       }
       // several ffmpegs at once each decode on one thread; a single one uses its own threads
       const threads = segments.length > 1 && concurrency > 1 ? ["-threads", "1"] : []
@@ -696,7 +793,7 @@ export const framesFromFile = (
         const last = seg.wanted[seg.wanted.length - 1]!
         const contiguous = last - seg.from === seg.wanted.length - 1
         const filters = [
-          ...(contiguous ? [] : [`select='${seg.wanted.map((w) => `eq(n,${w - seg.from})`).join("+")}'`]),
+          ...(contiguous ? [] : [`select='${anyOf(seg.wanted.map((w) => `eq(n,${w - seg.from})`))}'`]),
           ...scale
         ]
         return Process.stream({

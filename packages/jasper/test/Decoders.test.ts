@@ -214,11 +214,12 @@ layer(withReader(memory), { timeout: 60_000 })(`decoders on generated fixtures, 
     )
 
     it.effect(
-      "sparse sampling with more keyframe runs than one concat list takes: the lists decode one after another, in order",
+      "many samples: keyframe runs dealt to lanes of lists decode side by side, in order; over 100 samples in one select",
       () =>
         Effect.gen(function* () {
           const fx = yield* Fixtures
-          // a keyframe every 2 frames and 75 samples 4 frames apart: 75 runs, more than the 48 of one list
+          // a keyframe every 2 frames and 150 samples 2 frames apart: 150 runs, more than the 48 of
+          // one list in every lane (1, 2 or 3 lanes)
           const file = `${fx.dir}/sparse-many-runs.mp4`
           yield* TestMedia.video(file, {
             width: 64,
@@ -231,12 +232,23 @@ layer(withReader(memory), { timeout: 60_000 })(`decoders on generated fixtures, 
           const every = yield* collect(Video.frames(file, { concurrency: 1 }))
           expect(every.length).toBe(300)
           const hex = (d: Uint8Array) => Buffer.from(d).toString("base64")
-          const wanted = Array.from({ length: 75 }, (_, k) => 4 * k + 1)
-          const at = yield* collect(
-            Video.frames(file, { at: wanted.map((i) => i * 40_000_000 + 20_000_000), sparse: true })
-          )
-          expect(at.map((f) => f.sourceFrame)).toEqual(wanted)
-          for (const f of at) expect(hex(f.data)).toBe(hex(every[f.sourceFrame]!.data))
+          const wanted = Array.from({ length: 150 }, (_, k) => 2 * k + 1)
+          const times = wanted.map((i) => i * 40_000_000 + 20_000_000)
+          for (const concurrency of [1, 2, 3]) {
+            const at = yield* collect(Video.frames(file, { at: times, sparse: true, concurrency }))
+            expect(at.map((f) => f.sourceFrame)).toEqual(wanted)
+            for (const f of at) expect(hex(f.data)).toBe(hex(every[f.sourceFrame]!.data))
+          }
+          // more samples than ffmpeg's expression parser takes in one flat sum (about 100), without
+          // sparse decoding: every other frame of one segment
+          for (const concurrency of [1, 2]) {
+            const half = yield* collect(Video.frames(file, { fps: 12.5, sparse: false, concurrency }))
+            expect(half.map((f) => f.sourceFrame)).toEqual(Array.from({ length: 150 }, (_, k) => 2 * k))
+            for (const f of half) expect(hex(f.data)).toBe(hex(every[f.sourceFrame]!.data))
+          }
+          // reading a few frames and stopping ends every lane's ffmpeg
+          const few = yield* collect(Stream.take(Video.frames(file, { at: times, sparse: true, concurrency: 2 }), 5))
+          expect(few.map((f) => f.sourceFrame)).toEqual(wanted.slice(0, 5))
         }),
       240_000
     )

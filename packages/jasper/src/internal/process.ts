@@ -149,6 +149,23 @@ interface Running {
   readonly exit: Promise<Exit>
 }
 
+/**
+ * glibc malloc settings for every ffmpeg and ffprobe child: allocations up to 64 MiB
+ * come from the heap and up to 256 MiB of freed heap is kept, instead of each frame
+ * buffer (a decoder opened per concat entry, a buffer pool per filter) being mapped,
+ * faulted in page by page and unmapped again. Measured on 1080p H.264 with Debian's
+ * ffmpeg 5.1: every frame of 60 s to RGB 9.3 -> 6.6 s of CPU, a sparse concat list
+ * 1.25 -> 1.02 s, for 4-10 MB more peak memory. Other C libraries ignore them; a value
+ * already in the environment wins.
+ */
+const MALLOC_ENV: Readonly<Record<string, string>> = {
+  MALLOC_MMAP_THRESHOLD_: String(64 * 1024 * 1024),
+  MALLOC_TRIM_THRESHOLD_: String(256 * 1024 * 1024)
+}
+
+/** The environment of a child: this process's, with {@link MALLOC_ENV} where not set. */
+export const childEnv = (env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv => ({ ...MALLOC_ENV, ...env })
+
 const start = (
   command: string,
   args: ReadonlyArray<string>,
@@ -156,7 +173,7 @@ const start = (
   stdin: "ignore" | "pipe" = "ignore",
   stdout: "pipe" | net.Socket = "pipe"
 ): Running => {
-  const child = spawn(command, args as Array<string>, { stdio: [stdin, stdout, "pipe"] })
+  const child = spawn(command, args as Array<string>, { stdio: [stdin, stdout, "pipe"], env: childEnv() })
   // the child holds its own copy of a socket given as its stdout: closing ours lets the reader see the end
   if (typeof stdout !== "string") stdout.destroy()
   let stderr = ""
@@ -409,7 +426,7 @@ export const stream = <E>(options: {
   Stream.unwrapScoped(
     Effect.gen(function* () {
       const piped = options.input !== undefined || options.stdinText !== undefined
-      const received = receiver(options.pieceBytes)
+      const received = receiver(options.pieceBytes, options.pieceBytes >= 1 << 20 ? 1 : 2)
       const pair = yield* Effect.acquireRelease(
         Effect.promise(() => socketPair(received.onread)),
         (pair) => Effect.sync(() => pair?.reader.destroy())
