@@ -241,10 +241,15 @@ export const decodeInput = (
         if (options.autoOrient ?? true) img = img.autoOrient()
         if (options.crop) img = img.extract(options.crop)
         if (options.resize) {
-          img = img.resize(options.resize.width, options.resize.height, {
-            fit: options.resize.fit ?? "cover",
-            background: { ...(options.resize.background ?? { r: 0, g: 0, b: 0 }), alpha: 1 }
-          })
+          const fit = options.resize.fit ?? "cover"
+          // the background only fills the borders of `contain`
+          img = img.resize(
+            options.resize.width,
+            options.resize.height,
+            fit === "contain"
+              ? { fit, background: { ...(options.resize.background ?? { r: 0, g: 0, b: 0 }), alpha: 1 } }
+              : { fit }
+          )
         }
         img = channels === 4 ? img.ensureAlpha() : img.removeAlpha()
         if ((options.colourspace ?? "srgb") === "srgb") img = img.toColourspace("srgb")

@@ -187,18 +187,20 @@ export const file = (options: FileOptions): Scheme => {
         try: () => path.resolve(fileURLToPath(url)),
         catch: (cause) => new ReadError({ uri, reason: "invalid-uri", message: `${uri}: not a file path`, cause })
       })
-      const refused = new ReadError({
-        uri,
-        reason: "outside-root",
-        message: `${uri}: path ${lexical} is outside the reader's roots (${roots.join(", ") || "none configured"})`
-      })
-      if (!roots.some((r) => inside(r, lexical))) return yield* refused
+      // built only when refused: an error captures a stack trace, which costs more than the checks
+      const refused = () =>
+        new ReadError({
+          uri,
+          reason: "outside-root",
+          message: `${uri}: path ${lexical} is outside the reader's roots (${roots.join(", ") || "none configured"})`
+        })
+      if (!roots.some((r) => inside(r, lexical))) return yield* refused()
       // two metadata syscalls: done synchronously, they cost microseconds and skip the thread pool
       const real = yield* Effect.try({
         try: () => fs.realpathSync.native(lexical),
         catch: (cause) => ioError(uri, cause)
       })
-      if (!realRoots.some((r) => inside(r, real)) && !roots.some((r) => inside(r, real))) return yield* refused
+      if (!realRoots.some((r) => inside(r, real)) && !roots.some((r) => inside(r, real))) return yield* refused()
       const stat = yield* Effect.try({ try: () => fs.statSync(real), catch: (cause) => ioError(uri, cause) })
       if (!stat.isFile()) {
         return yield* new ReadError({ uri, reason: "not-found", message: `${uri}: not a regular file` })
