@@ -213,8 +213,25 @@ export const distributedRows = async (url: string): Promise<Array<Row>> => {
       const cpu0 = workers.map((w) => cpuMsOf(w.pid))
       const caller0 = process.cpuUsage()
       const t0 = performance.now()
+      const wall0 = Date.now()
       const result = await materialize(entities)
       const ms = performance.now() - t0
+      if (process.env.BENCH_DIST_TIMELINE) {
+        const { rows } = await pool.query(
+          `select worker, seq, (extract(epoch from started_at) * 1000)::float8 as s, (extract(epoch from finished_at) * 1000)::float8 as f, (extract(epoch from queued_at) * 1000)::float8 as q
+           from ${queueSchema}.amber_tasks where queued_at >= to_timestamp($1 / 1000.0) order by started_at`,
+          [wall0]
+        )
+        const byWorker = new Map<string, Array<{ s: number; f: number }>>()
+        for (const r of rows) byWorker.set(r.worker, [...(byWorker.get(r.worker) ?? []), { s: r.s - wall0, f: r.f - wall0 }])
+        const q = rows.length ? Math.min(...rows.map((r) => r.q)) - wall0 : 0
+        console.log(`pass ${Math.round(ms)} ms, ${rows.length} tasks, queued at +${q.toFixed(0)} ms`)
+        for (const [w, ts] of byWorker) {
+          const busy = ts.reduce((n, t) => n + t.f - t.s, 0)
+          const gaps = ts.slice(1).map((t, i) => t.s - ts[i]!.f)
+          console.log(`  ${w.slice(-6)}: ${ts.length} tasks, first start +${ts[0]!.s.toFixed(0)}, last end +${ts[ts.length - 1]!.f.toFixed(0)}, busy ${busy.toFixed(0)} ms, gaps ${gaps.map((g) => g.toFixed(0)).join(" ")}`)
+        }
+      }
       if (result.computed !== entities.length)
         throw new Error(`expected ${entities.length} computed, got ${result.computed}: ${workerLog}`)
       const workerCpu = workers.reduce((n, w, i) => n + cpuMsOf(w.pid) - cpu0[i]!, 0)

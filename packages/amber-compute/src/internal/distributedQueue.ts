@@ -188,7 +188,7 @@ export interface Queue {
   /** Releases the jobs of workers whose heartbeat is stale; returns their ids. */
   readonly reap: Effect.Effect<ReadonlyArray<string>, QueueError>
   readonly workers: Effect.Effect<
-    ReadonlyArray<{ id: string; host: string; pid: number; beatAgeMs: number }>,
+    ReadonlyArray<{ id: string; host: string; pid: number; concurrency: number; beatAgeMs: number }>,
     QueueError
   >
   /** Task counts per state and the last errors, over every run or one. */
@@ -453,12 +453,23 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
           "id",
           "host",
           "pid",
+          "concurrency",
           sql<number>`(extract(epoch from (now() - ${eb.ref("beat_at")})) * 1000)::float8`.as("age")
         ])
         .where("beat_at", ">", staleBefore)
         .orderBy("started_at")
         .execute()
-    ).pipe(Effect.map((rows) => rows.map((w) => ({ id: w.id, host: w.host, pid: w.pid, beatAgeMs: Number(w.age) }))))
+    ).pipe(
+      Effect.map((rows) =>
+        rows.map((w) => ({
+          id: w.id,
+          host: w.host,
+          pid: w.pid,
+          concurrency: w.concurrency,
+          beatAgeMs: Number(w.age)
+        }))
+      )
+    )
 
     const summary = (run?: string) =>
       Effect.all({

@@ -109,14 +109,58 @@ export interface Progress {
 /** How often a waiting caller looks for live workers. */
 const WORKER_CHECK_MS = 500
 
+/**
+ * A level's tasks with its tail cut finer for `slots` workers taking tasks at once
+ * (guided scheduling): each task holds at most a (2 x slots)-th of the entities still
+ * to come after it, and at least a quarter of the largest task, so the last tasks are
+ * small and the workers run out of work at nearly the same time instead of one
+ * finishing a whole task alone. Tasks stay in order; one slot changes nothing.
+ */
+export const splitTail = <T extends { readonly feature: string; readonly entities: ReadonlyArray<string> }>(
+  level: ReadonlyArray<T>,
+  slots: number
+): ReadonlyArray<T | { readonly feature: string; readonly entities: ReadonlyArray<string> }> => {
+  if (slots <= 1 || level.length === 0) return level
+  const largest = Math.max(...level.map((t) => t.entities.length))
+  const least = Math.max(1, Math.ceil(largest / 4))
+  let remaining = level.reduce((n, t) => n + t.entities.length, 0)
+  const out: Array<T | { readonly feature: string; readonly entities: ReadonlyArray<string> }> = []
+  for (const task of level) {
+    const n = task.entities.length
+    // at most a (2 x slots)-th of what is left, this task included, in near-equal parts
+    const parts = Math.ceil(n / Math.max(least, Math.ceil(remaining / (2 * slots))))
+    remaining -= n
+    if (parts <= 1) {
+      out.push(task)
+      continue
+    }
+    for (let k = 0, at = 0; k < parts; k++) {
+      const size = Math.floor(n / parts) + (k < n % parts ? 1 : 0)
+      out.push({ feature: task.feature, entities: task.entities.slice(at, at + size) })
+      at += size
+    }
+  }
+  return out
+}
+
 /** Runs a job's levels on the queue and waits for every task. */
 export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
   Effect.gen(function* () {
     const { noWorkersTimeoutMs, waitingForWorkersMs } = queue.config
     const publish = job.publish ?? (() => Effect.void)
+    // the slots of the live workers now: a level's last tasks are cut finer when several take them
+    const slots = yield* queue.workers.pipe(
+      Effect.map((ws) => ws.reduce((n, w) => n + Math.max(1, w.concurrency), 0)),
+      Effect.orElseSucceed(() => 1)
+    )
     let seq = 0
     const levels = job.levels.map((level, index) =>
-      level.map((task) => ({ seq: seq++, level: index, feature: task.feature, entities: task.entities }))
+      splitTail(level, slots).map((task) => ({
+        seq: seq++,
+        level: index,
+        feature: task.feature,
+        entities: task.entities
+      }))
     )
     yield* queue.insertTasks(job.run, levels.flat())
     const results: Array<TaskResult> = []
