@@ -161,7 +161,18 @@ export const distributedRows = async (url: string): Promise<Array<Row>> => {
   const startWorker = () => {
     const child = spawn(
       process.execPath,
-      ["--conditions=@org/source", "--import", "tsx", bin, "worker", "--config", configPath],
+      [
+        // extra node flags for the workers (e.g. --cpu-prof), which NODE_OPTIONS does not all take
+        ...(process.env.BENCH_DIST_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+        "--conditions=@org/source",
+        "--import",
+        "tsx",
+        bin,
+        "worker",
+        "--config",
+        configPath,
+        ...(process.env.BENCH_DIST_CONCURRENCY ? ["--concurrency", process.env.BENCH_DIST_CONCURRENCY] : [])
+      ],
       { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] }
     )
     // the worker's lines (one per task) are kept for a failure's message
@@ -223,13 +234,16 @@ export const distributedRows = async (url: string): Promise<Array<Row>> => {
           [wall0]
         )
         const byWorker = new Map<string, Array<{ s: number; f: number }>>()
-        for (const r of rows) byWorker.set(r.worker, [...(byWorker.get(r.worker) ?? []), { s: r.s - wall0, f: r.f - wall0 }])
+        for (const r of rows)
+          byWorker.set(r.worker, [...(byWorker.get(r.worker) ?? []), { s: r.s - wall0, f: r.f - wall0 }])
         const q = rows.length ? Math.min(...rows.map((r) => r.q)) - wall0 : 0
         console.log(`pass ${Math.round(ms)} ms, ${rows.length} tasks, queued at +${q.toFixed(0)} ms`)
         for (const [w, ts] of byWorker) {
           const busy = ts.reduce((n, t) => n + t.f - t.s, 0)
           const gaps = ts.slice(1).map((t, i) => t.s - ts[i]!.f)
-          console.log(`  ${w.slice(-6)}: ${ts.length} tasks, first start +${ts[0]!.s.toFixed(0)}, last end +${ts[ts.length - 1]!.f.toFixed(0)}, busy ${busy.toFixed(0)} ms, gaps ${gaps.map((g) => g.toFixed(0)).join(" ")}`)
+          console.log(
+            `  ${w.slice(-6)}: ${ts.length} tasks, first start +${ts[0]!.s.toFixed(0)}, last end +${ts[ts.length - 1]!.f.toFixed(0)}, busy ${busy.toFixed(0)} ms, gaps ${gaps.map((g) => g.toFixed(0)).join(" ")}`
+          )
         }
       }
       if (result.computed !== entities.length)
@@ -342,7 +356,7 @@ export const distributedRows = async (url: string): Promise<Array<Row>> => {
         median(latency),
         "ms",
         null,
-        `median of ${latency.length}: plan, add, start, compute (${BURN_MS} ms), store, settle (the caller polls every ${config.distributed!.pollMs ?? 250} ms)`
+        `median of ${latency.length}: plan, add, start, compute (${BURN_MS} ms), store, settle (NOTIFY wakes the waiting caller; it polls every ${4 * (config.distributed!.pollMs ?? 250)} ms only to look for lost workers)`
       )
     ]
   } finally {

@@ -178,7 +178,13 @@ export const layer = (options: Options): Layer.Layer<Executor.Executor, ComputeC
  * @category models
  */
 export interface Status extends Queue.QueueSummary {
-  readonly workers: ReadonlyArray<{ readonly id: string; readonly host: string; readonly pid: number }>
+  readonly workers: ReadonlyArray<{
+    readonly id: string
+    readonly host: string
+    readonly pid: number
+    /** Tasks it takes at once. */
+    readonly concurrency: number
+  }>
 }
 
 /**

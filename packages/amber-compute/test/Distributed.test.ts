@@ -139,6 +139,59 @@ describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
     60_000
   )
 
+  it.live(
+    "a level's last tasks are cut finer for the workers' slots, and NOTIFY wakes the waiting caller",
+    () =>
+      Effect.gen(function* () {
+        // polls would come every 4 x 5 s: a run that settles in a few seconds was woken by NOTIFY
+        const options = { url: url!, schema: `${queueSchema}_tail`, pollMs: 5000 }
+        const queue = yield* DistributedExecutor.queue(options)
+        const sizes: Array<ReadonlyArray<string>> = []
+        yield* Effect.forkScoped(
+          runWorker(queue, {
+            concurrency: 2,
+            handle: (task) =>
+              Effect.sync(() => sizes.push(task.entities)).pipe(
+                Effect.as({ feature: task.feature, computed: task.entities, cached: [], failed: [], ms: 1 })
+              )
+          })
+        )
+        // the worker is live (its 2 slots count) before the run starts
+        while ((yield* queue.workers).length === 0) yield* Effect.sleep("50 millis")
+        const entities = Array.from({ length: 60 }, (_, i) => `e${i}`)
+        const level = Array.from({ length: 6 }, (_, i) => ({
+          feature: "art.tensor@1",
+          entities: entities.slice(10 * i, 10 * i + 10)
+        }))
+        const executor = yield* DistributedExecutor.make(options)
+        const t0 = Date.now()
+        const results = yield* executor.execute({
+          run: "tail-run",
+          levels: [level],
+          runTask: () => Effect.die("the distributed executor runs tasks in workers")
+        })
+        expect(Date.now() - t0).toBeLessThan(4000)
+        expect(results.flatMap((r) => r.computed).sort()).toEqual([...entities].sort())
+        // every entity ran once; the first tasks are whole, the last ones smaller
+        expect(sizes.flat().sort()).toEqual([...entities].sort())
+        const bySeq = [...(yield* queue.tasks("tail-run"))].sort((a, b) => a.seq - b.seq).map((t) => t.entities.length)
+        expect(bySeq.length).toBeGreaterThan(6)
+        expect(bySeq[0]).toBe(10)
+        expect(bySeq.at(-1)).toBeLessThanOrEqual(5)
+        expect(bySeq.reduce((n, k) => n + k, 0)).toBe(60)
+      }).pipe(
+        Effect.scoped,
+        Effect.ensuring(
+          Effect.promise(async () => {
+            const pool = new pg.Pool({ connectionString: url })
+            await pool.query(`drop schema if exists ${queueSchema}_tail cascade`)
+            await pool.end()
+          })
+        )
+      ),
+    60_000
+  )
+
   it.live("an interrupted caller takes its tasks back: jobs removed, tasks failed", () =>
     Effect.gen(function* () {
       const options = { url: url!, schema: `${queueSchema}_cancel`, pollMs: 50 }

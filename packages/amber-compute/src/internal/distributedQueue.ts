@@ -16,6 +16,7 @@
 import { Array as Arr, Data, Effect, type Scope } from "effect"
 import { Logger, makeWorkerUtils } from "graphile-worker"
 import { type ExpressionBuilder, Kysely, PostgresDialect, sql } from "kysely"
+import { createHash } from "node:crypto"
 import * as os from "node:os"
 import pg from "pg"
 import { StorageError } from "@org/storage"
@@ -171,6 +172,18 @@ export interface Queue {
     worker: string,
     attempts: number
   ) => Effect.Effect<TaskRow | undefined, QueueError>
+  /**
+   * A listener for settled tasks (LISTEN on one connection of the pool, for the scope):
+   * `wait(run, ms)` returns once a task of `run` settled since the last wait, or after
+   * `ms`. Undefined where LISTEN is not available (a pooler in transaction mode): the
+   * caller polls.
+   */
+  readonly listen: Effect.Effect<
+    { readonly wait: (run: string, ms: number) => Effect.Effect<void> } | undefined,
+    never,
+    Scope.Scope
+  >
+  /** A task is done (and the run's waiting caller told, through NOTIFY). */
   readonly finish: (run: string, seq: number, result: unknown) => Effect.Effect<void, QueueError>
   readonly fail: (run: string, seq: number, error: string, final: boolean) => Effect.Effect<void, QueueError>
   /**
@@ -317,31 +330,100 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
           .executeTakeFirst()
       ).pipe(Effect.map((r) => (r ? rowOf(r) : undefined)))
 
+    // a task's settling is told to the run's waiting caller on one channel per queue schema
+    // (an identifier of at most 63 bytes: a hash of the schema), with the run as payload
+    const channel = `amber_settled_${createHash("sha1").update(config.schema).digest("hex").slice(0, 16)}`
     const finish = (run: string, seq: number, result: unknown) =>
       use("finish", (db) =>
         db
-          .updateTable("amber_tasks")
-          .set({
-            state: "done",
-            result: result === undefined ? null : JSON.stringify(result),
-            last_error: null,
-            finished_at: now
-          })
-          .where("run", "=", run)
-          .where("seq", "=", seq)
+          .with("settled", (db) =>
+            db
+              .updateTable("amber_tasks")
+              .set({
+                state: "done",
+                result: result === undefined ? null : JSON.stringify(result),
+                last_error: null,
+                finished_at: now
+              })
+              .where("run", "=", run)
+              .where("seq", "=", seq)
+              .returning("run")
+          )
+          .selectFrom("settled")
+          .select(sql<unknown>`pg_notify(${channel}, settled.run)`.as("told"))
           .execute()
       ).pipe(Effect.asVoid)
 
     const fail = (run: string, seq: number, error: string, final: boolean) =>
       use("fail", (db) =>
         db
-          .updateTable("amber_tasks")
-          .set({ state: final ? "failed" : "retrying", last_error: error, finished_at: now })
-          .where("run", "=", run)
-          .where("seq", "=", seq)
-          .where("state", "<>", "done")
+          .with("settled", (db) =>
+            db
+              .updateTable("amber_tasks")
+              .set({ state: final ? "failed" : "retrying", last_error: error, finished_at: now })
+              .where("run", "=", run)
+              .where("seq", "=", seq)
+              .where("state", "<>", "done")
+              .returning("run")
+          )
+          .selectFrom("settled")
+          .select(sql<unknown>`pg_notify(${channel}, settled.run)`.as("told"))
           .execute()
       ).pipe(Effect.asVoid)
+
+    const listen: Queue["listen"] = Effect.gen(function* () {
+      const client = yield* Effect.acquireRelease(
+        Effect.tryPromise(async () => {
+          const c = await pool.connect()
+          try {
+            await c.query(`LISTEN ${channel}`)
+            return c
+          } catch (e) {
+            c.release(true)
+            throw e
+          }
+        }).pipe(Effect.option),
+        (c) =>
+          c._tag === "None"
+            ? Effect.void
+            : Effect.promise(() =>
+                c.value
+                  .query(`UNLISTEN ${channel}`)
+                  .then(
+                    () => c.value.release(),
+                    (e: unknown) => c.value.release(e instanceof Error ? e : true)
+                  )
+                  .catch(() => {})
+              )
+      )
+      if (client._tag === "None") return undefined
+      // runs told since their caller last waited, and the callers waiting now
+      const told = new Set<string>()
+      const waiting = new Map<string, Set<() => void>>()
+      const onNotification = (m: pg.Notification) => {
+        if (m.channel !== channel || !m.payload) return
+        const ws = waiting.get(m.payload)
+        if (ws && ws.size > 0) for (const w of [...ws]) w()
+        else told.add(m.payload)
+      }
+      client.value.on("notification", onNotification)
+      yield* Effect.addFinalizer(() => Effect.sync(() => client.value.off("notification", onNotification)))
+      const notified = (run: string) =>
+        Effect.async<void>((resume) => {
+          if (told.delete(run)) return resume(Effect.void)
+          const set = waiting.get(run) ?? new Set<() => void>()
+          waiting.set(run, set)
+          const wake = () => {
+            set.delete(wake)
+            resume(Effect.void)
+          }
+          set.add(wake)
+          return Effect.sync(() => set.delete(wake))
+        })
+      return {
+        wait: (run: string, ms: number) => Effect.raceFirst(notified(run), Effect.sleep(`${ms} millis`))
+      }
+    })
 
     const settleLost = (run: string) =>
       use("settle-lost", (db) =>
@@ -525,6 +607,7 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
       tasks,
       task,
       start,
+      listen,
       finish,
       fail,
       settleLost,

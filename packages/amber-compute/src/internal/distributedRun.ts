@@ -114,13 +114,15 @@ const WORKER_CHECK_MS = 500
  * (guided scheduling): each task holds at most a (2 x slots)-th of the entities still
  * to come after it, and at least a quarter of the largest task, so the last tasks are
  * small and the workers run out of work at nearly the same time instead of one
- * finishing a whole task alone. Tasks stay in order; one slot changes nothing.
+ * finishing a whole task alone. Tasks stay in order; a level with no more tasks than
+ * slots is left as it is.
  */
 export const splitTail = <T extends { readonly feature: string; readonly entities: ReadonlyArray<string> }>(
   level: ReadonlyArray<T>,
   slots: number
 ): ReadonlyArray<T | { readonly feature: string; readonly entities: ReadonlyArray<string> }> => {
-  if (slots <= 1 || level.length === 0) return level
+  // no more tasks than slots: they all run at once already, whole batches as configured
+  if (slots <= 1 || level.length <= slots) return level
   const largest = Math.max(...level.map((t) => t.entities.length))
   const least = Math.max(1, Math.ceil(largest / 4))
   let remaining = level.reduce((n, t) => n + t.entities.length, 0)
@@ -163,6 +165,8 @@ export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
       }))
     )
     yield* queue.insertTasks(job.run, levels.flat())
+    // woken as soon as a task of the run settles (LISTEN/NOTIFY); polling is the fallback
+    const listener = yield* queue.listen
     const results: Array<TaskResult> = []
     // no live worker since (undefined: one was seen at the last check)
     let alone: number | undefined
@@ -180,7 +184,9 @@ export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
       // polls that saw nothing new wait longer, up to 4 x pollMs (a long task costs the caller little CPU)
       let idle = 0
       while (settled.size < level.length) {
-        yield* Effect.sleep(`${queue.config.pollMs * 2 ** Math.min(idle, 2)} millis`)
+        // a listening caller is woken by each settled task: its polls only look for lost workers
+        const pause = queue.config.pollMs * 2 ** (listener ? 2 : Math.min(idle, 2))
+        yield* listener ? listener.wait(job.run, pause) : Effect.sleep(`${pause} millis`)
         const seen = started.size + settled.size
         // any waiting process helps release the jobs of dead workers (as often as workers beat)
         const now = yield* Clock.currentTimeMillis
@@ -238,6 +244,8 @@ export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
     }
     return results as ReadonlyArray<TaskResult>
   }).pipe(
+    // the listener's connection goes back to the pool when the run ends
+    Effect.scoped,
     // an interrupted caller (Ctrl-C on `amber run`) or one that gave up takes its queued tasks back
     Effect.onExit((exit) => {
       if (Exit.isSuccess(exit)) return Effect.void
