@@ -317,7 +317,14 @@ export const decode = (
 ): Effect.Effect<Tensor, ReadError | DecodeError | PixelLimitError | InvalidInputError, Reader.Reader> =>
   Effect.gen(function* () {
     const reader = yield* Reader.Reader
-    const label = { uri: Reader.uriOf(source), assetId: Reader.assetIdOf(source) }
+    // the URI names the source in errors only: made when first read
+    let uri: string | undefined
+    const label = {
+      get uri() {
+        return (uri ??= Reader.uriOf(source))
+      },
+      assetId: Reader.assetIdOf(source)
+    }
     const file = yield* reader.filePath(source)
     const input = file ?? (yield* reader.read(source)).bytes
     return yield* decodeInput(input, options, label)

@@ -37,6 +37,14 @@ export type Source = string | { readonly uri: string; readonly id?: string }
  * @since 0.1.0
  * @category models
  */
+/**
+ * The file scheme's check of a bare absolute path, without the URI round trip (a
+ * reader's `filePath` of a plain path runs it before every decode).
+ */
+const BARE_PATH: unique symbol = Symbol.for("@org/jasper/Reader/barePath")
+
+type BarePath = (lexical: string, uriOf: () => string) => string | ReadError
+
 export interface Scheme {
   /** The schemes served, without the colon: `["http", "https"]`. */
   readonly schemes: ReadonlyArray<string>
@@ -104,6 +112,8 @@ export interface Service {
  */
 export class Reader extends Context.Tag("@org/jasper/Reader")<Reader, Service>() {}
 
+const HAS_SCHEME = /^[a-zA-Z][a-zA-Z0-9+.-]+:/
+
 /**
  * The URI of a source: URIs pass through, paths become `file:` URIs.
  *
@@ -112,7 +122,7 @@ export class Reader extends Context.Tag("@org/jasper/Reader")<Reader, Service>()
  */
 export const uriOf = (source: Source): string => {
   const s = typeof source === "string" ? source : source.uri
-  return /^[a-zA-Z][a-zA-Z0-9+.-]+:/.test(s) ? s : pathToFileURL(path.resolve(s)).href
+  return HAS_SCHEME.test(s) ? s : pathToFileURL(path.resolve(s)).href
 }
 
 /**
@@ -189,13 +199,19 @@ export const file = (options: FileOptions): Scheme => {
     } catch (cause) {
       return new ReadError({ uri, reason: "invalid-uri", message: `${uri}: not a file path`, cause })
     }
+    return resolveLexical(lexical, () => uri)
+  }
+  /** The checks on an absolute path; `uriOf` names it in errors (made only for an error). */
+  const resolveLexical = (lexical: string, uriOf: () => string): string | ReadError => {
     // built only when refused: an error captures a stack trace, which costs more than the checks
-    const refused = () =>
-      new ReadError({
+    const refused = () => {
+      const uri = uriOf()
+      return new ReadError({
         uri,
         reason: "outside-root",
         message: `${uri}: path ${lexical} is outside the reader's roots (${roots.join(", ") || "none configured"})`
       })
+    }
     if (!roots.some((r) => inside(r, lexical))) return refused()
     let real: string
     let stat: fs.Stats
@@ -204,9 +220,12 @@ export const file = (options: FileOptions): Scheme => {
       if (!realRoots.some((r) => inside(r, real)) && !roots.some((r) => inside(r, real))) return refused()
       stat = fs.statSync(real)
     } catch (cause) {
-      return ioError(uri, cause)
+      return ioError(uriOf(), cause)
     }
-    if (!stat.isFile()) return new ReadError({ uri, reason: "not-found", message: `${uri}: not a regular file` })
+    if (!stat.isFile()) {
+      const uri = uriOf()
+      return new ReadError({ uri, reason: "not-found", message: `${uri}: not a regular file` })
+    }
     return real
   }
   const resolve = (url: URL, uri: string): Effect.Effect<string, ReadError> =>
@@ -214,9 +233,10 @@ export const file = (options: FileOptions): Scheme => {
       const r = resolvePath(url, uri)
       return typeof r === "string" ? Effect.succeed(r) : Effect.fail(r)
     })
-  return {
+  const scheme: Scheme & { readonly [BARE_PATH]: BarePath } = {
     schemes: ["file"],
     localPath: resolve,
+    [BARE_PATH]: resolveLexical,
     stream: (url, uri) =>
       Stream.unwrap(
         Effect.map(resolve(url, uri), (p) =>
@@ -224,6 +244,7 @@ export const file = (options: FileOptions): Scheme => {
         )
       ) as Stream.Stream<Uint8Array, ReadError>
   }
+  return scheme
 }
 
 // ---------------------------------------------------------------------------
@@ -497,9 +518,18 @@ export const make = (schemes: ReadonlyArray<Scheme>, options: MakeOptions = {}):
             : Effect.map(spool(uri, scheme.stream(url, uri)), (l) => ({ uri, temporary: true, ...l }))
       ),
     filePath: (source) =>
-      Effect.flatMap(resolve(source), ({ scheme, uri, url }) =>
-        scheme.localPath ? scheme.localPath(url, uri) : Effect.succeed(undefined)
-      ),
+      Effect.suspend(() => {
+        // a plain path to a file scheme that checks paths itself: no URI made unless for an error
+        const s = typeof source === "string" ? source : source.uri
+        const bare = (table.get("file") as { [BARE_PATH]?: BarePath } | undefined)?.[BARE_PATH]
+        if (bare && !HAS_SCHEME.test(s)) {
+          const r = bare(path.resolve(s), () => uriOf(source))
+          return typeof r === "string" ? Effect.succeed(r) : Effect.fail(r)
+        }
+        return Effect.flatMap(resolve(source), ({ scheme, uri, url }) =>
+          scheme.localPath ? scheme.localPath(url, uri) : Effect.succeed(undefined)
+        )
+      }),
     localPath: (source) =>
       Effect.flatMap(resolve(source), ({ scheme, uri, url }) =>
         scheme.localPath ? scheme.localPath(url, uri) : Effect.map(spool(uri, scheme.stream(url, uri)), (l) => l.path)

@@ -92,7 +92,15 @@ describe("Reader", () => {
           expect(error._tag).toBe("ReadError")
           expect(error.reason).toBe("outside-root")
           expect(error.message).toContain("outside the reader's roots")
+          // the path check decoders run first (a plain path skips the URI round trip) refuses the same
+          const local = yield* Effect.flip(reader.filePath(uri))
+          expect(local).toMatchObject({ _tag: "ReadError", reason: "outside-root", uri: Reader.uriOf(uri) })
         }
+        const missing = yield* Effect.flip(reader.filePath(path.join(root, "nope.jpg")))
+        expect(missing).toMatchObject({ reason: "not-found", uri: Reader.uriOf(path.join(root, "nope.jpg")) })
+        const folder = yield* Effect.flip(reader.filePath(root))
+        expect(folder).toMatchObject({ reason: "not-found" })
+        expect(folder.message).toContain("not a regular file")
       })
     )
 
