@@ -326,6 +326,32 @@ export const decode = (
       assetId: Reader.assetIdOf(source)
     }
     const file = yield* reader.filePath(source)
-    const input = file ?? (yield* reader.read(source)).bytes
+    const input = file === undefined ? (yield* reader.read(source)).bytes : yield* bytesOf(file)
     return yield* decodeInput(input, options, label)
+  })
+
+/** Files up to this size are read into memory before decoding; larger ones are decoded from the path. */
+const READ_WHOLE_BYTES = 32 * 1024 * 1024
+
+/**
+ * A local file's bytes, read with one async call: sharp decodes a JPEG given as bytes
+ * faster than one given as a path (measured on a 1080p JPEG to 224x224: 1.07x with
+ * the read included). A larger file, or one that cannot be read here, goes to sharp by
+ * its path (whose error then names it).
+ */
+const bytesOf = (file: string): Effect.Effect<string | Uint8Array> =>
+  Effect.suspend(() => {
+    let size: number
+    try {
+      size = fs.statSync(file).size
+    } catch {
+      return Effect.succeed(file)
+    }
+    if (size === 0 || size > READ_WHOLE_BYTES) return Effect.succeed(file)
+    return Effect.promise(() =>
+      fs.promises.readFile(file).then(
+        (b): string | Uint8Array => b,
+        () => file
+      )
+    )
   })
