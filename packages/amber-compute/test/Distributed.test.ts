@@ -28,11 +28,15 @@ process.env.AMBER_MAX_ATTEMPTS = "2"
 
 const configPath = path.join(import.meta.dirname, "fixtures/distributed.config.ts")
 
-const dropSchemas = Effect.promise(async () => {
-  const pool = new pg.Pool({ connectionString: url })
-  await pool.query(`drop schema if exists ${storeSchema} cascade; drop schema if exists ${queueSchema} cascade`)
-  await pool.end()
-})
+/** Drops these schemas (a test's own queue schema when it ends). */
+const dropSchema = (...schemas: ReadonlyArray<string>) =>
+  Effect.promise(async () => {
+    const pool = new pg.Pool({ connectionString: url })
+    await pool.query(schemas.map((schema) => `drop schema if exists ${schema} cascade`).join("; "))
+    await pool.end()
+  })
+
+const dropSchemas = dropSchema(storeSchema, queueSchema)
 
 const callerLayer = (config: AmberConfig.AmberConfig) =>
   Resolver.layer(config.mesh, { batchSize: 10 }).pipe(
@@ -126,16 +130,7 @@ describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
           { run: "retry-run", seq: 1, feature: "art.tensor@1", attempts: 2, lastError: "broken batch c" }
         ])
         expect(status.workers.length).toBe(1)
-      }).pipe(
-        Effect.scoped,
-        Effect.ensuring(
-          Effect.promise(async () => {
-            const pool = new pg.Pool({ connectionString: url })
-            await pool.query(`drop schema if exists ${queueSchema}_retry cascade`)
-            await pool.end()
-          })
-        )
-      ),
+      }).pipe(Effect.scoped, Effect.ensuring(dropSchema(`${queueSchema}_retry`))),
     60_000
   )
 
@@ -179,16 +174,7 @@ describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
         expect(bySeq[0]).toBe(10)
         expect(bySeq.at(-1)).toBeLessThanOrEqual(5)
         expect(bySeq.reduce((n, k) => n + k, 0)).toBe(60)
-      }).pipe(
-        Effect.scoped,
-        Effect.ensuring(
-          Effect.promise(async () => {
-            const pool = new pg.Pool({ connectionString: url })
-            await pool.query(`drop schema if exists ${queueSchema}_tail cascade`)
-            await pool.end()
-          })
-        )
-      ),
+      }).pipe(Effect.scoped, Effect.ensuring(dropSchema(`${queueSchema}_tail`))),
     60_000
   )
 
@@ -216,16 +202,7 @@ describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
       const after = yield* DistributedExecutor.status(options, "cancel-run")
       expect(after.byState).toMatchObject({ pending: 0, queued: 0, failed: 2 })
       expect(after.failed.map((t) => t.lastError)).toEqual(["the run was interrupted", "the run was interrupted"])
-    }).pipe(
-      Effect.scoped,
-      Effect.ensuring(
-        Effect.promise(async () => {
-          const pool = new pg.Pool({ connectionString: url })
-          await pool.query(`drop schema if exists ${queueSchema}_cancel cascade`)
-          await pool.end()
-        })
-      )
-    )
+    }).pipe(Effect.scoped, Effect.ensuring(dropSchema(`${queueSchema}_cancel`)))
   )
 
   it.live("with no worker running: a WaitingForWorkers event, then NoWorkersError after noWorkersTimeoutMs", () =>
@@ -268,16 +245,7 @@ describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
       // bad values of the new options are refused with their name
       const bad = yield* Effect.flip(DistributedExecutor.config({ url: url!, noWorkersTimeoutMs: 0 }))
       expect(bad.option).toBe("noWorkersTimeoutMs")
-    }).pipe(
-      Effect.scoped,
-      Effect.ensuring(
-        Effect.promise(async () => {
-          const pool = new pg.Pool({ connectionString: url })
-          await pool.query(`drop schema if exists ${queueSchema}_alone cascade`)
-          await pool.end()
-        })
-      )
-    )
+    }).pipe(Effect.scoped, Effect.ensuring(dropSchema(`${queueSchema}_alone`)))
   )
 
   it.effect("rejects bad options with the option's name", () =>

@@ -698,9 +698,15 @@ export const framesFromFile = (
         const threads =
           (concat ? dealt.lanes.length > 1 : pipelines.length > 1) && concurrency > 1 ? ["-threads", "1"] : []
         const turn = orientation === "display" ? rotationFilters(meta.rotation) : []
-        const decodeList = (
-          l: ConcatList,
-          listed: { readonly list: string; readonly select: string }
+        /**
+         * One decoding ffmpeg reading its input from stdin (`format`: the demuxer's arguments):
+         * the frames `select` keeps (the `wanted` ones, counted), turned and scaled.
+         */
+        const decodeStdin = (
+          format: ReadonlyArray<string>,
+          select: string,
+          wanted: ReadonlyArray<number>,
+          feed: { readonly stdinText: string } | { readonly input: { command: string; args: Array<string> } }
         ): Stream.Stream<Buffer, DecodeError> =>
           Process.stream({
             command: bin,
@@ -709,25 +715,24 @@ export const framesFromFile = (
               ...threads,
               "-copyts",
               "-noautorotate",
-              "-f",
-              "concat",
-              "-safe",
-              "0",
-              "-protocol_whitelist",
-              "file,pipe",
+              ...format,
               "-i",
               "pipe:0",
               "-vf",
-              [`select='${listed.select}'`, ...turn, ...scale].join(","),
+              [`select='${select}'`, ...turn, ...scale].join(","),
               "-frames:v",
-              String(l.wanted.length),
+              String(wanted.length),
               ...RAW_RGB_OUT
             ],
-            stdinText: listed.list,
+            ...feed,
             pieceBytes: frameBytes,
             keepPartial: false,
             onFailure
-          }).pipe(counted(l.wanted.length, l.wanted[0]!))
+          }).pipe(counted(wanted.length, wanted[0]!))
+        const decodeList = (l: ConcatList, listed: { readonly list: string; readonly select: string }) =>
+          decodeStdin(["-f", "concat", "-safe", "0", "-protocol_whitelist", "file,pipe"], listed.select, l.wanted, {
+            stdinText: listed.list
+          })
         const decodePipeline = (p: SparsePipeline): Stream.Stream<Buffer, DecodeError> => {
           // keep a packet when its position in the file is in a range
           const keep = p.keep.map(([lo, hi]) => `between(pos\\,${lo}\\,${hi})`).join("+")
@@ -750,29 +755,9 @@ export const framesFromFile = (
             "nut",
             "pipe:1"
           ]
-          const filters = [`select='${anyOf(p.wanted.map((w) => window(w)))}'`, ...turn, ...scale]
-          return Process.stream({
-            command: bin,
-            args: [
-              ...base,
-              ...threads,
-              "-copyts",
-              "-noautorotate",
-              "-f",
-              "nut",
-              "-i",
-              "pipe:0",
-              "-vf",
-              filters.join(","),
-              "-frames:v",
-              String(p.wanted.length),
-              ...RAW_RGB_OUT
-            ],
-            input: { command: bin, args: copy },
-            pieceBytes: frameBytes,
-            keepPartial: false,
-            onFailure
-          }).pipe(counted(p.wanted.length, p.wanted[0]!))
+          return decodeStdin(["-f", "nut"], anyOf(p.wanted.map((w) => window(w))), p.wanted, {
+            input: { command: bin, args: copy }
+          })
         }
         if (concat) {
           const lanes = dealt.lanes.map((lists, j) =>

@@ -109,6 +109,12 @@ export interface Progress {
 /** How often a waiting caller looks for live workers. */
 const WORKER_CHECK_MS = 500
 
+/** A task of a level: a feature over a batch of entities. */
+interface LevelTask {
+  readonly feature: string
+  readonly entities: ReadonlyArray<string>
+}
+
 /**
  * A level's tasks with its tail cut finer for `slots` workers taking tasks at once
  * (guided scheduling): each task holds at most a (2 x slots)-th of the entities still
@@ -117,16 +123,13 @@ const WORKER_CHECK_MS = 500
  * finishing a whole task alone. Tasks stay in order; a level with no more tasks than
  * slots is left as it is.
  */
-export const splitTail = <T extends { readonly feature: string; readonly entities: ReadonlyArray<string> }>(
-  level: ReadonlyArray<T>,
-  slots: number
-): ReadonlyArray<T | { readonly feature: string; readonly entities: ReadonlyArray<string> }> => {
+export const splitTail = (level: ReadonlyArray<LevelTask>, slots: number): ReadonlyArray<LevelTask> => {
   // no more tasks than slots: they all run at once already, whole batches as configured
   if (slots <= 1 || level.length <= slots) return level
   const largest = Math.max(...level.map((t) => t.entities.length))
   const least = Math.max(1, Math.ceil(largest / 4))
   let remaining = level.reduce((n, t) => n + t.entities.length, 0)
-  const out: Array<T | { readonly feature: string; readonly entities: ReadonlyArray<string> }> = []
+  const out: Array<LevelTask> = []
   for (const task of level) {
     const n = task.entities.length
     // at most a (2 x slots)-th of what is left, this task included, in near-equal parts
