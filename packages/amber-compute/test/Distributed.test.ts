@@ -174,6 +174,9 @@ describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
         expect(bySeq[0]).toBe(10)
         expect(bySeq.at(-1)).toBeLessThanOrEqual(5)
         expect(bySeq.reduce((n, k) => n + k, 0)).toBe(60)
+        // status names each live worker's slots
+        const status = yield* DistributedExecutor.status(options)
+        expect(status.workers.map((w) => w.concurrency)).toEqual([2])
       }).pipe(Effect.scoped, Effect.ensuring(dropSchema(`${queueSchema}_tail`))),
     60_000
   )

@@ -25,6 +25,26 @@ const writer = (total: number) => ({
 const expected = (from: number, length: number) => Buffer.from(Array.from({ length }, (_, i) => (from + i) % 251))
 
 describe("Process.stream", () => {
+  it.live("children get glibc malloc thresholds raised, unless the environment sets them", () =>
+    Effect.gen(function* () {
+      const read = Stream.runCollect(
+        Process.stream({
+          command: process.execPath,
+          args: [
+            "-e",
+            "process.stdout.write(`${process.env.MALLOC_MMAP_THRESHOLD_},${process.env.MALLOC_TRIM_THRESHOLD_}`)"
+          ],
+          pieceBytes: 1 << 16,
+          keepPartial: true,
+          onFailure: (exit) => new Error(exit.stderr)
+        })
+      )
+      const text = Buffer.concat(Chunk.toArray(yield* read)).toString()
+      expect(text).toBe(`${64 * 1024 * 1024},${256 * 1024 * 1024}`)
+      expect(Process.childEnv({ MALLOC_MMAP_THRESHOLD_: "1" }).MALLOC_MMAP_THRESHOLD_).toBe("1")
+    })
+  )
+
   it("filler cuts copied chunks into exact pieces and keeps the rest", () => {
     const cut = Process.filler(5)
     expect(cut.push(Buffer.from([0, 1, 2]))).toEqual([])
