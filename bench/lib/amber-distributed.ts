@@ -149,6 +149,9 @@ export const distributedRows = async (url: string): Promise<Array<Row>> => {
     AMBER_BURN_ITERS: String(iterations),
     AMBER_BATCH: String(BATCH),
     AMBER_WORKER_TIMEOUT_MS: "10000",
+    // the executor's own heartbeat (a third of the worker timeout) and poll interval, as a user gets them
+    AMBER_HEARTBEAT_MS: "default",
+    AMBER_POLL_MS: "default",
     // the connections of this run (workers and caller) name themselves, so PostgreSQL's CPU for them can be read
     PGAPPNAME: `amber_bench_${suffix}`
   }

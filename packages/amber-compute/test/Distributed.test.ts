@@ -11,6 +11,7 @@ import { StorageTesting } from "@org/storage/testing"
 import { FeatureStore } from "@org/amber-store"
 import { AmberConfig, DistributedExecutor, EntitySource, Executor, Mesh, Resolver, Worker } from "@org/amber-compute"
 import type { RunEvent } from "@org/amber-compute"
+import * as DistributedQueue from "../src/internal/distributedQueue.js"
 import { runWorker } from "../src/internal/distributedWorker.js"
 import { Calls, catalog, chain, uid } from "./fixtures/mesh.js"
 
@@ -178,6 +179,87 @@ describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
         const status = yield* DistributedExecutor.status(options)
         expect(status.workers.map((w) => w.concurrency)).toEqual([2])
       }).pipe(Effect.scoped, Effect.ensuring(dropSchema(`${queueSchema}_tail`))),
+    60_000
+  )
+
+  it.live(
+    "the waiting caller is told each start and settling, small results included; a result too big for a note is read from the table",
+    () =>
+      Effect.gen(function* () {
+        const schema = `${queueSchema}_notes`
+        const options = { url: url!, schema, pollMs: 5000 }
+        const queue = yield* DistributedExecutor.queue(options)
+        const listener = (yield* queue.listen)!
+        expect(listener).toBeDefined()
+        const small = { feature: "art.tensor@1", computed: ["a"], cached: [], failed: [], ms: 1 }
+        // over PostgreSQL's 8000-byte limit for a payload: the note says done, the result stays in the table
+        const big = { ...small, computed: Array.from({ length: 800 }, (_, i) => `entity-with-a-long-name-${i}`) }
+        yield* queue.insertTasks("notes-run", [
+          { seq: 0, level: 0, feature: "art.tensor@1", entities: ["a"] },
+          { seq: 1, level: 0, feature: "art.tensor@1", entities: big.computed },
+          { seq: 2, level: 0, feature: "art.tensor@1", entities: ["c"] }
+        ])
+        expect(yield* queue.start("notes-run", 0, "w", 1)).toMatchObject({ seq: 0, state: "running" })
+        yield* queue.finish("notes-run", 0, small)
+        yield* queue.start("notes-run", 1, "w", 1)
+        yield* queue.finish("notes-run", 1, big)
+        yield* queue.start("notes-run", 2, "w", 1)
+        yield* queue.fail("notes-run", 2, "boom", true)
+        // notes of another run are kept for it
+        yield* queue.insertTasks("other-run", [{ seq: 0, level: 0, feature: "art.tensor@1", entities: ["z"] }])
+        yield* queue.start("other-run", 0, "w", 1)
+        const notes: Array<DistributedQueue.TaskNote> = []
+        while (notes.length < 6) notes.push(...(yield* listener.wait("notes-run", 2000)))
+        expect(notes.map((n) => [n.seq, n.kind])).toEqual([
+          [0, "started"],
+          [0, "done"],
+          [1, "started"],
+          [1, "done"],
+          [2, "started"],
+          [2, "failed"]
+        ])
+        expect(JSON.parse(notes[1]!.result!)).toEqual(small)
+        expect(notes[3]!.result).toBeUndefined()
+        expect(yield* listener.wait("other-run", 2000)).toEqual([{ seq: 0, kind: "started" }])
+        // nothing more: the wait ends after its time with no note
+        expect(yield* listener.wait("notes-run", 50)).toEqual([])
+        // a bare run (the payload of earlier versions) is a note to read the table
+        expect(DistributedQueue.parseNote("some-run")).toEqual({
+          run: "some-run",
+          note: { seq: undefined, kind: "done" }
+        })
+        expect(DistributedQueue.parseNote('r\n3\ndone\n{"a":"x\\ny"}')).toEqual({
+          run: "r",
+          note: { seq: 3, kind: "done", result: '{"a":"x\\ny"}' }
+        })
+
+        // end to end: the caller gets the big result from the table and the small ones from notes
+        yield* Effect.forkScoped(
+          runWorker(queue, {
+            concurrency: 1,
+            handle: (task) =>
+              Effect.succeed(
+                task.entities.length > 1 ? { ...big, computed: task.entities } : { ...small, computed: task.entities }
+              )
+          })
+        )
+        while ((yield* queue.workers).length === 0) yield* Effect.sleep("50 millis")
+        const executor = yield* DistributedExecutor.make(options)
+        const t0 = Date.now()
+        const results = yield* executor.execute({
+          run: "notes-e2e",
+          levels: [
+            [
+              { feature: "art.tensor@1", entities: ["x"] },
+              { feature: "art.tensor@1", entities: big.computed }
+            ]
+          ],
+          runTask: () => Effect.die("the distributed executor runs tasks in workers")
+        })
+        // polls come every 4 x 5 s: the notes settled the run
+        expect(Date.now() - t0).toBeLessThan(4000)
+        expect(results.flatMap((r) => r.computed).sort()).toEqual(["x", ...big.computed].sort())
+      }).pipe(Effect.scoped, Effect.ensuring(dropSchema(`${queueSchema}_notes`))),
     60_000
   )
 

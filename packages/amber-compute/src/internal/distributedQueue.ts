@@ -71,6 +71,39 @@ export interface TaskRow {
   readonly runMs: number | null
 }
 
+/**
+ * What a NOTIFY tells the run's waiting caller: a task started, or settled (done with
+ * its result when it fits in a notification, or failed, to be read from the table).
+ * `seq` is undefined for a note the caller cannot read (it then reads the table).
+ */
+export interface TaskNote {
+  readonly seq: number | undefined
+  readonly kind: "started" | "done" | "failed"
+  /** The result's JSON text, for a done task whose result fits in the notification. */
+  readonly result?: string
+}
+
+/** PostgreSQL refuses notification payloads of 8000 bytes or more; a result above this is read from the table. */
+const MAX_NOTE_BYTES = 7900
+
+/** A note's payload: the run, the task and what happened, one per line, then the result if any. */
+const notePayload = (run: string, seq: number, kind: TaskNote["kind"], result?: string): string => {
+  const head = `${run}\n${seq}\n${kind}`
+  if (result === undefined) return head
+  const full = `${head}\n${result}`
+  return Buffer.byteLength(full) <= MAX_NOTE_BYTES ? full : head
+}
+
+/** The run and note of a payload (a bare run, as earlier versions sent, is a note to read the table). */
+export const parseNote = (payload: string): { readonly run: string; readonly note: TaskNote } => {
+  const [run = "", seq, kind, ...rest] = payload.split("\n")
+  const n = seq === undefined ? NaN : Number(seq)
+  if (!Number.isInteger(n) || (kind !== "started" && kind !== "done" && kind !== "failed")) {
+    return { run, note: { seq: undefined, kind: "done" } }
+  }
+  return { run, note: rest.length > 0 ? { seq: n, kind, result: rest.join("\n") } : { seq: n, kind } }
+}
+
 /** A new task, before it is queued. */
 export interface NewTask {
   readonly seq: number
@@ -173,17 +206,18 @@ export interface Queue {
     attempts: number
   ) => Effect.Effect<TaskRow | undefined, QueueError>
   /**
-   * A listener for settled tasks (LISTEN on one connection of the pool, for the scope):
-   * `wait(run, ms)` returns once a task of `run` settled since the last wait, or after
+   * A listener for the tasks of a run starting and settling (LISTEN on one connection
+   * of the pool, for the scope): `wait(run, ms)` returns the notes told for `run` since
+   * the last wait, at once if there are some, else as soon as one comes, or none after
    * `ms`. Undefined where LISTEN is not available (a pooler in transaction mode): the
    * caller polls.
    */
   readonly listen: Effect.Effect<
-    { readonly wait: (run: string, ms: number) => Effect.Effect<void> } | undefined,
+    { readonly wait: (run: string, ms: number) => Effect.Effect<ReadonlyArray<TaskNote>> } | undefined,
     never,
     Scope.Scope
   >
-  /** A task is done (and the run's waiting caller told, through NOTIFY). */
+  /** A task is done (and the run's waiting caller told, through NOTIFY, with the result when it fits). */
   readonly finish: (run: string, seq: number, result: unknown) => Effect.Effect<void, QueueError>
   readonly fail: (run: string, seq: number, error: string, final: boolean) => Effect.Effect<void, QueueError>
   /**
@@ -318,41 +352,46 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
         Effect.map((r) => (r ? rowOf(r) : undefined))
       )
 
+    // a task's start and settling are told to the run's waiting caller on one channel per
+    // queue schema (an identifier of at most 63 bytes: a hash of the schema), in the same
+    // statement: the caller reads nothing to follow the run (see `TaskNote`)
+    const channel = `amber_settled_${createHash("sha1").update(config.schema).digest("hex").slice(0, 16)}`
+
     const start = (run: string, seq: number, worker: string, attempts: number) =>
       use("start", (db) =>
         db
-          .updateTable("amber_tasks")
-          .set({ state: "running", worker, attempts, started_at: now, finished_at: null })
-          .where("run", "=", run)
-          .where("seq", "=", seq)
-          .where("state", "not in", ["done", "failed"])
-          .returning(taskColumns)
+          .with("started", (db) =>
+            db
+              .updateTable("amber_tasks")
+              .set({ state: "running", worker, attempts, started_at: now, finished_at: null })
+              .where("run", "=", run)
+              .where("seq", "=", seq)
+              .where("state", "not in", ["done", "failed"])
+              .returning(taskColumns)
+          )
+          .selectFrom("started")
+          .selectAll()
+          .select(sql<unknown>`pg_notify(${channel}, ${notePayload(run, seq, "started")})`.as("told"))
           .executeTakeFirst()
       ).pipe(Effect.map((r) => (r ? rowOf(r) : undefined)))
 
-    // a task's settling is told to the run's waiting caller on one channel per queue schema
-    // (an identifier of at most 63 bytes: a hash of the schema), with the run as payload
-    const channel = `amber_settled_${createHash("sha1").update(config.schema).digest("hex").slice(0, 16)}`
-    const finish = (run: string, seq: number, result: unknown) =>
-      use("finish", (db) =>
+    const finish = (run: string, seq: number, result: unknown) => {
+      const json = result === undefined ? null : JSON.stringify(result)
+      return use("finish", (db) =>
         db
           .with("settled", (db) =>
             db
               .updateTable("amber_tasks")
-              .set({
-                state: "done",
-                result: result === undefined ? null : JSON.stringify(result),
-                last_error: null,
-                finished_at: now
-              })
+              .set({ state: "done", result: json, last_error: null, finished_at: now })
               .where("run", "=", run)
               .where("seq", "=", seq)
               .returning("run")
           )
           .selectFrom("settled")
-          .select(sql<unknown>`pg_notify(${channel}, settled.run)`.as("told"))
+          .select(sql<unknown>`pg_notify(${channel}, ${notePayload(run, seq, "done", json ?? undefined)})`.as("told"))
           .execute()
       ).pipe(Effect.asVoid)
+    }
 
     const fail = (run: string, seq: number, error: string, final: boolean) =>
       use("fail", (db) =>
@@ -367,7 +406,7 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
               .returning("run")
           )
           .selectFrom("settled")
-          .select(sql<unknown>`pg_notify(${channel}, settled.run)`.as("told"))
+          .select(sql<unknown>`pg_notify(${channel}, ${notePayload(run, seq, "failed")})`.as("told"))
           .execute()
       ).pipe(Effect.asVoid)
 
@@ -397,31 +436,42 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
               )
       )
       if (client._tag === "None") return undefined
-      // runs told since their caller last waited, and the callers waiting now
-      const told = new Set<string>()
-      const waiting = new Map<string, Set<() => void>>()
+      // the notes told per run since its caller last waited, and the caller waiting now
+      const told = new Map<string, Array<TaskNote>>()
+      const waiting = new Map<string, () => void>()
       const onNotification = (m: pg.Notification) => {
         if (m.channel !== channel || !m.payload) return
-        const ws = waiting.get(m.payload)
-        if (ws && ws.size > 0) for (const w of [...ws]) w()
-        else told.add(m.payload)
+        const { run, note } = parseNote(m.payload)
+        const notes = told.get(run)
+        if (notes) notes.push(note)
+        else told.set(run, [note])
+        waiting.get(run)?.()
       }
       client.value.on("notification", onNotification)
       yield* Effect.addFinalizer(() => Effect.sync(() => client.value.off("notification", onNotification)))
-      const notified = (run: string) =>
-        Effect.async<void>((resume) => {
-          if (told.delete(run)) return resume(Effect.void)
-          const set = waiting.get(run) ?? new Set<() => void>()
-          waiting.set(run, set)
-          const wake = () => {
-            set.delete(wake)
-            resume(Effect.void)
-          }
-          set.add(wake)
-          return Effect.sync(() => set.delete(wake))
-        })
+      const take = (run: string): ReadonlyArray<TaskNote> => {
+        const notes = told.get(run)
+        if (notes === undefined) return []
+        told.delete(run)
+        return notes
+      }
       return {
-        wait: (run: string, ms: number) => Effect.raceFirst(notified(run), Effect.sleep(`${ms} millis`))
+        wait: (run: string, ms: number) =>
+          Effect.async<ReadonlyArray<TaskNote>>((resume) => {
+            if (told.has(run)) return resume(Effect.succeed(take(run)))
+            // notes that come while the caller is being resumed wait for its next call
+            const done = () => {
+              clearTimeout(timer)
+              waiting.delete(run)
+              resume(Effect.sync(() => take(run)))
+            }
+            const timer = setTimeout(done, ms)
+            waiting.set(run, done)
+            return Effect.sync(() => {
+              clearTimeout(timer)
+              waiting.delete(run)
+            })
+          })
       }
     })
 

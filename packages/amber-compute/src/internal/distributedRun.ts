@@ -19,7 +19,7 @@ import {
 } from "../ComputeError.js"
 import type { Job, TaskResult } from "../Executor.js"
 import type { RunEvent } from "../RunEvent.js"
-import type { Queue, TaskRow } from "./distributedQueue.js"
+import type { Queue, TaskNote, TaskRow } from "./distributedQueue.js"
 import { StorageError } from "@org/storage"
 
 /** A task result as the worker stores it (failures as plain JSON with their extra fields). */
@@ -101,10 +101,7 @@ const eventsOf = (run: string, result: TaskResult): ReadonlyArray<RunEvent> => [
   }))
 ]
 
-/** What a run's waiting loop reports as tasks settle. */
-export interface Progress {
-  readonly onSettled?: (task: TaskRow, result: TaskResult) => Effect.Effect<void>
-}
+const noNotes: ReadonlyArray<TaskNote> = []
 
 /** How often a waiting caller looks for live workers. */
 const WORKER_CHECK_MS = 500
@@ -149,7 +146,7 @@ export const splitTail = (level: ReadonlyArray<LevelTask>, slots: number): Reado
 }
 
 /** Runs a job's levels on the queue and waits for every task. */
-export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
+export const execute = (queue: Queue, job: Job) =>
   Effect.gen(function* () {
     const { noWorkersTimeoutMs, waitingForWorkersMs } = queue.config
     const publish = job.publish ?? (() => Effect.void)
@@ -184,40 +181,70 @@ export const execute = (queue: Queue, job: Job, progress: Progress = {}) =>
       )
       const started = new Set<number>()
       const settled = new Set<number>()
+      const bySeq = new Map(level.map((t) => [t.seq, t]))
+      /** A task is reported started once: when told, when first seen running, or when settled. */
+      const markStarted = (task: {
+        readonly seq: number
+        readonly feature: string
+        readonly entities: ReadonlyArray<string>
+      }) =>
+        started.has(task.seq)
+          ? Effect.void
+          : Effect.suspend(() => {
+              started.add(task.seq)
+              return publish({ _tag: "Started", run: job.run, feature: task.feature, entities: task.entities.length })
+            })
+      const settle = (seq: number, result: TaskResult) =>
+        Effect.suspend(() => {
+          settled.add(seq)
+          results.push(result)
+          return Effect.forEach(eventsOf(job.run, result), publish, { discard: true })
+        })
       // polls that saw nothing new wait longer, up to 4 x pollMs (a long task costs the caller little CPU)
       let idle = 0
       while (settled.size < level.length) {
-        // a listening caller is woken by each settled task: its polls only look for lost workers
+        // a listening caller is told of each start and settling, results included: its polls only
+        // look for lost workers (and read what a note could not carry)
         const pause = queue.config.pollMs * 2 ** (listener ? 2 : Math.min(idle, 2))
-        yield* listener ? listener.wait(job.run, pause) : Effect.sleep(`${pause} millis`)
+        const notes = listener
+          ? yield* listener.wait(job.run, pause)
+          : yield* Effect.as(Effect.sleep(`${pause} millis`), noNotes)
         const seen = started.size + settled.size
+        // the tasks to read: every one not settled when nothing was told (a poll), else those whose note said too little
+        let read: Array<number> | "unsettled" = notes.length === 0 ? "unsettled" : []
+        for (const note of notes) {
+          const task = note.seq === undefined ? undefined : bySeq.get(note.seq)
+          if (task === undefined) {
+            // a note of another version (or of no task of this level): read the table
+            if (note.seq === undefined) read = "unsettled"
+            continue
+          }
+          if (settled.has(task.seq)) continue
+          if (note.kind === "started") yield* markStarted(task)
+          else if (note.kind === "done" && note.result !== undefined) {
+            yield* markStarted(task)
+            yield* settle(task.seq, resultFromJson(JSON.parse(note.result) as TaskResultJson))
+          } else if (read !== "unsettled") read.push(task.seq)
+        }
         // any waiting process helps release the jobs of dead workers (as often as workers beat)
         const now = yield* Clock.currentTimeMillis
         if (now - reaped >= queue.config.heartbeatMs) {
           reaped = now
           yield* queue.reap
-          yield* queue.settleLost(job.run)
+          // tasks failed here (their worker died on the last attempt) are told by no note
+          if ((yield* queue.settleLost(job.run)) > 0) read = "unsettled"
         }
-        // the tasks not settled yet only: a settled task's result is read once
-        const rows = yield* queue.tasks(
-          job.run,
-          index,
-          level.flatMap((t) => (settled.has(t.seq) ? [] : [t.seq]))
-        )
+        const seqs = read === "unsettled" ? level.flatMap((t) => (settled.has(t.seq) ? [] : [t.seq])) : read
+        // a settled task's result is read once
+        const rows = seqs.length === 0 ? [] : yield* queue.tasks(job.run, index, seqs)
         for (const row of rows) {
           if (settled.has(row.seq)) continue
-          if (!started.has(row.seq) && row.state !== "queued" && row.state !== "pending") {
-            // a task is reported started once, when first seen running (or already settled)
-            started.add(row.seq)
-            yield* publish({ _tag: "Started", run: job.run, feature: row.feature, entities: row.entities.length })
-          }
+          if (row.state !== "queued" && row.state !== "pending") yield* markStarted(row)
           if (row.state !== "done" && row.state !== "failed") continue
-          settled.add(row.seq)
-          const result =
+          yield* settle(
+            row.seq,
             row.state === "done" && row.result ? resultFromJson(row.result as TaskResultJson) : failedTaskResult(row)
-          results.push(result)
-          yield* Effect.forEach(eventsOf(job.run, result), publish, { discard: true })
-          if (progress.onSettled) yield* progress.onSettled(row, result)
+          )
         }
         if (settled.size === level.length) break
         idle = started.size + settled.size > seen ? 0 : idle + 1
