@@ -334,24 +334,57 @@ export const decode = (
 const READ_WHOLE_BYTES = 32 * 1024 * 1024
 
 /**
- * A local file's bytes, read with one async call: sharp decodes a JPEG given as bytes
- * faster than one given as a path (measured on a 1080p JPEG to 224x224: 1.07x with
- * the read included). A larger file, or one that cannot be read here, goes to sharp by
- * its path (whose error then names it).
+ * A local file's bytes: sharp decodes a JPEG given as bytes faster than one given as a
+ * path (measured on a 1080p JPEG to 224x224: 1.04x-1.07x with the read included). The
+ * file is opened and sized with two synchronous metadata calls and read with one call
+ * on the thread pool: `fs.promises.readFile` makes four thread-pool round trips (open,
+ * stat, read, close), which cost about 0.4 ms an image on this machine, more than the
+ * gain. A larger file, or one that cannot be read here, goes to sharp by its path
+ * (whose error then names it).
  */
 const bytesOf = (file: string): Effect.Effect<string | Uint8Array> =>
   Effect.suspend(() => {
-    let size: number
+    let fd: number
     try {
-      size = fs.statSync(file).size
+      fd = fs.openSync(file, "r")
     } catch {
       return Effect.succeed(file)
     }
-    if (size === 0 || size > READ_WHOLE_BYTES) return Effect.succeed(file)
-    return Effect.promise(() =>
-      fs.promises.readFile(file).then(
-        (b): string | Uint8Array => b,
-        () => file
-      )
-    )
+    let size = 0
+    try {
+      size = fs.fstatSync(fd).size
+    } catch {
+      // sized 0: left to sharp by its path
+    }
+    if (size === 0 || size > READ_WHOLE_BYTES) {
+      closeQuietly(fd)
+      return Effect.succeed(file)
+    }
+    return Effect.async<string | Uint8Array>((resume) => {
+      const bytes = Buffer.allocUnsafe(size)
+      let at = 0
+      let interrupted = false
+      const next = () =>
+        fs.read(fd, bytes, at, size - at, at, (error, n) => {
+          if (!error && n > 0 && !interrupted) {
+            at += n
+            if (at < size) return next()
+          }
+          closeQuietly(fd)
+          // a read error, or a file that shrank meanwhile: sharp reads the path and names the problem
+          if (!interrupted) resume(Effect.succeed(error || at < size ? file : bytes))
+        })
+      next()
+      return Effect.sync(() => {
+        interrupted = true
+      })
+    })
   })
+
+const closeQuietly = (fd: number) => {
+  try {
+    fs.closeSync(fd)
+  } catch {
+    // closed already
+  }
+}
