@@ -40,8 +40,9 @@ export const Options = Schema.Struct({
   /** The prefix of run ids (default `"run"`). */
   runPrefix: Schema.optional(Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_.:-]{1,100}$/))),
   /**
-   * Most entities walked at once by `plan` and `materialize` (default 10,000): a
-   * larger call goes chunk by chunk, so memory stays bounded.
+   * Most entities walked at once by `plan` and `materialize` (default 3,000 for a plan,
+   * 10,000 for a materialization): a larger call goes chunk by chunk, so memory stays
+   * bounded.
    */
   chunkSize: Schema.optional(Schema.Int.pipe(Schema.between(1, 10_000_000))),
   /**

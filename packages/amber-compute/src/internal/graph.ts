@@ -471,18 +471,23 @@ const heldOf = (
   }
 }
 
+/** Up to this many entities, a plan looks their lineage up one by one. */
+const LINEAGE_ONE_BY_ONE = 1000
+
 /**
- * A lineage lookup for one plan: a few entities are looked up one by one; many
- * at once read the feature's whole lineage once (kept for the rest of the plan).
+ * A lineage lookup for one plan of `planned` entities: a few entities are looked up
+ * one by one; a plan of many reads each feature's whole lineage once (kept for the
+ * rest of the plan), whatever the size of the chunk asked about: a plan of 100,000
+ * entities in chunks of 1,000 would otherwise make 100,000 queries per feature.
  */
-export const lineageLookup = (store: FeatureStore.Service): Lineage => {
+export const lineageLookup = (store: FeatureStore.Service, planned: number): Lineage => {
   const whole = new Map<string, Map<string, Held>>()
   const none = () => Effect.succeed([] as ReadonlyArray<FeatureStore.Lineage>)
   return (spec, entities) =>
     Effect.gen(function* () {
       const known = whole.get(spec.name)
       if (known !== undefined) return known
-      if (entities.length > 1000) {
+      if (entities.length > LINEAGE_ONE_BY_ONE || planned > LINEAGE_ONE_BY_ONE) {
         const all = new Map<string, Held>()
         heldOf(spec, yield* store.list({ feature: spec.name }).pipe(Effect.catchTag("UnknownFeatureError", none)), all)
         whole.set(spec.name, all)
