@@ -189,8 +189,9 @@ describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
         const schema = `${queueSchema}_notes`
         const options = { url: url!, schema, pollMs: 5000 }
         const queue = yield* DistributedExecutor.queue(options)
-        const listener = (yield* queue.listen)!
+        const listener = (yield* queue.listen("notes-run"))!
         expect(listener).toBeDefined()
+        const other = (yield* queue.listen("other-run"))!
         const small = { feature: "art.tensor@1", computed: ["a"], cached: [], failed: [], ms: 1 }
         // over PostgreSQL's 8000-byte limit for a payload: the note says done, the result stays in the table
         const big = { ...small, computed: Array.from({ length: 800 }, (_, i) => `entity-with-a-long-name-${i}`) }
@@ -205,11 +206,11 @@ describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
         yield* queue.finish("notes-run", 1, big)
         yield* queue.start("notes-run", 2, "w", 1)
         yield* queue.fail("notes-run", 2, "boom", true)
-        // notes of another run are kept for it
+        // each listener takes the notes of its own run only
         yield* queue.insertTasks("other-run", [{ seq: 0, level: 0, feature: "art.tensor@1", entities: ["z"] }])
         yield* queue.start("other-run", 0, "w", 1)
         const notes: Array<DistributedQueue.TaskNote> = []
-        while (notes.length < 6) notes.push(...(yield* listener.wait("notes-run", 2000)))
+        while (notes.length < 6) notes.push(...(yield* listener.wait(2000)))
         expect(notes.map((n) => [n.seq, n.kind])).toEqual([
           [0, "started"],
           [0, "done"],
@@ -220,9 +221,10 @@ describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
         ])
         expect(JSON.parse(notes[1]!.result!)).toEqual(small)
         expect(notes[3]!.result).toBeUndefined()
-        expect(yield* listener.wait("other-run", 2000)).toEqual([{ seq: 0, kind: "started" }])
+        expect(yield* other.wait(2000)).toEqual([{ seq: 0, kind: "started" }])
         // nothing more: the wait ends after its time with no note
-        expect(yield* listener.wait("notes-run", 50)).toEqual([])
+        expect(yield* listener.wait(50)).toEqual([])
+        expect(yield* other.wait(50)).toEqual([])
         // a bare run (the payload of earlier versions) is a note to read the table
         expect(DistributedQueue.parseNote("some-run")).toEqual({
           run: "some-run",

@@ -206,14 +206,16 @@ export interface Queue {
     attempts: number
   ) => Effect.Effect<TaskRow | undefined, QueueError>
   /**
-   * A listener for the tasks of a run starting and settling (LISTEN on one connection
-   * of the pool, for the scope): `wait(run, ms)` returns the notes told for `run` since
-   * the last wait, at once if there are some, else as soon as one comes, or none after
-   * `ms`. Undefined where LISTEN is not available (a pooler in transaction mode): the
-   * caller polls.
+   * A listener for the tasks of `run` starting and settling (LISTEN on one connection
+   * of the pool, for the scope; the notes of other runs are dropped): `wait(ms)`
+   * returns the notes told since the last wait, at once if there are some, else as
+   * soon as one comes, or none after `ms`. Undefined where LISTEN is not available (a
+   * pooler in transaction mode): the caller polls.
    */
-  readonly listen: Effect.Effect<
-    { readonly wait: (run: string, ms: number) => Effect.Effect<ReadonlyArray<TaskNote>> } | undefined,
+  readonly listen: (
+    run: string
+  ) => Effect.Effect<
+    { readonly wait: (ms: number) => Effect.Effect<ReadonlyArray<TaskNote>> } | undefined,
     never,
     Scope.Scope
   >
@@ -410,70 +412,68 @@ export const make = (config: QueueConfig): Effect.Effect<Queue, never, Scope.Sco
           .execute()
       ).pipe(Effect.asVoid)
 
-    const listen: Queue["listen"] = Effect.gen(function* () {
-      const client = yield* Effect.acquireRelease(
-        Effect.tryPromise(async () => {
-          const c = await pool.connect()
-          try {
-            await c.query(`LISTEN ${channel}`)
-            return c
-          } catch (e) {
-            c.release(true)
-            throw e
-          }
-        }).pipe(Effect.option),
-        (c) =>
-          c._tag === "None"
-            ? Effect.void
-            : Effect.promise(() =>
-                c.value
-                  .query(`UNLISTEN ${channel}`)
-                  .then(
-                    () => c.value.release(),
-                    (e: unknown) => c.value.release(e instanceof Error ? e : true)
-                  )
-                  .catch(() => {})
-              )
-      )
-      if (client._tag === "None") return undefined
-      // the notes told per run since its caller last waited, and the caller waiting now
-      const told = new Map<string, Array<TaskNote>>()
-      const waiting = new Map<string, () => void>()
-      const onNotification = (m: pg.Notification) => {
-        if (m.channel !== channel || !m.payload) return
-        const { run, note } = parseNote(m.payload)
-        const notes = told.get(run)
-        if (notes) notes.push(note)
-        else told.set(run, [note])
-        waiting.get(run)?.()
-      }
-      client.value.on("notification", onNotification)
-      yield* Effect.addFinalizer(() => Effect.sync(() => client.value.off("notification", onNotification)))
-      const take = (run: string): ReadonlyArray<TaskNote> => {
-        const notes = told.get(run)
-        if (notes === undefined) return []
-        told.delete(run)
-        return notes
-      }
-      return {
-        wait: (run: string, ms: number) =>
-          Effect.async<ReadonlyArray<TaskNote>>((resume) => {
-            if (told.has(run)) return resume(Effect.succeed(take(run)))
-            // notes that come while the caller is being resumed wait for its next call
-            const done = () => {
-              clearTimeout(timer)
-              waiting.delete(run)
-              resume(Effect.sync(() => take(run)))
+    const listen: Queue["listen"] = (run) =>
+      Effect.gen(function* () {
+        const client = yield* Effect.acquireRelease(
+          Effect.tryPromise(async () => {
+            const c = await pool.connect()
+            try {
+              await c.query(`LISTEN ${channel}`)
+              return c
+            } catch (e) {
+              c.release(true)
+              throw e
             }
-            const timer = setTimeout(done, ms)
-            waiting.set(run, done)
-            return Effect.sync(() => {
-              clearTimeout(timer)
-              waiting.delete(run)
+          }).pipe(Effect.option),
+          (c) =>
+            c._tag === "None"
+              ? Effect.void
+              : Effect.promise(() =>
+                  c.value
+                    .query(`UNLISTEN ${channel}`)
+                    .then(
+                      () => c.value.release(),
+                      (e: unknown) => c.value.release(e instanceof Error ? e : true)
+                    )
+                    .catch(() => {})
+                )
+        )
+        if (client._tag === "None") return undefined
+        // the notes told since the caller last waited, and the caller waiting now
+        let told: Array<TaskNote> = []
+        let waiting: (() => void) | undefined
+        const onNotification = (m: pg.Notification) => {
+          if (m.channel !== channel || !m.payload) return
+          if (m.payload !== run && !m.payload.startsWith(`${run}\n`)) return
+          told.push(parseNote(m.payload).note)
+          waiting?.()
+        }
+        client.value.on("notification", onNotification)
+        yield* Effect.addFinalizer(() => Effect.sync(() => client.value.off("notification", onNotification)))
+        const take = (): ReadonlyArray<TaskNote> => {
+          const notes = told
+          told = []
+          return notes
+        }
+        return {
+          wait: (ms: number) =>
+            Effect.async<ReadonlyArray<TaskNote>>((resume) => {
+              if (told.length > 0) return resume(Effect.succeed(take()))
+              // notes that come while the caller is being resumed are taken with it, or by its next call
+              const done = () => {
+                clearTimeout(timer)
+                waiting = undefined
+                resume(Effect.sync(take))
+              }
+              const timer = setTimeout(done, ms)
+              waiting = done
+              return Effect.sync(() => {
+                clearTimeout(timer)
+                waiting = undefined
+              })
             })
-          })
-      }
-    })
+        }
+      })
 
     const settleLost = (run: string) =>
       use("settle-lost", (db) =>

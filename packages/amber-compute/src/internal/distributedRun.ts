@@ -103,6 +103,16 @@ const eventsOf = (run: string, result: TaskResult): ReadonlyArray<RunEvent> => [
 
 const noNotes: ReadonlyArray<TaskNote> = []
 
+/** The result a note carries, or undefined (none, or not one that can be read: the table is read instead). */
+const parseResult = (json: string | undefined): TaskResult | undefined => {
+  if (json === undefined) return undefined
+  try {
+    return resultFromJson(JSON.parse(json) as TaskResultJson)
+  } catch {
+    return undefined
+  }
+}
+
 /** How often a waiting caller looks for live workers. */
 const WORKER_CHECK_MS = 500
 
@@ -166,7 +176,7 @@ export const execute = (queue: Queue, job: Job) =>
     )
     yield* queue.insertTasks(job.run, levels.flat())
     // woken as soon as a task of the run settles (LISTEN/NOTIFY); polling is the fallback
-    const listener = yield* queue.listen
+    const listener = yield* queue.listen(job.run)
     const results: Array<TaskResult> = []
     // no live worker since (undefined: one was seen at the last check)
     let alone: number | undefined
@@ -207,7 +217,7 @@ export const execute = (queue: Queue, job: Job) =>
         // look for lost workers (and read what a note could not carry)
         const pause = queue.config.pollMs * 2 ** (listener ? 2 : Math.min(idle, 2))
         const notes = listener
-          ? yield* listener.wait(job.run, pause)
+          ? yield* listener.wait(pause)
           : yield* Effect.as(Effect.sleep(`${pause} millis`), noNotes)
         const seen = started.size + settled.size
         // the tasks to read: every one not settled when nothing was told (a poll), else those whose note said too little
@@ -221,10 +231,11 @@ export const execute = (queue: Queue, job: Job) =>
           }
           if (settled.has(task.seq)) continue
           if (note.kind === "started") yield* markStarted(task)
-          else if (note.kind === "done" && note.result !== undefined) {
+          const result = note.kind === "done" ? parseResult(note.result) : undefined
+          if (result !== undefined) {
             yield* markStarted(task)
-            yield* settle(task.seq, resultFromJson(JSON.parse(note.result) as TaskResultJson))
-          } else if (read !== "unsettled") read.push(task.seq)
+            yield* settle(task.seq, result)
+          } else if (note.kind !== "started" && read !== "unsettled") read.push(task.seq)
         }
         // any waiting process helps release the jobs of dead workers (as often as workers beat)
         const now = yield* Clock.currentTimeMillis
