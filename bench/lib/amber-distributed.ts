@@ -27,7 +27,7 @@ const configPath = path.join(root, "packages/amber-compute/test/fixtures/distrib
 
 /** Values per pass (BENCH_DIST_VALUES): 240 x 20 ms = 4.8 s of CPU. */
 const PER_PASS = Number(process.env.BENCH_DIST_VALUES ?? 240)
-const PASSES = 2
+const PASSES = 3
 const BURN_MS = 20
 /** Entities per task. */
 const BATCH = 10
