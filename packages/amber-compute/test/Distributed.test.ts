@@ -12,7 +12,7 @@ import { FeatureStore } from "@org/amber-store"
 import { AmberConfig, DistributedExecutor, EntitySource, Executor, Mesh, Resolver, Worker } from "@org/amber-compute"
 import type { RunEvent } from "@org/amber-compute"
 import * as DistributedQueue from "../src/internal/distributedQueue.js"
-import { runWorker } from "../src/internal/distributedWorker.js"
+import { type Handle, runWorker } from "../src/internal/distributedWorker.js"
 import { Calls, catalog, chain, uid } from "./fixtures/mesh.js"
 
 const url = StorageTesting.pgUrl
@@ -38,6 +38,19 @@ const dropSchema = (...schemas: ReadonlyArray<string>) =>
   })
 
 const dropSchemas = dropSchema(storeSchema, queueSchema)
+
+/** A worker fiber on `queue` for the test's scope, live (its heartbeat seen) when this returns. */
+const liveWorker = (queue: DistributedQueue.Queue, concurrency: number, handle: Handle<never>) =>
+  Effect.gen(function* () {
+    yield* Effect.forkScoped(runWorker(queue, { concurrency, handle }))
+    while ((yield* queue.workers).length === 0) yield* Effect.sleep("50 millis")
+  })
+
+/** The caller's side of a run of these levels on the distributed executor (the workers run the tasks). */
+const runLevels = (options: DistributedExecutor.Options, run: string, levels: Executor.Job["levels"]) =>
+  Effect.flatMap(DistributedExecutor.make(options), (executor) =>
+    executor.execute({ run, levels, runTask: () => Effect.die("the distributed executor runs tasks in workers") })
+  )
 
 const callerLayer = (config: AmberConfig.AmberConfig) =>
   Resolver.layer(config.mesh, { batchSize: 10 }).pipe(
@@ -143,29 +156,19 @@ describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
         const options = { url: url!, schema: `${queueSchema}_tail`, pollMs: 5000 }
         const queue = yield* DistributedExecutor.queue(options)
         const sizes: Array<ReadonlyArray<string>> = []
-        yield* Effect.forkScoped(
-          runWorker(queue, {
-            concurrency: 2,
-            handle: (task) =>
-              Effect.sync(() => sizes.push(task.entities)).pipe(
-                Effect.as({ feature: task.feature, computed: task.entities, cached: [], failed: [], ms: 1 })
-              )
-          })
-        )
         // the worker is live (its 2 slots count) before the run starts
-        while ((yield* queue.workers).length === 0) yield* Effect.sleep("50 millis")
+        yield* liveWorker(queue, 2, (task) =>
+          Effect.sync(() => sizes.push(task.entities)).pipe(
+            Effect.as({ feature: task.feature, computed: task.entities, cached: [], failed: [], ms: 1 })
+          )
+        )
         const entities = Array.from({ length: 60 }, (_, i) => `e${i}`)
         const level = Array.from({ length: 6 }, (_, i) => ({
           feature: "art.tensor@1",
           entities: entities.slice(10 * i, 10 * i + 10)
         }))
-        const executor = yield* DistributedExecutor.make(options)
         const t0 = Date.now()
-        const results = yield* executor.execute({
-          run: "tail-run",
-          levels: [level],
-          runTask: () => Effect.die("the distributed executor runs tasks in workers")
-        })
+        const results = yield* runLevels(options, "tail-run", [level])
         expect(Date.now() - t0).toBeLessThan(4000)
         expect(results.flatMap((r) => r.computed).sort()).toEqual([...entities].sort())
         // every entity ran once; the first tasks are whole, the last ones smaller
@@ -236,28 +239,18 @@ describe.skipIf(!url)("DistributedExecutor (PostgreSQL)", () => {
         })
 
         // end to end: the caller gets the big result from the table and the small ones from notes
-        yield* Effect.forkScoped(
-          runWorker(queue, {
-            concurrency: 1,
-            handle: (task) =>
-              Effect.succeed(
-                task.entities.length > 1 ? { ...big, computed: task.entities } : { ...small, computed: task.entities }
-              )
-          })
+        yield* liveWorker(queue, 1, (task) =>
+          Effect.succeed(
+            task.entities.length > 1 ? { ...big, computed: task.entities } : { ...small, computed: task.entities }
+          )
         )
-        while ((yield* queue.workers).length === 0) yield* Effect.sleep("50 millis")
-        const executor = yield* DistributedExecutor.make(options)
         const t0 = Date.now()
-        const results = yield* executor.execute({
-          run: "notes-e2e",
-          levels: [
-            [
-              { feature: "art.tensor@1", entities: ["x"] },
-              { feature: "art.tensor@1", entities: big.computed }
-            ]
-          ],
-          runTask: () => Effect.die("the distributed executor runs tasks in workers")
-        })
+        const results = yield* runLevels(options, "notes-e2e", [
+          [
+            { feature: "art.tensor@1", entities: ["x"] },
+            { feature: "art.tensor@1", entities: big.computed }
+          ]
+        ])
         // polls come every 4 x 5 s: the notes settled the run
         expect(Date.now() - t0).toBeLessThan(4000)
         expect(results.flatMap((r) => r.computed).sort()).toEqual(["x", ...big.computed].sort())
