@@ -555,45 +555,53 @@ describe("Resolver fingerprint memo", () => {
   )
 })
 
-describe("Resolver plan in chunks", () => {
-  layer(FeatureStore.layerMemory({ leaseMs: 1000 }), { excludeTestServices: true })("memory", (it) =>
-    it.scoped(
-      "a plan of many entities in small chunks reads each feature's lineage once, with the states of a whole walk",
-      () =>
-        Effect.gen(function* () {
-          const prefix = uid("k")
-          const calls = new Calls()
-          const { source, artworkIds } = catalog(prefix, 400, 3)
-          const store = yield* FeatureStore.FeatureStore
-          let lists = 0
-          const counting: FeatureStore.Service = {
-            ...store,
-            list: (selector) => Effect.suspend(() => ((lists += 1), store.list(selector)))
-          }
-          const build = (mesh: Mesh.Mesh<any>, options: Resolver.Options) =>
-            withExecutor(
-              source,
-              2
-            )(Resolver.makeMemory(mesh, options)).pipe(Effect.provideService(FeatureStore.FeatureStore, counting))
-          // version 1 of the tensor for 10 artworks: stale for version 2
-          const v1 = chain(prefix, calls)
-          const first = yield* (yield* build(yield* Mesh.make(v1.algorithms), {})).materialize(
-            v1.Tensor,
-            artworkIds.slice(0, 10)
-          )
-          expect(first.failed).toEqual([])
-          const v2 = chain(prefix, calls, { tensor: 2 })
-          const mesh = yield* Mesh.make(v2.algorithms)
-          const label = `${prefix}.tensor@2`
-          const whole = entriesOf(yield* (yield* build(mesh, { chunkSize: 10_000 })).plan(v2.Tensor, artworkIds), label)
-          lists = 0
-          // 1,200 entities in chunks of 100: one-by-one lookups would be 1,200 queries
-          const chunked = yield* (yield* build(mesh, { chunkSize: 100 })).plan(v2.Tensor, artworkIds)
-          expect(lists).toBe(1)
-          expect(entriesOf(chunked, label)).toEqual(whole)
-          expect(Object.values(whole).filter((s) => s === "stale-version")).toHaveLength(10)
-          expect(Object.values(whole).filter((s) => s === "missing")).toHaveLength(1190)
-        })
-    )
+/** A plan in small chunks, on the store in context (memory, SQLite, PostgreSQL). */
+const chunkedPlan = (it: Vitest.MethodsNonLive<any, true>) =>
+  it.scoped(
+    "a plan of many entities in small chunks reads each feature's lineage once, with the states of a whole walk",
+    () =>
+      Effect.gen(function* () {
+        const prefix = uid("k")
+        const calls = new Calls()
+        const { source, artworkIds } = catalog(prefix, 400, 3)
+        const store = yield* FeatureStore.FeatureStore
+        let lists = 0
+        const counting: FeatureStore.Service = {
+          ...store,
+          list: (selector) => Effect.suspend(() => ((lists += 1), store.list(selector)))
+        }
+        const build = (mesh: Mesh.Mesh<any>, options: Resolver.Options) =>
+          withExecutor(
+            source,
+            2
+          )(Resolver.makeMemory(mesh, options)).pipe(Effect.provideService(FeatureStore.FeatureStore, counting))
+        // version 1 of the tensor for 10 artworks: stale for version 2
+        const v1 = chain(prefix, calls)
+        const first = yield* (yield* build(yield* Mesh.make(v1.algorithms), {})).materialize(
+          v1.Tensor,
+          artworkIds.slice(0, 10)
+        )
+        expect(first.failed).toEqual([])
+        const v2 = chain(prefix, calls, { tensor: 2 })
+        const mesh = yield* Mesh.make(v2.algorithms)
+        const label = `${prefix}.tensor@2`
+        const whole = entriesOf(yield* (yield* build(mesh, { chunkSize: 10_000 })).plan(v2.Tensor, artworkIds), label)
+        lists = 0
+        // 1,200 entities in chunks of 100: one-by-one lookups would be 1,200 queries
+        const chunked = yield* (yield* build(mesh, { chunkSize: 100 })).plan(v2.Tensor, artworkIds)
+        expect(lists).toBe(1)
+        expect(entriesOf(chunked, label)).toEqual(whole)
+        expect(Object.values(whole).filter((s) => s === "stale-version")).toHaveLength(10)
+        expect(Object.values(whole).filter((s) => s === "missing")).toHaveLength(1190)
+      })
   )
+
+describe("Resolver plan in chunks", () => {
+  layer(FeatureStore.layerMemory({ leaseMs: 1000 }), { excludeTestServices: true })("memory", chunkedPlan)
+  for (const adapter of StorageTesting.adapters()) {
+    if (adapter.skip) continue
+    layer(FeatureStore.layer({ leaseMs: 1000 }).pipe(Layer.provideMerge(adapter.layer)), {
+      excludeTestServices: true
+    })(adapter.name, chunkedPlan)
+  }
 })
